@@ -49,7 +49,7 @@ mod tests {
 
     #[test]
     fn strerror_of_non_os_error_is_its_text() {
-        let e = io::Error::new(io::ErrorKind::Other, "boom");
+        let e = io::Error::other("boom");
         assert_eq!(strerror(&e), "boom");
     }
 }
