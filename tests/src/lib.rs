@@ -1,1 +1,116 @@
-//! placeholder
+//! Real-kernel test support for the uml-utilities rewrite.
+//!
+//! The integration tests of this crate boot Debian's `linux.uml` (see
+//! `spec/testing.md`) and drive it with the project's tools and the C
+//! reference tools. This library holds the reusable pieces:
+//!
+//! * [`require`] / [`require!`]: skip a test (or fail it under `CI=true`)
+//!   when root, `linux.uml`, `/dev/net/tun`, a C reference binary or `ip`
+//!   is missing;
+//! * [`Uml`] / [`UmlConfig`]: boot a UML with the standard command line and
+//!   init-script preamble and always stop it again, even when the test
+//!   panics;
+//! * [`NetNs`]: a network namespace that is deleted, with everything still
+//!   running in it, when the guard is dropped;
+//! * [`run_with_timeout`]: run a client with a hard deadline;
+//! * [`mconsole_request`] and [`NotifyListener`]: a raw mconsole client and
+//!   notification socket built on `uml_common`;
+//! * [`workspace_bin`]: the path of a binary built from this workspace.
+//!
+//! Every wait in here is bounded. Helpers that can only fail because the
+//! test machine is broken panic with a message saying what to do; helpers
+//! whose failure a test may want to check return `Result<_, String>`.
+
+#![forbid(unsafe_code)]
+
+mod mconsole;
+mod netns;
+mod process;
+mod require;
+mod uml;
+
+use std::path::PathBuf;
+
+pub use mconsole::{mconsole_request, NotifyListener};
+pub use netns::NetNs;
+pub use process::{pid_alive, run_with_timeout, run_with_timeout_input, RunOutput};
+pub use require::{find_in_path, linux_uml, require, Requirement};
+pub use uml::{Uml, UmlConfig, DONE_MARKER, IDLE_SCRIPT, READY_MARKER};
+
+/// Re-exported so tests can name reply and notification types without a
+/// separate dependency.
+pub use uml_common;
+
+/// The directory holding the binaries of this workspace's current build
+/// profile, derived from the running test executable
+/// (`target/<profile>/deps/<test>-<hash>` → `target/<profile>`).
+pub fn workspace_bin_dir() -> PathBuf {
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => panic!("cannot find the running test executable: {e}"),
+    };
+    bin_dir_of(&exe)
+}
+
+/// `target/<profile>/deps/x` → `target/<profile>`; `target/<profile>/x` →
+/// `target/<profile>`.
+fn bin_dir_of(exe: &std::path::Path) -> PathBuf {
+    let dir = exe.parent().unwrap_or(std::path::Path::new("."));
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.parent().unwrap_or(dir).to_path_buf()
+    } else {
+        dir.to_path_buf()
+    }
+}
+
+/// The path of the workspace binary `name` (e.g. `"uml_mconsole"`,
+/// `"uml-launch"`) of the current build profile.
+///
+/// # Panics
+///
+/// When the binary has not been built, with a message telling to run
+/// `cargo build --workspace --bins`.
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let dir = workspace_bin_dir();
+    let path = dir.join(name);
+    if !path.is_file() {
+        panic!(
+            "workspace binary {name:?} not found at {}; run `cargo build --workspace --bins` \
+             (with the same profile as the tests) first",
+            path.display()
+        );
+    }
+    path
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn bin_dir_from_deps_and_direct() {
+        assert_eq!(
+            bin_dir_of(Path::new("/w/target/debug/deps/harness_smoke-0123")),
+            Path::new("/w/target/debug")
+        );
+        assert_eq!(
+            bin_dir_of(Path::new("/w/target/release/uml-launch")),
+            Path::new("/w/target/release")
+        );
+    }
+
+    #[test]
+    fn launcher_is_found() {
+        // `cargo test` builds this package's binaries before running tests.
+        let p = workspace_bin("uml-launch");
+        assert!(p.ends_with("uml-launch"));
+    }
+
+    #[test]
+    #[should_panic(expected = "cargo build --workspace --bins")]
+    fn missing_bin_panics_with_hint() {
+        workspace_bin("no-such-binary-here");
+    }
+}
