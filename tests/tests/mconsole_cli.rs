@@ -2,6 +2,9 @@
 //! process, the command line, notifications, and differential checks
 //! against Debian's client where no UML is needed.
 
+// Test code: a failed setup step should abort the test with its message.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -2,6 +2,9 @@
 //! live UML must print the same stdout and stderr and exit with the same
 //! status (spec: mconsole.md §3.1, §5; testing.md §8.4).
 
+// Test code: a failed setup step should abort the test with its message.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
