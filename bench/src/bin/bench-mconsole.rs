@@ -64,7 +64,7 @@ the targets (time ratio <= 0.80, RSS ratio <= 1.00).
 
 Options:
   --ours PATH         our client (default: uml_mconsole beside this program,
-                      i.e. target/release/uml_mconsole)
+                      i.e. target/x86_64-unknown-linux-gnu/release/uml_mconsole)
   --c PATH            the C client (default /usr/bin/uml_mconsole)
   --calls N           timed calls per client (default 2000)
   --batch N           calls per client per batch (default 20)
@@ -162,7 +162,7 @@ impl Options {
 fn sibling(name: &str) -> PathBuf {
     match std::env::current_exe() {
         Ok(exe) => exe.with_file_name(name),
-        Err(_) => PathBuf::from("target/release").join(name),
+        Err(_) => PathBuf::from("target/x86_64-unknown-linux-gnu/release").join(name),
     }
 }
 
