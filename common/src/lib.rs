@@ -3,8 +3,11 @@
 //! Everything here is pure (byte slices in, values out) so that each format
 //! is unit-tested against the byte vectors of the specification without a
 //! socket or a kernel. I/O and policy live in the binary crates.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod cli;
 pub mod mconsole;
+pub mod switch;
+#[allow(unsafe_code)]
+pub mod sys;
 pub mod umid;

@@ -1,0 +1,394 @@
+//! Batched datagram I/O on unix sockets: `recvmmsg` into preallocated frame
+//! buffers with the senders' raw addresses, and `sendmmsg` of frames to raw
+//! 110-byte `sockaddr_un` addresses. No allocation after construction.
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+use crate::switch::{SockAddrUn, SOCKADDR_UN_LEN};
+
+/// A set of preallocated receive buffers.
+pub struct RecvBatch {
+    buf_len: usize,
+    bufs: Vec<u8>,
+    addrs: Vec<libc::sockaddr_un>,
+    iovs: Vec<libc::iovec>,
+    hdrs: Vec<libc::mmsghdr>,
+    filled: usize,
+}
+
+impl std::fmt::Debug for RecvBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "RecvBatch({} x {} bytes, {} filled)",
+            self.hdrs.len(),
+            self.buf_len,
+            self.filled
+        )
+    }
+}
+
+fn zeroed_sockaddr_un() -> libc::sockaddr_un {
+    // SAFETY: sockaddr_un is a plain C struct of integers and byte arrays,
+    // for which all-zero bytes are a valid value.
+    unsafe { std::mem::zeroed() }
+}
+
+fn zeroed_mmsghdr() -> libc::mmsghdr {
+    // SAFETY: mmsghdr is a plain C struct (integers and raw pointers); all
+    // zeros (null pointers, zero lengths) is a valid value.
+    unsafe { std::mem::zeroed() }
+}
+
+impl RecvBatch {
+    /// `count` buffers of `buf_len` bytes each.
+    pub fn new(count: usize, buf_len: usize) -> RecvBatch {
+        let count = count.max(1);
+        RecvBatch {
+            buf_len,
+            bufs: vec![0u8; count * buf_len],
+            addrs: vec![zeroed_sockaddr_un(); count],
+            iovs: vec![
+                libc::iovec {
+                    iov_base: std::ptr::null_mut(),
+                    iov_len: 0
+                };
+                count
+            ],
+            hdrs: vec![zeroed_mmsghdr(); count],
+            filled: 0,
+        }
+    }
+
+    /// Number of buffers.
+    pub fn capacity(&self) -> usize {
+        self.hdrs.len()
+    }
+
+    /// Receives up to `capacity()` datagrams without blocking. Returns how
+    /// many arrived (0 when none was waiting).
+    pub fn recv(&mut self, fd: BorrowedFd<'_>) -> io::Result<usize> {
+        self.recv_up_to(fd, self.capacity())
+    }
+
+    /// Like [`RecvBatch::recv`] with at most `max` datagrams.
+    pub fn recv_up_to(&mut self, fd: BorrowedFd<'_>, max: usize) -> io::Result<usize> {
+        let n = max.min(self.capacity());
+        self.filled = 0;
+        let base = self.bufs.as_mut_ptr();
+        for i in 0..n {
+            // SAFETY: i < count, so the offset stays inside `bufs`
+            // (count * buf_len bytes).
+            self.iovs[i].iov_base = unsafe { base.add(i * self.buf_len) }.cast();
+            self.iovs[i].iov_len = self.buf_len;
+            let h = &mut self.hdrs[i].msg_hdr;
+            h.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_un).cast();
+            h.msg_namelen = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+            h.msg_iov = &mut self.iovs[i];
+            h.msg_iovlen = 1;
+            h.msg_control = std::ptr::null_mut();
+            h.msg_controllen = 0;
+            h.msg_flags = 0;
+            self.hdrs[i].msg_len = 0;
+        }
+        // SAFETY: the first n headers point at live buffers owned by self
+        // (iovecs, addresses, frame bytes) with the lengths given; they stay
+        // valid and unaliased for the duration of the call.
+        let rc = unsafe {
+            libc::recvmmsg(
+                fd.as_raw_fd(),
+                self.hdrs.as_mut_ptr(),
+                n as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::WouldBlock {
+                return Ok(0);
+            }
+            return Err(e);
+        }
+        self.filled = rc as usize;
+        Ok(self.filled)
+    }
+
+    /// Frame `i` of the last receive (cut to the buffer length).
+    pub fn frame(&self, i: usize) -> &[u8] {
+        if i >= self.filled {
+            return &[];
+        }
+        let len = (self.hdrs[i].msg_len as usize).min(self.buf_len);
+        &self.bufs[i * self.buf_len..i * self.buf_len + len]
+    }
+
+    /// Whether datagram `i` was longer than the buffer (`MSG_TRUNC`).
+    pub fn truncated(&self, i: usize) -> bool {
+        i < self.filled && self.hdrs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0
+    }
+
+    /// The raw sender address of datagram `i` (family + path, `addrlen`
+    /// bytes as returned by the kernel).
+    pub fn sender(&self, i: usize) -> &[u8] {
+        if i >= self.filled {
+            return &[];
+        }
+        let len = (self.hdrs[i].msg_hdr.msg_namelen as usize)
+            .min(std::mem::size_of::<libc::sockaddr_un>());
+        let addr = &self.addrs[i];
+        // SAFETY: `addr` is a live sockaddr_un; viewing its first `len`
+        // (<= its size) bytes as u8 is valid for any bit pattern.
+        unsafe { std::slice::from_raw_parts((addr as *const libc::sockaddr_un).cast::<u8>(), len) }
+    }
+
+    /// Mutable access to buffer `i` (e.g. to `read` a tap frame into it).
+    pub fn buffer_mut(&mut self, i: usize) -> &mut [u8] {
+        let i = i.min(self.capacity() - 1);
+        &mut self.bufs[i * self.buf_len..(i + 1) * self.buf_len]
+    }
+
+    /// Buffer `i` with an explicit length (after filling it by hand).
+    pub fn buffer(&self, i: usize, len: usize) -> &[u8] {
+        let i = i.min(self.capacity() - 1);
+        &self.bufs[i * self.buf_len..i * self.buf_len + len.min(self.buf_len)]
+    }
+}
+
+/// Outcome of [`SendBatch::flush`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Flushed {
+    /// Datagrams sent.
+    pub sent: usize,
+    /// Datagrams dropped because the receiver's queue was full.
+    pub would_block: usize,
+}
+
+/// Failure of one message of a batch (other than a full queue).
+#[derive(Debug)]
+pub struct SendFailure {
+    /// The `tag` given to [`SendBatch::push`].
+    pub tag: u32,
+    /// The error.
+    pub error: io::Error,
+}
+
+/// A batch of outgoing datagrams: frame bytes are copied in, so the batch
+/// does not borrow the receive buffers.
+pub struct SendBatch {
+    buf_len: usize,
+    bufs: Vec<u8>,
+    lens: Vec<usize>,
+    tags: Vec<u32>,
+    addrs: Vec<libc::sockaddr_un>,
+    iovs: Vec<libc::iovec>,
+    hdrs: Vec<libc::mmsghdr>,
+    n: usize,
+}
+
+impl std::fmt::Debug for SendBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SendBatch({}/{} queued)", self.n, self.hdrs.len())
+    }
+}
+
+impl SendBatch {
+    /// Room for `count` frames of up to `buf_len` bytes.
+    pub fn new(count: usize, buf_len: usize) -> SendBatch {
+        let count = count.max(1);
+        SendBatch {
+            buf_len,
+            bufs: vec![0u8; count * buf_len],
+            lens: vec![0; count],
+            tags: vec![0; count],
+            addrs: vec![zeroed_sockaddr_un(); count],
+            iovs: vec![
+                libc::iovec {
+                    iov_base: std::ptr::null_mut(),
+                    iov_len: 0
+                };
+                count
+            ],
+            hdrs: vec![zeroed_mmsghdr(); count],
+            n: 0,
+        }
+    }
+
+    /// Whether no more frames fit.
+    pub fn is_full(&self) -> bool {
+        self.n == self.hdrs.len()
+    }
+
+    /// Number of queued frames.
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// Queues `frame` (cut to the buffer length) for `addr`, sent with
+    /// addrlen 110. `tag` identifies the destination in failures. Returns
+    /// false when the batch is full (flush first).
+    pub fn push(&mut self, frame: &[u8], addr: &SockAddrUn, tag: u32) -> bool {
+        if self.is_full() {
+            return false;
+        }
+        let i = self.n;
+        let len = frame.len().min(self.buf_len);
+        self.bufs[i * self.buf_len..i * self.buf_len + len].copy_from_slice(&frame[..len]);
+        self.lens[i] = len;
+        self.tags[i] = tag;
+        let dst = &mut self.addrs[i];
+        // SAFETY: sockaddr_un is exactly SOCKADDR_UN_LEN (110) bytes on
+        // Linux (checked by a unit test); we overwrite it byte for byte
+        // from a 110-byte array.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                addr.0.as_ptr(),
+                (dst as *mut libc::sockaddr_un).cast::<u8>(),
+                SOCKADDR_UN_LEN,
+            );
+        }
+        self.n += 1;
+        true
+    }
+
+    /// Sends everything queued on `fd` without blocking. Messages whose
+    /// receiver queue is full are dropped and counted; other failures are
+    /// passed to `on_error` and dropped. The batch is empty afterwards.
+    pub fn flush(&mut self, fd: BorrowedFd<'_>, mut on_error: impl FnMut(SendFailure)) -> Flushed {
+        let mut out = Flushed::default();
+        let n = self.n;
+        let base = self.bufs.as_mut_ptr();
+        for i in 0..n {
+            // SAFETY: i < count, so the offset stays inside `bufs`.
+            self.iovs[i].iov_base = unsafe { base.add(i * self.buf_len) }.cast();
+            self.iovs[i].iov_len = self.lens[i];
+            let h = &mut self.hdrs[i].msg_hdr;
+            h.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_un).cast();
+            h.msg_namelen = SOCKADDR_UN_LEN as libc::socklen_t;
+            h.msg_iov = &mut self.iovs[i];
+            h.msg_iovlen = 1;
+            h.msg_control = std::ptr::null_mut();
+            h.msg_controllen = 0;
+            h.msg_flags = 0;
+        }
+        let mut start = 0;
+        while start < n {
+            // SAFETY: headers start..n point at live buffers owned by self,
+            // valid for the duration of the call.
+            let rc = unsafe {
+                libc::sendmmsg(
+                    fd.as_raw_fd(),
+                    self.hdrs.as_mut_ptr().add(start),
+                    (n - start) as libc::c_uint,
+                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                )
+            };
+            if rc > 0 {
+                out.sent += rc as usize;
+                start += rc as usize;
+                continue;
+            }
+            // rc <= 0: message `start` failed; drop it and go on.
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::EAGAIN) => out.would_block += 1,
+                _ => on_error(SendFailure {
+                    tag: self.tags[start],
+                    error: e,
+                }),
+            }
+            start += 1;
+        }
+        self.n = 0;
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+
+    #[test]
+    fn sockaddr_un_is_110_bytes() {
+        assert_eq!(std::mem::size_of::<libc::sockaddr_un>(), SOCKADDR_UN_LEN);
+    }
+
+    fn abstract_socket(tag: &str) -> (UnixDatagram, SockAddrUn) {
+        let mut name = [0u8; 107];
+        let t = format!("mmsg-test-{}-{tag}", std::process::id());
+        name[..t.len()].copy_from_slice(t.as_bytes());
+        let sock = UnixDatagram::bind_addr(&SocketAddr::from_abstract_name(name).unwrap()).unwrap();
+        (sock, SockAddrUn::abstract_name(&name))
+    }
+
+    #[test]
+    fn batch_round_trip_with_full_length_addresses() {
+        let (a, a_addr) = abstract_socket("a");
+        let (b, b_addr) = abstract_socket("b");
+        let mut out = SendBatch::new(8, 1514);
+        for i in 0..5u8 {
+            assert!(out.push(&[i; 60], &b_addr, 7));
+        }
+        assert!(out.push(&[9u8; 3000], &b_addr, 7)); // cut to 1514
+        let flushed = out.flush(a.as_fd(), |f| panic!("{f:?}"));
+        assert_eq!(
+            flushed,
+            Flushed {
+                sent: 6,
+                would_block: 0
+            }
+        );
+        assert!(out.is_empty());
+        let mut rx = RecvBatch::new(16, 1514);
+        let n = rx.recv(b.as_fd()).unwrap();
+        assert_eq!(n, 6);
+        for i in 0..5 {
+            assert_eq!(rx.frame(i), &[i as u8; 60][..]);
+            assert!(!rx.truncated(i));
+            // The sender is a's full 110-byte address.
+            assert_eq!(rx.sender(i), &a_addr.0[..]);
+        }
+        assert_eq!(rx.frame(5).len(), 1514);
+        assert_eq!(rx.frame(6), b"");
+        assert_eq!(rx.recv(b.as_fd()).unwrap(), 0);
+    }
+
+    #[test]
+    fn oversized_datagrams_are_flagged() {
+        let (a, _) = abstract_socket("c");
+        let (b, b_addr) = abstract_socket("d");
+        let name = SocketAddr::from_abstract_name(&b_addr.0[3..]).unwrap();
+        a.send_to_addr(&[1u8; 2000], &name).unwrap();
+        let mut rx = RecvBatch::new(2, 1514);
+        assert_eq!(rx.recv(b.as_fd()).unwrap(), 1);
+        assert!(rx.truncated(0));
+        assert_eq!(rx.frame(0).len(), 1514);
+    }
+
+    #[test]
+    fn unreachable_receivers_fail_per_message() {
+        let (a, _) = abstract_socket("e");
+        let (b, b_addr) = abstract_socket("f");
+        let nobody = SockAddrUn::abstract_name(b"nobody-bound-this-name");
+        let mut out = SendBatch::new(4, 100);
+        out.push(&[1; 20], &nobody, 1);
+        out.push(&[2; 20], &b_addr, 2);
+        let mut failures = Vec::new();
+        let flushed = out.flush(a.as_fd(), |f| failures.push(f.tag));
+        assert_eq!(flushed.sent, 1);
+        assert_eq!(failures, vec![1]);
+        let mut rx = RecvBatch::new(2, 100);
+        assert_eq!(rx.recv(b.as_fd()).unwrap(), 1);
+        assert_eq!(rx.frame(0), &[2; 20][..]);
+    }
+}

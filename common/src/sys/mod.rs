@@ -1,0 +1,8 @@
+//! The only `unsafe` code of the workspace: thin, safe wrappers around the
+//! system calls that std and nix do not offer in the form the tools need.
+//! Each wrapper is small, documents its invariants with `// SAFETY:`
+//! comments and has a unit test.
+
+pub mod mmsg;
+pub mod signal;
+pub mod tun;
