@@ -1,6 +1,13 @@
-//! `uml_switch`: not implemented yet (stub). See README.md for the feature table.
+//! `uml_switch` entry point.
 #![forbid(unsafe_code)]
 
 fn main() {
-    uml_common::cli::not_implemented("uml_switch")
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    match uml_switch::main_with_args(&argv) {
+        uml_switch::server::Exit::Status(code) => std::process::exit(code),
+        uml_switch::server::Exit::Signal(sig) => {
+            let _ = uml_common::sys::signal::reraise_default(sig);
+            std::process::exit(128 + sig);
+        }
+    }
 }

@@ -1,0 +1,164 @@
+//! The legacy command line, parsed left to right like the C switch:
+//! `-hub` and `-compat-v0` print their notice as soon as they are seen.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+/// Default control socket.
+pub const DEFAULT_CTL: &str = "/tmp/uml.ctl";
+/// Default data socket of `-compat-v0`.
+pub const DEFAULT_DATA: &str = "/tmp/uml.data";
+
+/// Parsed options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// Control socket path.
+    pub ctl: PathBuf,
+    /// Data socket path (`-compat-v0` only).
+    pub data: Option<PathBuf>,
+    /// Hub instead of switch.
+    pub hub: bool,
+    /// Host tap device to attach.
+    pub tap: Option<String>,
+    /// Protocol 0 compatibility.
+    pub compat_v0: bool,
+    /// Detach after set-up.
+    pub daemon: bool,
+}
+
+/// The usage text (stderr, exit 1).
+pub fn usage(prog: &str) -> String {
+    format!(
+        "Usage : {prog} [ -unix control-socket ] [ -hub ] [ -tap tap-device ]\n\
+         or : {prog} -compat-v0 [ -unix control-socket data-socket ] [ -hub ] [ -tap tap-device ]\n"
+    )
+}
+
+/// Result of parsing: the options, plus the notices to print on stdout in
+/// order (they are printed even when a later argument is bad, as in C).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parsed {
+    /// Notices printed while parsing.
+    pub notices: Vec<String>,
+    /// The options, or `None` for a usage error.
+    pub options: Option<Options>,
+}
+
+/// Parses `args` (without argv[0]); `prog` is argv[0] as invoked.
+pub fn parse(prog: &str, args: &[OsString]) -> Parsed {
+    let mut notices = Vec::new();
+    let mut o = Options {
+        ctl: PathBuf::from(DEFAULT_CTL),
+        data: None,
+        hub: false,
+        tap: None,
+        compat_v0: false,
+        daemon: false,
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.to_str() {
+            Some("-unix") => {
+                let Some(ctl) = it.next() else {
+                    return Parsed {
+                        notices,
+                        options: None,
+                    };
+                };
+                o.ctl = PathBuf::from(ctl);
+                if o.compat_v0 {
+                    let Some(data) = it.next() else {
+                        return Parsed {
+                            notices,
+                            options: None,
+                        };
+                    };
+                    o.data = Some(PathBuf::from(data));
+                }
+            }
+            Some("-hub") => {
+                notices.push(format!("{prog} will be a hub instead of a switch\n"));
+                o.hub = true;
+            }
+            Some("-tap") => {
+                let Some(dev) = it.next() else {
+                    return Parsed {
+                        notices,
+                        options: None,
+                    };
+                };
+                o.tap = Some(dev.to_string_lossy().into_owned());
+            }
+            Some("-compat-v0") => {
+                notices.push("Control protocol 0 compatibility\n".to_string());
+                o.compat_v0 = true;
+                if o.data.is_none() {
+                    o.data = Some(PathBuf::from(DEFAULT_DATA));
+                }
+            }
+            Some("-daemon") => o.daemon = true,
+            _ => {
+                return Parsed {
+                    notices,
+                    options: None,
+                }
+            }
+        }
+    }
+    Parsed {
+        notices,
+        options: Some(o),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(args: &[&str]) -> Parsed {
+        let a: Vec<OsString> = args.iter().map(OsString::from).collect();
+        parse("sw", &a)
+    }
+
+    #[test]
+    fn defaults_and_options() {
+        let o = p(&[]).options.unwrap();
+        assert_eq!(o.ctl, PathBuf::from("/tmp/uml.ctl"));
+        assert_eq!(o.data, None);
+        let r = p(&["-unix", "/w/ctl", "-hub", "-tap", "tap0", "-daemon"]);
+        assert_eq!(r.notices, ["sw will be a hub instead of a switch\n"]);
+        let o = r.options.unwrap();
+        assert_eq!(o.ctl, PathBuf::from("/w/ctl"));
+        assert!(o.hub && o.daemon);
+        assert_eq!(o.tap.as_deref(), Some("tap0"));
+    }
+
+    #[test]
+    fn compat_v0_takes_a_data_path_only_after_it() {
+        let r = p(&["-compat-v0", "-unix", "c", "d"]);
+        assert_eq!(r.notices, ["Control protocol 0 compatibility\n"]);
+        let o = r.options.unwrap();
+        assert_eq!(o.data, Some(PathBuf::from("d")));
+        let o = p(&["-compat-v0"]).options.unwrap();
+        assert_eq!(o.data, Some(PathBuf::from("/tmp/uml.data")));
+        // Before -compat-v0, -unix takes one value: "d" is then unknown.
+        assert_eq!(p(&["-unix", "c", "d", "-compat-v0"]).options, None);
+        let o = p(&["-unix", "c", "-compat-v0"]).options.unwrap();
+        assert_eq!(o.data, Some(PathBuf::from("/tmp/uml.data")));
+    }
+
+    #[test]
+    fn usage_errors_keep_earlier_notices() {
+        let r = p(&["-hub", "-bogus"]);
+        assert_eq!(r.options, None);
+        assert_eq!(r.notices.len(), 1);
+        assert_eq!(p(&["-unix"]).options, None);
+        assert_eq!(p(&["-tap"]).options, None);
+        assert_eq!(p(&["-compat-v0", "-unix", "c"]).options, None);
+        assert_eq!(
+            usage("sw"),
+            "Usage : sw [ -unix control-socket ] [ -hub ] [ -tap tap-device ]\n\
+             or : sw -compat-v0 [ -unix control-socket data-socket ] [ -hub ] [ -tap tap-device ]\n"
+        );
+    }
+}

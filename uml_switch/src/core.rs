@@ -1,0 +1,350 @@
+//! The forwarding core: a bounded, aged MAC table and the per-frame
+//! decision. It knows ports only as ids; it never touches a socket, so new
+//! port kinds (tap, seqpacket, UDP tunnels, ...) need no change here.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use uml_common::switch::{frame_macs, Mac};
+
+/// A port's id in the switch (an index into the port table).
+pub type PortId = u32;
+
+/// Entries not refreshed for this long are removed (C: 100 s).
+pub const MAX_AGE_SECS: u32 = 100;
+/// Default bound on the MAC table size.
+pub const DEFAULT_TABLE_CAP: usize = 65_536;
+
+/// A multiplicative hasher for 6-byte MACs (std's SipHash is needlessly
+/// slow for a per-frame lookup of a non-adversarial-length key; the table
+/// is bounded, so collisions cannot grow memory).
+#[derive(Debug, Default)]
+pub struct MacHasher(u64);
+
+impl Hasher for MacHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (v ^ (v >> 29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 ^= self.0 >> 32;
+    }
+}
+
+/// A MAC as the table's key, hashed as one u64.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct MacKeyHash(u64);
+
+impl std::hash::Hash for MacKeyHash {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0);
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    port: PortId,
+    seen: u32,
+}
+
+/// What learning a source address did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Learned {
+    /// Known on this port already (refreshed).
+    Same,
+    /// New address on this port.
+    New,
+    /// The address moved here from another port.
+    Moved(PortId),
+    /// Not learned: the table is full (the frame is still forwarded).
+    Full,
+}
+
+/// The MAC → port table: bounded, aged, purged per port.
+#[derive(Debug)]
+pub struct MacTable {
+    map: HashMap<MacKeyHash, Entry, BuildHasherDefault<MacHasher>>,
+    cap: usize,
+}
+
+impl MacTable {
+    /// A table holding at most `cap` entries.
+    pub fn new(cap: usize) -> MacTable {
+        MacTable {
+            map: HashMap::with_capacity_and_hasher(cap.min(4096), BuildHasherDefault::default()),
+            cap,
+        }
+    }
+
+    /// The port `mac` was last seen on.
+    pub fn lookup(&self, mac: Mac) -> Option<PortId> {
+        self.map.get(&MacKeyHash(mac.to_u64())).map(|e| e.port)
+    }
+
+    /// Records that `mac` was seen on `port` at time `now` (seconds).
+    pub fn learn(&mut self, mac: Mac, port: PortId, now: u32) -> Learned {
+        let key = MacKeyHash(mac.to_u64());
+        if let Some(e) = self.map.get_mut(&key) {
+            e.seen = now;
+            if e.port == port {
+                return Learned::Same;
+            }
+            let old = e.port;
+            e.port = port;
+            return Learned::Moved(old);
+        }
+        if self.map.len() >= self.cap {
+            self.expire(now);
+            if self.map.len() >= self.cap {
+                return Learned::Full;
+            }
+        }
+        self.map.insert(key, Entry { port, seen: now });
+        Learned::New
+    }
+
+    /// Removes every entry of `port`. Returns how many.
+    pub fn purge_port(&mut self, port: PortId) -> usize {
+        let before = self.map.len();
+        self.map.retain(|_, e| e.port != port);
+        before - self.map.len()
+    }
+
+    /// Removes entries not seen for more than [`MAX_AGE_SECS`].
+    pub fn expire(&mut self, now: u32) -> usize {
+        let before = self.map.len();
+        self.map
+            .retain(|_, e| now.saturating_sub(e.seen) <= MAX_AGE_SECS);
+        before - self.map.len()
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+/// Where a frame goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Nowhere (too short, or addressed back to its sender).
+    Drop,
+    /// To one port.
+    To(PortId),
+    /// To every port except the sender.
+    Flood,
+}
+
+/// Something worth telling the operator (not per frame, except the C
+/// switch's "unknown Addr" notice, which the caller rate-limits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// `src` learned on `port`, possibly moved from `old`.
+    Learned {
+        /// The address.
+        mac: Mac,
+        /// Its new port.
+        port: PortId,
+        /// Its previous port.
+        old: Option<PortId>,
+    },
+    /// A unicast to an unknown destination is flooded; `src` is the
+    /// frame's source (the C switch prints the source).
+    Unknown {
+        /// Source address of the frame.
+        src: Mac,
+    },
+    /// The table is full; `src` was not learned.
+    TableFull,
+}
+
+/// The switching logic.
+#[derive(Debug)]
+pub struct Forwarder {
+    /// The MAC table.
+    pub table: MacTable,
+    hub: bool,
+}
+
+impl Forwarder {
+    /// A switch (or a hub) with a table of at most `cap` entries.
+    pub fn new(hub: bool, cap: usize) -> Forwarder {
+        Forwarder {
+            table: MacTable::new(cap),
+            hub,
+        }
+    }
+
+    /// Learns from and decides the destination of one frame from `from`.
+    pub fn forward(
+        &mut self,
+        from: PortId,
+        frame: &[u8],
+        now: u32,
+        mut event: impl FnMut(Event),
+    ) -> Verdict {
+        let Some((dst, src)) = frame_macs(frame) else {
+            return Verdict::Drop;
+        };
+        if !src.is_multicast() {
+            match self.table.learn(src, from, now) {
+                Learned::Same => {}
+                Learned::New => event(Event::Learned {
+                    mac: src,
+                    port: from,
+                    old: None,
+                }),
+                Learned::Moved(old) => event(Event::Learned {
+                    mac: src,
+                    port: from,
+                    old: Some(old),
+                }),
+                Learned::Full => event(Event::TableFull),
+            }
+        }
+        let target = if dst.is_multicast() {
+            None
+        } else {
+            self.table.lookup(dst)
+        };
+        match target {
+            None => {
+                if !dst.is_multicast() {
+                    event(Event::Unknown { src });
+                }
+                Verdict::Flood
+            }
+            Some(_) if self.hub => Verdict::Flood,
+            Some(t) if t == from => Verdict::Drop,
+            Some(t) => Verdict::To(t),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: Mac = Mac([2, 0, 0, 0, 0, 1]);
+    const B: Mac = Mac([2, 0, 0, 0, 0, 2]);
+    const BCAST: Mac = Mac([0xff; 6]);
+
+    fn frame(dst: Mac, src: Mac) -> Vec<u8> {
+        let mut f = dst.0.to_vec();
+        f.extend_from_slice(&src.0);
+        f.extend_from_slice(&[8, 0, 0x45, 0]);
+        f
+    }
+
+    fn run(fw: &mut Forwarder, from: PortId, f: &[u8]) -> (Verdict, Vec<Event>) {
+        let mut ev = Vec::new();
+        let v = fw.forward(from, f, 10, |e| ev.push(e));
+        (v, ev)
+    }
+
+    #[test]
+    fn s5_learning_trace() {
+        let mut fw = Forwarder::new(false, 16);
+        let (v, ev) = run(&mut fw, 5, &frame(BCAST, A));
+        assert_eq!(v, Verdict::Flood);
+        assert_eq!(
+            ev,
+            [Event::Learned {
+                mac: A,
+                port: 5,
+                old: None
+            }]
+        );
+        let (v, ev) = run(&mut fw, 6, &frame(A, B));
+        assert_eq!(v, Verdict::To(5));
+        assert_eq!(
+            ev,
+            [Event::Learned {
+                mac: B,
+                port: 6,
+                old: None
+            }]
+        );
+        let (v, ev) = run(&mut fw, 5, &frame(Mac([2, 0, 0, 0, 0, 9]), A));
+        assert_eq!(v, Verdict::Flood);
+        assert_eq!(ev, [Event::Unknown { src: A }]);
+    }
+
+    #[test]
+    fn moves_hub_echo_and_short_frames() {
+        let mut fw = Forwarder::new(false, 16);
+        run(&mut fw, 1, &frame(BCAST, A));
+        let (_, ev) = run(&mut fw, 2, &frame(BCAST, A));
+        assert_eq!(
+            ev,
+            [Event::Learned {
+                mac: A,
+                port: 2,
+                old: Some(1)
+            }]
+        );
+        // A frame addressed to its own port is not echoed.
+        run(&mut fw, 2, &frame(BCAST, B));
+        assert_eq!(run(&mut fw, 2, &frame(B, A)).0, Verdict::Drop);
+        // Multicast sources are never learned.
+        let (_, ev) = run(&mut fw, 3, &frame(BCAST, Mac([1, 0, 0x5e, 0, 0, 1])));
+        assert!(ev.is_empty());
+        assert_eq!(run(&mut fw, 3, &[0u8; 13]).0, Verdict::Drop);
+        let mut hub = Forwarder::new(true, 16);
+        run(&mut hub, 1, &frame(BCAST, A));
+        assert_eq!(run(&mut hub, 2, &frame(A, B)).0, Verdict::Flood);
+    }
+
+    #[test]
+    fn purge_removes_every_entry_of_a_port() {
+        let mut t = MacTable::new(16);
+        t.learn(A, 1, 0);
+        t.learn(B, 1, 0);
+        t.learn(Mac([2, 0, 0, 0, 0, 3]), 2, 0);
+        assert_eq!(t.purge_port(1), 2);
+        assert_eq!(t.lookup(A), None);
+        assert_eq!(t.lookup(B), None);
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn aging_and_bound() {
+        let mut t = MacTable::new(2);
+        assert_eq!(t.learn(A, 1, 0), Learned::New);
+        assert_eq!(t.learn(B, 1, 50), Learned::New);
+        assert_eq!(t.learn(Mac([2, 0, 0, 0, 0, 3]), 1, 60), Learned::Full);
+        assert_eq!(t.len(), 2);
+        // At 101 s, A (seen at 0) is too old: it makes room.
+        assert_eq!(t.learn(Mac([2, 0, 0, 0, 0, 3]), 1, 101), Learned::New);
+        assert_eq!(t.lookup(A), None);
+        assert_eq!(t.expire(300), 2);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn a_flood_of_sources_stays_bounded() {
+        let mut fw = Forwarder::new(false, 1000);
+        let mut full = 0;
+        for i in 0..100_000u32 {
+            let b = i.to_be_bytes();
+            let src = Mac([2, 0, b[0], b[1], b[2], b[3]]);
+            fw.forward(1, &frame(BCAST, src), 5, |e| {
+                if e == Event::TableFull {
+                    full += 1;
+                }
+            });
+        }
+        assert_eq!(fw.table.len(), 1000);
+        assert_eq!(full, 99_000);
+    }
+}
