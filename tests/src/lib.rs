@@ -27,6 +27,7 @@ mod mconsole;
 mod netns;
 mod process;
 mod require;
+pub mod switch_client;
 mod uml;
 
 use std::path::PathBuf;
