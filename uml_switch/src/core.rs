@@ -70,6 +70,7 @@ pub enum Learned {
 pub struct MacTable {
     map: HashMap<MacKeyHash, Entry, BuildHasherDefault<MacHasher>>,
     cap: usize,
+    last_full_sweep: Option<u32>,
 }
 
 impl MacTable {
@@ -78,6 +79,7 @@ impl MacTable {
         MacTable {
             map: HashMap::with_capacity_and_hasher(cap.min(4096), BuildHasherDefault::default()),
             cap,
+            last_full_sweep: None,
         }
     }
 
@@ -99,7 +101,12 @@ impl MacTable {
             return Learned::Moved(old);
         }
         if self.map.len() >= self.cap {
-            self.expire(now);
+            // A full table is swept at most once per second of `now`, so a
+            // flood of new source addresses costs O(1) per frame.
+            if self.last_full_sweep != Some(now) {
+                self.last_full_sweep = Some(now);
+                self.expire(now);
+            }
             if self.map.len() >= self.cap {
                 return Learned::Full;
             }

@@ -228,6 +228,9 @@ pub enum Exit {
 impl Switch {
     /// Creates and binds the sockets and prints the start-up lines.
     pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, SetupFailed> {
+        // Checked first: a terminal hung up right after start-up still
+        // counts as one (the C switch checks after its first message).
+        let stdin_is_tty = nix::unistd::isatty(0).unwrap_or(false);
         // Fix of C pitfall 9: a relative path could not be removed after
         // -daemon's chdir("/").
         if opts.daemon {
@@ -317,8 +320,34 @@ impl Switch {
             .map_err(|e| fail("Setting O_NONBLOCK on connection fd", &strerror(&e)))?;
         data.set_nonblocking(true)
             .map_err(|e| fail("Setting O_NONBLOCK on data fd", &strerror(&e)))?;
-        // The event loop's own descriptors live above the ones users see,
-        // so that ports get the same numbers as with the C switch.
+        let mut line = match &opts.data {
+            Some(d) => format!(
+                "{prog} attached to unix sockets '{}' and '{}'",
+                ctl.display(),
+                d.display()
+            ),
+            None => format!("{prog} attached to unix socket '{}'", ctl.display()),
+        };
+        if let Some(t) = &opts.tap {
+            line.push_str(&format!(" tap device '{t}'"));
+        }
+        line.push('\n');
+        out(&line);
+        let tap = opts.tap.as_deref().and_then(open_tap_file);
+        if opts.daemon {
+            if let Err(e) = nix::unistd::daemon(false, true) {
+                err(&format!("daemon: {}\n", e.desc()));
+                let _ = std::fs::remove_file(&ctl);
+                if let Some(d) = &opts.data {
+                    let _ = std::fs::remove_file(d);
+                }
+                return Err(SetupFailed);
+            }
+        }
+
+        // After daemon(): an epoll instance watching a signalfd does not
+        // follow fork. The event loop's own descriptors live above the ones
+        // users see, so that ports get the same numbers as with the C switch.
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)
             .map_err(io::Error::from)
             .and_then(|e| move_high(e.0, HIGH_FD))
@@ -357,20 +386,6 @@ impl Switch {
             .add(&signals, ev(TOKEN_SIGNAL))
             .map_err(|e| fail("epoll", &e))?;
 
-        let mut line = match &opts.data {
-            Some(d) => format!(
-                "{prog} attached to unix sockets '{}' and '{}'",
-                ctl.display(),
-                d.display()
-            ),
-            None => format!("{prog} attached to unix socket '{}'", ctl.display()),
-        };
-        if let Some(t) = &opts.tap {
-            line.push_str(&format!(" tap device '{t}'"));
-        }
-        line.push('\n');
-        out(&line);
-
         let now = Instant::now();
         let mut sw = Switch {
             prog: prog.to_string(),
@@ -398,48 +413,19 @@ impl Switch {
             unknown_sender_reported: false,
             next_aging: now + AGING_PERIOD,
         };
-        if nix::unistd::isatty(0).unwrap_or(false) {
+        if stdin_is_tty {
             let stdin = io::stdin();
             if sw.epoll.add(stdin.as_fd(), ev(TOKEN_STDIN)).is_ok() {
                 sw.stdin_watched = true;
             }
         }
-        if let Some(name) = sw.opts.tap.clone() {
-            sw.open_tap(&name);
-        }
-        if sw.opts.daemon {
-            if let Err(e) = nix::unistd::daemon(false, true) {
-                err(&format!("daemon: {e}\n"));
-                sw.cleanup();
-                return Err(SetupFailed);
-            }
+        if let Some(file) = tap {
+            sw.attach_tap(file);
         }
         Ok(sw)
     }
 
-    fn open_tap(&mut self, name: &str) {
-        let file = match tun::open_tun(name, tun::Mode::Tap) {
-            Ok(f) => f,
-            Err(tun::TunError::Open(e)) => {
-                err(&format!("Failed to open /dev/net/tun: {}\n", strerror(&e)));
-                return;
-            }
-            Err(tun::TunError::SetIff(e)) => {
-                err(&format!("TUNSETIFF failed: {}\n", strerror(&e)));
-                return;
-            }
-            Err(tun::TunError::BadName) => {
-                err(&format!(
-                    "TUNSETIFF failed: {}\n",
-                    strerror(&io::Error::from_raw_os_error(libc::EINVAL))
-                ));
-                return;
-            }
-        };
-        if let Err(e) = set_nonblocking(file.as_fd()) {
-            err(&format!("Setting O_NONBLOCK on tap fd: {}\n", strerror(&e)));
-            return;
-        }
+    fn attach_tap(&mut self, file: File) {
         if self
             .epoll
             .add(&file, EpollEvent::new(EpollFlags::EPOLLIN, TOKEN_TAP))
@@ -455,7 +441,6 @@ impl Switch {
             send_error_reported: false,
         });
         self.tap_port = Some(id);
-        out("New connection\n");
     }
 
     fn add_port(&mut self, port: Port) -> PortId {
@@ -1059,6 +1044,35 @@ impl Switch {
 enum FrameSrc {
     Rx(usize),
     Tap(usize),
+}
+
+/// Opens the tap as the C switch does; on failure prints why and the
+/// switch runs without it. Prints `New connection` on success.
+fn open_tap_file(name: &str) -> Option<File> {
+    let file = match tun::open_tun(name, tun::Mode::Tap) {
+        Ok(f) => f,
+        Err(tun::TunError::Open(e)) => {
+            err(&format!("Failed to open /dev/net/tun: {}\n", strerror(&e)));
+            return None;
+        }
+        Err(tun::TunError::SetIff(e)) => {
+            err(&format!("TUNSETIFF failed: {}\n", strerror(&e)));
+            return None;
+        }
+        Err(tun::TunError::BadName) => {
+            err(&format!(
+                "TUNSETIFF failed: {}\n",
+                strerror(&io::Error::from_raw_os_error(libc::EINVAL))
+            ));
+            return None;
+        }
+    };
+    if let Err(e) = set_nonblocking(file.as_fd()) {
+        err(&format!("Setting O_NONBLOCK on tap fd: {}\n", strerror(&e)));
+        return None;
+    }
+    out("New connection\n");
+    Some(file)
 }
 
 fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
