@@ -11,3 +11,4 @@ pub mod switch;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod umid;
+pub mod umlnet;

@@ -1,0 +1,686 @@
+//! The `uml_net` helper protocol: the argv the UML kernel passes (versions
+//! 0–4), strict validation of every argument, and the reply framings
+//! (spec: `uml_net.md` §2–§4, §8).
+
+use std::fmt;
+use std::net::Ipv4Addr;
+
+/// Highest protocol version (`UML_NET_VERSION`).
+pub const MAX_VERSION: u32 = 4;
+/// `IFNAMSIZ`.
+pub const IFNAMSIZ: usize = 16;
+
+/// The stderr text for too few arguments.
+pub const BAD_ARGUMENT_LIST: &str = "uml_net : bad argument list - if you're running uml_net by\nhand, don't bother.  uml_net is run automatically by UML when\nnecessary.\n";
+
+/// A validated interface name: 1–15 ASCII letters and digits (the C
+/// helper's `isalnum` rule, plus the kernel's length limit).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IfName(String);
+
+impl IfName {
+    /// Validates `name`.
+    pub fn parse(name: &str) -> Result<IfName, String> {
+        if name.is_empty() || name.len() >= IFNAMSIZ {
+            return Err(format!(
+                "Bad interface name '{}': it must be 1 to {} characters long\n",
+                printable(name),
+                IFNAMSIZ - 1
+            ));
+        }
+        if !name.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err("Device doesn't contain only alphanumeric characters\n".to_string());
+        }
+        Ok(IfName(name.to_string()))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// `ifr_name`: the name NUL-padded to 16 bytes.
+    pub fn ifr_name(&self) -> [u8; IFNAMSIZ] {
+        let mut b = [0u8; IFNAMSIZ];
+        b[..self.0.len()].copy_from_slice(self.0.as_bytes());
+        b
+    }
+}
+
+impl fmt::Display for IfName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Shows hostile input safely in one line: control characters escaped,
+/// cut to 64 characters.
+pub fn printable(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars().take(64) {
+        if c.is_control() {
+            out.push_str(&c.escape_default().to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    if s.chars().count() > 64 {
+        out.push_str("...");
+    }
+    out
+}
+
+/// Parses a strict dotted quad: exactly four decimal numbers 0–255, no
+/// signs, spaces, leading `0x` or empty parts (the kernel prints
+/// `%d.%d.%d.%d`).
+pub fn parse_ipv4(s: &str, what: &str) -> Result<Ipv4Addr, String> {
+    let bad = || {
+        format!(
+            "Bad {what} '{}': expected a dotted-quad IPv4 address\n",
+            printable(s)
+        )
+    };
+    let parts: Vec<&str> = s.split('.').collect();
+    if parts.len() != 4 {
+        return Err(bad());
+    }
+    let mut b = [0u8; 4];
+    for (i, p) in parts.iter().enumerate() {
+        if p.is_empty() || p.len() > 3 || !p.bytes().all(|c| c.is_ascii_digit()) {
+            return Err(bad());
+        }
+        b[i] = p.parse::<u8>().map_err(|_| bad())?;
+    }
+    Ok(Ipv4Addr::from(b))
+}
+
+/// Parses a contiguous netmask (ones then zeros) and returns it with its
+/// prefix length.
+pub fn parse_netmask(s: &str) -> Result<(Ipv4Addr, u8), String> {
+    let mask = parse_ipv4(s, "netmask")?;
+    let bits = u32::from(mask);
+    let prefix = bits.leading_ones();
+    if bits.checked_shl(prefix).unwrap_or(0) != 0 {
+        return Err(format!(
+            "Bad netmask '{}': the one bits must be contiguous\n",
+            printable(s)
+        ));
+    }
+    Ok((mask, prefix as u8))
+}
+
+/// `strtoul(s, &end, 0)` as the C helper parses the version: `None` when
+/// `s` does not start with a number (the v0 form). Trailing junk is
+/// refused (`Some(Err)`), unlike C.
+pub fn parse_version(s: &str) -> Option<Result<u32, String>> {
+    let t = s.trim_start();
+    let first = t.bytes().next()?;
+    let digits_start = if first == b'+' { 1 } else { 0 };
+    if !t[digits_start..]
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let body = &t[digits_start..];
+    let (radix, digits) =
+        if let Some(h) = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
+            (16, h)
+        } else if body.len() > 1 && body.starts_with('0') {
+            (8, &body[1..])
+        } else {
+            (10, body)
+        };
+    Some(
+        u32::from_str_radix(digits, radix)
+            .map_err(|_| format!("uml_net : bad version number '{}'\n", printable(s))),
+    )
+}
+
+/// A file descriptor number given on the command line.
+pub fn parse_fd(s: &str) -> Result<i32, String> {
+    match s.parse::<i32>() {
+        Ok(fd) if fd >= 0 && s.bytes().all(|b| b.is_ascii_digit()) => Ok(fd),
+        _ => Err(format!("Bad file descriptor '{}'\n", printable(s))),
+    }
+}
+
+/// Which transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// `ethertap`.
+    Ethertap,
+    /// `slip`.
+    Slip,
+    /// `tuntap`.
+    Tuntap,
+    /// `add`.
+    Add,
+    /// `del`.
+    Del,
+}
+
+impl Transport {
+    fn from_word(w: &str) -> Option<Transport> {
+        Some(match w {
+            "ethertap" => Transport::Ethertap,
+            "slip" => Transport::Slip,
+            "tuntap" => Transport::Tuntap,
+            "add" => Transport::Add,
+            "del" => Transport::Del,
+            _ => return None,
+        })
+    }
+
+    /// Whether the C helper has a handler for this transport and version.
+    pub fn has_handler(self, version: u32) -> bool {
+        match self {
+            Transport::Ethertap | Transport::Slip => version <= 4,
+            Transport::Tuntap => (2..=4).contains(&version),
+            Transport::Add | Transport::Del => version == 4,
+        }
+    }
+
+    /// How replies and errors of this transport are framed.
+    pub fn framing(self) -> Framing {
+        match self {
+            Transport::Tuntap => Framing::TuntapDatagram,
+            Transport::Ethertap => Framing::StatusThenLength,
+            _ => Framing::LengthPrefixed,
+        }
+    }
+}
+
+/// Reply framings (spec §3, §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// One datagram: 16-byte name (success only) + text + NUL, fd attached
+    /// on success.
+    TuntapDatagram,
+    /// 4-byte host-order length (text + NUL), then the bytes.
+    LengthPrefixed,
+    /// A status byte (1 ok, 0 failed), then length-prefixed text.
+    StatusThenLength,
+}
+
+/// A fully validated request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// `tuntap up [GATE]`: create a tap, give it GATE/32, reply with its fd
+    /// on `reply_fd` (1, or the fd given in v2).
+    TuntapUp {
+        /// Gateway address for the host side.
+        gate: Option<Ipv4Addr>,
+        /// Where to send the reply datagram.
+        reply_fd: i32,
+    },
+    /// `add`/`del` (also `tuntap add|del`): host route and proxy ARP for
+    /// ADDR on DEV.
+    Address {
+        /// Add (true) or delete.
+        add: bool,
+        /// The tap.
+        dev: IfName,
+        /// The guest's address.
+        addr: Ipv4Addr,
+        /// Its netmask and prefix length.
+        mask: (Ipv4Addr, u8),
+    },
+    /// `ethertap DEV FD [GATE]`.
+    Ethertap {
+        /// The ethertap device.
+        dev: IfName,
+        /// The data socket inherited from the kernel.
+        data_fd: i32,
+        /// Gateway address.
+        gate: Option<Ipv4Addr>,
+    },
+    /// `slip up GATE` (stdin is the pty).
+    SlipUp {
+        /// Gateway address.
+        gate: Ipv4Addr,
+    },
+    /// `slip down NAME` (the name is ignored; the pty on stdin decides).
+    SlipDown,
+}
+
+/// What the parser decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Parsed {
+    /// Run this.
+    Run {
+        /// Protocol version used.
+        version: u32,
+        /// The transport (for framing).
+        transport: Transport,
+        /// The request.
+        request: Request,
+    },
+    /// Print `text` on stderr, exit 1 (nothing framed).
+    Stderr(String),
+    /// Print `text` on stdout, exit 1 (nothing framed).
+    Stdout(String),
+    /// Refuse with `text`, framed for `transport` (and `reply_fd` for tuntap).
+    Refuse {
+        /// Transport, for the framing.
+        transport: Transport,
+        /// Where a tuntap reply goes.
+        reply_fd: i32,
+        /// The one-line reason(s).
+        text: String,
+        /// Exit status.
+        status: i32,
+    },
+}
+
+/// Parses and validates the whole argv (including argv[0]).
+pub fn parse_argv(argv: &[String]) -> Parsed {
+    if argv.len() < 3 {
+        return Parsed::Stderr(BAD_ARGUMENT_LIST.to_string());
+    }
+    let (version, transport_word, args) = match parse_version(&argv[1]) {
+        None => (0, argv[1].as_str(), &argv[2..]),
+        Some(Err(msg)) => return Parsed::Stderr(msg),
+        Some(Ok(v)) => (v, argv[2].as_str(), &argv[3..]),
+    };
+    if version > MAX_VERSION {
+        return Parsed::Stderr(format!(
+            "Version mismatch - requested version {version}, uml_net supports up to version {MAX_VERSION}\n"
+        ));
+    }
+    let Some(transport) = Transport::from_word(transport_word) else {
+        return Parsed::Stdout(format!(
+            "Unknown transport : '{}'\n",
+            printable(transport_word)
+        ));
+    };
+    if !transport.has_handler(version) {
+        return Parsed::Stdout(format!(
+            "No version #{version} handler for '{transport_word}'\n"
+        ));
+    }
+    let refuse = |text: String, reply_fd: i32| Parsed::Refuse {
+        transport,
+        reply_fd,
+        text,
+        status: 1,
+    };
+    let result = match transport {
+        Transport::Tuntap => parse_tuntap(version, args),
+        Transport::Add | Transport::Del => {
+            if args.len() < 3 {
+                Err((
+                    format!("uml_net : too few arguments to {transport_word}\n"),
+                    1,
+                ))
+            } else {
+                parse_address(transport == Transport::Add, &args[0], &args[1], &args[2])
+                    .map_err(|t| (t, 1))
+            }
+        }
+        Transport::Ethertap => parse_ethertap(args).map_err(|t| (t, 1)),
+        Transport::Slip => parse_slip(args).map_err(|t| (t, 1)),
+    };
+    match result {
+        Ok(request) => Parsed::Run {
+            version,
+            transport,
+            request,
+        },
+        Err((text, fd)) => refuse(text, fd),
+    }
+}
+
+fn parse_address(add: bool, dev: &str, addr: &str, mask: &str) -> Result<Request, String> {
+    let dev = IfName::parse(dev)?;
+    let addr = parse_ipv4(addr, "address")?;
+    let mask = parse_netmask(mask)?;
+    Ok(Request::Address {
+        add,
+        dev,
+        addr,
+        mask,
+    })
+}
+
+fn parse_tuntap(version: u32, args: &[String]) -> Result<Request, (String, i32)> {
+    let Some(op) = args.first() else {
+        return Err(("uml_net : too few arguments to tuntap_v4\n".to_string(), 1));
+    };
+    match op.as_str() {
+        "up" => {
+            // v4: up [GATE]; v3: up FD GATE (fd ignored); v2: up x FD GATE.
+            let (reply_fd, gate) = match version {
+                2 => {
+                    let fd = match args.get(2) {
+                        Some(f) => parse_fd(f).map_err(|t| (t, 1))?,
+                        None => return Err(("Too few arguments to tuntap_up\n".to_string(), 1)),
+                    };
+                    (fd, args.get(3))
+                }
+                3 => (1, args.get(2)),
+                _ => (1, args.get(1)),
+            };
+            let Some(gate) = gate else {
+                return Err(("Too few arguments to tuntap_up\n".to_string(), reply_fd));
+            };
+            let gate = if gate.is_empty() {
+                None
+            } else {
+                Some(parse_ipv4(gate, "gateway address").map_err(|t| (t, reply_fd))?)
+            };
+            Ok(Request::TuntapUp { gate, reply_fd })
+        }
+        "add" | "del" => {
+            if args.len() < 4 {
+                return Err((
+                    "uml_net : too few arguments to tuntap change_addr\n".to_string(),
+                    1,
+                ));
+            }
+            parse_address(op == "add", &args[1], &args[2], &args[3]).map_err(|t| (t, 1))
+        }
+        other => Err((format!("Bad tuntap op : '{}'\n", printable(other)), 1)),
+    }
+}
+
+fn parse_ethertap(args: &[String]) -> Result<Request, String> {
+    if args.len() < 2 {
+        return Err("uml_net : Too few arguments to ethertap_v4\n".to_string());
+    }
+    let dev = IfName::parse(&args[0])?;
+    let data_fd = parse_fd(&args[1])?;
+    let gate = match args.get(2) {
+        Some(g) if !g.is_empty() => Some(parse_ipv4(g, "gateway address")?),
+        _ => None,
+    };
+    Ok(Request::Ethertap { dev, data_fd, gate })
+}
+
+fn parse_slip(args: &[String]) -> Result<Request, String> {
+    if args.len() < 2 {
+        return Err("uml_net : too few arguments to slip_v4\n".to_string());
+    }
+    match args[0].as_str() {
+        "up" => Ok(Request::SlipUp {
+            gate: parse_ipv4(&args[1], "gateway address")?,
+        }),
+        "down" => Ok(Request::SlipDown),
+        other => Err(format!("slip - Unknown op '{}'\n", printable(other))),
+    }
+}
+
+/// The length-prefixed output (spec §3): host-order i32 `used` (text +
+/// NUL, or 0 for no text), then the text and its NUL.
+pub fn length_prefixed(text: &str) -> Vec<u8> {
+    if text.is_empty() {
+        return 0i32.to_ne_bytes().to_vec();
+    }
+    let used = text.len() + 1;
+    let mut out = Vec::with_capacity(4 + used);
+    out.extend_from_slice(&(used as i32).to_ne_bytes());
+    out.extend_from_slice(text.as_bytes());
+    out.push(0);
+    out
+}
+
+/// The data of the `tuntap up` reply datagram: on success the 16-byte
+/// interface name, then the text and a NUL; on failure only text + NUL.
+pub fn tuntap_reply(name: Option<&IfName>, text: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(IFNAMSIZ + text.len() + 1);
+    if let Some(n) = name {
+        out.extend_from_slice(&n.ifr_name());
+    }
+    out.extend_from_slice(text.as_bytes());
+    out.push(0);
+    out
+}
+
+/// The ethertap address-change request (kernel → helper, 12 bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EthertapChange {
+    /// Add (true) or delete.
+    pub add: bool,
+    /// Address.
+    pub addr: Ipv4Addr,
+    /// Netmask.
+    pub netmask: Ipv4Addr,
+}
+
+/// Decodes the 12-byte ethertap change request.
+pub fn decode_ethertap_change(b: &[u8]) -> Option<EthertapChange> {
+    let b: &[u8; 12] = b.get(..12)?.try_into().ok()?;
+    let what = i32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
+    Some(EthertapChange {
+        add: what == 0,
+        addr: Ipv4Addr::new(b[4], b[5], b[6], b[7]),
+        netmask: Ipv4Addr::new(b[8], b[9], b[10], b[11]),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(s: &str) -> Vec<String> {
+        s.split(' ').map(String::from).collect()
+    }
+
+    #[test]
+    fn n1_n2_length_prefixed() {
+        // The spec's N1 says 35 characters and used = 36 (0x24): that is the
+        // text without its trailing newline.
+        let text = "* route add -host 10.0.0.2 dev tap0";
+        assert_eq!(text.len(), 35);
+        let out = length_prefixed(text);
+        assert_eq!(&out[..4], &[0x24, 0, 0, 0]);
+        assert_eq!(&out[4..39], text.as_bytes());
+        assert_eq!(out[39], 0);
+        assert_eq!(out.len(), 40);
+        assert_eq!(length_prefixed(""), vec![0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn n3_tuntap_reply() {
+        let name = IfName::parse("tap0").unwrap();
+        let out = tuntap_reply(Some(&name), "T\n");
+        let mut expected = vec![0x74, 0x61, 0x70, 0x30];
+        expected.extend_from_slice(&[0; 12]);
+        expected.extend_from_slice(&[0x54, 0x0a, 0x00]);
+        assert_eq!(out, expected);
+        assert_eq!(out.len(), 19);
+        assert_eq!(tuntap_reply(None, "x\n"), b"x\n\0");
+    }
+
+    #[test]
+    fn n4_ethertap_change() {
+        let c = decode_ethertap_change(&[0, 0, 0, 0, 0x0a, 0, 0, 5, 0xff, 0xff, 0xff, 0]).unwrap();
+        assert_eq!(
+            c,
+            EthertapChange {
+                add: true,
+                addr: Ipv4Addr::new(10, 0, 0, 5),
+                netmask: Ipv4Addr::new(255, 255, 255, 0)
+            }
+        );
+        assert_eq!(decode_ethertap_change(&[0; 11]), None);
+    }
+
+    #[test]
+    fn n5_n6_kernel_argv() {
+        assert_eq!(
+            parse_argv(&argv("uml_net 4 tuntap up 192.168.0.254")),
+            Parsed::Run {
+                version: 4,
+                transport: Transport::Tuntap,
+                request: Request::TuntapUp {
+                    gate: Some(Ipv4Addr::new(192, 168, 0, 254)),
+                    reply_fd: 1
+                }
+            }
+        );
+        assert_eq!(
+            parse_argv(&argv("uml_net 4 add tap0 192.168.0.1 255.255.255.0")),
+            Parsed::Run {
+                version: 4,
+                transport: Transport::Add,
+                request: Request::Address {
+                    add: true,
+                    dev: IfName::parse("tap0").unwrap(),
+                    addr: Ipv4Addr::new(192, 168, 0, 1),
+                    mask: (Ipv4Addr::new(255, 255, 255, 0), 24)
+                }
+            }
+        );
+        assert!(matches!(
+            parse_argv(&argv("uml_net 4 del tap0 10.0.0.1 255.255.255.0")),
+            Parsed::Run {
+                request: Request::Address { add: false, .. },
+                ..
+            }
+        ));
+        assert!(matches!(
+            parse_argv(&argv("uml_net 4 slip up 10.0.0.254")),
+            Parsed::Run {
+                request: Request::SlipUp { .. },
+                ..
+            }
+        ));
+        assert!(matches!(
+            parse_argv(&argv("uml_net 4 ethertap tap0 27 10.0.0.254")),
+            Parsed::Run {
+                request: Request::Ethertap { data_fd: 27, .. },
+                ..
+            }
+        ));
+        // Older forms.
+        assert!(matches!(
+            parse_argv(&argv("uml_net 3 tuntap up 5 10.0.0.254")),
+            Parsed::Run {
+                request: Request::TuntapUp { reply_fd: 1, .. },
+                ..
+            }
+        ));
+        assert!(matches!(
+            parse_argv(&argv("uml_net 2 tuntap up x 7 10.0.0.254")),
+            Parsed::Run {
+                request: Request::TuntapUp { reply_fd: 7, .. },
+                ..
+            }
+        ));
+        assert!(matches!(
+            parse_argv(&argv("uml_net 0x4 tuntap up 10.0.0.254")),
+            Parsed::Run { version: 4, .. }
+        ));
+        assert!(matches!(
+            parse_argv(&argv("uml_net 04 tuntap up 10.0.0.254")),
+            Parsed::Run { version: 4, .. }
+        ));
+        // v0: no version word.
+        assert!(matches!(
+            parse_argv(&argv("uml_net slip up 10.0.0.254")),
+            Parsed::Run { version: 0, .. }
+        ));
+    }
+
+    #[test]
+    fn c_messages() {
+        assert_eq!(
+            parse_argv(&argv("uml_net 4")),
+            Parsed::Stderr(BAD_ARGUMENT_LIST.into())
+        );
+        assert_eq!(
+            parse_argv(&argv("uml_net 5 tuntap up")),
+            Parsed::Stderr(
+                "Version mismatch - requested version 5, uml_net supports up to version 4\n".into()
+            )
+        );
+        assert_eq!(
+            parse_argv(&argv("uml_net 4 frob x")),
+            Parsed::Stdout("Unknown transport : 'frob'\n".into())
+        );
+        assert_eq!(
+            parse_argv(&argv("uml_net 3 add tap0 1.2.3.4 255.0.0.0")),
+            Parsed::Stdout("No version #3 handler for 'add'\n".into())
+        );
+        assert_eq!(
+            parse_argv(&argv("uml_net tuntap up 1.2.3.4")),
+            Parsed::Stdout("No version #0 handler for 'tuntap'\n".into())
+        );
+        assert!(matches!(
+            parse_argv(&argv("uml_net 4 tuntap up")),
+            Parsed::Refuse { text, .. } if text == "Too few arguments to tuntap_up\n"
+        ));
+        assert!(matches!(
+            parse_argv(&argv("uml_net 4 tuntap frob")),
+            Parsed::Refuse { text, .. } if text == "Bad tuntap op : 'frob'\n"
+        ));
+        assert!(matches!(
+            parse_argv(&argv("uml_net 4 slip sideways x")),
+            Parsed::Refuse { text, .. } if text == "slip - Unknown op 'sideways'\n"
+        ));
+    }
+
+    #[test]
+    fn hostile_arguments_are_refused() {
+        for bad in [
+            "uml_net 4 add tap0;reboot 10.0.0.1 255.255.255.0",
+            "uml_net 4 add $(id) 10.0.0.1 255.255.255.0",
+            "uml_net 4 add tap0 -net 255.255.255.0",
+            "uml_net 4 add tap0 10.0.0.1 -netmask",
+            "uml_net 4 add tap0 10.0.0.256 255.255.255.0",
+            "uml_net 4 add tap0 10.0.0 255.255.255.0",
+            "uml_net 4 add tap0 10.0.0.1.2 255.255.255.0",
+            "uml_net 4 add tap0 010.0.0.1x 255.255.255.0",
+            "uml_net 4 add tap0 10.0.0.1 255.0.255.0",
+            "uml_net 4 add abcdefghijklmnop 10.0.0.1 255.255.255.0",
+            "uml_net 4 add ../x 10.0.0.1 255.255.255.0",
+            "uml_net 4 add tap0 10.0.0.1",
+            "uml_net 4 tuntap up -1",
+            "uml_net 4 tuntap up 1.2.3.4;id",
+            "uml_net 4 ethertap tap0 -3 10.0.0.1",
+            "uml_net 4 ethertap tap0 3x 10.0.0.1",
+            "uml_net 4x tuntap up 1.2.3.4",
+        ] {
+            let p = parse_argv(&argv(bad));
+            assert!(
+                matches!(
+                    p,
+                    Parsed::Refuse { .. } | Parsed::Stderr(_) | Parsed::Stdout(_)
+                ),
+                "{bad}: {p:?}"
+            );
+        }
+        assert_eq!(
+            parse_argv(&argv("uml_net 4 add tap;0 10.0.0.1 255.255.255.0")),
+            Parsed::Refuse {
+                transport: Transport::Add,
+                reply_fd: 1,
+                text: "Device doesn't contain only alphanumeric characters\n".into(),
+                status: 1
+            }
+        );
+    }
+
+    #[test]
+    fn netmasks() {
+        assert_eq!(parse_netmask("255.255.255.0").unwrap().1, 24);
+        assert_eq!(parse_netmask("255.255.255.255").unwrap().1, 32);
+        assert_eq!(parse_netmask("0.0.0.0").unwrap().1, 0);
+        assert_eq!(parse_netmask("255.0.0.0").unwrap().1, 8);
+        assert!(parse_netmask("255.255.0.255").is_err());
+        assert!(parse_netmask("0.255.255.255").is_err());
+    }
+
+    #[test]
+    fn never_panics_on_odd_input() {
+        for s in ["", "+", "0x", "0xZZ", "99999999999999", " 4", "-1", "٤"] {
+            let _ = parse_version(s);
+            let _ = parse_ipv4(s, "x");
+            let _ = parse_fd(s);
+            let _ = IfName::parse(s);
+            let _ = parse_argv(&[String::new(), s.to_string(), "tuntap".into(), s.to_string()]);
+        }
+    }
+}
