@@ -5,5 +5,6 @@
 
 pub mod fd;
 pub mod mmsg;
+pub mod nss;
 pub mod signal;
 pub mod tun;
