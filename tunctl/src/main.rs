@@ -1,6 +1,6 @@
-//! `tunctl`: not implemented yet (stub). See README.md for the feature table.
+//! `tunctl`: create and delete persistent TUN/TAP devices (see `lib.rs`).
 #![forbid(unsafe_code)]
 
 fn main() {
-    uml_common::cli::not_implemented("tunctl")
+    std::process::exit(tunctl::uumain(std::env::args_os()))
 }
