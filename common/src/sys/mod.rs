@@ -7,4 +7,5 @@ pub mod fd;
 pub mod mmsg;
 pub mod nss;
 pub mod signal;
+pub mod slip;
 pub mod tun;

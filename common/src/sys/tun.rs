@@ -144,6 +144,15 @@ impl TunDevice {
             .write(true)
             .open(clone_device)
             .map_err(TunError::Open)?;
+        Self::attach_file(file, name, mode)
+    }
+
+    /// Like [`TunDevice::attach`] on a clone device opened earlier (a
+    /// setuid helper opens it before giving up root).
+    pub fn attach_file(file: File, name: &[u8], mode: Mode) -> Result<TunDevice, TunError> {
+        if name.len() > IFNAME_MAX || name.contains(&0) {
+            return Err(TunError::BadName);
+        }
         let mut ifr = ifreq(name, mode.flag() | libc::IFF_NO_PI as u16);
         // SAFETY: TUNSETIFF reads and writes one `struct ifreq` (40 bytes
         // on Linux x86_64) at the pointer; `ifr` is a live, writable

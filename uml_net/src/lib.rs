@@ -1,0 +1,87 @@
+//! `uml_net`: the helper the UML kernel runs (setuid root, mode 4754
+//! root:uml-net) to create a tap for `eth0=tuntap,,,GATEWAY`, to add and
+//! remove a host route and proxy ARP when the guest sets an address, and
+//! for the `ethertap` and `slip` transports (spec: `uml_net.md`).
+//!
+//! A straight line, no shell, no PATH: sanitise the process → parse and
+//! validate argv completely → check ownership and policy → change the host
+//! through netlink and `/proc/sys` → report to the kernel in the exact
+//! framing. A refused request changes nothing.
+#![forbid(unsafe_code)]
+
+pub mod actions;
+pub mod nl;
+pub mod policy;
+pub mod privs;
+pub mod reply;
+
+use uml_common::umlnet::{parse_argv, Parsed, Request};
+
+/// Runs the helper; returns the exit status.
+pub fn run(argv: &[String]) -> i32 {
+    // 1. Process hygiene before anything else.
+    privs::clear_environment();
+    privs::harden_process();
+    let parsed = parse_argv(argv);
+    let mut keep = Vec::new();
+    if let Parsed::Run { request, .. } = &parsed {
+        match request {
+            Request::Ethertap { data_fd, .. } => keep.push(*data_fd),
+            Request::TuntapUp { reply_fd, .. } => keep.push(*reply_fd),
+            _ => {}
+        }
+    }
+    privs::close_other_fds(&keep);
+
+    // 2. Complete validation (in uml_common::umlnet).
+    let (transport, request) = match parsed {
+        Parsed::Stderr(text) => {
+            eprint!("{text}");
+            return 1;
+        }
+        Parsed::Stdout(text) => {
+            print!("{text}");
+            return 1;
+        }
+        Parsed::Refuse {
+            transport,
+            reply_fd,
+            text,
+            status,
+        } => {
+            reply::refuse(transport, reply_fd, &text);
+            return status;
+        }
+        Parsed::Run {
+            transport, request, ..
+        } => (transport, request),
+    };
+
+    // The clone device may be readable by root only (mode 0600): open it
+    // while still root, attach later with CAP_NET_ADMIN alone.
+    let clone = match request {
+        Request::TuntapUp { .. } => Some(
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(uml_common::sys::tun::DEFAULT_CLONE_DEVICE),
+        ),
+        _ => None,
+    };
+    // Names in the policy file are looked up in /etc files only: a static
+    // binary cannot load other NSS modules safely.
+    let _ = uml_common::sys::nss::builtin_services_only();
+
+    // 3. Only CAP_NET_ADMIN from here on.
+    if let Err(text) = privs::drop_to_net_admin() {
+        let reply_fd = match request {
+            Request::TuntapUp { reply_fd, .. } => reply_fd,
+            _ => 1,
+        };
+        reply::refuse(transport, reply_fd, &text);
+        return 1;
+    }
+
+    // 4. Policy, ownership, then the changes; 5. the reply.
+    actions::perform(transport, request, clone)
+}

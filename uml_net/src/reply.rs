@@ -1,0 +1,93 @@
+//! Writing the reply on fd 1 in the framing the kernel expects.
+
+use std::fs::File;
+use std::io::{IoSlice, Write};
+use std::os::fd::{AsFd, AsRawFd};
+
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+use uml_common::umlnet::{length_prefixed, tuntap_reply, Framing, IfName, Transport};
+
+/// Accumulated text for the kernel's console: one readable line per
+/// action or error.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Output {
+    text: String,
+}
+
+impl Output {
+    /// Appends a `* action` line.
+    pub fn action(&mut self, what: &str) {
+        self.text.push_str("* ");
+        self.text.push_str(what);
+        self.text.push('\n');
+    }
+
+    /// Appends a line (newline added if missing).
+    pub fn line(&mut self, line: &str) {
+        self.text.push_str(line);
+        if !line.ends_with('\n') {
+            self.text.push('\n');
+        }
+    }
+
+    /// The text.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+}
+
+/// Writes a length-prefixed text on fd 1 (spec §3).
+pub fn write_length_prefixed(text: &str) -> bool {
+    let mut out = std::io::stdout().lock();
+    out.write_all(&length_prefixed(text)).is_ok() && out.flush().is_ok()
+}
+
+/// Writes the ethertap status byte and the length-prefixed text.
+pub fn write_status_then_text(ok: bool, text: &str) -> bool {
+    let mut buf = vec![u8::from(ok)];
+    buf.extend_from_slice(&length_prefixed(text));
+    let mut out = std::io::stdout().lock();
+    out.write_all(&buf).is_ok() && out.flush().is_ok()
+}
+
+/// Sends the `tuntap up` reply datagram on `fd`: on success the interface
+/// name, the text and the tap descriptor; on failure only the text.
+pub fn send_tuntap(fd: i32, success: Option<(&IfName, &File)>, text: &str) -> bool {
+    let data = tuntap_reply(success.map(|(n, _)| n), text);
+    let iov = [IoSlice::new(&data)];
+    let raw = if fd == 1 {
+        std::io::stdout().as_fd().as_raw_fd()
+    } else {
+        fd
+    };
+    let result = match success {
+        Some((_, tap)) => {
+            let fds = [tap.as_raw_fd()];
+            let cmsg = [ControlMessage::ScmRights(&fds)];
+            sendmsg::<()>(raw, &iov, &cmsg, MsgFlags::empty(), None)
+        }
+        None => sendmsg::<()>(raw, &iov, &[], MsgFlags::empty(), None),
+    };
+    match result {
+        Ok(_) => true,
+        Err(e) => {
+            eprintln!("sendmsg: {}", e.desc());
+            false
+        }
+    }
+}
+
+/// Reports a refusal in the transport's framing.
+pub fn refuse(transport: Transport, reply_fd: i32, text: &str) {
+    match transport.framing() {
+        Framing::TuntapDatagram => {
+            send_tuntap(reply_fd, None, text);
+        }
+        Framing::LengthPrefixed => {
+            write_length_prefixed(text);
+        }
+        Framing::StatusThenLength => {
+            write_status_then_text(false, text);
+        }
+    }
+}
