@@ -6,6 +6,7 @@
 #![deny(unsafe_code)]
 
 pub mod cli;
+pub mod cow;
 pub mod mconsole;
 pub mod switch;
 #[allow(unsafe_code)]
