@@ -1,6 +1,6 @@
-//! `uml_mkcow`: not implemented yet (stub). See README.md for the feature table.
+//! `uml_mkcow`: create an empty UML copy-on-write file (see `lib.rs`).
 #![forbid(unsafe_code)]
 
 fn main() {
-    uml_common::cli::not_implemented("uml_mkcow")
+    std::process::exit(uml_mkcow::uumain(std::env::args_os()))
 }
