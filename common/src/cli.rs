@@ -26,6 +26,52 @@ pub fn perror_text(prefix: &str, err: &io::Error) -> String {
     }
 }
 
+/// A whole argument read as C reads a number with `strtol(s, &end, 0)` or
+/// `strtoul(s, &end, 0)` followed by a `*end == '\0'` check: leading white
+/// space, an optional sign, then `0x`/`0X` hexadecimal, a leading-`0`
+/// octal or decimal digits, and nothing after them. The value is returned
+/// with its sign and without C's clamping or wrapping, so that callers can
+/// refuse what does not fit instead of silently getting `LONG_MAX` or a
+/// truncated `pid_t`/`uid_t`.
+///
+/// As in C, the empty string is "whole" and reads as 0 (callers that must
+/// not accept it check for it); a string with no digits otherwise (`"-"`,
+/// `" "`, `"x"`) or with anything after the digits (`"1x"`, `"0x"`, `"1 "`)
+/// is `None`. So is a magnitude above `u64::MAX`, which C would clamp.
+pub fn c_integer(s: &[u8]) -> Option<i128> {
+    if s.is_empty() {
+        return Some(0);
+    }
+    // C's isspace() in the "C" locale.
+    let start = s
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))
+        .unwrap_or(s.len());
+    let rest = &s[start..];
+    let (negative, rest) = match rest.first() {
+        Some(b'-') => (true, &rest[1..]),
+        Some(b'+') => (false, &rest[1..]),
+        _ => (false, rest),
+    };
+    let (radix, digits) = match rest {
+        [b'0', b'x' | b'X', d, ..] if d.is_ascii_hexdigit() => (16, &rest[2..]),
+        [b'0', ..] => (8, rest),
+        _ => (10, rest),
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    let mut value: u64 = 0;
+    for &b in digits {
+        let d = char::from(b).to_digit(radix)?;
+        value = value
+            .checked_mul(u64::from(radix))?
+            .checked_add(u64::from(d))?;
+    }
+    let value = i128::from(value);
+    Some(if negative { -value } else { value })
+}
+
 /// Exit of a tool that has not been rebuilt yet: a clear message on stderr
 /// and status 1. Nothing is done that could be mistaken for working.
 pub fn not_implemented(tool: &str) -> ! {
@@ -51,5 +97,47 @@ mod tests {
     fn strerror_of_non_os_error_is_its_text() {
         let e = io::Error::other("boom");
         assert_eq!(strerror(&e), "boom");
+    }
+
+    #[test]
+    fn c_integer_reads_like_strtol_base_0() {
+        assert_eq!(c_integer(b"42"), Some(42));
+        assert_eq!(c_integer(b" \t+42"), Some(42));
+        assert_eq!(c_integer(b"-1"), Some(-1));
+        assert_eq!(c_integer(b"0x1F"), Some(31));
+        assert_eq!(c_integer(b"0X1f"), Some(31));
+        assert_eq!(c_integer(b"010"), Some(8));
+        assert_eq!(c_integer(b"0"), Some(0));
+        assert_eq!(c_integer(b""), Some(0));
+        assert_eq!(c_integer(b"4294967297"), Some(4_294_967_297));
+        assert_eq!(
+            c_integer(b"18446744073709551615"),
+            Some(i128::from(u64::MAX))
+        );
+        assert_eq!(
+            c_integer(b"-18446744073709551615"),
+            Some(-i128::from(u64::MAX))
+        );
+    }
+
+    #[test]
+    fn c_integer_refuses_what_is_not_whole() {
+        for bad in [
+            &b"1x"[..],
+            b"1 ",
+            b"x",
+            b"-",
+            b"+",
+            b" ",
+            b"0x",
+            b"0xg",
+            b"08",
+            b"1.5",
+            b"--1",
+            b"18446744073709551616",
+            b"\x001",
+        ] {
+            assert_eq!(c_integer(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
     }
 }
