@@ -68,6 +68,14 @@ pub struct UmlConfig {
     /// Bind a [`NotifyListener`] at `$WORK/notify.sock` before booting and
     /// pass `mconsole=notify:$WORK/notify.sock`; see [`Uml::notify`].
     pub notify: bool,
+    /// A command put in front of the launcher, inside the network namespace
+    /// if any: `[ip netns exec NS] WRAPPER... timeout ... linux.uml ...`.
+    /// It must end by `exec`ing its arguments (so the harness still stops
+    /// the right processes), e.g. `unshare -m --propagation private sh -c
+    /// 'mount --bind ... && exec "$@"' sh` to run the kernel in a private
+    /// mount namespace (spec `testing.md` §8.3). `$WORK` is substituted.
+    /// Default: none.
+    pub wrapper: Vec<String>,
 }
 
 impl Default for UmlConfig {
@@ -82,6 +90,7 @@ impl Default for UmlConfig {
             path_prepend: None,
             lifetime: Duration::from_secs(300),
             notify: false,
+            wrapper: Vec::new(),
         }
     }
 }
@@ -156,9 +165,15 @@ impl Uml {
             Some(_) => Some(find_in_path("ip").ok_or("`ip` not found")?),
             None => None,
         };
+        let wrapper: Vec<String> = cfg
+            .wrapper
+            .iter()
+            .map(|a| substitute_work(a, &work_path))
+            .collect();
         let argv = launcher_argv(
             ip.as_deref(),
             cfg.netns.as_deref(),
+            &wrapper,
             cfg.lifetime,
             &launch,
             &kernel,
@@ -527,10 +542,11 @@ fn kernel_args(cfg: &UmlConfig, work: &Path) -> Vec<String> {
     args
 }
 
-/// `[ip netns exec NS] timeout -k 5 SECS uml-launch linux.uml ARGS...`
+/// `[ip netns exec NS] [WRAPPER...] timeout -k 5 SECS uml-launch linux.uml ARGS...`
 fn launcher_argv(
     ip: Option<&Path>,
     netns: Option<&str>,
+    wrapper: &[String],
     lifetime: Duration,
     launch: &Path,
     kernel: &Path,
@@ -540,6 +556,7 @@ fn launcher_argv(
     if let (Some(ip), Some(ns)) = (ip, netns) {
         argv.extend([ip.into(), "netns".into(), "exec".into(), ns.into()]);
     }
+    argv.extend(wrapper.iter().map(OsString::from));
     let secs = lifetime.as_secs().max(1);
     argv.extend([
         "timeout".into(),
@@ -577,6 +594,7 @@ mod tests {
         let plain = launcher_argv(
             None,
             None,
+            &[],
             Duration::from_secs(300),
             Path::new("/b/uml-launch"),
             Path::new("/usr/bin/linux.uml"),
@@ -598,6 +616,7 @@ mod tests {
         let ns = launcher_argv(
             Some(Path::new("/usr/sbin/ip")),
             Some("n1"),
+            &[],
             Duration::from_millis(10),
             Path::new("/b/uml-launch"),
             Path::new("/usr/bin/linux.uml"),
@@ -608,6 +627,19 @@ mod tests {
             &["/usr/sbin/ip", "netns", "exec", "n1", "timeout"].map(OsString::from)
         );
         assert_eq!(ns[7], "1");
+        let wrapped = launcher_argv(
+            Some(Path::new("/usr/sbin/ip")),
+            Some("n1"),
+            &["unshare".to_string(), "-m".to_string()],
+            Duration::from_secs(9),
+            Path::new("/b/uml-launch"),
+            Path::new("/usr/bin/linux.uml"),
+            &args,
+        );
+        assert_eq!(
+            &wrapped[3..8],
+            &["n1", "unshare", "-m", "timeout", "-k"].map(OsString::from)
+        );
     }
 
     #[test]
