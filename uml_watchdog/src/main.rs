@@ -1,6 +1,6 @@
-//! `uml_watchdog`: not implemented yet (stub). See README.md for the feature table.
+//! `uml_watchdog`: the host side of UML's harddog watchdog (see `lib.rs`).
 #![forbid(unsafe_code)]
 
 fn main() {
-    uml_common::cli::not_implemented("uml_watchdog")
+    std::process::exit(uml_watchdog::uumain(std::env::args_os()))
 }
