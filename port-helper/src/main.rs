@@ -1,6 +1,6 @@
-//! `port-helper`: not implemented yet (stub). See README.md for the feature table.
+//! `port-helper`: hands a terminal to the UML kernel (see `lib.rs`).
 #![forbid(unsafe_code)]
 
 fn main() {
-    uml_common::cli::not_implemented("port-helper")
+    std::process::exit(port_helper::uumain(std::env::args_os()))
 }
