@@ -1,6 +1,7 @@
-//! `jail_uml`: not implemented yet (stub). See README.md for the feature table.
+//! `jail_uml`: run a UML kernel chrooted as an unprivileged user (see
+//! `lib.rs`).
 #![forbid(unsafe_code)]
 
 fn main() {
-    uml_common::cli::not_implemented("jail_uml")
+    std::process::exit(jail_uml::uumain(std::env::args_os()))
 }
