@@ -88,6 +88,28 @@ fn nl_err(e: &io::Error) -> String {
     format!("RTNETLINK answers: {}", errtext(e))
 }
 
+/// Opens rtnetlink and looks up `name`; on failure logs why.
+fn open_link(out: &mut Output, name: &str) -> Option<(Netlink, Link)> {
+    let mut nl = match Netlink::open() {
+        Ok(n) => n,
+        Err(e) => {
+            out.line(&format!("netlink socket: {}", errtext(&e)));
+            return None;
+        }
+    };
+    match nl.link(name) {
+        Ok(Some(link)) => Some((nl, link)),
+        Ok(None) => {
+            out.line(&format!("uml_net : no such interface '{name}'"));
+            None
+        }
+        Err(e) => {
+            out.line(&nl_err(&e));
+            None
+        }
+    }
+}
+
 fn write_sysctl(out: &mut Output, key: &str, value: &str) -> bool {
     out.action(&format!("sysctl -w {key}={value}"));
     let path = format!("/proc/sys/{}", key.replace('.', "/"));
@@ -121,23 +143,8 @@ fn tuntap_up(gate: Option<Ipv4Addr>, reply_fd: i32, clone: Option<io::Result<Fil
         // Until the reply is sent, only we hold the tap: dropping `tap` on
         // any failure below removes it and everything configured on it.
         let ok = (|| {
-            let mut nl = match Netlink::open() {
-                Ok(n) => n,
-                Err(e) => {
-                    out.line(&format!("netlink socket: {}", errtext(&e)));
-                    return false;
-                }
-            };
-            let link = match nl.link(name.as_str()) {
-                Ok(Some(l)) => l,
-                Ok(None) => {
-                    out.line(&format!("{name}: the new tap vanished"));
-                    return false;
-                }
-                Err(e) => {
-                    out.line(&nl_err(&e));
-                    return false;
-                }
+            let Some((mut nl, link)) = open_link(&mut out, name.as_str()) else {
+                return false;
             };
             out.action(&format!("ip address add {g}/32 dev {name}"));
             if let Err(e) = nl.add_address(link.index, g, 32) {
@@ -264,23 +271,8 @@ fn change_address(
         out.line(&t);
         return 1;
     }
-    let mut nl = match Netlink::open() {
-        Ok(n) => n,
-        Err(e) => {
-            out.line(&format!("netlink socket: {}", errtext(&e)));
-            return 1;
-        }
-    };
-    let link = match nl.link(dev.as_str()) {
-        Ok(Some(l)) => l,
-        Ok(None) => {
-            out.line(&format!("uml_net : no such interface '{dev}'"));
-            return 1;
-        }
-        Err(e) => {
-            out.line(&nl_err(&e));
-            return 1;
-        }
+    let Some((mut nl, link)) = open_link(out, dev.as_str()) else {
+        return 1;
     };
     if let Err(t) = owned_by_caller(dev, &link, real_uid()) {
         out.line(&t);
@@ -361,15 +353,7 @@ fn slip_up(out: &mut Output, gate: Ipv4Addr) -> i32 {
         out.line(&format!("unexpected interface name '{name}'"));
         return 1;
     };
-    let mut nl = match Netlink::open() {
-        Ok(n) => n,
-        Err(e) => {
-            out.line(&format!("netlink socket: {}", errtext(&e)));
-            return 1;
-        }
-    };
-    let Ok(Some(link)) = nl.link(name.as_str()) else {
-        out.line(&format!("{name}: no such interface"));
+    let Some((mut nl, link)) = open_link(out, name.as_str()) else {
         return 1;
     };
     out.action(&format!("ip address add {gate}/32 dev {name}"));
@@ -397,27 +381,16 @@ fn slip_down(out: &mut Output) -> i32 {
             return 1;
         }
     };
-    let mut nl = match Netlink::open() {
-        Ok(n) => n,
-        Err(e) => {
-            out.line(&format!("netlink socket: {}", errtext(&e)));
-            return 1;
-        }
-    };
-    let Ok(Some(link)) = nl.link(&name) else {
-        out.line(&format!("{name}: no such interface"));
+    let Some((mut nl, link)) = open_link(out, &name) else {
         return 1;
     };
     out.action(&format!("ip link set {name} down"));
-    let mut m_ok = true;
-    if let Err(e) = nl.set_down(link.index) {
-        out.line(&nl_err(&e));
-        m_ok = false;
-    }
-    if m_ok {
-        0
-    } else {
-        1
+    match nl.set_down(link.index) {
+        Ok(()) => 0,
+        Err(e) => {
+            out.line(&nl_err(&e));
+            1
+        }
     }
 }
 
