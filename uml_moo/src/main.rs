@@ -1,6 +1,6 @@
-//! `uml_moo`: not implemented yet (stub). See README.md for the feature table.
+//! `uml_moo`: merge a UML COW file with its backing file (see `lib.rs`).
 #![forbid(unsafe_code)]
 
 fn main() {
-    uml_common::cli::not_implemented("uml_moo")
+    std::process::exit(uml_moo::uumain(std::env::args_os()))
 }

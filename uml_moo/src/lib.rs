@@ -1,0 +1,555 @@
+//! `uml_moo`: merge a UML copy-on-write file with its backing file into a
+//! plain image, a drop-in replacement for Debian's `uml_moo` (spec
+//! `cow.md` §5).
+//!
+//! ```text
+//! uml_moo [-b <actual backing file>] <COW file> <new image>
+//! uml_moo -d [-b <actual backing file>] <COW file>        (in place)
+//! ```
+//!
+//! The command line is parsed exactly as the C tool parses it (`-d` must
+//! come before `-b`), the messages, their streams and the exit statuses
+//! are Debian's, and the merged image is byte for byte C's. The backing
+//! file (the header's, or the one `-b` names) must have the size and the
+//! modification time recorded in the header, as the kernel requires.
+//!
+//! The merge itself ([`merge`]) works on runs of sectors with large reads
+//! and writes, keeps holes, and uses a few MiB of memory whatever the
+//! image size. Deliberate differences from C (README):
+//! * `-d` alone prints the usage (C crashes);
+//! * a header with sector size or alignment 0 is reported (C divides by
+//!   zero);
+//! * a new image is written to a temporary file in the target directory
+//!   and renamed over the target when complete (C truncates the target
+//!   first, so an interrupted merge — or an output naming the backing file
+//!   — destroys it); the file is then new: hard links to the old target
+//!   keep the old content;
+//! * `-d` syncs the backing file before reporting success;
+//! * short reads say `unexpected end of file` (C: `Success`), and a failed
+//!   merge leaves no partial output;
+//! * a block-device backing file is sized like the kernel does (C compares
+//!   its `st_size`, 0, and refuses it).
+#![forbid(unsafe_code)]
+
+pub mod merge;
+pub mod output;
+
+use std::ffi::OsString;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Seek, SeekFrom, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use uml_common::cli::strerror;
+use uml_common::cow::{parse_header, BackingMismatch, GeometryError, HEADER_READ_LEN};
+
+use crate::merge::{MergeError, Merger, Stats};
+use crate::output::Output;
+
+/// Exit status of every failure (and of the usage text), as in C.
+pub const EXIT_FAILURE: i32 = 1;
+
+const USAGE: &str = "%s usage:\n\
+\t%s [ -b <actual backing file> ] <COW file> <new backing file>\n\
+\t%s [ -b <actual backing file> ] -d <COW file>\n\
+Creates a new filesystem image from the COW file and its backing file.\n\
+Specifying -d will cause a destructive, in-place merge of the COW file into\n\
+its current backing file\n\
+Specifying -b overrides the backing_file specified in the COW file.  This is\n\
+needed when dealing with a COW file that was created inside a chroot jail.\n\
+%s supports version 1,2 and 3 COW files.\n";
+
+/// The usage text for program name `prog` (stderr, status 1).
+pub fn usage(prog: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (i, piece) in USAGE.split("%s").enumerate() {
+        if i > 0 {
+            out.extend_from_slice(prog);
+        }
+        out.extend_from_slice(piece.as_bytes());
+    }
+    out
+}
+
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// `-b`: the backing file to use instead of the header's.
+    pub backing: Option<PathBuf>,
+    /// The COW file.
+    pub cow: PathBuf,
+    /// The new image; `None` for `-d` (merge into the backing file).
+    pub output: Option<PathBuf>,
+}
+
+/// Parses the arguments after the program name as the C tool does: an
+/// optional `-d` first, then an optional `-b FILE`, then exactly two
+/// operands (one with `-d`). `None` means usage — also for `-d` alone,
+/// where C crashes.
+pub fn parse_args(args: &[OsString]) -> Option<Options> {
+    let mut rest = args;
+    let in_place = rest.first()?.as_bytes() == b"-d";
+    if in_place {
+        rest = rest.get(1..)?;
+    }
+    let mut backing = None;
+    if rest.first().is_some_and(|a| a.as_bytes() == b"-b") {
+        backing = Some(PathBuf::from(rest.get(1)?));
+        rest = rest.get(2..)?;
+    }
+    match (in_place, rest) {
+        (true, [cow]) => Some(Options {
+            backing,
+            cow: PathBuf::from(cow),
+            output: None,
+        }),
+        (false, [cow, out]) => Some(Options {
+            backing,
+            cow: PathBuf::from(cow),
+            output: Some(PathBuf::from(out)),
+        }),
+        _ => None,
+    }
+}
+
+/// Why a merge failed; [`MooError::report`] prints it as C does.
+#[derive(Debug, thiserror::Error)]
+pub enum MooError {
+    /// The COW file cannot be opened.
+    #[error("COW file open: {}", strerror(.0))]
+    CowOpen(io::Error),
+    /// The header is unreadable or not a COW header; the lines go to
+    /// stdout (the C library's `printf`s), then the summary to stderr.
+    #[error("Reading COW header failed")]
+    Header(Vec<String>),
+    /// The backing file cannot be `stat`ed.
+    #[error("Stating backing file: {}", strerror(.0))]
+    StatBacking(io::Error),
+    /// Size or mtime of the backing file differ from the header's.
+    #[error("{}", mismatch_text(.mismatch, .name))]
+    Mismatch {
+        /// What differs.
+        mismatch: BackingMismatch,
+        /// The backing file as given or as stored.
+        name: PathBuf,
+    },
+    /// The backing file cannot be opened.
+    #[error("Opening backing file: {}", strerror(.0))]
+    OpenBacking(io::Error),
+    /// The output cannot be created.
+    #[error("Output file open: {}", strerror(.0))]
+    OutputOpen(io::Error),
+    /// The output would overwrite the COW file while it is being read.
+    #[error("Output file open: the output is the COW file itself")]
+    OutputIsCow,
+    /// A merge step failed.
+    #[error(transparent)]
+    Merge(#[from] MergeError),
+    /// The finished image cannot be put in place.
+    #[error("Renaming output file: {}", strerror(.0))]
+    Commit(io::Error),
+}
+
+/// C's mismatch messages: the values as `long`, the name (bytes as
+/// given) in quotes.
+fn mismatch_bytes(m: &BackingMismatch, name: &[u8]) -> Vec<u8> {
+    let (what, a, b) = match *m {
+        BackingMismatch::Size { header, actual } => ("Size", header as i64, actual as i64),
+        BackingMismatch::Mtime { header, actual } => ("mtime", header, actual),
+    };
+    let mut v =
+        format!("{what} mismatch ({a} vs {b}) of COW header vs backing file \"").into_bytes();
+    v.extend_from_slice(name);
+    v.push(b'"');
+    v
+}
+
+fn mismatch_text(m: &BackingMismatch, name: &Path) -> String {
+    String::from_utf8_lossy(&mismatch_bytes(m, name.as_os_str().as_bytes())).into_owned()
+}
+
+impl MooError {
+    /// Prints the error as C does: stdout lines first (header failures),
+    /// then one stderr line.
+    pub fn report(&self, out: &mut dyn Write, err: &mut dyn Write) {
+        if let MooError::Header(lines) = self {
+            for l in lines {
+                let _ = writeln!(out, "{l}");
+            }
+            let _ = out.flush();
+        }
+        let mut line = match self {
+            MooError::Mismatch { mismatch, name } => {
+                mismatch_bytes(mismatch, name.as_os_str().as_bytes())
+            }
+            other => other.to_string().into_bytes(),
+        };
+        line.push(b'\n');
+        let _ = err.write_all(&line);
+    }
+}
+
+/// Reads the start of a file for [`parse_header`]: up to
+/// [`HEADER_READ_LEN`] bytes, fewer at end of file.
+fn read_head(file: &File) -> io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; HEADER_READ_LEN];
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read_at(buf.get_mut(n..).unwrap_or_default(), n as u64) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(n);
+    Ok(buf)
+}
+
+/// Size of the backing file as the kernel sees it: `st_size`, or the
+/// device size of a block device.
+fn backing_size(path: &Path, meta: &fs::Metadata) -> io::Result<u64> {
+    if meta.file_type().is_block_device() {
+        return File::open(path)?.seek(SeekFrom::End(0));
+    }
+    Ok(meta.len())
+}
+
+/// Runs the merge `opts` describes. Header notices go to `out`.
+pub fn merge(opts: &Options, out: &mut dyn Write) -> Result<Stats, MooError> {
+    let cow = File::open(&opts.cow).map_err(MooError::CowOpen)?;
+    let head = read_head(&cow).map_err(|_| MooError::Header(Vec::new()))?;
+    let header = match parse_header(&head) {
+        Ok(Some(h)) => h,
+        Ok(None) => return Err(MooError::Header(Vec::new())),
+        Err(e) => return Err(MooError::Header(e.lines())),
+    };
+    let notices: Vec<String> = header.notices().iter().map(|s| s.to_string()).collect();
+    let geometry = match header.geometry() {
+        Ok(g) => g,
+        Err(e) => {
+            let mut lines = notices;
+            if e != GeometryError::ZeroAlignment {
+                lines.push(e.to_string());
+            }
+            return Err(MooError::Header(lines));
+        }
+    };
+    for n in &notices {
+        let _ = writeln!(out, "{n}");
+    }
+
+    let backing_path = match &opts.backing {
+        Some(p) => p.clone(),
+        None => PathBuf::from(std::ffi::OsStr::from_bytes(&header.backing_file)),
+    };
+    let meta = fs::metadata(&backing_path).map_err(MooError::StatBacking)?;
+    let size = backing_size(&backing_path, &meta).map_err(MooError::StatBacking)?;
+    header
+        .check_backing(size, meta.mtime())
+        .map_err(|mismatch| MooError::Mismatch {
+            mismatch,
+            name: backing_path.clone(),
+        })?;
+
+    let backing = OpenOptions::new()
+        .read(true)
+        .write(opts.output.is_none())
+        .open(&backing_path)
+        .map_err(MooError::OpenBacking)?;
+
+    let mut merger = Merger::new(&cow, &backing, geometry);
+    match &opts.output {
+        None => {
+            merger.check_bitmap()?;
+            Ok(merger.in_place()?)
+        }
+        Some(target) => {
+            let output = Output::create(target).map_err(MooError::OutputOpen)?;
+            let result = (|| {
+                if output.is_direct() {
+                    let (a, b) = (output.file().metadata(), cow.metadata());
+                    if let (Ok(a), Ok(b)) = (a, b) {
+                        if a.dev() == b.dev() && a.ino() == b.ino() {
+                            return Err(MooError::OutputIsCow);
+                        }
+                    }
+                }
+                merger.check_bitmap()?;
+                Ok(merger.new_image(output.file(), output.keep_holes())?)
+            })();
+            match result {
+                Ok(stats) => {
+                    output.commit().map_err(MooError::Commit)?;
+                    Ok(stats)
+                }
+                Err(e) => {
+                    output.abort();
+                    Err(e)
+                }
+            }
+        }
+    }
+}
+
+/// The whole tool: `args` is argv (program name first). Returns the exit
+/// status.
+pub fn run(args: &[OsString], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let prog = args
+        .first()
+        .map(|a| a.as_bytes().to_vec())
+        .unwrap_or_else(|| b"uml_moo".to_vec());
+    let Some(opts) = parse_args(args.get(1..).unwrap_or_default()) else {
+        let _ = err.write_all(&usage(&prog));
+        return EXIT_FAILURE;
+    };
+    match merge(&opts, out) {
+        Ok(_) => 0,
+        Err(e) => {
+            e.report(out, err);
+            EXIT_FAILURE
+        }
+    }
+}
+
+/// Entry point used by `main`.
+pub fn uumain(args: impl IntoIterator<Item = OsString>) -> i32 {
+    let args: Vec<OsString> = args.into_iter().collect();
+    let code = run(&args, &mut io::stdout().lock(), &mut io::stderr().lock());
+    let _ = io::stdout().flush();
+    code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::FileExt;
+    use std::time::{Duration, UNIX_EPOCH};
+    use uml_common::cow::Header;
+
+    fn os(v: &[&str]) -> Vec<OsString> {
+        v.iter().map(OsString::from).collect()
+    }
+
+    fn opts(backing: Option<&str>, cow: &str, output: Option<&str>) -> Options {
+        Options {
+            backing: backing.map(PathBuf::from),
+            cow: PathBuf::from(cow),
+            output: output.map(PathBuf::from),
+        }
+    }
+
+    #[test]
+    fn parse_like_c() {
+        for bad in [
+            &[][..],
+            &["-d"],
+            &["-b"],
+            &["-d", "-b"],
+            &["-b", "x"],
+            &["-b", "x", "y"],
+            &["x"],
+            &["a", "b", "c"],
+            &["-d", "a", "b"],
+            &["-d", "-b", "x"],
+        ] {
+            assert_eq!(parse_args(&os(bad)), None, "{bad:?}");
+        }
+        assert_eq!(
+            parse_args(&os(&["c", "n"])),
+            Some(opts(None, "c", Some("n")))
+        );
+        assert_eq!(parse_args(&os(&["-d", "c"])), Some(opts(None, "c", None)));
+        assert_eq!(
+            parse_args(&os(&["-b", "B", "c", "n"])),
+            Some(opts(Some("B"), "c", Some("n")))
+        );
+        assert_eq!(
+            parse_args(&os(&["-d", "-b", "B", "c"])),
+            Some(opts(Some("B"), "c", None))
+        );
+        // `-d` after `-b` is an operand, as in C.
+        assert_eq!(
+            parse_args(&os(&["-b", "B", "-d", "c"])),
+            Some(opts(Some("B"), "-d", Some("c")))
+        );
+    }
+
+    #[test]
+    fn usage_for_bad_command_lines() {
+        let (mut o, mut e) = (Vec::new(), Vec::new());
+        assert_eq!(run(&os(&["moo", "-d"]), &mut o, &mut e), 1);
+        assert!(o.is_empty());
+        let text = String::from_utf8(e).unwrap();
+        assert!(text.starts_with("moo usage:\n\tmoo [ -b <actual backing file> ] <COW file>"));
+        assert!(text.ends_with("moo supports version 1,2 and 3 COW files.\n"));
+        assert_eq!(text.lines().count(), 9);
+    }
+
+    fn run_str(args: &[&str]) -> (i32, String, String) {
+        let (mut o, mut e) = (Vec::new(), Vec::new());
+        let code = run(&os(args), &mut o, &mut e);
+        (
+            code,
+            String::from_utf8(o).unwrap(),
+            String::from_utf8(e).unwrap(),
+        )
+    }
+
+    fn set_mtime(path: &Path, secs: u64) {
+        File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(UNIX_EPOCH + Duration::from_secs(secs))
+            .unwrap();
+    }
+
+    #[test]
+    fn messages_of_failures() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+        let (code, o, e) = run_str(&["moo", &p("none"), &p("out")]);
+        assert_eq!((code, o.as_str()), (1, ""));
+        assert_eq!(e, "COW file open: No such file or directory\n");
+
+        std::fs::write(p("plain"), vec![1u8; 9000]).unwrap();
+        let (code, o, e) = run_str(&["moo", &p("plain"), &p("out")]);
+        assert_eq!(
+            (code, o.as_str(), e.as_str()),
+            (1, "", "Reading COW header failed\n")
+        );
+
+        std::fs::write(p("short"), b"OOOM").unwrap();
+        let (_, o, e) = run_str(&["moo", &p("short"), &p("out")]);
+        assert_eq!(o, "read_cow_header - short header\n");
+        assert_eq!(e, "Reading COW header failed\n");
+
+        // Alignment 0: C prints the complaint, then divides by zero.
+        let mut h = Header::new_v3(p("back").as_bytes(), 5, 4096, 512, 0);
+        std::fs::write(p("a0.cow"), h.encode().unwrap()).unwrap();
+        let (code, o, e) = run_str(&["moo", &p("a0.cow"), &p("out")]);
+        assert_eq!(code, 1);
+        assert_eq!(o, "read_cow_header - invalid COW header, align == 0\n");
+        assert_eq!(e, "Reading COW header failed\n");
+        h.alignment = 4096;
+        h.sectorsize = 0;
+        std::fs::write(p("s0.cow"), h.encode().unwrap()).unwrap();
+        let (_, o, _) = run_str(&["moo", &p("s0.cow"), &p("out")]);
+        assert_eq!(o, "read_cow_header - invalid COW header, sectorsize == 0\n");
+
+        // Backing checks.
+        h.sectorsize = 512;
+        let mut cow = h.encode().unwrap();
+        cow.resize(h.geometry().unwrap().cow_file_len() as usize, 0);
+        std::fs::write(p("x.cow"), &cow).unwrap();
+        let (_, _, e) = run_str(&["moo", &p("x.cow"), &p("out")]);
+        assert_eq!(e, "Stating backing file: No such file or directory\n");
+        std::fs::write(p("back"), vec![3u8; 4096]).unwrap();
+        set_mtime(&dir.path().join("back"), 6);
+        let (code, _, e) = run_str(&["moo", &p("x.cow"), &p("out")]);
+        assert_eq!(code, 1);
+        assert_eq!(
+            e,
+            format!(
+                "mtime mismatch (5 vs 6) of COW header vs backing file \"{}\"\n",
+                p("back")
+            )
+        );
+        std::fs::write(p("b2"), vec![3u8; 512]).unwrap();
+        let (_, _, e) = run_str(&["moo", "-b", &p("b2"), &p("x.cow"), &p("out")]);
+        assert_eq!(
+            e,
+            format!(
+                "Size mismatch (4096 vs 512) of COW header vs backing file \"{}\"\n",
+                p("b2")
+            )
+        );
+        assert!(!dir.path().join("out").exists());
+
+        // Success; then an output in a missing directory.
+        set_mtime(&dir.path().join("back"), 5);
+        assert_eq!(
+            run_str(&["moo", &p("x.cow"), &p("out")]),
+            (0, String::new(), String::new())
+        );
+        assert_eq!(std::fs::read(p("out")).unwrap(), vec![3u8; 4096]);
+        let (code, _, e) = run_str(&["moo", &p("x.cow"), &p("nodir/out")]);
+        assert_eq!(code, 1);
+        assert_eq!(e, "Output file open: No such file or directory\n");
+
+        // A truncated bitmap leaves no output behind.
+        std::fs::write(p("t.cow"), &cow[..8192]).unwrap();
+        let (code, _, e) = run_str(&["moo", &p("t.cow"), &p("out2")]);
+        assert_eq!(code, 1);
+        assert_eq!(e, "Reading COW bitmap: unexpected end of file\n");
+        assert!(!dir.path().join("out2").exists());
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains(".moo-"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+
+    #[test]
+    fn broken_v3_notice_and_merge() {
+        let dir = tempfile::tempdir().unwrap();
+        let back = dir.path().join("back");
+        std::fs::write(&back, vec![9u8; 8192]).unwrap();
+        set_mtime(&back, 1_000_000);
+        let h = Header {
+            version: uml_common::cow::Version::V3Broken,
+            ..Header::new_v3(back.as_os_str().as_bytes(), 1_000_000, 8192, 512, 4096)
+        };
+        let g = h.geometry().unwrap();
+        let cow_path = dir.path().join("b.cow");
+        let f = File::create(&cow_path).unwrap();
+        f.write_all_at(&h.encode().unwrap(), 0).unwrap();
+        f.write_all_at(&[0x01], g.bitmap_offset + 1).unwrap(); // sector 8
+        f.write_all_at(&[7u8; 512], g.data_offset + 8 * 512)
+            .unwrap();
+        f.set_len(g.cow_file_len()).unwrap();
+        let out = dir.path().join("out");
+        let (code, o, e) = run_str(&["moo", cow_path.to_str().unwrap(), out.to_str().unwrap()]);
+        assert_eq!((code, e.as_str()), (0, ""));
+        assert_eq!(
+            o,
+            "read_cow_header - broken V3 file with 64-bit layout - recovering content.\n"
+        );
+        let mut want = vec![9u8; 8192];
+        want[4096..4608].fill(7);
+        assert_eq!(std::fs::read(&out).unwrap(), want);
+
+        // In place: the backing file takes the merge and keeps its size.
+        let (code, _, _) = run_str(&["moo", "-d", cow_path.to_str().unwrap()]);
+        assert_eq!(code, 0);
+        assert_eq!(std::fs::read(&back).unwrap(), want);
+    }
+
+    #[test]
+    fn output_over_its_own_backing_file_is_safe() {
+        // C truncates the output first: naming the backing file destroys
+        // it. Here the merge is written aside and renamed.
+        let dir = tempfile::tempdir().unwrap();
+        let back = dir.path().join("back");
+        std::fs::write(&back, vec![5u8; 4096]).unwrap();
+        set_mtime(&back, 77);
+        let h = Header::new_v3(back.as_os_str().as_bytes(), 77, 4096, 512, 4096);
+        let g = h.geometry().unwrap();
+        let cow_path = dir.path().join("c.cow");
+        let f = File::create(&cow_path).unwrap();
+        f.write_all_at(&h.encode().unwrap(), 0).unwrap();
+        f.write_all_at(&[0x80], g.bitmap_offset).unwrap(); // sector 7
+        f.write_all_at(&[1u8; 512], g.data_offset + 7 * 512)
+            .unwrap();
+        f.set_len(g.cow_file_len()).unwrap();
+        let (code, _, e) = run_str(&["moo", cow_path.to_str().unwrap(), back.to_str().unwrap()]);
+        assert_eq!((code, e.as_str()), (0, ""));
+        let mut want = vec![5u8; 4096];
+        want[3584..].fill(1);
+        assert_eq!(std::fs::read(&back).unwrap(), want);
+    }
+}

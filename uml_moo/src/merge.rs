@@ -1,0 +1,949 @@
+//! The merge engine: COW file + backing file → plain image, with large
+//! I/O over runs of equal bitmap bits and bounded memory.
+//!
+//! The image is processed in aligned windows of [`WINDOW`] bytes. For each
+//! window the bitmap (streamed through a [`BITMAP_WINDOW`]-byte buffer)
+//! gives runs of dirty and clean sectors:
+//!
+//! * **new image**: clean bytes come from the backing file — one read over
+//!   the window's clean data, holes of the backing file (`SEEK_DATA` /
+//!   `SEEK_HOLE`) are not read at all; dirty bytes come from the COW data
+//!   area, one read per run or one read over the window's dirty span when
+//!   the runs are many. Then every 512-byte unit that is all zero is left
+//!   out (a hole) and each run of non-zero units is written with one
+//!   `pwrite`; the file is finally cut to its size. The C tool skips zero
+//!   sectors one by one, so a skipped unit always lies in a block C leaves
+//!   out too: the output is never less sparse than C's.
+//! * **in place** (`-d`): only dirty runs are read and written. A run of
+//!   zero units is written only where the backing file is not already zero
+//!   there (C's "Checking backing file for zeros"), so holes of the backing
+//!   file stay holes.
+//!
+//! Memory: two window buffers, the bitmap buffer and the run list of one
+//! window, whatever the image size.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
+
+use nix::errno::Errno;
+use nix::unistd::{lseek, Whence};
+use uml_common::cli::strerror;
+use uml_common::cow::{next_run, Geometry};
+
+/// Bytes of image handled per step (and the largest single read or write).
+pub const WINDOW: usize = 1 << 20;
+/// Granularity of hole detection in the output: one sector of the
+/// smallest size, aligned in the file.
+pub const UNIT: usize = 512;
+/// Bitmap bytes held at a time (covers 256 MiB of 512-byte sectors).
+pub const BITMAP_WINDOW: usize = 64 << 10;
+/// What a system call costs, in bytes copied: reading the gaps between
+/// runs along with the runs pays when the gaps are smaller than this per
+/// call saved (≈1.5 µs per call vs. ≈7 GB/s copying).
+const CALL_COST_BYTES: u64 = 8 << 10;
+
+/// Whether one read over a span with `gap` bytes between its `runs` runs
+/// is cheaper than one read per run.
+fn span_pays(gap: u64, runs: u64) -> bool {
+    runs > 1 && gap < (runs - 1) * CALL_COST_BYTES
+}
+
+const UNITS: usize = WINDOW / UNIT;
+
+/// What failed, with the C tool's `perror` prefixes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Reading the bitmap.
+    ReadBitmap,
+    /// Reading sector data (COW or backing file).
+    ReadData,
+    /// Reading the backing file to see whether it is zero already.
+    CheckZeros,
+    /// Writing the output.
+    WriteData,
+    /// Setting the output's final size.
+    Truncate,
+    /// Syncing the merged backing file (`-d`).
+    Sync,
+}
+
+impl Stage {
+    /// The `perror` prefix.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Stage::ReadBitmap => "Reading COW bitmap",
+            Stage::ReadData => "Reading data",
+            Stage::CheckZeros => "Checking backing file for zeros",
+            Stage::WriteData => "Writing data",
+            Stage::Truncate => "Setting the size of the output file",
+            Stage::Sync => "Syncing backing file",
+        }
+    }
+}
+
+/// A failed merge step.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {}", .stage.prefix(), strerror(.error))]
+pub struct MergeError {
+    /// The step.
+    pub stage: Stage,
+    /// The error.
+    pub error: io::Error,
+}
+
+fn at(stage: Stage) -> impl FnOnce(io::Error) -> MergeError {
+    move |error| MergeError { stage, error }
+}
+
+/// Reads exactly `buf.len()` bytes at `off`; a short file is an error
+/// ("unexpected end of file", where C prints `Success`).
+pub fn read_full(file: &File, mut buf: &mut [u8], mut off: u64) -> io::Result<()> {
+    while !buf.is_empty() {
+        match file.read_at(buf, off) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "unexpected end of file",
+                ))
+            }
+            Ok(n) => {
+                buf = buf.get_mut(n..).unwrap_or_default();
+                off += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Whether every byte is zero (vectorisable: OR of 64-byte blocks).
+pub fn is_zero(b: &[u8]) -> bool {
+    let mut chunks = b.chunks_exact(64);
+    for c in &mut chunks {
+        if c.iter().fold(0u8, |a, &x| a | x) != 0 {
+            return false;
+        }
+    }
+    chunks.remainder().iter().all(|&x| x == 0)
+}
+
+/// The bitmap, read through a bounded window.
+#[derive(Debug)]
+struct Bitmap<'a> {
+    file: &'a File,
+    offset: u64,
+    len: u64,
+    buf: Vec<u8>,
+    /// Bitmap byte index of `buf[0]`.
+    start: u64,
+    filled: usize,
+}
+
+impl<'a> Bitmap<'a> {
+    fn new(file: &'a File, geo: &Geometry) -> Self {
+        let cap = geo.bitmap_len.min(BITMAP_WINDOW as u64) as usize;
+        Bitmap {
+            file,
+            offset: geo.bitmap_offset,
+            len: geo.bitmap_len,
+            buf: vec![0; cap],
+            start: 0,
+            filled: 0,
+        }
+    }
+
+    /// The run of equal bits from `sector`, ending at most at `end` (and
+    /// at the end of the buffered window: callers loop).
+    fn run(&mut self, sector: u64, end: u64) -> io::Result<(bool, u64)> {
+        let byte = sector / 8;
+        if byte >= self.len {
+            return Ok((false, end));
+        }
+        if byte < self.start || byte >= self.start + self.filled as u64 {
+            let n = (self.len - byte).min(self.buf.len() as u64) as usize;
+            let dst = self.buf.get_mut(..n).unwrap_or_default();
+            read_full(self.file, dst, self.offset + byte)?;
+            self.start = byte;
+            self.filled = n;
+        }
+        let base = self.start * 8;
+        let window_end = (self.start + self.filled as u64) * 8;
+        let local_end = end.min(window_end);
+        let bits = self.buf.get(..self.filled).unwrap_or_default();
+        let (value, stop) = next_run(bits, sector - base, local_end - base);
+        Ok((value, stop + base))
+    }
+}
+
+/// Where a file has data and where holes (`SEEK_DATA`/`SEEK_HOLE`), asked
+/// at increasing offsets; everything is data where the file system cannot
+/// tell.
+#[derive(Debug)]
+struct DataMap<'a> {
+    file: &'a File,
+    len: u64,
+    next_data: u64,
+    next_hole: u64,
+    probed: bool,
+    unsupported: bool,
+}
+
+impl<'a> DataMap<'a> {
+    fn new(file: &'a File, len: u64) -> Self {
+        DataMap {
+            file,
+            len,
+            next_data: 0,
+            next_hole: 0,
+            probed: false,
+            unsupported: false,
+        }
+    }
+
+    fn seek(&self, pos: u64, whence: Whence) -> Result<u64, Errno> {
+        let off = i64::try_from(pos).map_err(|_| Errno::EOVERFLOW)?;
+        lseek(self.file.as_raw_fd(), off, whence).map(|o| o.max(0) as u64)
+    }
+
+    fn probe(&mut self, pos: u64) {
+        self.probed = true;
+        match self.seek(pos, Whence::SeekData) {
+            Ok(d) => {
+                self.next_data = d.max(pos);
+                self.next_hole = match self.seek(self.next_data, Whence::SeekHole) {
+                    Ok(h) => h.max(self.next_data),
+                    Err(_) => self.len,
+                };
+                if self.next_hole <= pos {
+                    // Inconsistent answer (the file changed): read it.
+                    self.unsupported = true;
+                }
+            }
+            // No data at or after `pos`.
+            Err(Errno::ENXIO) => {
+                self.next_data = self.len.max(pos);
+                self.next_hole = self.next_data;
+            }
+            Err(_) => self.unsupported = true,
+        }
+    }
+
+    /// Whether `pos` is in data, and up to where that holds.
+    fn at(&mut self, pos: u64) -> (bool, u64) {
+        if self.unsupported || pos >= self.len {
+            return (true, u64::MAX);
+        }
+        if !self.probed || pos >= self.next_hole {
+            self.probe(pos);
+            if self.unsupported {
+                return (true, u64::MAX);
+            }
+        }
+        if pos < self.next_data {
+            (false, self.next_data)
+        } else {
+            (true, self.next_hole.max(pos + 1))
+        }
+    }
+}
+
+/// One run of equal bits inside a window (file offsets of the image).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Seg {
+    start: u64,
+    end: u64,
+    dirty: bool,
+}
+
+/// Units of a window that may hold non-zero bytes.
+#[derive(Debug)]
+struct Marks([u64; UNITS / 64]);
+
+impl Marks {
+    fn clear(&mut self) {
+        self.0 = [0; UNITS / 64];
+    }
+
+    /// Marks the units overlapping window bytes `[a, b)`.
+    fn mark(&mut self, a: usize, b: usize) {
+        if a >= b {
+            return;
+        }
+        let first = a / UNIT;
+        let last = (b - 1) / UNIT;
+        for u in first..=last.min(UNITS - 1) {
+            if let Some(w) = self.0.get_mut(u / 64) {
+                *w |= 1 << (u % 64);
+            }
+        }
+    }
+
+    fn get(&self, u: usize) -> bool {
+        self.0.get(u / 64).is_some_and(|w| w & (1 << (u % 64)) != 0)
+    }
+}
+
+/// Counts of what a merge did (for tests and curiosity).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Bytes written to the output.
+    pub written: u64,
+    /// `pwrite` calls.
+    pub writes: u64,
+    /// Bytes taken from the COW file.
+    pub from_cow: u64,
+}
+
+/// Merges a COW file with its backing file.
+#[derive(Debug)]
+pub struct Merger<'a> {
+    cow: &'a File,
+    backing: &'a File,
+    geo: Geometry,
+    bitmap: Bitmap<'a>,
+    data: DataMap<'a>,
+    buf: Vec<u8>,
+    cbuf: Vec<u8>,
+    segs: Vec<Seg>,
+    /// Backing-file data ranges of the window's clean runs.
+    clean: Vec<(u64, u64)>,
+    marks: Marks,
+    stats: Stats,
+}
+
+impl<'a> Merger<'a> {
+    /// A merger for `cow` (whose header gave `geo`) and `backing`.
+    pub fn new(cow: &'a File, backing: &'a File, geo: Geometry) -> Self {
+        let window = (geo.image_len().min(WINDOW as u64)) as usize;
+        Merger {
+            cow,
+            backing,
+            geo,
+            bitmap: Bitmap::new(cow, &geo),
+            data: DataMap::new(backing, geo.size),
+            buf: vec![0; window],
+            cbuf: vec![0; window],
+            segs: Vec::new(),
+            clean: Vec::new(),
+            marks: Marks([0; UNITS / 64]),
+            stats: Stats::default(),
+        }
+    }
+
+    /// What the merge did so far.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Checks that the whole bitmap can be read (C reads it up front).
+    pub fn check_bitmap(&self) -> Result<(), MergeError> {
+        let len = self.cow.metadata().map_err(at(Stage::ReadBitmap))?.len();
+        if len < self.geo.bitmap_offset + self.geo.bitmap_len {
+            return Err(MergeError {
+                stage: Stage::ReadBitmap,
+                error: io::Error::new(io::ErrorKind::UnexpectedEof, "unexpected end of file"),
+            });
+        }
+        Ok(())
+    }
+
+    /// The runs of window `[pos, wend)`.
+    fn segments(&mut self, pos: u64, wend: u64) -> Result<(), MergeError> {
+        self.segs.clear();
+        let s = self.geo.sector_size;
+        let end_sector = wend / s + u64::from(wend % s != 0);
+        let mut p = pos;
+        while p < wend {
+            let (dirty, stop) = self
+                .bitmap
+                .run(p / s, end_sector)
+                .map_err(at(Stage::ReadBitmap))?;
+            let seg_end = stop.saturating_mul(s).min(wend).max(p + 1);
+            match self.segs.last_mut() {
+                Some(last) if last.dirty == dirty && last.end == p => last.end = seg_end,
+                _ => self.segs.push(Seg {
+                    start: p,
+                    end: seg_end,
+                    dirty,
+                }),
+            }
+            p = seg_end;
+        }
+        Ok(())
+    }
+
+    /// Puts the COW data of the window's dirty runs at their window
+    /// offsets (`x - pos` for image byte `x`) into `buf` (`to_buf`) or
+    /// `cbuf`: one read per run, or one read over the span of all runs
+    /// (into `cbuf`, then copied) when that copies less than the calls it
+    /// saves would cost.
+    fn read_dirty(&mut self, pos: u64, to_buf: bool) -> Result<(), MergeError> {
+        let mut runs = 0u64;
+        let mut bytes = 0u64;
+        let mut first = None;
+        let mut last = 0;
+        for seg in self.segs.iter().filter(|s| s.dirty) {
+            runs += 1;
+            bytes += seg.end - seg.start;
+            first.get_or_insert(seg.start);
+            last = seg.end;
+        }
+        let Some(first) = first else {
+            return Ok(());
+        };
+        self.stats.from_cow += bytes;
+        let data_offset = self.geo.data_offset;
+        if span_pays(last - first - bytes, runs) {
+            let dst = self
+                .cbuf
+                .get_mut((first - pos) as usize..(last - pos) as usize)
+                .unwrap_or_default();
+            read_full(self.cow, dst, data_offset + first).map_err(at(Stage::ReadData))?;
+            if to_buf {
+                for seg in self.segs.iter().filter(|s| s.dirty) {
+                    let (a, b) = ((seg.start - pos) as usize, (seg.end - pos) as usize);
+                    if let (Some(dst), Some(src)) = (self.buf.get_mut(a..b), self.cbuf.get(a..b)) {
+                        dst.copy_from_slice(src);
+                    }
+                }
+            }
+        } else {
+            let target = if to_buf {
+                &mut self.buf
+            } else {
+                &mut self.cbuf
+            };
+            for seg in self.segs.iter().filter(|s| s.dirty) {
+                let dst = target
+                    .get_mut((seg.start - pos) as usize..(seg.end - pos) as usize)
+                    .unwrap_or_default();
+                read_full(self.cow, dst, data_offset + seg.start).map_err(at(Stage::ReadData))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Merges into `out`, a new (empty) file or a device. With
+    /// `keep_holes`, all-zero units are not written and the file is cut to
+    /// the image size at the end (regular files); without, everything is
+    /// written (devices, whose old content must be overwritten).
+    pub fn new_image(&mut self, out: &File, keep_holes: bool) -> Result<Stats, MergeError> {
+        let total = self.geo.image_len();
+        let mut pos = 0u64;
+        while pos < total {
+            let wend = (pos + WINDOW as u64).min(total);
+            let wlen = (wend - pos) as usize;
+            self.segments(pos, wend)?;
+            self.marks.clear();
+
+            // Clean runs: backing data (one read over their span when that
+            // pays), holes zeroed.
+            let mut span: Option<(u64, u64)> = None;
+            let mut data_runs = 0u64;
+            let mut data_bytes = 0u64;
+            self.clean.clear();
+            for i in 0..self.segs.len() {
+                let Some(seg) = self.segs.get(i).copied() else {
+                    break;
+                };
+                if seg.dirty {
+                    continue;
+                }
+                let mut p = seg.start;
+                while p < seg.end {
+                    let (is_data, until) = self.data.at(p);
+                    let q = until.min(seg.end).max(p + 1);
+                    let (a, b) = ((p - pos) as usize, (q - pos) as usize);
+                    if is_data {
+                        span = Some(match span {
+                            Some((s, _)) => (s, q),
+                            None => (p, q),
+                        });
+                        data_runs += 1;
+                        data_bytes += q - p;
+                        self.clean.push((p, q));
+                        self.marks.mark(a, b);
+                    } else if let Some(dst) = self.buf.get_mut(a..b) {
+                        dst.fill(0);
+                    }
+                    p = q;
+                }
+            }
+            match span {
+                Some((a, b)) if span_pays(b - a - data_bytes, data_runs) => {
+                    let dst = self
+                        .buf
+                        .get_mut((a - pos) as usize..(b - pos) as usize)
+                        .unwrap_or_default();
+                    read_full(self.backing, dst, a).map_err(at(Stage::ReadData))?;
+                }
+                Some(_) => {
+                    for &(a, b) in &self.clean {
+                        let dst = self
+                            .buf
+                            .get_mut((a - pos) as usize..(b - pos) as usize)
+                            .unwrap_or_default();
+                        read_full(self.backing, dst, a).map_err(at(Stage::ReadData))?;
+                    }
+                }
+                None => {}
+            }
+
+            // Dirty runs: from the COW file (after the span read above,
+            // which may have covered them).
+            self.read_dirty(pos, true)?;
+            for seg in self.segs.iter().filter(|s| s.dirty) {
+                self.marks
+                    .mark((seg.start - pos) as usize, (seg.end - pos) as usize);
+            }
+
+            let window = self.buf.get(..wlen).unwrap_or_default();
+            if keep_holes {
+                write_nonzero_units(out, window, pos, &self.marks, &mut self.stats)?;
+            } else {
+                out.write_all_at(window, pos)
+                    .map_err(at(Stage::WriteData))?;
+                self.stats.writes += 1;
+                self.stats.written += wlen as u64;
+            }
+            pos = wend;
+        }
+        if keep_holes {
+            out.set_len(total).map_err(at(Stage::Truncate))?;
+        }
+        Ok(self.stats)
+    }
+
+    /// Merges the dirty sectors into the backing file itself (opened
+    /// read-write), then syncs it.
+    pub fn in_place(&mut self) -> Result<Stats, MergeError> {
+        let total = self.geo.image_len();
+        let mut pos = 0u64;
+        while pos < total {
+            let wend = (pos + WINDOW as u64).min(total);
+            self.segments(pos, wend)?;
+            if self.segs.iter().any(|s| s.dirty) {
+                self.read_dirty(pos, false)?;
+                for i in 0..self.segs.len() {
+                    match self.segs.get(i).copied() {
+                        Some(seg) if seg.dirty => self.merge_run_in_place(pos, seg)?,
+                        _ => {}
+                    }
+                }
+            }
+            pos = wend;
+        }
+        self.backing.sync_data().map_err(at(Stage::Sync))?;
+        Ok(self.stats)
+    }
+
+    /// Writes one dirty run (its COW data in `cbuf`) into the backing
+    /// file, leaving out zero units where the backing file is zero too.
+    fn merge_run_in_place(&mut self, pos: u64, seg: Seg) -> Result<(), MergeError> {
+        // Pieces: the run cut at unit boundaries (window offsets).
+        let (a, b) = ((seg.start - pos) as usize, (seg.end - pos) as usize);
+        let pieces = |from: usize| {
+            let next = (from / UNIT + 1) * UNIT;
+            next.min(b)
+        };
+        // Which zero pieces lie in backing data: read the backing file
+        // over their span once.
+        let mut check: Option<(usize, usize)> = None;
+        let mut p = a;
+        while p < b {
+            let q = pieces(p);
+            let zero = self.cbuf.get(p..q).is_some_and(is_zero);
+            if zero {
+                let (is_data, _) = self.data.at(pos + p as u64);
+                if is_data {
+                    check = Some(match check {
+                        Some((s, _)) => (s, q),
+                        None => (p, q),
+                    });
+                }
+            }
+            p = q;
+        }
+        if let Some((s, e)) = check {
+            let dst = self.buf.get_mut(s..e).unwrap_or_default();
+            read_full(self.backing, dst, pos + s as u64).map_err(at(Stage::CheckZeros))?;
+        }
+        // Write runs of pieces that change the backing file's bytes or are
+        // non-zero.
+        let mut run: Option<usize> = None;
+        let mut p = a;
+        while p <= b {
+            let write = if p < b {
+                let q = pieces(p);
+                let cow_zero = self.cbuf.get(p..q).is_some_and(is_zero);
+                // A zero piece outside the checked span lies in a hole of
+                // the backing file; inside it, holes read back as zeros.
+                let needs = !cow_zero
+                    || matches!(check, Some((s, e)) if p >= s && q <= e
+                        && !self.buf.get(p..q).is_some_and(is_zero));
+                Some((q, needs))
+            } else {
+                None
+            };
+            match write {
+                Some((q, true)) => {
+                    run.get_or_insert(p);
+                    p = q;
+                }
+                other => {
+                    if let Some(r) = run.take() {
+                        let src = self.cbuf.get(r..p).unwrap_or_default();
+                        self.backing
+                            .write_all_at(src, pos + r as u64)
+                            .map_err(at(Stage::WriteData))?;
+                        self.stats.writes += 1;
+                        self.stats.written += (p - r) as u64;
+                    }
+                    match other {
+                        Some((q, _)) => p = q,
+                        None => break,
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes the runs of marked, non-zero units of `window` (image offset
+/// `pos`) with one `pwrite` each.
+fn write_nonzero_units(
+    out: &File,
+    window: &[u8],
+    pos: u64,
+    marks: &Marks,
+    stats: &mut Stats,
+) -> Result<(), MergeError> {
+    let mut run: Option<usize> = None;
+    let units = window.len().div_ceil(UNIT);
+    for u in 0..=units {
+        let keep = u < units && marks.get(u) && {
+            let a = u * UNIT;
+            let b = (a + UNIT).min(window.len());
+            !window.get(a..b).is_some_and(is_zero)
+        };
+        if keep {
+            run.get_or_insert(u * UNIT);
+        } else if let Some(r) = run.take() {
+            let end = (u * UNIT).min(window.len());
+            let src = window.get(r..end).unwrap_or_default();
+            out.write_all_at(src, pos + r as u64)
+                .map_err(at(Stage::WriteData))?;
+            stats.writes += 1;
+            stats.written += (end - r) as u64;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+    use uml_common::cow::{test_bit, Geometry, Version};
+
+    /// Deterministic generator (splitmix64).
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n.max(1)
+        }
+        fn fill(&mut self, b: &mut [u8]) {
+            for x in b {
+                *x = (self.next() as u8) | 1;
+            }
+        }
+    }
+
+    /// A generated case: backing bytes (with hole ranges), COW bytes.
+    struct Case {
+        dir: tempfile::TempDir,
+        geo: Geometry,
+        backing: Vec<u8>,
+        cow: Vec<u8>,
+    }
+
+    fn write_sparse(path: &std::path::Path, bytes: &[u8]) {
+        // Leave 4 KiB blocks of zeros as holes.
+        let f = File::create(path).unwrap();
+        for (i, chunk) in bytes.chunks(4096).enumerate() {
+            if !is_zero(chunk) {
+                f.write_all_at(chunk, (i * 4096) as u64).unwrap();
+            }
+        }
+        f.set_len(bytes.len() as u64).unwrap();
+    }
+
+    fn make_case(rng: &mut Rng) -> Case {
+        let sizes = [512u32, 512, 512, 1024, 4096, 1000, 256, 520];
+        let s = sizes[rng.below(sizes.len() as u64) as usize];
+        let version = match rng.below(4) {
+            0 => Version::V1,
+            1 => Version::V2,
+            2 => Version::V3Broken,
+            _ => Version::V3,
+        };
+        let align = [512u32, 4096, 1000][rng.below(3) as usize];
+        let size = match rng.below(4) {
+            0 => rng.below(5000),
+            1 => (WINDOW as u64) * (1 + rng.below(2)) + rng.below(3) * 512,
+            _ => rng.below(3 * WINDOW as u64),
+        };
+        let geo = Geometry::new(version, size, s, align).unwrap();
+        // Backing: random extents of data, zero sectors, holes.
+        let mut backing = vec![0u8; size as usize];
+        let mut p = 0usize;
+        while p < backing.len() {
+            let len = (1 + rng.below(40_000)) as usize;
+            let end = (p + len).min(backing.len());
+            if rng.below(3) != 0 {
+                rng.fill(&mut backing[p..end]);
+            }
+            p = end;
+        }
+        // COW: bitmap with clustered runs, data for dirty sectors (some zero).
+        let mut cow = vec![0u8; (geo.data_offset + size) as usize];
+        let bm_off = geo.bitmap_offset as usize;
+        let nbits = geo.bitmap_len * 8;
+        let mut i = 0;
+        let density = rng.below(4);
+        while i < nbits {
+            let run = 1 + rng.below(64);
+            let dirty = match density {
+                0 => false,
+                1 => rng.below(10) == 0,
+                2 => rng.below(2) == 0,
+                _ => rng.below(10) != 0,
+            };
+            for b in i..(i + run).min(nbits) {
+                if dirty {
+                    cow[bm_off + (b / 8) as usize] |= 1 << (b % 8);
+                }
+            }
+            i += run;
+        }
+        for sector in 0..geo.sectors {
+            if test_bit(&cow[bm_off..bm_off + geo.bitmap_len as usize], sector) {
+                let a = (geo.data_offset + sector * geo.sector_size) as usize;
+                let b = a + geo.sector_size as usize;
+                match rng.below(5) {
+                    0 => {} // zero sector in the COW file
+                    1 => cow[a..b].copy_from_slice(
+                        &backing[a - geo.data_offset as usize..b - geo.data_offset as usize],
+                    ),
+                    _ => rng.fill(&mut cow[a..b]),
+                }
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        write_sparse(&dir.path().join("backing"), &backing);
+        write_sparse(&dir.path().join("cow"), &cow);
+        Case {
+            dir,
+            geo,
+            backing,
+            cow,
+        }
+    }
+
+    /// The merge as the spec describes it, sector by sector.
+    fn reference(c: &Case) -> Vec<u8> {
+        let g = &c.geo;
+        let bm = &c.cow[g.bitmap_offset as usize..(g.bitmap_offset + g.bitmap_len) as usize];
+        let mut out = vec![0u8; g.image_len() as usize];
+        for i in 0..g.sectors {
+            let a = (i * g.sector_size) as usize;
+            let b = a + g.sector_size as usize;
+            let src = if test_bit(bm, i) {
+                &c.cow[a + g.data_offset as usize..b + g.data_offset as usize]
+            } else {
+                &c.backing[a..b]
+            };
+            out[a..b].copy_from_slice(src);
+        }
+        out
+    }
+
+    /// C's writing pattern (one write per non-zero sector and the last
+    /// one, or in place: dirty sectors, zeros only over non-zero backing)
+    /// applied to `file`, for comparing allocation.
+    fn c_like(c: &Case, file: &File, in_place: bool) {
+        let g = &c.geo;
+        let bm = &c.cow[g.bitmap_offset as usize..(g.bitmap_offset + g.bitmap_len) as usize];
+        let merged = reference(c);
+        for i in 0..g.sectors {
+            let a = (i * g.sector_size) as usize;
+            let b = a + g.sector_size as usize;
+            let dirty = test_bit(bm, i);
+            if in_place && !dirty {
+                continue;
+            }
+            let zero = is_zero(&merged[a..b]);
+            if i < g.sectors - 1 && zero && (!in_place || is_zero(&c.backing[a..b])) {
+                continue;
+            }
+            file.write_all_at(&merged[a..b], a as u64).unwrap();
+        }
+    }
+
+    fn blocks(f: &File) -> u64 {
+        f.sync_all().unwrap();
+        f.metadata().unwrap().blocks()
+    }
+
+    #[test]
+    fn merges_equal_the_reference_and_are_never_less_sparse() {
+        let mut rng = Rng(0x00c0_ffee);
+        for round in 0..40 {
+            let c = make_case(&mut rng);
+            let d = c.dir.path();
+            let cow = File::open(d.join("cow")).unwrap();
+            let want = reference(&c);
+
+            // New image.
+            let backing = File::open(d.join("backing")).unwrap();
+            let out = File::create(d.join("out")).unwrap();
+            let mut m = Merger::new(&cow, &backing, c.geo);
+            m.check_bitmap().unwrap();
+            let stats = m.new_image(&out, true).unwrap();
+            let got = std::fs::read(d.join("out")).unwrap();
+            assert!(
+                got == want,
+                "round {round}: new image differs ({:?})",
+                c.geo
+            );
+            let cf = File::create(d.join("c-out")).unwrap();
+            c_like(&c, &cf, false);
+            assert!(
+                blocks(&out) <= blocks(&cf),
+                "round {round}: less sparse than C ({:?})",
+                c.geo
+            );
+            assert!(stats.writes <= c.geo.sectors.max(1));
+
+            // In place, on a copy of the backing file.
+            let copy = d.join("copy");
+            write_sparse(&copy, &c.backing);
+            let ccopy = d.join("c-copy");
+            write_sparse(&ccopy, &c.backing);
+            let rw = File::options().read(true).write(true).open(&copy).unwrap();
+            Merger::new(&cow, &rw, c.geo).in_place().unwrap();
+            let got = std::fs::read(&copy).unwrap();
+            let mut want_in_place = c.backing.clone();
+            want_in_place[..want.len()].copy_from_slice(&want);
+            assert!(
+                got == want_in_place,
+                "round {round}: -d differs ({:?})",
+                c.geo
+            );
+            let cw = File::options().write(true).open(&ccopy).unwrap();
+            c_like(&c, &cw, true);
+            assert!(
+                blocks(&rw) <= blocks(&cw),
+                "round {round}: -d less sparse than C ({:?})",
+                c.geo
+            );
+
+            // Writing everything (a device) gives the same bytes.
+            let dev = File::create(d.join("dev")).unwrap();
+            Merger::new(&cow, &backing, c.geo)
+                .new_image(&dev, false)
+                .unwrap();
+            assert!(std::fs::read(d.join("dev")).unwrap() == want);
+        }
+    }
+
+    #[test]
+    fn large_runs_use_few_calls() {
+        // 4 MiB, every other 4 KiB block dirty, full backing: one write
+        // per window.
+        let size = 4u64 << 20;
+        let geo = Geometry::new(Version::V3, size, 512, 4096).unwrap();
+        let mut rng = Rng(3);
+        let mut backing = vec![0u8; size as usize];
+        rng.fill(&mut backing);
+        let mut cow = vec![0u8; (geo.data_offset + size) as usize];
+        for byte in 0..geo.bitmap_len as usize {
+            if byte % 2 == 0 {
+                cow[geo.bitmap_offset as usize + byte] = 0xff;
+            }
+        }
+        rng.fill(&mut cow[geo.data_offset as usize..]);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("b"), &backing).unwrap();
+        std::fs::write(dir.path().join("c"), &cow).unwrap();
+        let (b, c) = (
+            File::open(dir.path().join("b")).unwrap(),
+            File::open(dir.path().join("c")).unwrap(),
+        );
+        let out = File::create(dir.path().join("o")).unwrap();
+        let stats = Merger::new(&c, &b, geo).new_image(&out, true).unwrap();
+        assert_eq!(stats.writes, 4);
+        assert_eq!(stats.written, size);
+        assert_eq!(stats.from_cow, size / 2);
+    }
+
+    #[test]
+    fn truncated_cow_files_fail_cleanly() {
+        let mut rng = Rng(9);
+        let size = 64u64 << 10;
+        let geo = Geometry::new(Version::V3, size, 512, 4096).unwrap();
+        let mut cow = vec![0u8; (geo.data_offset + size) as usize];
+        cow[geo.bitmap_offset as usize + 15] = 0x80; // last sector dirty
+        rng.fill(&mut cow[geo.data_offset as usize..]);
+        let dir = tempfile::tempdir().unwrap();
+        let mut backing = vec![0u8; size as usize];
+        rng.fill(&mut backing);
+        std::fs::write(dir.path().join("b"), &backing).unwrap();
+        let b = File::open(dir.path().join("b")).unwrap();
+        for cut in [
+            0,
+            geo.bitmap_offset + 3,
+            geo.data_offset + 100,
+            geo.data_offset + size - 1,
+        ] {
+            std::fs::write(dir.path().join("c"), &cow[..cut as usize]).unwrap();
+            let c = File::open(dir.path().join("c")).unwrap();
+            let out = File::create(dir.path().join("o")).unwrap();
+            let mut m = Merger::new(&c, &b, geo);
+            let r = m
+                .check_bitmap()
+                .and_then(|()| m.new_image(&out, true).map(|_| ()));
+            let e = r.unwrap_err();
+            let want = if cut < geo.bitmap_offset + geo.bitmap_len {
+                "Reading COW bitmap: unexpected end of file"
+            } else {
+                "Reading data: unexpected end of file"
+            };
+            assert_eq!(e.to_string(), want, "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn zero_detection() {
+        assert!(is_zero(&[]));
+        assert!(is_zero(&[0; 1000]));
+        let mut v = vec![0u8; 1000];
+        for i in [0, 63, 64, 999] {
+            v[i] = 1;
+            assert!(!is_zero(&v));
+            v[i] = 0;
+        }
+        assert!(span_pays(0, 2) && !span_pays(0, 1) && !span_pays(1 << 20, 3));
+    }
+}
