@@ -1,7 +1,7 @@
 //! Writing the reply on fd 1 in the framing the kernel expects.
 
 use std::fs::File;
-use std::io::{IoSlice, Write};
+use std::io::IoSlice;
 use std::os::fd::{AsFd, AsRawFd};
 
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
@@ -36,18 +36,38 @@ impl Output {
     }
 }
 
+/// Writes `buf` on fd 1 with as few `write` calls as possible — one for
+/// anything up to a pipe buffer. Not through `std::io::stdout()`: its line
+/// buffering would split the text from its final NUL, and the kernel reads
+/// the data with a single `read` (then reports `read only N of N+1 bytes`).
+fn write_fd1(buf: &[u8]) -> bool {
+    let stdout = std::io::stdout();
+    let fd = stdout.as_fd();
+    let mut rest = buf;
+    while !rest.is_empty() {
+        match nix::unistd::write(fd, rest) {
+            Ok(0) => return false,
+            Ok(n) => rest = &rest[n..],
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => {
+                eprintln!("write_output : write failed: {}", e.desc());
+                return false;
+            }
+        }
+    }
+    true
+}
+
 /// Writes a length-prefixed text on fd 1 (spec §3).
 pub fn write_length_prefixed(text: &str) -> bool {
-    let mut out = std::io::stdout().lock();
-    out.write_all(&length_prefixed(text)).is_ok() && out.flush().is_ok()
+    write_fd1(&length_prefixed(text))
 }
 
 /// Writes the ethertap status byte and the length-prefixed text.
 pub fn write_status_then_text(ok: bool, text: &str) -> bool {
     let mut buf = vec![u8::from(ok)];
     buf.extend_from_slice(&length_prefixed(text));
-    let mut out = std::io::stdout().lock();
-    out.write_all(&buf).is_ok() && out.flush().is_ok()
+    write_fd1(&buf)
 }
 
 /// Sends the `tuntap up` reply datagram on `fd`: on success the interface
