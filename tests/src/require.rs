@@ -12,7 +12,8 @@ pub enum Requirement {
     LinuxUml,
     /// The tun/tap device `/dev/net/tun`.
     DevNetTun,
-    /// Debian's C reference tool `/usr/bin/<name>` (package uml-utilities).
+    /// Debian's C reference tool `/usr/bin/<name>`, or the absolute path
+    /// `<name>` (e.g. `/usr/lib/uml/port-helper`), from uml-utilities.
     CBinary(&'static str),
     /// Network namespaces: the `ip` program and root.
     NetNs,
@@ -31,6 +32,7 @@ impl Requirement {
             Requirement::DevNetTun => (!Path::new("/dev/net/tun").exists())
                 .then(|| "/dev/net/tun does not exist".to_string()),
             Requirement::CBinary(name) => {
+                // `join` keeps an absolute `name` as it is.
                 let path = Path::new("/usr/bin").join(name);
                 (!path.is_file()).then(|| {
                     format!(
@@ -127,6 +129,15 @@ mod tests {
     fn missing_c_binary_has_reason() {
         let r = Requirement::CBinary("surely-no-such-program-xyz").missing();
         assert!(r.is_some_and(|r| r.contains("/usr/bin/surely-no-such-program-xyz")));
+    }
+
+    #[test]
+    fn c_binary_by_absolute_path() {
+        let r = Requirement::CBinary("/surely/no/such-program").missing();
+        assert!(r.is_some_and(|r| r.contains(" /surely/no/such-program ")));
+        if Path::new("/usr/bin/sh").is_file() {
+            assert!(Requirement::CBinary("/usr/bin/sh").missing().is_none());
+        }
     }
 
     #[test]
