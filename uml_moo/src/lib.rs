@@ -260,11 +260,10 @@ pub fn merge(opts: &Options, out: &mut dyn Write) -> Result<Stats, MooError> {
         .open(&backing_path)
         .map_err(MooError::OpenBacking)?;
 
-    let mut merger = Merger::new(&cow, &backing, geometry);
     match &opts.output {
         None => {
-            merger.check_bitmap()?;
-            Ok(merger.in_place()?)
+            merge::check_bitmap(&cow, &geometry)?;
+            Ok(Merger::new(&cow, &backing, geometry).in_place()?)
         }
         Some(target) => {
             let output = Output::create(target).map_err(MooError::OutputOpen)?;
@@ -277,8 +276,12 @@ pub fn merge(opts: &Options, out: &mut dyn Write) -> Result<Stats, MooError> {
                         }
                     }
                 }
-                merger.check_bitmap()?;
-                Ok(merger.new_image(output.file(), output.keep_holes())?)
+                merge::check_bitmap(&cow, &geometry)?;
+                // One thread: ext4 and others serialise buffered writes to
+                // one file, and the write copy dominates (2 threads were no
+                // faster).
+                Ok(Merger::new(&cow, &backing, geometry)
+                    .new_image(output.file(), output.keep_holes())?)
             })();
             match result {
                 Ok(stats) => {
