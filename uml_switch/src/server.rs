@@ -231,6 +231,22 @@ impl Switch {
         // Checked first: a terminal hung up right after start-up still
         // counts as one (the C switch checks after its first message).
         let stdin_is_tty = nix::unistd::isatty(0).unwrap_or(false);
+        // Block the signals we handle before the control socket exists (and
+        // before -daemon forks): one arriving during set-up then waits for
+        // the event loop and still gets the socket removed.
+        let mut mask = SigSet::empty();
+        for s in [
+            Signal::SIGINT,
+            Signal::SIGTERM,
+            Signal::SIGHUP,
+            Signal::SIGUSR1,
+        ] {
+            mask.add(s);
+        }
+        if let Err(e) = mask.thread_block() {
+            err(&format!("sigprocmask: {e}\n"));
+            return Err(SetupFailed);
+        }
         // Fix of C pitfall 9: a relative path could not be removed after
         // -daemon's chdir("/").
         if opts.daemon {
@@ -353,16 +369,6 @@ impl Switch {
             .and_then(|e| move_high(e.0, HIGH_FD))
             .map(Epoll)
             .map_err(|e| fail("epoll", &strerror(&e)))?;
-        let mut mask = SigSet::empty();
-        for s in [
-            Signal::SIGINT,
-            Signal::SIGTERM,
-            Signal::SIGHUP,
-            Signal::SIGUSR1,
-        ] {
-            mask.add(s);
-        }
-        mask.thread_block().map_err(|e| fail("sigprocmask", &e))?;
         // nix's SignalFd cannot be rebuilt from a moved descriptor, hence the
         // plain (deprecated) constructor.
         #[allow(deprecated)]
