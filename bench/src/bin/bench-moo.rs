@@ -1,0 +1,978 @@
+//! `bench-moo`: Debian's C `uml_moo` and ours side by side on a large COW
+//! file: wall time (median of interleaved trials), peak RSS and output
+//! sparseness, every output checked against an independent reference.
+//!
+//! Targets (issue 5): ours ≥ 10× faster than C for a new image from a full
+//! backing file, ≥ 5× from a sparse one, ≥ 3× for `-d`; peak RSS ≤ 4 MiB;
+//! outputs never less sparse than C's.
+//!
+//! Method:
+//! 1. In a fresh temp dir (`--dir`, default `$TMPDIR`): a backing file of
+//!    `--size-mib` MiB (default 1 GiB) of pseudo-random data ("full"), and
+//!    one that is mostly holes with 64 KiB data extents over 1/16 of it
+//!    ("sparse"); for each a version-3 COW file (sector 512, alignment
+//!    4096) in which `--dirty-pct` % (default 10) of the 4 KiB blocks,
+//!    chosen at random (seeded), are dirty — every 50th dirty block holds
+//!    zeros, the others random data. Fixed mtimes.
+//! 2. The reference: every block's expected content is generated again
+//!    from the seeds (no file is read, no `uml_moo` code is used) and
+//!    hashed; each output's hash and size must match.
+//! 3. Scenarios, for each of `--trials` trials, C and ours interleaved
+//!    (order alternating per trial), caches warm (never dropped):
+//!    * `new full`: `uml_moo full.cow out.img`;
+//!    * `new sparse`: `uml_moo sparse.cow out.img`;
+//!    * `-d`: `uml_moo -d -b copy.img full.cow` on a copy of the full
+//!      backing file (one copy per tool, restored and synced before each
+//!      run, so only the merge's own writes are dirty). Ours syncs before
+//!      it exits; C does not, so `fdatasync` of C's result is timed
+//!      separately and shown as "C + sync".
+//!
+//!    Each run goes through GNU `time -f %M` (peak RSS in KiB); the wall
+//!    time covers the whole process. Right before each timed run (of
+//!    either tool) a scratch file as large as what the run will write is
+//!    written and deleted (`--no-prewarm` skips it): on VMs that hand
+//!    freed guest memory back to the host (virtio-balloon free page
+//!    reporting, here within ~1 s), the first large writer afterwards
+//!    pays about 1 s per GiB for the host faulting it back in — that
+//!    measures the hypervisor, not the tool, and hits whichever tool runs
+//!    after a pause. Output sizes on disk (`st_blocks`) are compared as
+//!    they stand after the run (new images: neither tool syncs) or after
+//!    the sync (`-d`).
+//! 4. The big files are removed at the end, on errors and on SIGINT,
+//!    SIGTERM or SIGHUP (`--keep` keeps them).
+//!
+//! Exit status: 0 when measured (whatever the verdict), 1 when `--enforce`
+//! is given and a target is missed, 2 on errors (a wrong output included),
+//! 130 when interrupted.
+#![forbid(unsafe_code)]
+
+use std::ffi::OsString;
+use std::fmt;
+use std::fs::{self, File};
+use std::io::Read;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use uml_bench::stats::quantile;
+use uml_common::cow::Header;
+
+const USAGE: &str = "\
+Usage: bench-moo [OPTIONS]
+
+Times Debian's C uml_moo and ours on a large COW file (new image from a
+full and from a sparse backing file, and -d), interleaved, and reports
+median times, the ratios C/ours, peak RSS and output sizes on disk, with
+PASS/FAIL against the targets (>= 10x, >= 5x, >= 3x, RSS <= 4 MiB).
+
+Options:
+  --ours PATH       our uml_moo (default: beside this program, i.e.
+                    target/x86_64-unknown-linux-gnu/release/uml_moo)
+  --c PATH          the C uml_moo (default /usr/bin/uml_moo)
+  --time PATH       GNU time (default /usr/bin/time)
+  --dir DIR         where the big files go (default $TMPDIR or /tmp)
+  --size-mib N      backing file size in MiB (default 1024)
+  --dirty-pct N     percentage of dirty 4 KiB blocks (default 10)
+  --trials N        timed runs per tool and scenario (default 5)
+  --seed N          seed of the generated data (default 1)
+  --only LIST       scenarios, comma-separated: full,sparse,d (default all)
+  --timeout-s N     deadline of one run (default 300)
+  --no-prewarm      do not write and delete a scratch file of the output's
+                    size right before each timed run (see below)
+  --keep            keep the generated files
+  --enforce         exit 1 when a target is missed
+  -h, --help        this text";
+
+const BLOCK: usize = 4096;
+const SECTOR: u32 = 512;
+const ALIGN: u32 = 4096;
+/// 2020-01-02 03:04:05 UTC.
+const MTIME: u64 = 1_577_934_245;
+const RSS_TARGET_KIB: u64 = 4096;
+
+// ---------------------------------------------------------------------------
+// Errors and options
+// ---------------------------------------------------------------------------
+
+#[derive(Debug)]
+enum Error {
+    Usage(String),
+    Interrupted,
+    Failed(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Usage(m) => write!(f, "{m} (see --help)"),
+            Error::Interrupted => write!(f, "interrupted"),
+            Error::Failed(m) => write!(f, "{m}"),
+        }
+    }
+}
+
+fn failed(msg: impl Into<String>) -> Error {
+    Error::Failed(msg.into())
+}
+
+fn io_ctx<E: fmt::Display>(what: impl fmt::Display) -> impl FnOnce(E) -> Error {
+    let what = what.to_string();
+    move |e| Error::Failed(format!("{what}: {e}"))
+}
+
+#[derive(Debug)]
+struct Options {
+    ours: PathBuf,
+    c: PathBuf,
+    time: PathBuf,
+    dir: Option<PathBuf>,
+    size_mib: u64,
+    dirty_pct: u64,
+    trials: usize,
+    seed: u64,
+    full: bool,
+    sparse: bool,
+    in_place: bool,
+    timeout: Duration,
+    prewarm: bool,
+    keep: bool,
+    enforce: bool,
+}
+
+fn sibling(name: &str) -> PathBuf {
+    match std::env::current_exe() {
+        Ok(exe) => exe.with_file_name(name),
+        Err(_) => PathBuf::from("target/x86_64-unknown-linux-gnu/release").join(name),
+    }
+}
+
+fn parse_args(args: Vec<OsString>) -> Result<Options, Error> {
+    let mut o = Options {
+        ours: sibling("uml_moo"),
+        c: PathBuf::from("/usr/bin/uml_moo"),
+        time: PathBuf::from("/usr/bin/time"),
+        dir: None,
+        size_mib: 1024,
+        dirty_pct: 10,
+        trials: 5,
+        seed: 1,
+        full: true,
+        sparse: true,
+        in_place: true,
+        timeout: Duration::from_secs(300),
+        prewarm: true,
+        keep: false,
+        enforce: false,
+    };
+    let mut it = args.into_iter();
+    while let Some(arg) = it.next() {
+        let Some(text) = arg.to_str() else {
+            return Err(Error::Usage(format!("unexpected argument {arg:?}")));
+        };
+        let (name, inline) = match text.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n.to_owned(), Some(OsString::from(v))),
+            _ => (text.to_owned(), None),
+        };
+        let mut inline = inline;
+        let mut value = |it: &mut std::vec::IntoIter<OsString>| -> Result<OsString, Error> {
+            inline
+                .take()
+                .or_else(|| it.next())
+                .ok_or_else(|| Error::Usage(format!("{name} needs a value")))
+        };
+        let number = |v: OsString, min: u64, max: u64| -> Result<u64, Error> {
+            v.to_str()
+                .and_then(|s| s.parse::<u64>().ok())
+                .filter(|n| (min..=max).contains(n))
+                .ok_or_else(|| Error::Usage(format!("{name} needs an integer in {min}..={max}")))
+        };
+        match name.as_str() {
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            "--ours" => o.ours = value(&mut it)?.into(),
+            "--c" => o.c = value(&mut it)?.into(),
+            "--time" => o.time = value(&mut it)?.into(),
+            "--dir" => o.dir = Some(value(&mut it)?.into()),
+            "--size-mib" => o.size_mib = number(value(&mut it)?, 1, 1 << 20)?,
+            "--dirty-pct" => o.dirty_pct = number(value(&mut it)?, 0, 100)?,
+            "--trials" => o.trials = number(value(&mut it)?, 1, 1000)? as usize,
+            "--seed" => o.seed = number(value(&mut it)?, 0, u64::MAX)?,
+            "--timeout-s" => o.timeout = Duration::from_secs(number(value(&mut it)?, 1, 86400)?),
+            "--only" => {
+                let v = value(&mut it)?;
+                let list = v.to_string_lossy().into_owned();
+                (o.full, o.sparse, o.in_place) = (false, false, false);
+                for item in list.split(',') {
+                    match item {
+                        "full" => o.full = true,
+                        "sparse" => o.sparse = true,
+                        "d" => o.in_place = true,
+                        other => return Err(Error::Usage(format!("unknown scenario {other}"))),
+                    }
+                }
+            }
+            "--no-prewarm" => o.prewarm = false,
+            "--keep" => o.keep = true,
+            "--enforce" => o.enforce = true,
+            other => return Err(Error::Usage(format!("unknown argument {other}"))),
+        }
+        if inline.is_some() {
+            return Err(Error::Usage(format!("{name} takes no value")));
+        }
+    }
+    for (what, path, hint) in [
+        (
+            "--ours",
+            &o.ours,
+            " (build it: cargo build --release --workspace --bins)",
+        ),
+        ("--c", &o.c, " (Debian package uml-utilities)"),
+        ("--time", &o.time, " (Debian package `time`)"),
+    ] {
+        if !path.is_file() {
+            return Err(failed(format!(
+                "{what}: {} does not exist{hint}",
+                path.display()
+            )));
+        }
+    }
+    Ok(o)
+}
+
+// ---------------------------------------------------------------------------
+// Deterministic data and the reference merge
+// ---------------------------------------------------------------------------
+
+/// splitmix64.
+#[derive(Debug, Clone)]
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn fill(&mut self, buf: &mut [u8]) {
+        for c in buf.chunks_mut(8) {
+            let v = self.next().to_le_bytes();
+            c.copy_from_slice(v.get(..c.len()).unwrap_or_default());
+        }
+    }
+}
+
+/// Which backing file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Full,
+    Sparse,
+}
+
+/// The generated data set: which blocks are dirty and what every block
+/// holds, all derived from the seed.
+#[derive(Debug)]
+struct Plan {
+    seed: u64,
+    blocks: u64,
+    /// Dirty blocks, one bit each.
+    dirty: Vec<u64>,
+    dirty_count: u64,
+    /// Data extents of the sparse backing file, in 64 KiB units.
+    sparse_data: Vec<u64>,
+}
+
+const EXTENT: u64 = 64 << 10;
+const BLOCKS_PER_EXTENT: u64 = EXTENT / BLOCK as u64;
+
+fn bit(v: &[u64], i: u64) -> bool {
+    v.get((i / 64) as usize)
+        .is_some_and(|w| w & (1 << (i % 64)) != 0)
+}
+
+fn set(v: &mut [u64], i: u64) {
+    if let Some(w) = v.get_mut((i / 64) as usize) {
+        *w |= 1 << (i % 64);
+    }
+}
+
+impl Plan {
+    fn new(size: u64, dirty_pct: u64, seed: u64) -> Plan {
+        let blocks = size / BLOCK as u64;
+        let mut rng = Rng(seed ^ 0x00d1_27b1);
+        // Exactly dirty_pct % of the blocks: partial Fisher-Yates.
+        let want = blocks * dirty_pct / 100;
+        let mut idx: Vec<u32> = (0..blocks as u32).collect();
+        let mut dirty = vec![0u64; blocks.div_ceil(64) as usize];
+        for k in 0..want as usize {
+            let j = k + (rng.next() % (blocks - k as u64)) as usize;
+            idx.swap(k, j);
+            set(&mut dirty, u64::from(idx[k]));
+        }
+        // Sparse backing: 1/16 of the 64 KiB extents hold data.
+        let extents = size / EXTENT;
+        let mut sparse_data = vec![0u64; extents.div_ceil(64) as usize];
+        for e in 0..extents {
+            if rng.next() % 16 == 0 {
+                set(&mut sparse_data, e);
+            }
+        }
+        Plan {
+            seed,
+            blocks,
+            dirty,
+            dirty_count: want,
+            sparse_data,
+        }
+    }
+
+    fn is_dirty(&self, block: u64) -> bool {
+        bit(&self.dirty, block)
+    }
+
+    /// Block `i` of the backing file.
+    fn backing_block(&self, kind: Kind, i: u64, buf: &mut [u8]) {
+        if kind == Kind::Sparse && !bit(&self.sparse_data, i / BLOCKS_PER_EXTENT) {
+            buf.fill(0);
+            return;
+        }
+        Rng(self.seed.wrapping_mul(31).wrapping_add(i) ^ 0xbac0_0000_0000).fill(buf);
+    }
+
+    /// Block `i`'s copy in the COW file (dirty blocks only): random, every
+    /// 50th one zero.
+    fn cow_block(&self, kind: Kind, i: u64, buf: &mut [u8]) {
+        if i % 50 == 7 {
+            buf.fill(0);
+            return;
+        }
+        let k = if kind == Kind::Full { 1 } else { 2 };
+        Rng(self.seed.wrapping_mul(37).wrapping_add(i) ^ (0xc0e0_0000_0000 * k)).fill(buf);
+    }
+
+    /// The merged image's block `i`: the reference merge.
+    fn merged_block(&self, kind: Kind, i: u64, buf: &mut [u8]) {
+        if self.is_dirty(i) {
+            self.cow_block(kind, i, buf);
+        } else {
+            self.backing_block(kind, i, buf);
+        }
+    }
+}
+
+/// A 64-bit hash of a byte stream (4 independent lanes of
+/// xor-multiply-rotate over little-endian words, then the length).
+#[derive(Debug, Clone)]
+struct Hasher {
+    lanes: [u64; 4],
+    len: u64,
+}
+
+impl Hasher {
+    fn new() -> Self {
+        Hasher {
+            lanes: [1, 2, 3, 4],
+            len: 0,
+        }
+    }
+
+    /// `buf.len()` must be a multiple of 32 except for the last call.
+    fn update(&mut self, buf: &[u8]) {
+        let mut chunks = buf.chunks_exact(32);
+        for c in &mut chunks {
+            for (lane, w) in self.lanes.iter_mut().zip(c.chunks_exact(8)) {
+                let mut a = [0u8; 8];
+                a.copy_from_slice(w);
+                *lane = (*lane ^ u64::from_le_bytes(a))
+                    .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                    .rotate_left(29);
+            }
+        }
+        for &b in chunks.remainder() {
+            self.lanes[0] = (self.lanes[0] ^ u64::from(b))
+                .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                .rotate_left(29);
+        }
+        self.len += buf.len() as u64;
+    }
+
+    fn finish(&self) -> u64 {
+        let mut h = self.len;
+        for l in self.lanes {
+            h = (h ^ l).wrapping_mul(0xff51_afd7_ed55_8ccd).rotate_left(31);
+        }
+        h
+    }
+}
+
+fn reference_hash(plan: &Plan, kind: Kind) -> u64 {
+    let mut h = Hasher::new();
+    let mut buf = vec![0u8; BLOCK];
+    for i in 0..plan.blocks {
+        plan.merged_block(kind, i, &mut buf);
+        h.update(&buf);
+    }
+    h.finish()
+}
+
+fn file_hash(path: &Path) -> Result<(u64, u64), Error> {
+    let mut f = File::open(path).map_err(io_ctx(format!("opening {}", path.display())))?;
+    let mut h = Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let mut n = 0;
+        while n < buf.len() {
+            match f.read(buf.get_mut(n..).unwrap_or_default()) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(failed(format!("reading {}: {e}", path.display()))),
+            }
+        }
+        if n == 0 {
+            break;
+        }
+        h.update(buf.get(..n).unwrap_or_default());
+    }
+    Ok((h.finish(), h.len))
+}
+
+// ---------------------------------------------------------------------------
+// Generating the files
+// ---------------------------------------------------------------------------
+
+fn set_mtime(path: &Path) -> Result<(), Error> {
+    File::options()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_modified(UNIX_EPOCH + Duration::from_secs(MTIME)))
+        .map_err(io_ctx(format!("setting the mtime of {}", path.display())))
+}
+
+/// Writes the backing file (data blocks only; holes stay holes).
+fn write_backing(plan: &Plan, kind: Kind, path: &Path) -> Result<(), Error> {
+    let f = File::create(path).map_err(io_ctx(format!("creating {}", path.display())))?;
+    let per = 256u64; // blocks per write (1 MiB)
+    let mut buf = vec![0u8; BLOCK * per as usize];
+    let mut i = 0;
+    while i < plan.blocks {
+        let n = per.min(plan.blocks - i);
+        // Write runs of non-zero blocks only: zero blocks stay holes.
+        let mut run: Option<u64> = None;
+        for k in 0..=n {
+            let nonzero = k < n && {
+                let b = buf
+                    .get_mut(k as usize * BLOCK..(k as usize + 1) * BLOCK)
+                    .unwrap_or_default();
+                plan.backing_block(kind, i + k, b);
+                b.iter().any(|&x| x != 0)
+            };
+            if nonzero {
+                run.get_or_insert(k);
+            } else if let Some(r) = run.take() {
+                let bytes = buf
+                    .get(r as usize * BLOCK..k as usize * BLOCK)
+                    .unwrap_or_default();
+                f.write_all_at(bytes, (i + r) * BLOCK as u64)
+                    .map_err(io_ctx(format!("writing {}", path.display())))?;
+            }
+        }
+        i += n;
+    }
+    f.set_len(plan.blocks * BLOCK as u64)
+        .and_then(|()| f.sync_all())
+        .map_err(io_ctx(format!("finishing {}", path.display())))?;
+    drop(f);
+    set_mtime(path)
+}
+
+/// Writes a v3 COW file for `backing` with the plan's dirty blocks.
+fn write_cow(plan: &Plan, kind: Kind, backing: &Path, path: &Path) -> Result<(), Error> {
+    let size = plan.blocks * BLOCK as u64;
+    let name = backing.as_os_str().as_encoded_bytes();
+    let header = Header::new_v3(name, MTIME as u32, size, SECTOR, ALIGN);
+    let geo = header
+        .geometry()
+        .map_err(|e| failed(format!("COW geometry: {e}")))?;
+    let bytes = header
+        .encode()
+        .map_err(|e| failed(format!("COW header: {e}")))?;
+    let f = File::create(path).map_err(io_ctx(format!("creating {}", path.display())))?;
+    let werr = io_ctx(format!("writing {}", path.display()));
+    let mut bitmap = vec![0u8; geo.bitmap_len as usize];
+    let mut buf = vec![0u8; BLOCK];
+    let mut result = f.write_all_at(&bytes, 0);
+    for i in 0..plan.blocks {
+        if result.is_err() {
+            break;
+        }
+        if plan.is_dirty(i) {
+            if let Some(b) = bitmap.get_mut(i as usize) {
+                *b = 0xff; // 8 sectors of 512 bytes per 4 KiB block
+            }
+            plan.cow_block(kind, i, &mut buf);
+            result = f.write_all_at(&buf, geo.data_offset + i * BLOCK as u64);
+        }
+    }
+    result
+        .and_then(|()| f.write_all_at(&bitmap, geo.bitmap_offset))
+        .and_then(|()| f.set_len(geo.cow_file_len()))
+        .and_then(|()| f.sync_all())
+        .map_err(werr)
+}
+
+/// Puts the backing content back into the dirty blocks of a `-d` copy,
+/// syncs it and resets its mtime.
+fn restore_copy(plan: &Plan, path: &Path) -> Result<(), Error> {
+    let f = File::options()
+        .write(true)
+        .open(path)
+        .map_err(io_ctx(format!("opening {}", path.display())))?;
+    let mut buf = vec![0u8; BLOCK];
+    for i in 0..plan.blocks {
+        if plan.is_dirty(i) {
+            plan.backing_block(Kind::Full, i, &mut buf);
+            f.write_all_at(&buf, i * BLOCK as u64)
+                .map_err(io_ctx(format!("restoring {}", path.display())))?;
+        }
+    }
+    f.sync_all()
+        .map_err(io_ctx(format!("syncing {}", path.display())))?;
+    drop(f);
+    set_mtime(path)
+}
+
+/// Writes and deletes `bytes` of zeros in `dir`, so that the page cache
+/// the next run fills comes from recently freed, host-backed memory.
+fn prewarm(dir: &Path, bytes: u64) -> Result<(), Error> {
+    let path = dir.join("prewarm.tmp");
+    let f = File::create(&path).map_err(io_ctx("creating the prewarm file"))?;
+    let buf = vec![0u8; 1 << 20];
+    let mut pos = 0;
+    while pos < bytes {
+        let n = (bytes - pos).min(buf.len() as u64) as usize;
+        f.write_all_at(buf.get(..n).unwrap_or_default(), pos)
+            .map_err(io_ctx("writing the prewarm file"))?;
+        pos += n as u64;
+    }
+    drop(f);
+    fs::remove_file(&path).map_err(io_ctx("removing the prewarm file"))
+}
+
+// ---------------------------------------------------------------------------
+// Running one process
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    secs: f64,
+    rss_kib: u64,
+}
+
+/// Runs `time -f %M -o rss tool args` with a deadline; the wall time
+/// covers the whole process.
+fn run_tool(
+    o: &Options,
+    tool: &Path,
+    args: &[&Path],
+    dir: &Path,
+    stop: &Arc<AtomicBool>,
+) -> Result<Sample, Error> {
+    let rss_file = dir.join("rss.txt");
+    let mut cmd = Command::new(&o.time);
+    cmd.arg("-f")
+        .arg("%M")
+        .arg("-o")
+        .arg(&rss_file)
+        .arg(tool)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let what = format!("{} {:?}", tool.display(), args);
+    let start = Instant::now();
+    let mut child = cmd.spawn().map_err(io_ctx(format!("starting {what}")))?;
+    let pgid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
+    // Watchdog: the deadline and interrupts end the process group.
+    let done = Arc::new(Mutex::new(false));
+    let fired = Arc::new(AtomicBool::new(false));
+    let watch = {
+        let (done, fired, stop) = (Arc::clone(&done), Arc::clone(&fired), Arc::clone(stop));
+        let deadline = start + o.timeout;
+        thread::spawn(move || loop {
+            thread::sleep(Duration::from_millis(20));
+            let guard = done.lock().unwrap_or_else(|p| p.into_inner());
+            if *guard {
+                return;
+            }
+            if Instant::now() >= deadline || stop.load(Ordering::SeqCst) {
+                let _ = killpg(pgid, Signal::SIGKILL);
+                fired.store(true, Ordering::SeqCst);
+                return;
+            }
+        })
+    };
+    let mut out = Vec::new();
+    let mut err = Vec::new();
+    if let Some(mut p) = child.stdout.take() {
+        let _ = p.read_to_end(&mut out);
+    }
+    if let Some(mut p) = child.stderr.take() {
+        let _ = p.read_to_end(&mut err);
+    }
+    let status = child.wait();
+    let secs = start.elapsed().as_secs_f64();
+    *done.lock().unwrap_or_else(|p| p.into_inner()) = true;
+    let _ = watch.join();
+    if stop.load(Ordering::SeqCst) {
+        return Err(Error::Interrupted);
+    }
+    if fired.load(Ordering::SeqCst) {
+        return Err(failed(format!("{what}: no exit within {:?}", o.timeout)));
+    }
+    let status = status.map_err(io_ctx(format!("waiting for {what}")))?;
+    if !status.success() || !out.is_empty() || !err.is_empty() {
+        return Err(failed(format!(
+            "{what}: {status}; stdout {:?}; stderr {:?}",
+            String::from_utf8_lossy(&out),
+            String::from_utf8_lossy(&err)
+        )));
+    }
+    let rss_kib = fs::read_to_string(&rss_file)
+        .ok()
+        .and_then(|s| s.lines().last().and_then(|l| l.trim().parse().ok()))
+        .ok_or_else(|| failed(format!("no peak RSS from {}", o.time.display())))?;
+    Ok(Sample { secs, rss_kib })
+}
+
+// ---------------------------------------------------------------------------
+// The benchmark
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Default)]
+struct Series {
+    secs: Vec<f64>,
+    rss: Vec<u64>,
+    blocks: Vec<u64>,
+    sync_secs: Vec<f64>,
+}
+
+impl Series {
+    fn median(v: &[f64]) -> f64 {
+        let mut s: Vec<u64> = v.iter().map(|x| (x * 1e9) as u64).collect();
+        s.sort_unstable();
+        quantile(&s, 0.5).unwrap_or(f64::NAN) / 1e9
+    }
+
+    fn median_u(v: &[u64]) -> u64 {
+        let mut s = v.to_vec();
+        s.sort_unstable();
+        quantile(&s, 0.5).unwrap_or(f64::NAN) as u64
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scenario {
+    NewFull,
+    NewSparse,
+    InPlace,
+}
+
+impl Scenario {
+    fn name(self) -> &'static str {
+        match self {
+            Scenario::NewFull => "new image, full backing",
+            Scenario::NewSparse => "new image, sparse backing",
+            Scenario::InPlace => "-d (in place), full backing",
+        }
+    }
+
+    fn target(self) -> f64 {
+        match self {
+            Scenario::NewFull => 10.0,
+            Scenario::NewSparse => 5.0,
+            Scenario::InPlace => 3.0,
+        }
+    }
+}
+
+fn check_interrupt(stop: &AtomicBool) -> Result<(), Error> {
+    if stop.load(Ordering::SeqCst) {
+        Err(Error::Interrupted)
+    } else {
+        Ok(())
+    }
+}
+
+fn verify(path: &Path, want: u64, size: u64, what: &str) -> Result<(), Error> {
+    let (h, len) = file_hash(path)?;
+    if len != size || h != want {
+        return Err(failed(format!(
+            "{what}: output {} is wrong (size {len}, want {size}; hash {h:016x}, want {want:016x})",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+fn blocks_of(path: &Path) -> Result<u64, Error> {
+    fs::metadata(path)
+        .map(|m| m.blocks() * 512)
+        .map_err(io_ctx(format!("stat {}", path.display())))
+}
+
+fn run(o: &Options, stop: &Arc<AtomicBool>) -> Result<bool, Error> {
+    let base = o.dir.clone().unwrap_or_else(std::env::temp_dir);
+    let tmp = tempfile::Builder::new()
+        .prefix("bench-moo-")
+        .tempdir_in(&base)
+        .map_err(io_ctx(format!("creating a temp dir in {}", base.display())))?;
+    let dir = fs::canonicalize(tmp.path()).map_err(io_ctx("canonicalize"))?;
+    let result = bench(o, &dir, stop);
+    if o.keep {
+        let kept = tmp.keep();
+        eprintln!("bench-moo: files kept in {}", kept.display());
+    } else if let Err(e) = tmp.close() {
+        eprintln!("bench-moo: cannot remove {}: {e}", dir.display());
+    }
+    result
+}
+
+fn bench(o: &Options, dir: &Path, stop: &Arc<AtomicBool>) -> Result<bool, Error> {
+    let size = o.size_mib << 20;
+    let plan = Plan::new(size, o.dirty_pct, o.seed);
+    let t0 = Instant::now();
+    eprintln!(
+        "bench-moo: {} MiB backing files, {} of {} 4 KiB blocks dirty (seed {}), in {}",
+        o.size_mib,
+        plan.dirty_count,
+        plan.blocks,
+        o.seed,
+        dir.display()
+    );
+    let p = |n: &str| dir.join(n);
+    let mut scenarios = Vec::new();
+    let mut hashes = [0u64; 2];
+    for (kind, wanted) in [(Kind::Full, o.full || o.in_place), (Kind::Sparse, o.sparse)] {
+        if !wanted {
+            continue;
+        }
+        let (name, cow) = match kind {
+            Kind::Full => ("full.img", "full.cow"),
+            Kind::Sparse => ("sparse.img", "sparse.cow"),
+        };
+        write_backing(&plan, kind, &p(name))?;
+        check_interrupt(stop)?;
+        write_cow(&plan, kind, &p(name), &p(cow))?;
+        check_interrupt(stop)?;
+        hashes[kind as usize] = reference_hash(&plan, kind);
+    }
+    if o.full {
+        scenarios.push(Scenario::NewFull);
+    }
+    if o.sparse {
+        scenarios.push(Scenario::NewSparse);
+    }
+    if o.in_place {
+        for n in ["copy-c.img", "copy-ours.img"] {
+            write_backing(&plan, Kind::Full, &p(n))?;
+            check_interrupt(stop)?;
+        }
+        scenarios.push(Scenario::InPlace);
+    }
+    eprintln!(
+        "bench-moo: files ready after {:.1} s; {} trials",
+        t0.elapsed().as_secs_f64(),
+        o.trials
+    );
+
+    let tools = [("C", o.c.as_path()), ("ours", o.ours.as_path())];
+    let mut series: Vec<[Series; 2]> = scenarios.iter().map(|_| Default::default()).collect();
+    for trial in 0..o.trials {
+        for (si, &sc) in scenarios.iter().enumerate() {
+            let order: [usize; 2] = if trial % 2 == 0 { [0, 1] } else { [1, 0] };
+            for t in order {
+                check_interrupt(stop)?;
+                let (label, tool) = tools[t];
+                let what = format!("{label} {}", sc.name());
+                let s = match sc {
+                    Scenario::NewFull | Scenario::NewSparse => {
+                        let (cow, kind) = if sc == Scenario::NewFull {
+                            ("full.cow", Kind::Full)
+                        } else {
+                            ("sparse.cow", Kind::Sparse)
+                        };
+                        let out = p("out.img");
+                        if o.prewarm {
+                            prewarm(dir, size)?;
+                        }
+                        let s = run_tool(o, tool, &[Path::new(cow), &out], dir, stop)?;
+                        series[si][t].blocks.push(blocks_of(&out)?);
+                        verify(&out, hashes[kind as usize], size, &what)?;
+                        fs::remove_file(&out).map_err(io_ctx("removing out.img"))?;
+                        s
+                    }
+                    Scenario::InPlace => {
+                        let copy = p(if t == 0 {
+                            "copy-c.img"
+                        } else {
+                            "copy-ours.img"
+                        });
+                        if trial > 0 {
+                            restore_copy(&plan, &copy)?;
+                        }
+                        if o.prewarm {
+                            prewarm(dir, plan.dirty_count * BLOCK as u64)?;
+                        }
+                        let s = run_tool(
+                            o,
+                            tool,
+                            &[
+                                Path::new("-d"),
+                                Path::new("-b"),
+                                &copy,
+                                Path::new("full.cow"),
+                            ],
+                            dir,
+                            stop,
+                        )?;
+                        let t1 = Instant::now();
+                        File::open(&copy)
+                            .and_then(|f| f.sync_data())
+                            .map_err(io_ctx("syncing the -d result"))?;
+                        series[si][t].sync_secs.push(t1.elapsed().as_secs_f64());
+                        series[si][t].blocks.push(blocks_of(&copy)?);
+                        verify(&copy, hashes[Kind::Full as usize], size, &what)?;
+                        s
+                    }
+                };
+                series[si][t].secs.push(s.secs);
+                series[si][t].rss.push(s.rss_kib);
+            }
+        }
+        eprintln!(
+            "bench-moo: trial {}/{} done ({:.0} s)",
+            trial + 1,
+            o.trials,
+            t0.elapsed().as_secs_f64()
+        );
+    }
+    Ok(report(o, &scenarios, &series))
+}
+
+fn report(o: &Options, scenarios: &[Scenario], series: &[[Series; 2]]) -> bool {
+    let mut ok = true;
+    println!();
+    println!(
+        "uml_moo: C ({}) vs ours ({}), {} MiB, {} % of 4 KiB blocks dirty, {} trials, medians, {}",
+        o.c.display(),
+        o.ours.display(),
+        o.size_mib,
+        o.dirty_pct,
+        o.trials,
+        if o.prewarm {
+            "prewarmed"
+        } else {
+            "not prewarmed"
+        }
+    );
+    println!();
+    println!(
+        "| scenario | C | ours | C / ours | target | peak RSS C | peak RSS ours (max) | on disk C | on disk ours |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for (sc, [c, ours]) in scenarios.iter().zip(series) {
+        let (tc, to) = (Series::median(&c.secs), Series::median(&ours.secs));
+        let ratio = tc / to;
+        let pass = ratio >= sc.target();
+        ok &= pass;
+        let (dc, d_o) = (Series::median_u(&c.blocks), Series::median_u(&ours.blocks));
+        let sparse_ok = d_o <= dc;
+        ok &= sparse_ok;
+        let rss_max = ours.rss.iter().copied().max().unwrap_or(0);
+        println!(
+            "| {} | {:.3} s | {:.3} s | {:.1}x | >= {:.0}x {} | {} KiB | {} KiB ({}) | {} MiB | {} MiB {} |",
+            sc.name(),
+            tc,
+            to,
+            ratio,
+            sc.target(),
+            if pass { "PASS" } else { "FAIL" },
+            Series::median_u(&c.rss),
+            Series::median_u(&ours.rss),
+            rss_max,
+            dc >> 20,
+            d_o >> 20,
+            if sparse_ok { "ok" } else { "LESS SPARSE" }
+        );
+        if *sc == Scenario::InPlace {
+            let tcs = tc + Series::median(&c.sync_secs);
+            let tos = to + Series::median(&ours.sync_secs);
+            println!(
+                "| -d, C + fdatasync of its result | {tcs:.3} s | {tos:.3} s | {:.1}x | (same work: ours syncs itself) | | | | |",
+                tcs / tos
+            );
+        }
+    }
+    let rss_max = series
+        .iter()
+        .flat_map(|s| s[1].rss.iter().copied())
+        .max()
+        .unwrap_or(0);
+    let rss_ok = rss_max <= RSS_TARGET_KIB;
+    ok &= rss_ok;
+    println!();
+    println!(
+        "peak RSS of ours: max {rss_max} KiB (target <= {RSS_TARGET_KIB} KiB): {}",
+        if rss_ok { "PASS" } else { "FAIL" }
+    );
+    println!(
+        "verdict: {}",
+        if ok {
+            "all targets met"
+        } else {
+            "targets missed"
+        }
+    );
+    ok
+}
+
+fn main() -> ExitCode {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [SIGINT, SIGTERM, SIGHUP] {
+        if let Err(e) = signal_hook::flag::register(sig, Arc::clone(&stop)) {
+            eprintln!("bench-moo: cannot handle signal {sig}: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    let result = parse_args(std::env::args_os().skip(1).collect()).and_then(|o| {
+        let enforce = o.enforce;
+        run(&o, &stop).map(|ok| ok || !enforce)
+    });
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(Error::Interrupted) => {
+            eprintln!("bench-moo: interrupted; temp dir removed");
+            ExitCode::from(130)
+        }
+        Err(e) => {
+            eprintln!("bench-moo: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
