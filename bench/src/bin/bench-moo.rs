@@ -86,7 +86,9 @@ Options:
   --only LIST       scenarios, comma-separated: full,sparse,d (default all)
   --timeout-s N     deadline of one run (default 300)
   --no-prewarm      do not write and delete a scratch file of the output's
-                    size right before each timed run (see below)
+                    size right before each timed run (it keeps a VM's free
+                    page reporting from charging ~1 s/GiB of page-cache
+                    refaults to whichever tool runs after a pause)
   --keep            keep the generated files
   --enforce         exit 1 when a target is missed
   -h, --help        this text";
