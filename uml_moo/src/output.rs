@@ -210,3 +210,77 @@ impl Output {
 pub fn path_bytes(path: &Path) -> Vec<u8> {
     path.as_os_str().to_owned().into_vec()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::FileExt;
+
+    fn finish(out: Output, bytes: &[u8]) -> io::Result<()> {
+        out.file().write_all_at(bytes, 0)?;
+        out.commit()
+    }
+
+    #[test]
+    fn unnamed_and_named_temporaries_replace_the_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("img");
+        fs::write(&target, b"old").unwrap();
+        fs::set_permissions(&target, fs::Permissions::from_mode(0o600)).unwrap();
+        let out = Output::create(&target).unwrap();
+        assert!(!out.is_direct() && out.keep_holes());
+        // Nothing visible under the final name until the commit.
+        assert_eq!(fs::read(&target).unwrap(), b"old");
+        finish(out, b"new").unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"new");
+        assert_eq!(fs::metadata(&target).unwrap().mode() & 0o777, 0o600);
+
+        let (file, temp) = Output::named(dir.path(), &target).unwrap();
+        assert!(temp
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with(".img.moo-"));
+        let out = Output {
+            file,
+            target: target.clone(),
+            kind: Kind::Named { temp: temp.clone() },
+            keep_holes: true,
+        };
+        finish(out, b"named").unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"named");
+        assert!(!temp.exists());
+
+        // Aborting a named temporary removes it.
+        let (file, temp) = Output::named(dir.path(), &target).unwrap();
+        Output {
+            file,
+            target: target.clone(),
+            kind: Kind::Named { temp: temp.clone() },
+            keep_holes: true,
+        }
+        .abort();
+        assert!(!temp.exists());
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn devices_and_symlinks() {
+        let out = Output::create(Path::new("/dev/null")).unwrap();
+        assert!(out.is_direct() && !out.keep_holes());
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        fs::write(&real, b"x").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let out = Output::create(&link).unwrap();
+        assert_eq!(out.target(), fs::canonicalize(&real).unwrap());
+        finish(out, b"via link").unwrap();
+        assert_eq!(fs::read(&real).unwrap(), b"via link");
+        assert!(fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+    }
+}
