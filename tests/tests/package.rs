@@ -1,0 +1,1193 @@
+//! The Debian package `uml-utilities-rs` (issue #6), as `packaging/build-deb`
+//! leaves it in `target/debian/`:
+//!
+//! * its contents and metadata, read with `dpkg-deb` (paths, modes,
+//!   relations, conffiles, md5sums, maintainer scripts), and lintian;
+//! * installation, removal and purge in a fresh Debian chroot (debootstrap
+//!   `bookworm`, minbase), also over Debian's own `uml-utilities` and next
+//!   to an administrator's statoverride;
+//! * the service: the installed unit's wrapper and the init script start
+//!   the installed `uml_switch` as `uml-net` on
+//!   `/run/uml-utilities/uml_switch.ctl`, and two UMLs booted with a plain
+//!   `eth0=daemon` (the kernel's built-in socket) ping each other through
+//!   it; and the ifupdown hooks. All of it in a private network namespace
+//!   and a private mount namespace whose `/run` is the chroot's tmpfs, so
+//!   nothing of the host changes.
+//!
+//! The package is not built here (a release build takes minutes): run
+//! `packaging/build-deb` first. The chroot is made from a tarball of a
+//! debootstrapped root, cached in `/var/cache/uml-utilities-rs-test/`
+//! (`UML_PKG_TEST_CACHE`); making it the first time downloads from
+//! `http://deb.debian.org/debian` (`UML_PKG_TEST_MIRROR`) and takes a
+//! minute or two. Without the package, debootstrap, lintian or the
+//! mirror these tests print `SKIP`; under `CI=true` they fail.
+//!
+//! Every command runs with a deadline; every mount is made inside a mount
+//! namespace of its own (`unshare -m --propagation private`), so it
+//! disappears with the namespace's last process.
+
+// Test code: a failed setup step should abort the test with its message.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use tempfile::TempDir;
+use uml_integration_tests::{
+    find_in_path, pid_alive, require, run_with_timeout, NetNs, Requirement, RunOutput, Uml,
+    UmlConfig,
+};
+
+const PACKAGE: &str = "uml-utilities-rs";
+/// The Debian revision `packaging/Cargo.toml` gives cargo-deb.
+const REVISION: &str = "1";
+const SUITE: &str = "bookworm";
+const DEFAULT_MIRROR: &str = "http://deb.debian.org/debian";
+const DEFAULT_CACHE: &str = "/var/cache/uml-utilities-rs-test";
+/// The cached root's name; change it when the recipe below changes.
+const BASE_NAME: &str = "bookworm-minbase-v1";
+/// Packages added to minbase: adduser (our Depends), iproute2 (the
+/// if-up hook), and the dependencies of Debian's uml-utilities, whose
+/// .deb is downloaded into the root for the replacement test.
+const INCLUDE: &str = "adduser,iproute2,libfuse2,libreadline8,lsb-base";
+
+const DEBOOTSTRAP_TIMEOUT: Duration = Duration::from_secs(900);
+const CMD_TIMEOUT: Duration = Duration::from_secs(120);
+const SHORT: Duration = Duration::from_secs(20);
+const UML_LIFETIME: Duration = Duration::from_secs(120);
+const GUEST_STEP: Duration = Duration::from_secs(40);
+
+const BINARIES: [&str; 7] = [
+    "tunctl",
+    "uml_mconsole",
+    "uml_mkcow",
+    "uml_moo",
+    "uml_net",
+    "uml_switch",
+    "uml_watchdog",
+];
+const CONFFILES: [&str; 4] = [
+    "/etc/default/uml-utilities",
+    "/etc/init.d/uml-utilities",
+    "/etc/network/if-pre-up.d/uml-utilities",
+    "/etc/network/if-up.d/uml-utilities",
+];
+const WRAPPER: &str = "/usr/libexec/uml-utilities-rs/uml-switch-service";
+const CTL: &str = "/run/uml-utilities/uml_switch.ctl";
+
+/// Fails under `CI=true`, else prints a loud `SKIP` line (as
+/// [`uml_integration_tests::require`] does).
+fn unmet(reason: &str) {
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{reason}; CI must provide it");
+    }
+    let current = thread::current();
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIP {}: {reason}",
+        current.name().unwrap_or("<unknown test>")
+    );
+}
+
+/// `let x = need!(option_or_result, "why");` returns from the test (after
+/// [`unmet`]) when the value is missing.
+macro_rules! need {
+    ($value:expr) => {
+        match $value {
+            Ok(v) => v,
+            Err(reason) => {
+                unmet(&reason);
+                return;
+            }
+        }
+    };
+}
+
+fn repo_root() -> PathBuf {
+    let tests = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    tests.parent().map(Path::to_path_buf).unwrap_or(tests)
+}
+
+fn arch() -> String {
+    let out = run_with_timeout(Command::new("dpkg").arg("--print-architecture"), SHORT);
+    assert!(out.success(), "dpkg --print-architecture: {out}");
+    out.stdout_str().trim().to_string()
+}
+
+fn version() -> String {
+    format!("{}-{REVISION}", env!("CARGO_PKG_VERSION"))
+}
+
+/// The package `packaging/build-deb` writes.
+fn the_deb() -> Result<PathBuf, String> {
+    let path =
+        repo_root()
+            .join("target/debian")
+            .join(format!("{PACKAGE}_{}_{}.deb", version(), arch()));
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "{} not found: run packaging/build-deb first",
+            path.display()
+        ))
+    }
+}
+
+fn program(name: &str, package: &str) -> Result<PathBuf, String> {
+    find_in_path(name).ok_or_else(|| format!("`{name}` not found (apt-get install {package})"))
+}
+
+fn dpkg_deb(args: &[&str], deb: &Path) -> RunOutput {
+    let out = run_with_timeout(Command::new("dpkg-deb").args(args).arg(deb), CMD_TIMEOUT);
+    assert!(out.success(), "dpkg-deb {args:?}: {out}");
+    out
+}
+
+/// `path → (permissions, owner)` from `dpkg-deb -c`.
+fn contents(deb: &Path) -> Vec<(String, String, String)> {
+    dpkg_deb(&["-c"], deb)
+        .stdout_str()
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            assert!(f.len() >= 6, "odd dpkg-deb -c line {l:?}");
+            let path = f[5].trim_start_matches('.').to_string();
+            (path, f[0].to_string(), f[1].to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn deb_contents_and_metadata() {
+    let deb = need!(the_deb());
+    let list = contents(&deb);
+    let mode_of = |p: &str| {
+        list.iter()
+            .find(|(path, _, _)| path == p)
+            .map(|(_, mode, _)| mode.clone())
+            .unwrap_or_else(|| panic!("{p} is not in the package"))
+    };
+    for (path, mode, owner) in &list {
+        assert!(owner == "root/root" || owner == "0/0", "{path}: {owner}");
+        assert!(
+            !mode.contains('s') && !mode.contains('S'),
+            "{path} {mode}: setuid only through dpkg-statoverride"
+        );
+    }
+
+    // The programs, at Debian's paths, and nothing else in bin/sbin.
+    let exe = "-rwxr-xr-x";
+    for b in BINARIES {
+        assert_eq!(mode_of(&format!("/usr/bin/{b}")), exe, "{b}");
+    }
+    assert_eq!(mode_of("/usr/sbin/jail_uml"), exe);
+    assert_eq!(mode_of("/usr/lib/uml/port-helper"), exe);
+    let in_bin: BTreeSet<String> = list
+        .iter()
+        .filter(|(p, m, _)| {
+            !m.starts_with('d') && (p.starts_with("/usr/bin/") || p.starts_with("/usr/sbin/"))
+        })
+        .map(|(p, _, _)| p.clone())
+        .collect();
+    let want: BTreeSet<String> = BINARIES
+        .iter()
+        .map(|b| format!("/usr/bin/{b}"))
+        .chain(["/usr/sbin/jail_uml".to_string()])
+        .collect();
+    assert_eq!(in_bin, want);
+
+    // Service, settings and hooks.
+    assert_eq!(mode_of(WRAPPER), exe);
+    assert_eq!(
+        mode_of("/usr/lib/systemd/system/uml-utilities.service"),
+        "-rw-r--r--"
+    );
+    assert_eq!(mode_of("/etc/init.d/uml-utilities"), exe);
+    assert_eq!(mode_of("/etc/default/uml-utilities"), "-rw-r--r--");
+    assert_eq!(mode_of("/etc/network/if-pre-up.d/uml-utilities"), exe);
+    assert_eq!(mode_of("/etc/network/if-up.d/uml-utilities"), exe);
+
+    // Documentation: a man page for every program, completions.
+    for b in BINARIES
+        .iter()
+        .filter(|b| **b != "tunctl")
+        .chain(&["jail_uml", "port-helper"])
+    {
+        assert_eq!(
+            mode_of(&format!("/usr/share/man/man1/{b}.1.gz")),
+            "-rw-r--r--"
+        );
+    }
+    assert_eq!(mode_of("/usr/share/man/man8/tunctl.8.gz"), "-rw-r--r--");
+    for b in BINARIES.iter().chain(&["jail_uml"]) {
+        mode_of(&format!("/usr/share/bash-completion/completions/{b}"));
+        mode_of(&format!("/usr/share/zsh/vendor-completions/_{b}"));
+    }
+    for b in ["tunctl", "uml_mconsole", "uml_switch", "uml_watchdog"] {
+        mode_of(&format!("/usr/share/fish/vendor_completions.d/{b}.fish"));
+    }
+    for doc in [
+        "copyright",
+        "changelog.Debian.gz",
+        "README.Debian",
+        "README.md",
+    ] {
+        assert_eq!(
+            mode_of(&format!("/usr/share/doc/{PACKAGE}/{doc}")),
+            "-rw-r--r--"
+        );
+    }
+
+    // Control fields.
+    let info = dpkg_deb(&["-f"], &deb).stdout_str();
+    let get = |name: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(get("Package"), PACKAGE);
+    assert_eq!(get("Version"), version());
+    assert_eq!(get("Architecture"), arch());
+    let depends: Vec<String> = get("Depends").split(", ").map(str::to_string).collect();
+    assert!(
+        depends.iter().any(|d| d == "adduser"),
+        "Depends: {depends:?}"
+    );
+    assert!(
+        !depends.iter().any(|d| d.starts_with("net-tools")),
+        "Depends: {depends:?}"
+    );
+    assert!(get("Pre-Depends").starts_with("init-system-helpers"));
+    for rel in ["Provides", "Conflicts", "Replaces"] {
+        assert_eq!(get(rel), "uml-utilities", "{rel}");
+    }
+    assert!(get("Built-Using").contains("glibc (= "), "{info}");
+
+    // conffiles, md5sums, maintainer scripts.
+    let out = run_with_timeout(
+        Command::new("dpkg-deb")
+            .arg("-I")
+            .arg(&deb)
+            .arg("conffiles"),
+        SHORT,
+    );
+    assert!(out.success(), "{out}");
+    let mut listed: Vec<String> = out.stdout_str().lines().map(str::to_string).collect();
+    listed.sort();
+    assert_eq!(listed, CONFFILES);
+    let out = run_with_timeout(
+        Command::new("dpkg-deb").arg("-I").arg(&deb).arg("md5sums"),
+        SHORT,
+    );
+    assert!(out.success(), "{out}");
+    assert!(out.stdout_str().contains("  usr/bin/uml_net\n"), "{out}");
+
+    let dir = TempDir::new().unwrap();
+    let ctl = dir.path().join("DEBIAN");
+    let out = run_with_timeout(
+        Command::new("dpkg-deb").arg("-e").arg(&deb).arg(&ctl),
+        SHORT,
+    );
+    assert!(out.success(), "{out}");
+    for script in ["postinst", "prerm", "postrm"] {
+        let path = ctl.join(script);
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("#DEBHELPER#"), "{script}: token left");
+        let out = run_with_timeout(Command::new("sh").arg("-n").arg(&path), SHORT);
+        assert!(out.success(), "{script}: {out}");
+    }
+    let postinst = fs::read_to_string(ctl.join("postinst")).unwrap();
+    for needle in [
+        "adduser --quiet --system --group --no-create-home",
+        "--home /nonexistent uml-net",
+        "dpkg-statoverride --update --add root uml-net 4754 /usr/bin/uml_net",
+        "deb-systemd-helper enable uml-utilities.service",
+        "update-rc.d uml-utilities defaults",
+    ] {
+        assert!(postinst.contains(needle), "postinst lacks {needle:?}");
+    }
+
+    // The unit runs the packaged wrapper.
+    let data = dir.path().join("data");
+    let out = run_with_timeout(
+        Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&data),
+        SHORT,
+    );
+    assert!(out.success(), "{out}");
+    let unit =
+        fs::read_to_string(data.join("usr/lib/systemd/system/uml-utilities.service")).unwrap();
+    assert!(
+        unit.contains(&format!("ExecStart={WRAPPER} start\n")),
+        "{unit}"
+    );
+    assert!(unit.contains("RuntimeDirectory=uml-utilities\n"), "{unit}");
+}
+
+#[test]
+fn lintian_reports_no_errors_or_warnings() {
+    let deb = need!(the_deb());
+    let lintian = need!(program("lintian", "lintian"));
+    let out = run_with_timeout(
+        Command::new(lintian)
+            .args(["--no-tag-display-limit"])
+            .arg(&deb),
+        Duration::from_secs(300),
+    );
+    let text = out.stdout_str();
+    let bad: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("E: ") || l.starts_with("W: "))
+        .collect();
+    assert!(
+        bad.is_empty() && !out.timed_out,
+        "lintian: fix these or override them with a reason in \
+         packaging/debian/lintian-overrides (and packaging/README.md):\n{out}"
+    );
+    eprintln!("lintian:\n{text}");
+}
+
+// ---------------------------------------------------------------------
+// The chroot.
+
+/// The cached base root (a tarball), made once per machine.
+static BASE: Mutex<Option<Result<PathBuf, String>>> = Mutex::new(None);
+
+fn cache_dir() -> PathBuf {
+    std::env::var_os("UML_PKG_TEST_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CACHE))
+}
+
+fn mirror() -> String {
+    std::env::var("UML_PKG_TEST_MIRROR").unwrap_or_else(|_| DEFAULT_MIRROR.to_string())
+}
+
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// `sh -c SCRIPT` chrooted into `root`, with `/proc` mounted there inside a
+/// private mount namespace (gone when the command ends).
+fn chroot_cmd(root: &Path, script: &str) -> Command {
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(r#"mount -t proc proc "$0/proc" && exec chroot "$0" /bin/sh -c "$1""#)
+        .arg(root)
+        .arg(script)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("LC_ALL", "C")
+        .env("HOME", "/root")
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    cmd
+}
+
+/// The base tarball: a debootstrapped minbase root with [`INCLUDE`] and
+/// Debian's uml-utilities .deb in `/var/cache/apt/archives`. Made when
+/// missing (under a lock, so that concurrent test processes make it once).
+fn base_tarball() -> Result<PathBuf, String> {
+    let mut base = BASE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(r) = base.as_ref() {
+        return r.clone();
+    }
+    let r = make_base_tarball();
+    *base = Some(r.clone());
+    r
+}
+
+fn make_base_tarball() -> Result<PathBuf, String> {
+    let dir = cache_dir();
+    let tarball = dir.join(format!("{BASE_NAME}-{}.tar.gz", arch()));
+    if tarball.is_file() {
+        return Ok(tarball);
+    }
+    let debootstrap = program("debootstrap", "debootstrap")?;
+    fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let lock = fs::File::create(dir.join(".lock"))
+        .map_err(|e| format!("cannot create {}/.lock: {e}", dir.display()))?;
+    let deadline = Instant::now() + DEBOOTSTRAP_TIMEOUT + Duration::from_secs(120);
+    let _lock = loop {
+        match nix::fcntl::Flock::lock(
+            lock.try_clone().map_err(|e| e.to_string())?,
+            nix::fcntl::FlockArg::LockExclusiveNonblock,
+        ) {
+            Ok(l) => break l,
+            Err((_, _)) if Instant::now() < deadline => thread::sleep(Duration::from_secs(1)),
+            Err((_, e)) => return Err(format!("cannot lock {}/.lock: {e}", dir.display())),
+        }
+    };
+    if tarball.is_file() {
+        return Ok(tarball);
+    }
+    let work = tempfile::Builder::new()
+        .prefix(".make-")
+        .tempdir_in(&dir)
+        .map_err(|e| format!("cannot create a directory in {}: {e}", dir.display()))?;
+    let root = work.path().join("root");
+    let started = Instant::now();
+    eprintln!(
+        "package tests: debootstrap {SUITE} (minbase) from {} into {} ...",
+        mirror(),
+        root.display()
+    );
+    // In a private mount namespace: whatever debootstrap mounts goes away
+    // with it, even when it is killed.
+    let out = run_with_timeout(
+        Command::new("unshare")
+            .args(["-m", "--propagation", "private"])
+            .arg(&debootstrap)
+            .args(["--variant=minbase", &format!("--include={INCLUDE}"), SUITE])
+            .arg(&root)
+            .arg(mirror()),
+        DEBOOTSTRAP_TIMEOUT,
+    );
+    if !out.success() {
+        return Err(format!(
+            "debootstrap {SUITE} from {} failed (mirror unreachable?): code {:?}, timed out {}\n{}\n{}",
+            mirror(),
+            out.code,
+            out.timed_out,
+            tail(&out.stdout_str(), 15),
+            tail(&out.stderr_str(), 15)
+        ));
+    }
+    let out = run_with_timeout(
+        &mut chroot_cmd(
+            &root,
+            "apt-get clean && apt-get update -q && \
+             apt-get install -y -q --download-only --no-install-recommends uml-utilities && \
+             ls /var/cache/apt/archives/uml-utilities_*.deb && rm -rf /var/lib/apt/lists/*",
+        ),
+        Duration::from_secs(300),
+    );
+    if !out.success() {
+        return Err(format!(
+            "downloading Debian's uml-utilities into the chroot failed: {out}"
+        ));
+    }
+    let partial = work.path().join("base.tar.gz");
+    let out = run_with_timeout(
+        Command::new("tar")
+            .arg("-C")
+            .arg(&root)
+            .args(["--numeric-owner", "-czf"])
+            .arg(&partial)
+            .arg("."),
+        Duration::from_secs(300),
+    );
+    if !out.success() {
+        return Err(format!("tar of the chroot failed: {out}"));
+    }
+    fs::rename(&partial, &tarball).map_err(|e| format!("rename: {e}"))?;
+    eprintln!(
+        "package tests: cached {} after {:.0?}",
+        tarball.display(),
+        started.elapsed()
+    );
+    Ok(tarball)
+}
+
+/// A fresh root from the base tarball, with a `policy-rc.d` that keeps
+/// maintainer scripts from starting services. Removed on drop.
+struct Chroot {
+    dir: Option<TempDir>,
+    root: PathBuf,
+}
+
+impl Chroot {
+    fn new(tarball: &Path) -> Chroot {
+        let dir = tempfile::Builder::new()
+            .prefix("umlpkg-")
+            .tempdir()
+            .expect("tempdir");
+        let root = dir.path().join("root");
+        fs::create_dir(&root).unwrap();
+        let c = Chroot {
+            dir: Some(dir),
+            root,
+        };
+        let out = run_with_timeout(
+            Command::new("tar")
+                .arg("-C")
+                .arg(&c.root)
+                .args(["--numeric-owner", "-xzf"])
+                .arg(tarball),
+            CMD_TIMEOUT,
+        );
+        assert!(out.success(), "extracting {}: {out}", tarball.display());
+        let policy = c.path("/usr/sbin/policy-rc.d");
+        fs::write(&policy, "#!/bin/sh\nexit 101\n").unwrap();
+        fs::set_permissions(&policy, fs::Permissions::from_mode(0o755)).unwrap();
+        c
+    }
+
+    /// `rel` (absolute inside the chroot) as a host path.
+    fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel.trim_start_matches('/'))
+    }
+
+    fn copy_in(&self, from: &Path, to: &str) {
+        fs::copy(from, self.path(to)).unwrap();
+    }
+
+    fn run(&self, script: &str) -> RunOutput {
+        run_with_timeout(&mut chroot_cmd(&self.root, script), CMD_TIMEOUT)
+    }
+
+    /// Runs `script`, asserts success and returns its stdout.
+    fn ok(&self, script: &str) -> String {
+        let out = self.run(script);
+        assert!(out.success(), "in the chroot: {script}\n{out}");
+        out.stdout_str()
+    }
+
+    fn exists(&self, rel: &str) -> bool {
+        self.path(rel).symlink_metadata().is_ok()
+    }
+
+    /// Every path in the root, except dpkg's and the logs' bookkeeping, the
+    /// password files' backups (`/etc/passwd-`), which any account change
+    /// rewrites, and adduser's lock file `/run/adduser`.
+    fn snapshot(&self) -> BTreeSet<String> {
+        const SKIP: [&str; 7] = [
+            "proc",
+            "dev",
+            "sys",
+            "var/lib/dpkg",
+            "var/log",
+            "var/cache/debconf",
+            "var/cache/ldconfig",
+        ];
+        fn walk(base: &Path, dir: &Path, out: &mut BTreeSet<String>) {
+            let Ok(entries) = fs::read_dir(dir) else {
+                return;
+            };
+            for e in entries.flatten() {
+                let path = e.path();
+                let rel = path
+                    .strip_prefix(base)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                if SKIP.contains(&rel.as_str())
+                    || [
+                        "etc/passwd-",
+                        "etc/group-",
+                        "etc/shadow-",
+                        "etc/gshadow-",
+                        "run/adduser",
+                    ]
+                    .contains(&rel.as_str())
+                {
+                    continue;
+                }
+                let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+                out.insert(rel);
+                if is_dir {
+                    walk(base, &path, out);
+                }
+            }
+        }
+        let mut out = BTreeSet::new();
+        walk(&self.root, &self.root, &mut out);
+        out
+    }
+}
+
+impl Drop for Chroot {
+    fn drop(&mut self) {
+        // Every mount of these tests lives in a private namespace; should
+        // one have reached the host's, take it away before deleting.
+        if let Ok(info) = fs::read_to_string("/proc/self/mountinfo") {
+            let prefix = self.root.to_string_lossy().into_owned();
+            let mut leaked: Vec<String> = info
+                .lines()
+                .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+                .filter(|m| m.starts_with(&prefix))
+                .collect();
+            leaked.sort_by_key(|m| std::cmp::Reverse(m.len()));
+            for m in leaked {
+                eprintln!("package tests: unmounting leaked {m}");
+                let _ = run_with_timeout(Command::new("umount").args(["-l", &m]), SHORT);
+            }
+        }
+        if let Some(dir) = self.dir.take() {
+            if std::env::var("UML_TEST_KEEP").as_deref() == Ok("1") {
+                eprintln!("package tests: keeping {}", dir.keep().display());
+            } else if let Err(e) = dir.close() {
+                eprintln!("package tests: cannot remove the chroot: {e}");
+            }
+        }
+    }
+}
+
+fn chroot_with_package() -> Result<(Chroot, PathBuf), String> {
+    let deb = the_deb()?;
+    let tarball = base_tarball()?;
+    let c = Chroot::new(&tarball);
+    c.copy_in(&deb, "/tmp/pkg.deb");
+    Ok((c, deb))
+}
+
+fn statoverride(c: &Chroot) -> Option<String> {
+    let out = c.run("dpkg-statoverride --list /usr/bin/uml_net");
+    out.success().then(|| out.stdout_str().trim().to_string())
+}
+
+/// The programs run; `uml_net` runs only for root and group uml-net.
+fn check_programs(c: &Chroot) {
+    let out = c.run("uml_mconsole --version");
+    assert!(out.success(), "{out}");
+    assert!(
+        out.stdout_str().contains(env!("CARGO_PKG_VERSION")),
+        "{out}"
+    );
+    for (cmd, code, text) in [
+        ("tunctl -h", 1, "Create: tunctl [-b] [-u owner]"),
+        ("uml_switch -bogus", 1, "Usage : uml_switch"),
+        ("uml_moo", 1, "uml_moo usage:"),
+        ("uml_mkcow", 2, "uml_mkcow usage:"),
+        ("jail_uml", 1, "Usage : jail_uml"),
+        (
+            "/usr/lib/uml/port-helper -uml-socket",
+            1,
+            "Usage : port-helper",
+        ),
+        ("uml_net", 1, "uml_net : bad argument list"),
+    ] {
+        let out = c.run(cmd);
+        assert_eq!(out.code, Some(code), "{cmd}: {out}");
+        assert!(out.stderr_str().contains(text), "{cmd}: {out}");
+    }
+    assert_eq!(c.run("uml_watchdog").code, Some(1));
+    // (Through sh: setpriv checks the program's permissions before it
+    // changes its credentials.)
+    let out = c.run("setpriv --reuid=nobody --regid=nogroup --clear-groups sh -c /usr/bin/uml_net");
+    assert!(
+        !out.success() && out.stderr_str().contains("Permission denied"),
+        "uml_net must not run for others: {out}"
+    );
+    let out = c.run("setpriv --reuid=nobody --regid=uml-net --clear-groups sh -c /usr/bin/uml_net");
+    assert!(
+        out.code == Some(1) && out.stderr_str().contains("bad argument list"),
+        "group uml-net runs uml_net: {out}"
+    );
+    let page = c.ok("zcat /usr/share/man/man8/tunctl.8.gz");
+    assert!(page.contains(".TH tunctl 8 "), "{page}");
+}
+
+#[test]
+fn install_remove_purge_in_a_debootstrap_chroot() {
+    require!(Requirement::Root);
+    let (c, _) = need!(chroot_with_package());
+    let before = c.snapshot();
+    let accounts = |c: &Chroot| {
+        ["passwd", "group", "shadow", "gshadow"]
+            .map(|f| fs::read_to_string(c.path(&format!("/etc/{f}"))).unwrap_or_default())
+    };
+    let accounts_before = accounts(&c);
+    assert!(c.run("getent passwd uml-net").code == Some(2));
+
+    // Install.
+    let out = c.ok("dpkg -i /tmp/pkg.deb");
+    eprintln!("dpkg -i:\n{out}");
+    assert!(c
+        .ok("dpkg -s uml-utilities-rs")
+        .contains("Status: install ok installed"));
+    assert_eq!(
+        statoverride(&c).as_deref(),
+        Some("root uml-net 4754 /usr/bin/uml_net")
+    );
+    assert_eq!(
+        c.ok("stat -c '%a %U %G' /usr/bin/uml_net").trim(),
+        "4754 root uml-net"
+    );
+    let user = c.ok("getent passwd uml-net");
+    let f: Vec<&str> = user.trim().split(':').collect();
+    assert_eq!(f.len(), 7, "{user}");
+    let uid: u32 = f[2].parse().unwrap();
+    assert!(uid < 1000, "not a system user: {user}");
+    assert_eq!(
+        (f[5], f[6]),
+        ("/nonexistent", "/usr/sbin/nologin"),
+        "{user}"
+    );
+    let group = c.ok("getent group uml-net");
+    assert_eq!(group.split(':').nth(2), Some(f[3]), "{group} vs {user}");
+    assert!(!c.exists("/nonexistent"));
+    assert_eq!(c.ok("dpkg --verify uml-utilities-rs"), "");
+    check_programs(&c);
+    assert!(c.exists("/etc/systemd/system/multi-user.target.wants/uml-utilities.service"));
+    assert!(c.exists("/etc/rc2.d/S01uml-utilities"));
+
+    // Remove: the statoverride goes, the account and the conffiles stay.
+    c.ok("dpkg -r uml-utilities-rs");
+    assert_eq!(statoverride(&c), None);
+    assert!(!c.exists("/usr/bin/uml_net"));
+    assert!(c.run("getent passwd uml-net").success());
+    assert!(c.exists("/etc/default/uml-utilities"));
+    let mode = fs::metadata(c.path("/etc/init.d/uml-utilities"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o111, 0, "the init script of a removed package runs");
+
+    // Purge: nothing left.
+    c.ok("dpkg -P uml-utilities-rs");
+    assert_eq!(c.run("getent passwd uml-net").code, Some(2));
+    assert_eq!(c.run("getent group uml-net").code, Some(2));
+    assert!(!c.exists("/run/uml-utilities") && !c.exists("/var/lib/uml-utilities-rs"));
+    // (--list exits 1 when there is no override at all.)
+    assert_eq!(c.run("dpkg-statoverride --list").stdout_str(), "");
+    let after = c.snapshot();
+    let added: Vec<&String> = after.difference(&before).collect();
+    let removed: Vec<&String> = before.difference(&after).collect();
+    assert!(
+        added.is_empty() && removed.is_empty(),
+        "purge left {added:?} and lost {removed:?}"
+    );
+    assert_eq!(accounts(&c), accounts_before, "account files changed");
+    assert!(!c.ok("dpkg -l").contains("uml-utilities-rs"));
+
+    // An administrator's statoverride is kept, on install and on removal.
+    c.ok("dpkg-statoverride --add root root 0755 /usr/bin/uml_net");
+    c.ok("dpkg -i /tmp/pkg.deb");
+    assert_eq!(
+        statoverride(&c).as_deref(),
+        Some("root root 755 /usr/bin/uml_net")
+    );
+    assert_eq!(
+        c.ok("stat -c '%a %U %G' /usr/bin/uml_net").trim(),
+        "755 root root"
+    );
+    c.ok("dpkg -r uml-utilities-rs");
+    assert_eq!(
+        statoverride(&c).as_deref(),
+        Some("root root 755 /usr/bin/uml_net")
+    );
+    c.ok("dpkg-statoverride --remove /usr/bin/uml_net && dpkg -P uml-utilities-rs");
+    assert_eq!(c.run("getent passwd uml-net").code, Some(2));
+}
+
+#[test]
+fn replaces_debians_uml_utilities_in_a_debootstrap_chroot() {
+    require!(Requirement::Root);
+    let (c, _) = need!(chroot_with_package());
+    c.ok("dpkg -i /var/cache/apt/archives/uml-utilities_*.deb");
+    assert_eq!(
+        statoverride(&c).as_deref(),
+        Some("root uml-net 4754 /usr/bin/uml_net")
+    );
+    assert!(c.exists("/usr/bin/humfsify"));
+
+    // Ours in its place: Debian's package is removed, its conffiles and
+    // the statoverride become ours.
+    let out = c.run("dpkg -i /tmp/pkg.deb");
+    assert!(
+        out.success()
+            && out
+                .stderr_str()
+                .contains("will remove uml-utilities in favour of uml-utilities-rs"),
+        "{out}"
+    );
+    assert!(c.ok("dpkg -s uml-utilities").contains(" ok config-files\n"));
+    assert!(c
+        .ok("dpkg -s uml-utilities-rs")
+        .contains("Status: install ok installed"));
+    assert!(!c.exists("/usr/bin/humfsify"), "Debian's files are gone");
+    for f in CONFFILES {
+        assert_eq!(
+            c.ok(&format!("dpkg -S {f}")).trim(),
+            format!("uml-utilities-rs: {f}")
+        );
+    }
+    assert!(fs::read_to_string(c.path("/etc/default/uml-utilities"))
+        .unwrap()
+        .contains("/run/uml-utilities/uml_switch.ctl"));
+    assert_eq!(
+        statoverride(&c).as_deref(),
+        Some("root uml-net 4754 /usr/bin/uml_net")
+    );
+    assert_eq!(
+        c.ok("stat -c '%a %U %G' /usr/bin/uml_net").trim(),
+        "4754 root uml-net"
+    );
+    check_programs(&c);
+
+    // Purging what is left of Debian's package keeps our files, but its
+    // postrm runs `update-rc.d uml-utilities remove`, which takes the
+    // init script's links away (README.Debian says to run update-rc.d
+    // again; systemd's enablement is not affected).
+    assert!(c.exists("/etc/rc2.d/S01uml-utilities"));
+    c.ok("dpkg -P uml-utilities");
+    assert!(c
+        .ok("dpkg -s uml-utilities-rs")
+        .contains("install ok installed"));
+    assert_eq!(c.ok("dpkg --verify uml-utilities-rs"), "");
+    assert!(c.exists("/etc/systemd/system/multi-user.target.wants/uml-utilities.service"));
+    assert!(!c.exists("/etc/rc2.d/S01uml-utilities"));
+    c.ok("update-rc.d uml-utilities defaults");
+    assert!(c.exists("/etc/rc2.d/S01uml-utilities"));
+
+    // Purging ours keeps the uml-net account Debian's package made.
+    c.ok("dpkg -P uml-utilities-rs");
+    assert!(!c.exists("/usr/bin/uml_switch"));
+    assert!(!c.exists("/etc/rc2.d/S01uml-utilities"));
+    assert!(c.run("getent passwd uml-net").success());
+    assert_eq!(statoverride(&c), None);
+}
+
+// ---------------------------------------------------------------------
+// The service, in private network and mount namespaces.
+
+/// A process in the test's network namespace holding a private mount
+/// namespace in which `/run` is a tmpfs shared with the chroot (`/run`
+/// there too), the chroot has `/proc` and `/dev/net`. Killed on drop.
+struct Holder {
+    child: Child,
+    ns: String,
+    root: PathBuf,
+}
+
+impl Holder {
+    fn start(ns: &NetNs, root: &Path, dir: &Path) -> Holder {
+        let ready = dir.join("holder.ready");
+        let log = fs::File::create(dir.join("holder.log")).unwrap();
+        let child = ns
+            .exec("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c"])
+            .arg(
+                r#"set -e
+root="$1"
+mount -t tmpfs -o mode=0755 tmpfs "$root/run"
+mount -t proc proc "$root/proc"
+mkdir -p "$root/dev/net"
+mount --bind /dev/net "$root/dev/net"
+mount --bind "$root/run" /run
+touch "$2"
+exec sleep 900"#,
+            )
+            .arg("holder")
+            .arg(root)
+            .arg(&ready)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .expect("start the namespace holder");
+        let mut h = Holder {
+            child,
+            ns: ns.name().to_string(),
+            root: root.to_path_buf(),
+        };
+        let deadline = Instant::now() + SHORT;
+        while !ready.exists() {
+            if Instant::now() >= deadline || h.child.try_wait().ok().flatten().is_some() {
+                panic!(
+                    "the namespace holder did not come up: {}",
+                    fs::read_to_string(dir.join("holder.log")).unwrap_or_default()
+                );
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        h
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn mount_ns(&self) -> String {
+        format!("--mount=/proc/{}/ns/mnt", self.pid())
+    }
+
+    /// `ARGS` in the network and mount namespaces (host root).
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net=/run/netns/{}", self.ns))
+            .arg(self.mount_ns())
+            .arg("--")
+            .args(args);
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> RunOutput {
+        run_with_timeout(&mut self.cmd(args), SHORT)
+    }
+
+    /// `sh -c SCRIPT` in the namespaces, chrooted.
+    fn chroot(&self, script: &str) -> Command {
+        let root = self.root.to_string_lossy().into_owned();
+        let mut cmd = self.cmd(&["chroot", &root, "/bin/sh", "-c", script]);
+        cmd.env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("LC_ALL", "C");
+        cmd
+    }
+
+    fn in_chroot(&self, script: &str) -> RunOutput {
+        run_with_timeout(&mut self.chroot(script), SHORT)
+    }
+
+    fn ok(&self, script: &str) -> String {
+        let out = self.in_chroot(script);
+        assert!(out.success(), "in the namespaces: {script}\n{out}");
+        out.stdout_str()
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A process started by the test and stopped (SIGTERM, then SIGKILL) on
+/// drop.
+struct Daemon {
+    pid: u32,
+    child: Option<Child>,
+}
+
+impl Daemon {
+    fn stop(&mut self) -> bool {
+        if pid_alive(self.pid) {
+            let _ = kill(Pid::from_raw(self.pid as i32), Signal::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let gone = match self.child.as_mut() {
+                Some(c) => c.try_wait().ok().flatten().is_some(),
+                None => !pid_alive(self.pid),
+            };
+            if gone {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                let _ = kill(Pid::from_raw(self.pid as i32), Signal::SIGKILL);
+                if let Some(c) = self.child.as_mut() {
+                    let _ = c.wait();
+                }
+                return false;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `Uid:` of `/proc/PID/status`: real, effective, saved, filesystem.
+fn uids(pid: u32) -> Vec<u32> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .map(|v| {
+            v.split_whitespace()
+                .filter_map(|n| n.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A UML in the holder's namespaces with a plain `eth0=daemon` and the
+/// address `10.0.0.N/24`, running `then` after bringing `eth0` up.
+fn boot_on_default_socket(ns: &NetNs, holder: &Holder, n: u8, then: &str) -> Uml {
+    let mut cfg = UmlConfig::new(&format!("pkg{n}"));
+    cfg.netns = Some(ns.name().to_string());
+    cfg.wrapper = vec!["nsenter".into(), holder.mount_ns(), "--".into()];
+    cfg.lifetime = UML_LIFETIME;
+    cfg.extra_args.push("eth0=daemon".to_string());
+    cfg.init_script = format!(
+        "ip addr add 10.0.0.{n}/24 dev eth0 && ip link set eth0 up\n\
+         echo \"TEST: eth0 up rc=$?\"\n\
+         {then}\n"
+    );
+    Uml::boot(cfg).expect("boot UML")
+}
+
+fn expect_step_ok(uml: &mut Uml, step: &str, switch_out: &Path) {
+    let marker = format!("TEST: {step} rc=");
+    let seen = uml.wait_console(&marker, GUEST_STEP);
+    let console = uml.console();
+    assert!(
+        seen && console
+            .lines()
+            .any(|l| l.trim_end() == format!("{marker}0")),
+        "{}: {step} failed\n--- console ---\n{console}\n--- switch ---\n{}",
+        uml.umid(),
+        fs::read_to_string(switch_out).unwrap_or_default()
+    );
+}
+
+#[test]
+fn service_serves_umls_on_the_default_socket() {
+    require!(Requirement::Root, Requirement::LinuxUml, Requirement::NetNs);
+    need!(program("ping", "iputils-ping"));
+    need!(program("nsenter", "util-linux"));
+    let (c, _) = need!(chroot_with_package());
+    c.ok("dpkg -i /tmp/pkg.deb");
+    let uid: u32 = c.ok("id -u uml-net").trim().parse().unwrap();
+    let work = TempDir::new().unwrap();
+    let ns = NetNs::new("pkgsvc");
+    let holder = Holder::start(&ns, &c.root, work.path());
+
+    // systemd's steps: ExecCondition, ExecStart (running), ExecStartPost.
+    holder.ok(&format!("{WRAPPER} condition"));
+    let out_path = work.path().join("switch.out");
+    let out = fs::File::create(&out_path).unwrap();
+    let child = holder
+        .chroot(&format!("exec {WRAPPER} start"))
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .process_group(0)
+        .spawn()
+        .expect("start the service");
+    let mut switch = Daemon {
+        pid: child.id(),
+        child: Some(child),
+    };
+    holder.ok(&format!("{WRAPPER} post-start"));
+    assert_eq!(
+        holder
+            .ok(&format!("stat -c '%a %U %F' {CTL} /run/uml-utilities"))
+            .lines()
+            .collect::<Vec<_>>(),
+        ["777 uml-net socket", "755 uml-net directory"]
+    );
+    assert_eq!(uids(switch.pid), [uid; 4], "uml_switch runs as uml-net");
+    let exe = fs::read_link(format!("/proc/{}/exe", switch.pid)).unwrap();
+    assert!(exe.ends_with("usr/bin/uml_switch"), "{}", exe.display());
+    wait_for("the switch's start-up line", SHORT, || {
+        fs::read_to_string(&out_path)
+            .unwrap_or_default()
+            .contains(&format!("attached to unix socket '{CTL}'"))
+    });
+
+    // Two UMLs with eth0=daemon, the kernel's default socket
+    // /var/run/uml-utilities/uml_switch.ctl.
+    {
+        let mut a = boot_on_default_socket(&ns, &holder, 1, "while :; do sleep 3600; done");
+        expect_step_ok(&mut a, "eth0 up", &out_path);
+        let mut b = boot_on_default_socket(
+            &ns,
+            &holder,
+            2,
+            "ping -c 3 -i 0.3 -w 20 10.0.0.1\necho \"TEST: ping rc=$?\"",
+        );
+        expect_step_ok(&mut b, "eth0 up", &out_path);
+        expect_step_ok(&mut b, "ping", &out_path);
+    }
+    let log = fs::read_to_string(&out_path).unwrap();
+    assert_eq!(log.matches("New connection").count(), 2, "{log}");
+    eprintln!("--- uml_switch of the service ---\n{log}");
+
+    // systemctl stop: SIGTERM; the switch removes its socket.
+    assert!(switch.stop(), "uml_switch did not end on SIGTERM");
+    assert!(holder.in_chroot(&format!("test ! -e {CTL}")).success());
+
+    // The init script, as on a system without systemd.
+    holder.ok("/etc/init.d/uml-utilities start");
+    assert_eq!(
+        holder.ok(&format!("stat -c '%a %U %F' {CTL}")).trim(),
+        "777 uml-net socket"
+    );
+    let pid: u32 = holder
+        .ok("cat /run/uml-utilities/uml_switch.pid")
+        .trim()
+        .parse()
+        .unwrap();
+    let mut sysv = Daemon { pid, child: None };
+    assert_eq!(uids(pid), [uid; 4]);
+    holder.ok("/etc/init.d/uml-utilities status");
+    holder.ok("/etc/init.d/uml-utilities stop");
+    wait_for("the init script's switch to end", SHORT, || !pid_alive(pid));
+    assert!(holder.in_chroot(&format!("test ! -e {CTL}")).success());
+    sysv.stop();
+
+    // UML_SWITCH_START=false: the unit is skipped, the script does nothing.
+    holder.ok("echo 'UML_SWITCH_START=\"false\"' >> /etc/default/uml-utilities");
+    assert_eq!(
+        holder.in_chroot(&format!("{WRAPPER} condition")).code,
+        Some(1)
+    );
+    holder.ok("/etc/init.d/uml-utilities start");
+    assert!(holder.in_chroot(&format!("test ! -e {CTL}")).success());
+
+    // ifupdown: tunctl_user, then uml_proxy_arp with uml_proxy_ether.
+    let out =
+        holder.ok("IFACE=umltap0 IF_TUNCTL_USER=uml-net /etc/network/if-pre-up.d/uml-utilities");
+    assert_eq!(
+        out.trim(),
+        format!("Set 'umltap0' persistent and owned by uid {uid}")
+    );
+    let owner = holder.run(&["cat", "/sys/class/net/umltap0/owner"]);
+    assert_eq!(owner.stdout_str().trim(), uid.to_string(), "{owner}");
+    for args in [
+        // (A tap stands in for the Ethernet device: the dummy and veth
+        // drivers may be missing.)
+        &["ip", "tuntap", "add", "dev", "umlether0", "mode", "tap"][..],
+        &["ip", "link", "set", "umlether0", "up"],
+        &["ip", "link", "set", "umltap0", "up"],
+    ] {
+        let out = holder.run(args);
+        assert!(out.success(), "{args:?}: {out}");
+    }
+    holder.ok(
+        "IFACE=umltap0 IF_UML_PROXY_ARP='10.1.0.5 10.1.0.6' IF_UML_PROXY_ETHER=umlether0 \
+         /etc/network/if-up.d/uml-utilities",
+    );
+    let proxy_arp = holder.run(&["cat", "/proc/sys/net/ipv4/conf/umltap0/proxy_arp"]);
+    assert_eq!(proxy_arp.stdout_str().trim(), "1", "{proxy_arp}");
+    let routes = holder
+        .run(&["ip", "-4", "route", "show", "dev", "umltap0"])
+        .stdout_str();
+    let neigh = holder
+        .run(&["ip", "-4", "neigh", "show", "proxy"])
+        .stdout_str();
+    for a in ["10.1.0.5", "10.1.0.6"] {
+        assert!(
+            routes.lines().any(|l| l.starts_with(&format!("{a} "))),
+            "{routes}"
+        );
+        assert!(
+            neigh.contains(&format!("{a} dev umlether0 proxy")),
+            "{neigh}"
+        );
+    }
+}
