@@ -2,11 +2,16 @@
 //!
 //! * [`fake`]: what a fake mconsole server answers (the kernel's request
 //!   processing order, reduced to the `version` command);
-//! * [`stats`]: quantiles of timing samples.
+//! * [`stats`]: quantiles of timing samples;
+//! * [`switchload`]: a load generator speaking the `uml_switch` daemon
+//!   protocol (ports, learning, unicast/broadcast blasts, ping-pong).
 //!
-//! The binaries are `fake-mconsole` (the server) and `bench-mconsole` (the
-//! driver that times `uml_mconsole SOCKET version` as whole processes).
+//! The binaries are `fake-mconsole` (the server), `bench-mconsole` (the
+//! driver that times `uml_mconsole SOCKET version` as whole processes) and
+//! `bench-switch` (frames/s, loss and round-trip latency of Debian's C
+//! `uml_switch` and ours).
 #![forbid(unsafe_code)]
 
 pub mod fake;
 pub mod stats;
+pub mod switchload;
