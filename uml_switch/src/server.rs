@@ -27,13 +27,17 @@ use uml_common::sys::mmsg::{RecvBatch, SendBatch};
 use uml_common::sys::tun;
 
 use crate::cli::Options;
-use crate::core::{Event, Forwarder, PortId, Verdict, DEFAULT_TABLE_CAP};
+use crate::core::{Event, Forwarder, MacHasher, PortId, Verdict, DEFAULT_TABLE_CAP};
+use std::hash::BuildHasherDefault;
 
 /// Frames per `recvmmsg`/`sendmmsg` call.
 const BATCH: usize = 64;
 /// Room in the send batch: a flood of a full receive batch to many ports
 /// is split over several `sendmmsg` calls.
 const SEND_BATCH: usize = 256;
+/// Retries (with a yield) of a frame whose receiver queue is full, before
+/// it is dropped and counted.
+const EAGAIN_RETRIES: u32 = 8;
 /// A new control connection must deliver its whole request within this.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bytes after a v3 request (padding, vde description) ignored this soon
@@ -198,7 +202,7 @@ pub struct Switch {
     conns: HashMap<RawFd, Conn>,
     ports: Vec<Option<Port>>,
     free_ports: Vec<PortId>,
-    by_addr: HashMap<AddrKey, PortId>,
+    by_addr: HashMap<AddrKey, PortId, BuildHasherDefault<MacHasher>>,
     forwarder: Forwarder,
     rx: RecvBatch,
     tx: SendBatch,
@@ -409,9 +413,13 @@ impl Switch {
             conns: HashMap::new(),
             ports: Vec::new(),
             free_ports: Vec::new(),
-            by_addr: HashMap::new(),
+            by_addr: HashMap::default(),
             rx: RecvBatch::new(BATCH, MAX_FRAME_LEN),
-            tx: SendBatch::new(SEND_BATCH, MAX_FRAME_LEN),
+            tx: {
+                let mut tx = SendBatch::new(SEND_BATCH, MAX_FRAME_LEN);
+                tx.set_eagain_retries(EAGAIN_RETRIES);
+                tx
+            },
             stats: Stats::default(),
             start: now,
             now_secs: 0,

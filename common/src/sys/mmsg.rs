@@ -185,6 +185,7 @@ pub struct SendBatch {
     iovs: Vec<libc::iovec>,
     hdrs: Vec<libc::mmsghdr>,
     n: usize,
+    eagain_retries: u32,
 }
 
 impl std::fmt::Debug for SendBatch {
@@ -212,7 +213,14 @@ impl SendBatch {
             ],
             hdrs: vec![zeroed_mmsghdr(); count],
             n: 0,
+            eagain_retries: 0,
         }
+    }
+
+    /// How often a message refused with `EAGAIN` (receiver queue full) is
+    /// retried, yielding the CPU in between, before it is dropped.
+    pub fn set_eagain_retries(&mut self, retries: u32) {
+        self.eagain_retries = retries;
     }
 
     /// Whether no more frames fit.
@@ -278,6 +286,7 @@ impl SendBatch {
             h.msg_flags = 0;
         }
         let mut start = 0;
+        let mut retries_left = self.eagain_retries;
         while start < n {
             // SAFETY: headers start..n point at live buffers owned by self,
             // valid for the duration of the call.
@@ -292,12 +301,20 @@ impl SendBatch {
             if rc > 0 {
                 out.sent += rc as usize;
                 start += rc as usize;
+                retries_left = self.eagain_retries;
                 continue;
             }
             // rc <= 0: message `start` failed; drop it and go on.
             let e = io::Error::last_os_error();
             match e.raw_os_error() {
                 Some(libc::EINTR) => continue,
+                Some(libc::EAGAIN) if retries_left > 0 => {
+                    // The receiver's queue is full: give it a moment to
+                    // drain (bounded, so one slow port cannot stall the rest).
+                    retries_left -= 1;
+                    std::thread::yield_now();
+                    continue;
+                }
                 Some(libc::EAGAIN) => out.would_block += 1,
                 _ => on_error(SendFailure {
                     tag: self.tags[start],
@@ -305,6 +322,7 @@ impl SendBatch {
                 }),
             }
             start += 1;
+            retries_left = self.eagain_retries;
         }
         self.n = 0;
         out
