@@ -866,9 +866,9 @@ impl Switch {
                 self.switch_frame(from, FrameSrc::Rx(i));
             }
             self.flush_tx();
-            if n < self.rx.capacity() {
-                return;
-            }
+            // Keep reading while frames keep coming (the next recvmmsg is
+            // cheaper than a round through epoll_wait); stop at the first
+            // empty read or after the bounded number of rounds.
         }
     }
 
