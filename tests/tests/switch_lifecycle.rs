@@ -209,3 +209,46 @@ fn sigusr1_prints_the_counters() {
     );
     assert!(!ctl.exists());
 }
+
+#[test]
+fn an_unfinished_request_is_closed_after_its_deadline() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let ctl = dir.path().join("ctl");
+    let err_path = dir.path().join("err");
+    let mut child = Command::new(workspace_bin("uml_switch"))
+        .arg("-unix")
+        .arg(&ctl)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+    let _k = Killer(vec![child.id()]);
+    wait_for("the control socket", Duration::from_secs(10), || {
+        ctl.exists()
+    });
+    let mut conn = std::os::unix::net::UnixStream::connect(&ctl).unwrap();
+    // The magic, then nothing: the switch must not wait forever.
+    conn.write_all(&0xfeed_faceu32.to_le_bytes()).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let start = Instant::now();
+    let mut b = [0u8; 16];
+    let n = conn.read(&mut b).expect("EOF, not a timeout");
+    assert_eq!(n, 0, "no reply to an unfinished request");
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_secs(4) && waited < Duration::from_secs(10),
+        "closed after {waited:?}"
+    );
+    assert!(std::fs::read_to_string(&err_path)
+        .unwrap()
+        .contains("incomplete request (4 bytes) after 5 s"));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    wait_child(&mut child, Duration::from_secs(10)).expect("exit on SIGTERM");
+}

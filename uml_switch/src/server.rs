@@ -43,6 +43,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bytes after a v3 request (padding, vde description) ignored this soon
 /// after registration.
 const TRAILER_GRACE: Duration = Duration::from_secs(1);
+/// How often connection deadlines (request timeout, v3 trailer grace)
+/// are checked.
+const CONN_SCAN_PERIOD: Duration = Duration::from_millis(100);
 /// MAC aging period (C: 2 s).
 const AGING_PERIOD: Duration = Duration::from_secs(2);
 
@@ -212,6 +215,9 @@ pub struct Switch {
     last_unknown_notice: Option<(Instant, [u8; 6])>,
     unknown_sender_reported: bool,
     next_aging: Instant,
+    next_conn_scan: Instant,
+    pending_present: bool,
+    grace_pending: bool,
 }
 
 impl std::fmt::Debug for Switch {
@@ -426,6 +432,9 @@ impl Switch {
             last_unknown_notice: None,
             unknown_sender_reported: false,
             next_aging: now + AGING_PERIOD,
+            next_conn_scan: now + CONN_SCAN_PERIOD,
+            pending_present: false,
+            grace_pending: false,
         };
         if stdin_is_tty {
             let stdin = io::stdin();
@@ -537,16 +546,11 @@ impl Switch {
     fn next_timeout(&self) -> EpollTimeout {
         let now = Instant::now();
         let mut next = self.next_aging;
-        for c in self.conns.values() {
-            match c.state {
-                ConnState::Pending { deadline, .. } => next = next.min(deadline),
-                ConnState::Active {
-                    grace_until,
-                    grace_left,
-                    ..
-                } if grace_left > 0 => next = next.min(grace_until),
-                _ => {}
-            }
+        // Connection deadlines are checked on a coarse tick instead of
+        // scanning every connection on every wake-up (which would cost
+        // O(ports) per batch of frames).
+        if self.pending_present || self.grace_pending {
+            next = next.min(self.next_conn_scan);
         }
         if self.listener_paused {
             next = next.min(now + Duration::from_millis(100));
@@ -561,6 +565,10 @@ impl Switch {
             self.forwarder.table.expire(self.now_secs);
             self.next_aging = now + AGING_PERIOD;
         }
+        if now < self.next_conn_scan {
+            return;
+        }
+        self.next_conn_scan = now + CONN_SCAN_PERIOD;
         let expired: Vec<RawFd> = self
             .conns
             .iter()
@@ -580,6 +588,7 @@ impl Switch {
         for fd in expired {
             self.close_conn(fd);
         }
+        let mut grace_pending = false;
         for c in self.conns.values_mut() {
             if let ConnState::Active {
                 grace_until,
@@ -590,8 +599,14 @@ impl Switch {
                 if grace_until <= now {
                     *grace_left = 0;
                 }
+                grace_pending |= *grace_left > 0;
             }
         }
+        self.grace_pending = grace_pending;
+        self.pending_present = self
+            .conns
+            .values()
+            .any(|c| matches!(c.state, ConnState::Pending { .. }));
         if self.listener_paused {
             let ev = EpollEvent::new(EpollFlags::EPOLLIN, TOKEN_LISTENER);
             if self.epoll.add(&self.listener, ev).is_ok() {
@@ -613,6 +628,7 @@ impl Switch {
                     if self.epoll.add(&stream, ev).is_err() {
                         continue;
                     }
+                    self.pending_present = true;
                     self.conns.insert(
                         fd,
                         Conn {
@@ -742,6 +758,7 @@ impl Switch {
                     grace_until: Instant::now() + TRAILER_GRACE,
                     grace_left,
                 };
+                self.grace_pending |= grace_left > 0;
                 if version != Version::V3 && extra > 0 {
                     out("Bad request\n");
                     self.close_conn(fd);
