@@ -15,3 +15,4 @@
 pub mod fake;
 pub mod stats;
 pub mod switchload;
+pub mod watchdog;

@@ -42,7 +42,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -53,6 +53,7 @@ use nix::unistd::Pid;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use uml_bench::fake::expected_version_output;
 use uml_bench::stats::{quantile, summarize, Summary};
+use uml_bench::watchdog::{Target, Watchdog};
 
 const USAGE: &str = "\
 Usage: bench-mconsole [OPTIONS]
@@ -91,7 +92,6 @@ const TIME_TARGET: f64 = 0.80;
 const RSS_TARGET: f64 = 1.00;
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 const SERVER_STOP_TIMEOUT: Duration = Duration::from_secs(3);
-const WATCHDOG_TICK: Duration = Duration::from_millis(50);
 
 // ---------------------------------------------------------------------------
 // Errors
@@ -256,81 +256,8 @@ fn parse_args(args: Vec<OsString>) -> Result<Options, Error> {
 }
 
 // ---------------------------------------------------------------------------
-// Watchdog: bounds every wait on a child process
+// Running children under the watchdog (uml_bench::watchdog)
 // ---------------------------------------------------------------------------
-
-#[derive(Debug, Default)]
-struct WatchState {
-    /// Process group and deadline of the process being waited for.
-    armed: Option<(Pid, Instant)>,
-    /// The armed process group was killed.
-    fired: bool,
-    stop: bool,
-}
-
-#[derive(Debug)]
-struct Watchdog {
-    state: Arc<Mutex<WatchState>>,
-    thread: Option<thread::JoinHandle<()>>,
-}
-
-fn lock(m: &Mutex<WatchState>) -> MutexGuard<'_, WatchState> {
-    // The state stays consistent even if a holder panicked.
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-impl Watchdog {
-    fn start() -> Result<Self, Error> {
-        let state = Arc::new(Mutex::new(WatchState::default()));
-        let shared = Arc::clone(&state);
-        let thread = thread::Builder::new()
-            .name("watchdog".into())
-            .spawn(move || loop {
-                thread::sleep(WATCHDOG_TICK);
-                let mut s = lock(&shared);
-                if s.stop {
-                    return;
-                }
-                if let Some((pgid, deadline)) = s.armed {
-                    if Instant::now() >= deadline {
-                        // The process is not reaped until it is disarmed,
-                        // so the group cannot have been reused.
-                        let _ = killpg(pgid, Signal::SIGKILL);
-                        s.fired = true;
-                        s.armed = None;
-                    }
-                }
-            })
-            .map_err(io_ctx("starting the watchdog thread"))?;
-        Ok(Watchdog {
-            state,
-            thread: Some(thread),
-        })
-    }
-
-    fn arm(&self, pgid: Pid, deadline: Instant) {
-        let mut s = lock(&self.state);
-        s.armed = Some((pgid, deadline));
-        s.fired = false;
-    }
-
-    /// Disarms; returns whether the deadline had passed and the group was
-    /// killed.
-    fn disarm(&self) -> bool {
-        let mut s = lock(&self.state);
-        s.armed = None;
-        std::mem::take(&mut s.fired)
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        lock(&self.state).stop = true;
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
 
 /// A spawned process (leader of its own process group) under the watchdog.
 /// Dropping it unfinished kills the group and reaps the process.
@@ -345,7 +272,7 @@ impl<'a> Running<'a> {
     fn new(child: Child, watchdog: &'a Watchdog, deadline: Instant) -> Result<Self, Error> {
         let raw = i32::try_from(child.id()).map_err(io_ctx("child pid"))?;
         let pid = Pid::from_raw(raw);
-        watchdog.arm(pid, deadline);
+        watchdog.arm(Target::Group(pid), deadline);
         Ok(Running {
             child,
             pid,
@@ -876,7 +803,7 @@ fn bench(opts: &Options, stop: &Arc<AtomicBool>) -> Result<bool, Error> {
             UMID.into()
         },
         home,
-        watchdog: Watchdog::start()?,
+        watchdog: Watchdog::start().map_err(io_ctx("starting the watchdog thread"))?,
         stop: Arc::clone(stop),
     };
     let mut subjects = vec![

@@ -63,7 +63,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -75,6 +75,7 @@ use uml_bench::switchload::{
     build_frame, cpu_ticks, port_mac, system_busy_ticks, BlastParams, BlastResult, Flow, Generator,
     Phase, BROADCAST, MAX_FRAME_LEN, MIN_FRAME_LEN,
 };
+use uml_bench::watchdog::{Target, Watchdog};
 
 const USAGE: &str = "\
 Usage: bench-switch [OPTIONS]
@@ -143,7 +144,6 @@ const PINGPONG_MAX_LOST: u64 = 5;
 const STOP_TIMEOUT: Duration = Duration::from_secs(2);
 const DRAIN_QUIET: Duration = Duration::from_millis(30);
 const MAX_DRAIN: Duration = Duration::from_secs(1);
-const WATCHDOG_TICK: Duration = Duration::from_millis(50);
 const UNICAST_2_TARGET: f64 = 1.5;
 const UNICAST_64_TARGET: f64 = 4.0;
 const FLAT_TARGET: f64 = 0.8;
@@ -492,81 +492,6 @@ impl Drop for QlenGuard {
 }
 
 // ---------------------------------------------------------------------------
-// Watchdog: kills a switch whose trial overruns
-// ---------------------------------------------------------------------------
-
-#[derive(Debug, Default)]
-struct WatchState {
-    armed: Option<(Pid, Instant)>,
-    fired: bool,
-    stop: bool,
-}
-
-#[derive(Debug)]
-struct Watchdog {
-    state: Arc<Mutex<WatchState>>,
-    thread: Option<thread::JoinHandle<()>>,
-}
-
-fn lock(m: &Mutex<WatchState>) -> MutexGuard<'_, WatchState> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-impl Watchdog {
-    fn start() -> Result<Self, Error> {
-        let state = Arc::new(Mutex::new(WatchState::default()));
-        let shared = Arc::clone(&state);
-        let thread = thread::Builder::new()
-            .name("watchdog".into())
-            .spawn(move || loop {
-                thread::sleep(WATCHDOG_TICK);
-                let mut s = lock(&shared);
-                if s.stop {
-                    return;
-                }
-                if let Some((pid, deadline)) = s.armed {
-                    if Instant::now() >= deadline {
-                        // Not reaped until disarmed: the pid is still ours.
-                        let _ = kill(pid, Signal::SIGKILL);
-                        s.fired = true;
-                        s.armed = None;
-                    }
-                }
-            })
-            .map_err(|e| failed(format!("starting the watchdog thread: {e}")))?;
-        Ok(Watchdog {
-            state,
-            thread: Some(thread),
-        })
-    }
-
-    fn arm(&self, pid: Pid, deadline: Instant) {
-        let mut s = lock(&self.state);
-        s.armed = Some((pid, deadline));
-        s.fired = false;
-    }
-
-    fn fired(&self) -> bool {
-        lock(&self.state).fired
-    }
-
-    fn disarm(&self) -> bool {
-        let mut s = lock(&self.state);
-        s.armed = None;
-        std::mem::take(&mut s.fired)
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        lock(&self.state).stop = true;
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------
 // The switch process
 // ---------------------------------------------------------------------------
 
@@ -605,7 +530,7 @@ impl<'w> SwitchProc<'w> {
             .spawn()
             .map_err(|e| format!("starting {}: {e}", path.display()))?;
         let pid = Pid::from_raw(i32::try_from(child.id()).map_err(|e| format!("pid: {e}"))?);
-        watchdog.arm(pid, deadline);
+        watchdog.arm(Target::Process(pid), deadline);
         Ok(SwitchProc {
             child,
             pid,
@@ -1686,7 +1611,8 @@ fn bench(opts: &Options, stop: &Arc<AtomicBool>) -> Result<bool, Error> {
     let ctx = Ctx {
         opts,
         qlen: std::sync::atomic::AtomicUsize::new(read_qlen()? as usize),
-        watchdog: Watchdog::start()?,
+        watchdog: Watchdog::start()
+            .map_err(|e| failed(format!("starting the watchdog thread: {e}")))?,
         stop: Arc::clone(stop),
         tick,
     };
