@@ -64,6 +64,25 @@ fn bin_dir_of(exe: &std::path::Path) -> PathBuf {
     }
 }
 
+/// The binary a test exercises: the program named by environment variable
+/// `env` when it is set and non-empty (e.g. Debian's C tool, to check a
+/// test against the reference), else the workspace binary `name`. Also
+/// says whether it is the C reference at `c_path` (links resolved).
+///
+/// # Panics
+///
+/// When the chosen path is not a file.
+pub fn binary_under_test(name: &str, env: &str, c_path: &str) -> (PathBuf, bool) {
+    let path = match std::env::var_os(env) {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => workspace_bin(name),
+    };
+    assert!(path.is_file(), "{env}={} is not a file", path.display());
+    let canon = |p: &std::path::Path| p.canonicalize().ok();
+    let is_c = canon(&path).is_some_and(|p| Some(p) == canon(std::path::Path::new(c_path)));
+    (path, is_c)
+}
+
 /// The path of the workspace binary `name` (e.g. `"uml_mconsole"`,
 /// `"uml-launch"`) of the current build profile.
 ///

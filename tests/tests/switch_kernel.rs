@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 use uml_integration_tests::{
-    find_in_path, require, run_with_timeout, workspace_bin, NetNs, Requirement, Uml, UmlConfig,
+    binary_under_test, find_in_path, require, run_with_timeout, NetNs, Requirement, Uml, UmlConfig,
 };
 
 /// Environment variable naming the switch binary to test instead of ours.
@@ -74,18 +74,7 @@ macro_rules! require_program {
 
 /// The switch binary under test and whether it is the C reference.
 fn switch_under_test() -> (PathBuf, bool) {
-    let path = match std::env::var_os(SWITCH_ENV) {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => workspace_bin("uml_switch"),
-    };
-    assert!(
-        path.is_file(),
-        "{SWITCH_ENV}={} is not a file",
-        path.display()
-    );
-    let canon = |p: &Path| p.canonicalize().ok();
-    let is_c = canon(&path).is_some_and(|p| Some(p) == canon(Path::new(C_SWITCH)));
-    (path, is_c)
+    binary_under_test("uml_switch", SWITCH_ENV, C_SWITCH)
 }
 
 /// A switch process running in a namespace, its stdout and stderr in a

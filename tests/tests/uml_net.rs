@@ -61,7 +61,7 @@ use nix::sys::signal::{killpg, Signal};
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 use nix::unistd::Pid;
 use uml_integration_tests::{
-    find_in_path, require, run_with_timeout, workspace_bin, NetNs, Requirement, RunOutput,
+    binary_under_test, find_in_path, require, run_with_timeout, NetNs, Requirement, RunOutput,
 };
 
 /// Environment variable naming the helper to test instead of ours.
@@ -97,17 +97,7 @@ struct Helper {
 }
 
 fn helper() -> Helper {
-    let path = match std::env::var_os(HELPER_ENV) {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => workspace_bin("uml_net"),
-    };
-    assert!(
-        path.is_file(),
-        "{HELPER_ENV}={} is not a file",
-        path.display()
-    );
-    let canon = |p: &Path| p.canonicalize().ok();
-    let is_c = canon(&path).is_some_and(|p| Some(p) == canon(Path::new(C_HELPER)));
+    let (path, is_c) = binary_under_test("uml_net", HELPER_ENV, C_HELPER);
     Helper { path, is_c }
 }
 

@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 
 use nix::sched::{unshare, CloneFlags};
 use uml_integration_tests::{
-    find_in_path, require, run_with_timeout, workspace_bin, NetNs, Requirement, RunOutput, Uml,
+    binary_under_test, find_in_path, require, run_with_timeout, NetNs, Requirement, RunOutput, Uml,
     UmlConfig,
 };
 
@@ -68,17 +68,7 @@ struct Helper {
 }
 
 fn helper() -> Helper {
-    let path = match std::env::var_os(HELPER_ENV) {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => workspace_bin("uml_net"),
-    };
-    assert!(
-        path.is_file(),
-        "{HELPER_ENV}={} is not a file",
-        path.display()
-    );
-    let canon = |p: &Path| p.canonicalize().ok();
-    let is_c = canon(&path).is_some_and(|p| Some(p) == canon(Path::new(C_HELPER)));
+    let (path, is_c) = binary_under_test("uml_net", HELPER_ENV, C_HELPER);
     Helper { path, is_c }
 }
 
