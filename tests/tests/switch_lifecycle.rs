@@ -174,12 +174,12 @@ fn daemon_mode_detaches_and_still_removes_a_relative_socket() {
     assert!(!ctl.exists(), "control socket left behind");
 }
 
-#[test]
-fn sigusr1_prints_the_counters() {
-    let dir = tempfile::tempdir().unwrap();
-    let ctl = dir.path().join("ctl");
-    let err_path = dir.path().join("err");
-    let mut child = Command::new(workspace_bin("uml_switch"))
+/// Starts our switch on `dir/ctl` with stderr in `dir/err`; returns once
+/// the control socket exists.
+fn start_switch(dir: &Path) -> (Child, PathBuf, PathBuf) {
+    let ctl = dir.join("ctl");
+    let err_path = dir.join("err");
+    let child = Command::new(workspace_bin("uml_switch"))
         .arg("-unix")
         .arg(&ctl)
         .stdin(Stdio::null())
@@ -187,10 +187,21 @@ fn sigusr1_prints_the_counters() {
         .stderr(std::fs::File::create(&err_path).unwrap())
         .spawn()
         .unwrap();
-    let _k = Killer(vec![child.id()]);
+    let pid = child.id();
+    // Killed if the socket never appears; the caller guards it afterwards.
+    let guard = Killer(vec![pid]);
     wait_for("the control socket", Duration::from_secs(10), || {
         ctl.exists()
     });
+    std::mem::forget(guard);
+    (child, ctl, err_path)
+}
+
+#[test]
+fn sigusr1_prints_the_counters() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, ctl, err_path) = start_switch(dir.path());
+    let _k = Killer(vec![child.id()]);
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGUSR1).unwrap();
     wait_for("the counters", Duration::from_secs(10), || {
@@ -214,20 +225,8 @@ fn sigusr1_prints_the_counters() {
 fn an_unfinished_request_is_closed_after_its_deadline() {
     use std::io::{Read, Write};
     let dir = tempfile::tempdir().unwrap();
-    let ctl = dir.path().join("ctl");
-    let err_path = dir.path().join("err");
-    let mut child = Command::new(workspace_bin("uml_switch"))
-        .arg("-unix")
-        .arg(&ctl)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&err_path).unwrap())
-        .spawn()
-        .unwrap();
+    let (mut child, ctl, err_path) = start_switch(dir.path());
     let _k = Killer(vec![child.id()]);
-    wait_for("the control socket", Duration::from_secs(10), || {
-        ctl.exists()
-    });
     let mut conn = std::os::unix::net::UnixStream::connect(&ctl).unwrap();
     // The magic, then nothing: the switch must not wait forever.
     conn.write_all(&0xfeed_faceu32.to_le_bytes()).unwrap();
