@@ -279,12 +279,9 @@ impl Switch {
         let (ctl_outcome, listener) =
             bind_with_stale_check(&ctl, |p| UnixListener::bind(p), probe_stream);
         let (data, data_addr) = if let Some(data_path) = opts.data.clone() {
-            let (data_outcome, data) = match ctl_outcome {
-                BindOutcome::Bound => {
-                    bind_with_stale_check(&data_path, |p| UnixDatagram::bind(p), probe_dgram)
-                }
-                _ => (BindOutcome::CantRemove, None),
-            };
+            // Both sockets are tried, as in C, so the message covers both.
+            let (data_outcome, data) =
+                bind_with_stale_check(&data_path, |p| UnixDatagram::bind(p), probe_dgram);
             match (listener.is_some(), data) {
                 (true, Some(d)) => {
                     let addr = SockAddrUn::path(data_path.as_os_str().as_encoded_bytes());
@@ -293,6 +290,9 @@ impl Switch {
                 _ => {
                     if matches!(ctl_outcome, BindOutcome::Bound) {
                         let _ = std::fs::remove_file(&ctl);
+                    }
+                    if matches!(data_outcome, BindOutcome::Bound) {
+                        let _ = std::fs::remove_file(&data_path);
                     }
                     compat_bind_failure(prog, &ctl, &data_path, &ctl_outcome, &data_outcome);
                     return Err(SetupFailed);
@@ -1124,33 +1124,22 @@ fn compat_bind_failure(
     let (c, d) = (ctl.display(), data.display());
     let mut msg = String::new();
     let mut removable = Vec::new();
-    match ctl_outcome {
-        BindOutcome::InUse => msg.push_str(&format!(
-            "The control socket '{c}' has another server attached to it\n"
-        )),
-        BindOutcome::CantRemove => {
-            msg.push_str(&format!(
-                "The control socket '{c}' exists, isn't used, but couldn't be removed\n"
-            ));
+    for (kind, path, outcome) in [("control", &c, ctl_outcome), ("data", &d, data_outcome)] {
+        match outcome {
+            BindOutcome::InUse => msg.push_str(&format!(
+                "The {kind} socket '{path}' has another server attached to it\n"
+            )),
+            // A socket nobody uses that could not be removed automatically
+            // is one the user can remove; one in use is not (the C switch
+            // then only suggests other names).
+            BindOutcome::CantRemove => {
+                msg.push_str(&format!(
+                    "The {kind} socket '{path}' exists, isn't used, but couldn't be removed\n"
+                ));
+                removable.push(format!("'{path}'"));
+            }
+            BindOutcome::Bound => {}
         }
-        BindOutcome::Bound => {}
-    }
-    match data_outcome {
-        BindOutcome::InUse => msg.push_str(&format!(
-            "The data socket '{d}' has another server attached to it\n"
-        )),
-        BindOutcome::CantRemove => {
-            msg.push_str(&format!(
-                "The data socket '{d}' exists, isn't used, but couldn't be removed\n"
-            ));
-        }
-        BindOutcome::Bound => {}
-    }
-    if matches!(ctl_outcome, BindOutcome::InUse) {
-        removable.push(format!("'{c}'"));
-    }
-    if matches!(data_outcome, BindOutcome::InUse) {
-        removable.push(format!("'{d}'"));
     }
     if removable.is_empty() {
         msg.push_str(&format!(
