@@ -179,20 +179,26 @@ fn daemon_mode_detaches_and_still_removes_a_relative_socket() {
 fn start_switch(dir: &Path) -> (Child, PathBuf, PathBuf) {
     let ctl = dir.join("ctl");
     let err_path = dir.join("err");
+    let out_path = dir.join("out");
     let child = Command::new(workspace_bin("uml_switch"))
         .arg("-unix")
         .arg(&ctl)
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(std::fs::File::create(&out_path).unwrap())
         .stderr(std::fs::File::create(&err_path).unwrap())
         .spawn()
         .unwrap();
     let pid = child.id();
-    // Killed if the socket never appears; the caller guards it afterwards.
+    // Killed if the switch never gets ready; the caller guards it afterwards.
     let guard = Killer(vec![pid]);
-    wait_for("the control socket", Duration::from_secs(10), || {
-        ctl.exists()
+    // The socket file appears at bind(), before listen(): only the
+    // "attached" line says that connections are accepted.
+    wait_for("the switch to attach", Duration::from_secs(10), || {
+        std::fs::read_to_string(&out_path)
+            .unwrap_or_default()
+            .contains("attached to unix socket")
     });
+    assert!(ctl.exists(), "attached without a control socket");
     std::mem::forget(guard);
     (child, ctl, err_path)
 }
