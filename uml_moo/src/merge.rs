@@ -19,6 +19,9 @@
 //!   there (C's "Checking backing file for zeros"), so holes of the backing
 //!   file stay holes.
 //!
+//!   Write-back of each window is started as soon as it is written, so
+//!   the final `fdatasync` overlaps with the merge instead of following it.
+//!
 //! Memory: two window buffers, the bitmap buffer and the run list of one
 //! window, whatever the image size.
 
@@ -31,6 +34,7 @@ use nix::errno::Errno;
 use nix::unistd::{lseek, Whence};
 use uml_common::cli::strerror;
 use uml_common::cow::{next_run, Geometry};
+use uml_common::sys::writeback::start_writeback;
 
 /// Bytes of image handled per step (and the largest single read or write).
 pub const WINDOW: usize = 1 << 20;
@@ -532,11 +536,19 @@ impl<'a> Merger<'a> {
             self.segments(pos, wend)?;
             if self.segs.iter().any(|s| s.dirty) {
                 self.read_dirty(pos, false)?;
+                let writes = self.stats.writes;
                 for i in 0..self.segs.len() {
                     match self.segs.get(i).copied() {
                         Some(seg) if seg.dirty => self.merge_run_in_place(pos, seg)?,
                         _ => {}
                     }
+                }
+                if self.stats.writes != writes {
+                    // Let the disk work while the next windows are
+                    // merged; the final fdatasync then waits only for
+                    // the tail. A hint: failure changes nothing. (Per
+                    // window measured faster than every 8 MiB written.)
+                    let _ = start_writeback(self.backing, pos, wend - pos);
                 }
             }
             pos = wend;

@@ -10,3 +10,4 @@ pub mod process;
 pub mod signal;
 pub mod slip;
 pub mod tun;
+pub mod writeback;
