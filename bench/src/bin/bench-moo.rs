@@ -27,6 +27,17 @@
 //!      it exits; C does not, so `fdatasync` of C's result is timed
 //!      separately and shown as "C + sync".
 //!
+//!    * `floor` (after `new full`, same prewarm): `full.img` copied to a
+//!      new file with `std::fs::copy` (`copy_file_range`, no user-space
+//!      copy, no merge) — the least work any tool writing a new full
+//!      image does, so C/floor is the best ratio reachable on this
+//!      machine and file system.
+//!
+//!    * `floor -d` (after `-d`, on a third copy, same prewarm): only the
+//!      dirty blocks' merged content, generated in memory before the
+//!      clock starts, written with write-back started per MiB, then
+//!      `fdatasync` — the disk work any durable `-d` does.
+//!
 //!    Each run goes through GNU `time -f %M` (peak RSS in KiB); the wall
 //!    time covers the whole process. Right before each timed run (of
 //!    either tool) a scratch file as large as what the run will write is
@@ -790,7 +801,7 @@ fn bench(o: &Options, dir: &Path, stop: &Arc<AtomicBool>) -> Result<bool, Error>
         scenarios.push(Scenario::NewSparse);
     }
     if o.in_place {
-        for n in ["copy-c.img", "copy-ours.img"] {
+        for n in ["copy-c.img", "copy-ours.img", "copy-floor.img"] {
             write_backing(&plan, Kind::Full, &p(n))?;
             check_interrupt(stop)?;
         }
@@ -804,6 +815,8 @@ fn bench(o: &Options, dir: &Path, stop: &Arc<AtomicBool>) -> Result<bool, Error>
 
     let tools = [("C", o.c.as_path()), ("ours", o.ours.as_path())];
     let mut series: Vec<[Series; 2]> = scenarios.iter().map(|_| Default::default()).collect();
+    let mut floor = Vec::new();
+    let mut floor_d = Vec::new();
     for trial in 0..o.trials {
         for (si, &sc) in scenarios.iter().enumerate() {
             let order: [usize; 2] = if trial % 2 == 0 { [0, 1] } else { [1, 0] };
@@ -865,6 +878,20 @@ fn bench(o: &Options, dir: &Path, stop: &Arc<AtomicBool>) -> Result<bool, Error>
                 series[si][t].secs.push(s.secs);
                 series[si][t].rss.push(s.rss_kib);
             }
+            if sc == Scenario::NewFull {
+                floor.push(copy_floor(o, dir, size)?);
+            }
+            if sc == Scenario::InPlace {
+                let copy = p("copy-floor.img");
+                if trial > 0 {
+                    restore_copy(&plan, &copy)?;
+                }
+                if o.prewarm {
+                    prewarm(dir, plan.dirty_count * BLOCK as u64)?;
+                }
+                floor_d.push(write_floor(&plan, &copy)?);
+                verify(&copy, hashes[Kind::Full as usize], size, "floor -d")?;
+            }
         }
         eprintln!(
             "bench-moo: trial {}/{} done ({:.0} s)",
@@ -873,10 +900,71 @@ fn bench(o: &Options, dir: &Path, stop: &Arc<AtomicBool>) -> Result<bool, Error>
             t0.elapsed().as_secs_f64()
         );
     }
-    Ok(report(o, &scenarios, &series))
+    Ok(report(o, &scenarios, &series, [&floor, &floor_d]))
 }
 
-fn report(o: &Options, scenarios: &[Scenario], series: &[[Series; 2]]) -> bool {
+/// The least work a new full image needs: the backing file copied to a
+/// new file inside the kernel (no merge, no user-space copy), timed the
+/// same way as the tools (after the same prewarm).
+fn copy_floor(o: &Options, dir: &Path, size: u64) -> Result<f64, Error> {
+    let out = dir.join("floor.img");
+    if o.prewarm {
+        prewarm(dir, size)?;
+    }
+    let t = Instant::now();
+    fs::copy(dir.join("full.img"), &out).map_err(io_ctx("copying full.img (floor)"))?;
+    let secs = t.elapsed().as_secs_f64();
+    fs::remove_file(&out).map_err(io_ctx("removing floor.img"))?;
+    Ok(secs)
+}
+
+/// The least work a durable `-d` needs: every dirty block's merged
+/// content (generated before the clock starts) written into `path`, one
+/// `pwrite` per run of adjacent dirty blocks, write-back started every
+/// MiB of image, then `fdatasync`. No COW reads, no zero checks.
+fn write_floor(plan: &Plan, path: &Path) -> Result<f64, Error> {
+    let mut runs: Vec<(u64, Vec<u8>)> = Vec::new();
+    let mut buf = vec![0u8; BLOCK];
+    for i in 0..plan.blocks {
+        if !plan.is_dirty(i) {
+            continue;
+        }
+        plan.merged_block(Kind::Full, i, &mut buf);
+        match runs.last_mut() {
+            Some((start, data)) if *start + data.len() as u64 == i * BLOCK as u64 => {
+                data.extend_from_slice(&buf);
+            }
+            _ => runs.push((i * BLOCK as u64, buf.clone())),
+        }
+    }
+    let f = File::options()
+        .write(true)
+        .open(path)
+        .map_err(io_ctx(format!("opening {}", path.display())))?;
+    let t = Instant::now();
+    let mut window = 0u64;
+    for (off, data) in &runs {
+        if off >> 20 != window {
+            let _ = uml_common::sys::writeback::start_writeback(&f, window << 20, 1 << 20);
+            window = off >> 20;
+        }
+        f.write_all_at(data, *off)
+            .map_err(io_ctx(format!("writing {}", path.display())))?;
+    }
+    f.sync_data()
+        .map_err(io_ctx(format!("syncing {}", path.display())))?;
+    let secs = t.elapsed().as_secs_f64();
+    drop(f);
+    set_mtime(path)?;
+    Ok(secs)
+}
+
+fn report(
+    o: &Options,
+    scenarios: &[Scenario],
+    series: &[[Series; 2]],
+    [floor, floor_d]: [&[f64]; 2],
+) -> bool {
     let mut ok = true;
     println!();
     println!(
@@ -921,6 +1009,13 @@ fn report(o: &Options, scenarios: &[Scenario], series: &[[Series; 2]]) -> bool {
             d_o >> 20,
             if sparse_ok { "ok" } else { "LESS SPARSE" }
         );
+        if *sc == Scenario::NewFull && !floor.is_empty() {
+            let tf = Series::median(floor);
+            println!(
+                "| floor: plain copy of the backing file (std::fs::copy = copy_file_range) | {tc:.3} s | {tf:.3} s | {:.1}x | (the best ratio any tool writing this image reaches here) | | | | |",
+                tc / tf
+            );
+        }
         if *sc == Scenario::InPlace {
             let tcs = tc + Series::median(&c.sync_secs);
             let tos = to + Series::median(&ours.sync_secs);
@@ -928,6 +1023,14 @@ fn report(o: &Options, scenarios: &[Scenario], series: &[[Series; 2]]) -> bool {
                 "| -d, C + fdatasync of its result | {tcs:.3} s | {tos:.3} s | {:.1}x | (same work: ours syncs itself) | | | | |",
                 tcs / tos
             );
+            if !floor_d.is_empty() {
+                let tf = Series::median(floor_d);
+                println!(
+                    "| floor: the dirty blocks written from memory + write-back + fdatasync | {tc:.3} s | {tf:.3} s | {:.1}x | (the best ratio a tool that syncs reaches here; C + sync / floor {:.1}x) | | | | |",
+                    tc / tf,
+                    tcs / tf
+                );
+            }
         }
     }
     let rss_max = series
