@@ -106,7 +106,7 @@ impl fmt::Debug for SockAddrUn {
 /// The identity of a unix socket address as a sender appears in
 /// `recvfrom` (family + path bytes up to the returned length, with a
 /// filesystem path cut at its NUL), for O(1) lookup of the sending port.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct AddrKey {
     len: u8,
     bytes: [u8; SUN_PATH_LEN],
@@ -135,6 +135,15 @@ impl AddrKey {
     /// The significant path bytes.
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes[..self.len as usize]
+    }
+}
+
+/// Hashes the significant bytes in one `write` (bytes past `len` are
+/// always zero, so equal keys hash equally), which lets a word-wise
+/// hasher do a 108-byte address in 14 steps instead of 109.
+impl std::hash::Hash for AddrKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write(self.as_bytes());
     }
 }
 

@@ -21,13 +21,32 @@ pub const DEFAULT_TABLE_CAP: usize = 65_536;
 #[derive(Debug, Default)]
 pub struct MacHasher(u64);
 
+impl MacHasher {
+    fn mix(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(23) ^ w).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
 impl Hasher for MacHasher {
     fn finish(&self) -> u64 {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        // A word at a time: sender addresses are up to 108 bytes and are
+        // hashed for every frame. The length first: zero words must not
+        // make "", "\0" x 8 and "\0" x 16 the same.
+        self.mix(bytes.len() as u64 | 1 << 63);
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.mix(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.mix(u64::from_le_bytes(w));
         }
     }
     fn write_u64(&mut self, v: u64) {
@@ -241,6 +260,45 @@ impl Forwarder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn hash_of(bytes: &[u8]) -> u64 {
+        let mut h = MacHasher::default();
+        h.write(bytes);
+        h.finish()
+    }
+
+    #[test]
+    fn hasher_tells_every_byte_position_and_length_apart() {
+        let mut seen = std::collections::HashSet::new();
+        // Full-length abstract addresses differing in one byte anywhere,
+        // including the tail that does not fill a word.
+        for pos in 0..108 {
+            for v in [1u8, 0x80] {
+                let mut a = [0u8; 108];
+                a[pos] = v;
+                assert!(seen.insert(hash_of(&a)), "collision at byte {pos}");
+            }
+        }
+        for len in 0..=108 {
+            assert!(seen.insert(hash_of(&vec![0u8; len])), "length {len}");
+        }
+    }
+
+    #[test]
+    fn equal_sender_keys_hash_equally() {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        let b = BuildHasherDefault::<MacHasher>::default();
+        let mut raw = vec![1u8, 0, 0];
+        raw.extend_from_slice(&[7u8; 107]);
+        let k1 = uml_common::switch::AddrKey::from_sockaddr(&raw);
+        let k2 = uml_common::switch::AddrKey::from_sockaddr(&raw.clone());
+        assert_eq!(b.hash_one(k1), b.hash_one(k2));
+        let mut other = raw.clone();
+        other[109] = 8;
+        let k3 = uml_common::switch::AddrKey::from_sockaddr(&other);
+        assert_ne!(k1, k3);
+        assert_ne!(b.hash_one(k1), b.hash_one(k3));
+    }
 
     const A: Mac = Mac([2, 0, 0, 0, 0, 1]);
     const B: Mac = Mac([2, 0, 0, 0, 0, 2]);

@@ -185,7 +185,11 @@ pub struct SendBatch {
     iovs: Vec<libc::iovec>,
     hdrs: Vec<libc::mmsghdr>,
     n: usize,
-    eagain_retries: u32,
+    eagain_patience: std::time::Duration,
+    eagain_cooldown: std::time::Duration,
+    /// Per tag: until when its receiver counts as congested (it stayed
+    /// full through a whole wait): one attempt per message, no waiting.
+    congested_until: Vec<Option<std::time::Instant>>,
 }
 
 impl std::fmt::Debug for SendBatch {
@@ -213,14 +217,50 @@ impl SendBatch {
             ],
             hdrs: vec![zeroed_mmsghdr(); count],
             n: 0,
-            eagain_retries: 0,
+            eagain_patience: std::time::Duration::ZERO,
+            eagain_cooldown: std::time::Duration::ZERO,
+            congested_until: Vec::new(),
         }
     }
 
-    /// How often a message refused with `EAGAIN` (receiver queue full) is
-    /// retried, yielding the CPU in between, before it is dropped.
-    pub fn set_eagain_retries(&mut self, retries: u32) {
-        self.eagain_retries = retries;
+    /// How long a message refused with `EAGAIN` (receiver queue full) is
+    /// retried, yielding the CPU in between, before it is dropped; a tag
+    /// whose receiver stays full that long is congested for `cooldown`:
+    /// its messages get one attempt each, no waiting. So a stopped or slow
+    /// receiver costs the sender at most `patience` per `cooldown`, while
+    /// a receiver that is only briefly behind loses nothing.
+    pub fn set_eagain_patience(
+        &mut self,
+        patience: std::time::Duration,
+        cooldown: std::time::Duration,
+    ) {
+        self.eagain_patience = patience;
+        self.eagain_cooldown = cooldown;
+    }
+
+    /// Whether messages for `tag` get no waiting at `now`.
+    pub fn is_congested(&self, tag: u32, now: std::time::Instant) -> bool {
+        self.congested_until
+            .get(tag as usize)
+            .copied()
+            .flatten()
+            .is_some_and(|until| now < until)
+    }
+
+    fn set_congested(&mut self, tag: u32, until: Option<std::time::Instant>) {
+        let i = tag as usize;
+        if until.is_some() && i >= self.congested_until.len() {
+            self.congested_until.resize(i + 1, None);
+        }
+        if let Some(slot) = self.congested_until.get_mut(i) {
+            *slot = until;
+        }
+    }
+
+    /// Forgets what was learnt about `tag`'s receiver (its port is gone;
+    /// the tag may be reused).
+    pub fn forget_tag(&mut self, tag: u32) {
+        self.set_congested(tag, None);
     }
 
     /// Whether no more frames fit.
@@ -286,7 +326,9 @@ impl SendBatch {
             h.msg_flags = 0;
         }
         let mut start = 0;
-        let mut retries_left = self.eagain_retries;
+        // When the current message was first refused with EAGAIN.
+        let mut waiting_since: Option<std::time::Instant> = None;
+        let patient = !self.eagain_patience.is_zero();
         while start < n {
             // SAFETY: headers start..n point at live buffers owned by self,
             // valid for the duration of the call.
@@ -301,19 +343,28 @@ impl SendBatch {
             if rc > 0 {
                 out.sent += rc as usize;
                 start += rc as usize;
-                retries_left = self.eagain_retries;
+                waiting_since = None;
                 continue;
             }
             // rc <= 0: message `start` failed; drop it and go on.
             let e = io::Error::last_os_error();
+            let tag = self.tags[start];
             match e.raw_os_error() {
                 Some(libc::EINTR) => continue,
-                Some(libc::EAGAIN) if retries_left > 0 => {
+                Some(libc::EAGAIN) if patient => {
                     // The receiver's queue is full: give it a moment to
-                    // drain (bounded, so one slow port cannot stall the rest).
-                    retries_left -= 1;
-                    std::thread::yield_now();
-                    continue;
+                    // drain (bounded, so one slow port cannot stall the
+                    // rest for long).
+                    let now = std::time::Instant::now();
+                    if !self.is_congested(tag, now) {
+                        let since = *waiting_since.get_or_insert(now);
+                        if now.duration_since(since) < self.eagain_patience {
+                            std::thread::yield_now();
+                            continue;
+                        }
+                        self.set_congested(tag, Some(now + self.eagain_cooldown));
+                    }
+                    out.would_block += 1;
                 }
                 Some(libc::EAGAIN) => out.would_block += 1,
                 _ => on_error(SendFailure {
@@ -322,7 +373,7 @@ impl SendBatch {
                 }),
             }
             start += 1;
-            retries_left = self.eagain_retries;
+            waiting_since = None;
         }
         self.n = 0;
         out
@@ -391,6 +442,50 @@ mod tests {
         assert_eq!(rx.recv(b.as_fd()).unwrap(), 1);
         assert!(rx.truncated(0));
         assert_eq!(rx.frame(0).len(), 1514);
+    }
+
+    #[test]
+    fn a_receiver_full_past_the_patience_is_congested_for_the_cooldown() {
+        use std::time::{Duration, Instant};
+        let (a, _) = abstract_socket("g");
+        let (b, b_addr) = abstract_socket("h");
+        let (_c, c_addr) = abstract_socket("i");
+        let mut out = SendBatch::new(1200, 16);
+        let cooldown = Duration::from_millis(300);
+        out.set_eagain_patience(Duration::from_millis(20), cooldown);
+        // Far more than a receive queue (max_dgram_qlen) or the send
+        // buffer holds: the rest are refused with EAGAIN.
+        // (The other receiver first: a full send buffer would refuse it
+        // too.)
+        out.push(&[2; 16], &c_addr, 9);
+        for _ in 0..1199 {
+            out.push(&[1; 16], &b_addr, 7);
+        }
+        let t = Instant::now();
+        let flushed = out.flush(a.as_fd(), |f| panic!("unexpected failure {:?}", f.error));
+        let took = t.elapsed();
+        assert!(flushed.would_block > 0, "{flushed:?}");
+        assert_eq!(flushed.sent + flushed.would_block, 1200);
+        // One wait for the first refused message, none for the others.
+        assert!(took >= Duration::from_millis(20), "{took:?}");
+        assert!(took < Duration::from_millis(250), "{took:?}");
+        assert!(out.is_congested(7, Instant::now()));
+        assert!(!out.is_congested(9, Instant::now()));
+        assert!(!out.is_congested(7, t + took + cooldown));
+        // While congested: one attempt per message, dropped at once.
+        out.push(&[1; 16], &b_addr, 7);
+        let t = Instant::now();
+        let again = out.flush(a.as_fd(), |_| {});
+        assert_eq!(again.would_block, 1);
+        assert!(t.elapsed() < Duration::from_millis(15));
+        // Drained, it takes messages again.
+        let mut rx = RecvBatch::new(64, 16);
+        while rx.recv(b.as_fd()).unwrap() > 0 {}
+        out.push(&[3; 16], &b_addr, 7);
+        assert_eq!(out.flush(a.as_fd(), |_| {}).sent, 1);
+        // A forgotten tag starts afresh.
+        out.forget_tag(7);
+        assert!(!out.is_congested(7, Instant::now()));
     }
 
     #[test]
