@@ -100,8 +100,8 @@ Options:
   --trials N            trials per switch per configuration (default 5)
   --unicast-secs S      timed unicast window per trial (default 1.5)
   --broadcast-secs S    timed broadcast window per trial (default 1)
-  --pingpong-secs S     ping-pong time per trial (default 0.5)
-  --pingpong-max N      at most N round trips per trial (default 20000)
+  --pingpong-secs S     ping-pong time per trial (default 1.5)
+  --pingpong-max N      at most N round trips per trial (default 60000)
   --ceiling-secs S      per trial round, the generator alone (port to port,
                         no switch) for S s: the most any switch can show
                         here (default 0.5; 0 skips it)
@@ -268,8 +268,8 @@ fn parse_args(args: Vec<OsString>) -> Result<Options, Error> {
         trials: 5,
         unicast: Duration::from_millis(1500),
         broadcast: Duration::from_secs(1),
-        pingpong: Duration::from_millis(500),
-        pingpong_max: 20_000,
+        pingpong: Duration::from_millis(1500),
+        pingpong_max: 60_000,
         ceiling: Duration::from_millis(500),
         frame_size: 64,
         rate: None,
