@@ -67,6 +67,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::{sysconf, Pid, SysconfVar};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
@@ -131,6 +132,11 @@ Options:
   --max-seconds N       bound of the whole run (default: 1.5 x the plan
                         plus 60 s)
   --enforce             exit 1 when a target is missed
+  --no-pin              do not pin the generator and the switch to two
+                        different CPUs (default: pinned when this process
+                        may use two or more; unpinned, the scheduler
+                        sometimes puts both on one CPU, which moved the
+                        ping-pong p50 by ~20 % between trials)
   -h, --help            this text";
 
 const BUILD_HINT: &str = " (build it: cargo build --release --workspace --bins)";
@@ -205,6 +211,7 @@ struct Options {
     p99_slack: f64,
     max_seconds: Option<u64>,
     enforce: bool,
+    pin: bool,
 }
 
 impl Options {
@@ -285,6 +292,7 @@ fn parse_args(args: Vec<OsString>) -> Result<Options, Error> {
         p99_slack: 0.05,
         max_seconds: None,
         enforce: false,
+        pin: true,
     };
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
@@ -375,6 +383,7 @@ fn parse_args(args: Vec<OsString>) -> Result<Options, Error> {
             "--p99-slack" => o.p99_slack = float(value(&mut it)?, 0.0)?,
             "--max-seconds" => o.max_seconds = Some(number(value(&mut it)?, 1)? as u64),
             "--enforce" => o.enforce = true,
+            "--no-pin" => o.pin = false,
             other => return Err(Error::Usage(format!("unknown argument {other}"))),
         }
         if inline.is_some() {
@@ -531,6 +540,12 @@ impl<'w> SwitchProc<'w> {
             .map_err(|e| format!("starting {}: {e}", path.display()))?;
         let pid = Pid::from_raw(i32::try_from(child.id()).map_err(|e| format!("pid: {e}"))?);
         watchdog.arm(Target::Process(pid), deadline);
+        if let Some(&cpu) = SWITCH_CPU.get() {
+            let mut set = CpuSet::new();
+            set.set(cpu).map_err(|e| format!("cpu {cpu}: {e}"))?;
+            sched_setaffinity(pid, &set)
+                .map_err(|e| format!("pinning the switch to CPU {cpu}: {e}"))?;
+        }
         Ok(SwitchProc {
             child,
             pid,
@@ -1337,6 +1352,12 @@ fn report(
         "   {} trials per switch per configuration, interleaved (C first in even trials, ours first in odd ones), a fresh switch per trial; medians over trials",
         opts.trials
     );
+    match SWITCH_CPU.get() {
+        Some(cpu) => println!(
+            "   CPUs: the switch pinned to CPU {cpu}, the generator (one thread) to another"
+        ),
+        None => println!("   CPUs: not pinned"),
+    }
     println!(
         "   {}-byte frames; unicast: N/2 pairs (port 2i -> port 2i+1's MAC), {:.1} s; broadcast: port 0 -> ff:ff:ff:ff:ff:ff, N-1 receivers, {:.1} s; {}",
         opts.frame_size,
@@ -1612,7 +1633,40 @@ fn run(opts: &Options) -> Result<bool, Error> {
     r
 }
 
+/// The CPU the switch is pinned to (the generator and this driver run on
+/// another one), when pinning is on.
+static SWITCH_CPU: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
+/// Pins this process (the generator; children inherit it) to the first
+/// CPU it may use and records the second for the switch. Returns a note
+/// for the report.
+fn pin_cpus(opts: &Options) -> Result<String, Error> {
+    if !opts.pin {
+        return Ok("not pinned (--no-pin)".into());
+    }
+    let me = Pid::from_raw(0);
+    let allowed = sched_getaffinity(me).map_err(|e| failed(format!("sched_getaffinity: {e}")))?;
+    let cpus: Vec<usize> = (0..CpuSet::count())
+        .filter(|&c| allowed.is_set(c).unwrap_or(false))
+        .take(2)
+        .collect();
+    let [gen_cpu, sw_cpu] = cpus[..] else {
+        return Ok("not pinned (fewer than two CPUs available)".into());
+    };
+    let mut set = CpuSet::new();
+    set.set(gen_cpu)
+        .map_err(|e| failed(format!("cpu {gen_cpu}: {e}")))?;
+    sched_setaffinity(me, &set)
+        .map_err(|e| failed(format!("pinning the generator to CPU {gen_cpu}: {e}")))?;
+    let _ = SWITCH_CPU.set(sw_cpu);
+    Ok(format!(
+        "generator on CPU {gen_cpu}, switch on CPU {sw_cpu}"
+    ))
+}
+
 fn bench(opts: &Options, stop: &Arc<AtomicBool>) -> Result<bool, Error> {
+    let pinning = pin_cpus(opts)?;
+    eprintln!("bench-switch: {pinning}");
     let qlen = QlenGuard::new(opts)?;
     let tick = match sysconf(SysconfVar::CLK_TCK) {
         Ok(Some(t)) if t > 0 => t as f64,
