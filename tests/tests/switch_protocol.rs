@@ -544,6 +544,33 @@ fn full_receive_queue_drops_are_not_logged_per_frame() {
     drop(slow);
 }
 
+/// Ports that stop reading must not silence the others. Frames queued at a
+/// receiver are charged to the sending socket until they are read; with
+/// one shared data socket (the C switch), 40 stalled ports (or one, when
+/// net.unix.max_dgram_qlen is systemd's 512) use up its whole send buffer
+/// and no port gets anything any more. Ours sends on a socket per port.
+#[test]
+fn stalled_ports_do_not_block_the_others() {
+    let sw = RunningSwitch::start();
+    let a = sw.port();
+    let c = sw.port();
+    let stalled: Vec<FakePort> = (0..40).map(|_| sw.port()).collect();
+    let n = 1000;
+    for i in 0..n {
+        let f = frame(BROADCAST, mac(1), format!("s{i}").as_bytes());
+        a.send(&f);
+        let got = c.recv(WAIT);
+        assert_eq!(
+            got.as_ref(),
+            Some(&f),
+            "frame {i} of {n} to the reading port, with {} ports not reading\n{}",
+            stalled.len(),
+            sw.output_report()
+        );
+    }
+    drop(stalled);
+}
+
 // ---------------------------------------------------------------------------
 // 3. Hub mode
 // ---------------------------------------------------------------------------

@@ -6,8 +6,9 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::linux::net::SocketAddrExt;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram, UnixListener, UnixStream};
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -86,8 +87,13 @@ pub struct Stats {
 }
 
 enum PortKind {
-    /// A daemon-protocol client: frames go to its data socket address.
-    Socket { addr: SockAddrUn },
+    /// A daemon-protocol client: frames go to its data socket address, on
+    /// a socket connected to it (`tx`) or, when none could be made, with
+    /// `sendto` on the shared data socket.
+    Socket {
+        addr: SockAddrUn,
+        tx: Option<OwnedFd>,
+    },
     /// The host tap device.
     Tap,
 }
@@ -743,8 +749,9 @@ impl Switch {
                 addr,
                 consumed,
             } => {
+                let tx = connected_socket(&addr);
                 let id = self.add_port(Port {
-                    kind: PortKind::Socket { addr },
+                    kind: PortKind::Socket { addr, tx },
                     label: fd,
                     send_error_reported: false,
                 });
@@ -1028,13 +1035,16 @@ impl Switch {
             return;
         };
         match &port.kind {
-            PortKind::Socket { addr, .. } => {
+            PortKind::Socket { addr, tx: sock } => {
                 if tx.is_full() {
                     let f = tx.flush(data, |_| {});
                     stats.frames_out += f.sent as u64;
                     stats.queue_full += f.would_block as u64;
                 }
-                tx.push(frame, addr, to);
+                match sock {
+                    Some(sock) => tx.push_connected(frame, sock.as_fd(), to),
+                    None => tx.push(frame, addr, to),
+                };
             }
             PortKind::Tap => {
                 if let Some(tap) = tap {
@@ -1081,6 +1091,28 @@ impl Switch {
 enum FrameSrc {
     Rx(usize),
     Tap(usize),
+}
+
+/// A socket connected to a port's data address, so that the frames
+/// waiting in that port's receive queue are charged to a send buffer of its
+/// own: with one shared sending socket, ports that stop reading use up its
+/// send buffer and every port goes silent (the C switch's behaviour; with
+/// systemd's net.unix.max_dgram_qlen of 512 one stalled port is enough).
+/// The descriptor is moved high so that control connections keep the
+/// numbers the C switch gives them (they are printed as port numbers).
+/// `None` when it cannot be made: that port then uses the shared socket.
+fn connected_socket(addr: &SockAddrUn) -> Option<OwnedFd> {
+    let path = addr.sun_path();
+    let target = if path.first() == Some(&0) {
+        SocketAddr::from_abstract_name(path.get(1..)?).ok()?
+    } else {
+        let end = path.iter().position(|&b| b == 0)?;
+        SocketAddr::from_pathname(Path::new(std::ffi::OsStr::from_bytes(path.get(..end)?))).ok()?
+    };
+    let sock = UnixDatagram::unbound().ok()?;
+    sock.connect_addr(&target).ok()?;
+    sock.set_nonblocking(true).ok()?;
+    move_high(OwnedFd::from(sock), HIGH_FD).ok()
 }
 
 /// Opens the tap as the C switch does; on failure prints why and the

@@ -1,9 +1,10 @@
 //! Batched datagram I/O on unix sockets: `recvmmsg` into preallocated frame
 //! buffers with the senders' raw addresses, and `sendmmsg` of frames to raw
-//! 110-byte `sockaddr_un` addresses. No allocation after construction.
+//! 110-byte `sockaddr_un` addresses or on per-destination connected
+//! sockets, one call per destination. No allocation after warm-up.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 
 use crate::switch::{SockAddrUn, SOCKADDR_UN_LEN};
 
@@ -182,6 +183,12 @@ pub struct SendBatch {
     lens: Vec<usize>,
     tags: Vec<u32>,
     addrs: Vec<libc::sockaddr_un>,
+    /// Per message: the connected socket to send it on, or -1 for the
+    /// shared socket given to `flush` (with the message's address).
+    dests: Vec<RawFd>,
+    /// Flush order: message indices grouped by tag (counting sort).
+    order: Vec<u16>,
+    counts: Vec<u32>,
     iovs: Vec<libc::iovec>,
     hdrs: Vec<libc::mmsghdr>,
     n: usize,
@@ -201,13 +208,16 @@ impl std::fmt::Debug for SendBatch {
 impl SendBatch {
     /// Room for `count` frames of up to `buf_len` bytes.
     pub fn new(count: usize, buf_len: usize) -> SendBatch {
-        let count = count.max(1);
+        let count = count.clamp(1, usize::from(u16::MAX));
         SendBatch {
             buf_len,
             bufs: vec![0u8; count * buf_len],
             lens: vec![0; count],
             tags: vec![0; count],
             addrs: vec![zeroed_sockaddr_un(); count],
+            dests: vec![-1; count],
+            order: vec![0; count],
+            counts: Vec::new(),
             iovs: vec![
                 libc::iovec {
                     iov_base: std::ptr::null_mut(),
@@ -286,10 +296,7 @@ impl SendBatch {
             return false;
         }
         let i = self.n;
-        let len = frame.len().min(self.buf_len);
-        self.bufs[i * self.buf_len..i * self.buf_len + len].copy_from_slice(&frame[..len]);
-        self.lens[i] = len;
-        self.tags[i] = tag;
+        self.store(frame, tag, -1);
         let dst = &mut self.addrs[i];
         // SAFETY: sockaddr_un is exactly SOCKADDR_UN_LEN (110) bytes on
         // Linux (checked by a unit test); we overwrite it byte for byte
@@ -305,75 +312,137 @@ impl SendBatch {
         true
     }
 
-    /// Sends everything queued on `fd` without blocking. Messages whose
+    /// Queues `frame` (cut to the buffer length) for the connected socket
+    /// `sock` (no address). `tag` identifies the destination; all messages
+    /// of one tag must use the same `sock`, which the caller keeps open
+    /// until the next `flush`. Returns false when the batch is full.
+    pub fn push_connected(&mut self, frame: &[u8], sock: BorrowedFd<'_>, tag: u32) -> bool {
+        if self.is_full() {
+            return false;
+        }
+        self.store(frame, tag, sock.as_raw_fd());
+        self.n += 1;
+        true
+    }
+
+    fn store(&mut self, frame: &[u8], tag: u32, dest: RawFd) {
+        let i = self.n;
+        let len = frame.len().min(self.buf_len);
+        self.bufs[i * self.buf_len..i * self.buf_len + len].copy_from_slice(&frame[..len]);
+        self.lens[i] = len;
+        self.tags[i] = tag;
+        self.dests[i] = dest;
+    }
+
+    /// Orders the queued messages by tag, keeping their order within a
+    /// tag, so that each destination gets one `sendmmsg` per flush.
+    fn sort_by_tag(&mut self) {
+        let n = self.n;
+        let max = self.tags[..n].iter().copied().max().unwrap_or(0) as usize;
+        self.counts.clear();
+        self.counts.resize(max + 2, 0);
+        for &t in &self.tags[..n] {
+            self.counts[t as usize + 1] += 1;
+        }
+        for k in 1..self.counts.len() {
+            self.counts[k] += self.counts[k - 1];
+        }
+        for i in 0..n {
+            let slot = &mut self.counts[self.tags[i] as usize];
+            self.order[*slot as usize] = i as u16;
+            *slot += 1;
+        }
+    }
+
+    /// Sends everything queued (on `fd`, or on each message's connected
+    /// socket) without blocking. Messages whose
     /// receiver queue is full are dropped and counted; other failures are
     /// passed to `on_error` and dropped. The batch is empty afterwards.
     pub fn flush(&mut self, fd: BorrowedFd<'_>, mut on_error: impl FnMut(SendFailure)) -> Flushed {
         let mut out = Flushed::default();
         let n = self.n;
+        self.sort_by_tag();
         let base = self.bufs.as_mut_ptr();
-        for i in 0..n {
+        for k in 0..n {
+            let i = usize::from(self.order[k]);
             // SAFETY: i < count, so the offset stays inside `bufs`.
-            self.iovs[i].iov_base = unsafe { base.add(i * self.buf_len) }.cast();
-            self.iovs[i].iov_len = self.lens[i];
-            let h = &mut self.hdrs[i].msg_hdr;
-            h.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_un).cast();
-            h.msg_namelen = SOCKADDR_UN_LEN as libc::socklen_t;
-            h.msg_iov = &mut self.iovs[i];
+            self.iovs[k].iov_base = unsafe { base.add(i * self.buf_len) }.cast();
+            self.iovs[k].iov_len = self.lens[i];
+            let h = &mut self.hdrs[k].msg_hdr;
+            if self.dests[i] < 0 {
+                h.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_un).cast();
+                h.msg_namelen = SOCKADDR_UN_LEN as libc::socklen_t;
+            } else {
+                h.msg_name = std::ptr::null_mut();
+                h.msg_namelen = 0;
+            }
+            h.msg_iov = &mut self.iovs[k];
             h.msg_iovlen = 1;
             h.msg_control = std::ptr::null_mut();
             h.msg_controllen = 0;
             h.msg_flags = 0;
         }
-        let mut start = 0;
-        // When the current message was first refused with EAGAIN.
-        let mut waiting_since: Option<std::time::Instant> = None;
         let patient = !self.eagain_patience.is_zero();
-        while start < n {
-            // SAFETY: headers start..n point at live buffers owned by self,
-            // valid for the duration of the call.
-            let rc = unsafe {
-                libc::sendmmsg(
-                    fd.as_raw_fd(),
-                    self.hdrs.as_mut_ptr().add(start),
-                    (n - start) as libc::c_uint,
-                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-                )
-            };
-            if rc > 0 {
-                out.sent += rc as usize;
-                start += rc as usize;
-                waiting_since = None;
-                continue;
+        let mut group = 0;
+        while group < n {
+            // Messages group..end share a tag, hence a socket.
+            let first = usize::from(self.order[group]);
+            let tag = self.tags[first];
+            let dest = self.dests[first];
+            let mut end = group + 1;
+            while end < n && self.tags[usize::from(self.order[end])] == tag {
+                end += 1;
             }
-            // rc <= 0: message `start` failed; drop it and go on.
-            let e = io::Error::last_os_error();
-            let tag = self.tags[start];
-            match e.raw_os_error() {
-                Some(libc::EINTR) => continue,
-                Some(libc::EAGAIN) if patient => {
-                    // The receiver's queue is full: give it a moment to
-                    // drain (bounded, so one slow port cannot stall the
-                    // rest for long).
-                    let now = std::time::Instant::now();
-                    if !self.is_congested(tag, now) {
-                        let since = *waiting_since.get_or_insert(now);
-                        if now.duration_since(since) < self.eagain_patience {
-                            std::thread::yield_now();
-                            continue;
-                        }
-                        self.set_congested(tag, Some(now + self.eagain_cooldown));
-                    }
-                    out.would_block += 1;
+            let sock = if dest < 0 { fd.as_raw_fd() } else { dest };
+            // When the current message was first refused with EAGAIN.
+            let mut waiting_since: Option<std::time::Instant> = None;
+            let mut start = group;
+            while start < end {
+                // SAFETY: headers start..end point at live buffers owned
+                // by self, valid for the duration of the call; `sock` is
+                // open (the shared socket is borrowed, connected sockets
+                // are kept open by the caller until this flush).
+                let rc = unsafe {
+                    libc::sendmmsg(
+                        sock,
+                        self.hdrs.as_mut_ptr().add(start),
+                        (end - start) as libc::c_uint,
+                        libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                    )
+                };
+                if rc > 0 {
+                    out.sent += rc as usize;
+                    start += rc as usize;
+                    waiting_since = None;
+                    continue;
                 }
-                Some(libc::EAGAIN) => out.would_block += 1,
-                _ => on_error(SendFailure {
-                    tag: self.tags[start],
-                    error: e,
-                }),
+                // rc <= 0: message `start` failed; drop it and go on.
+                let e = io::Error::last_os_error();
+                match e.raw_os_error() {
+                    Some(libc::EINTR) => continue,
+                    Some(libc::EAGAIN) if patient => {
+                        // The receiver's queue (or this socket's send
+                        // buffer) is full: give it a moment to drain
+                        // (bounded, so one slow port cannot stall the rest
+                        // for long).
+                        let now = std::time::Instant::now();
+                        if !self.is_congested(tag, now) {
+                            let since = *waiting_since.get_or_insert(now);
+                            if now.duration_since(since) < self.eagain_patience {
+                                std::thread::yield_now();
+                                continue;
+                            }
+                            self.set_congested(tag, Some(now + self.eagain_cooldown));
+                        }
+                        out.would_block += 1;
+                    }
+                    Some(libc::EAGAIN) => out.would_block += 1,
+                    _ => on_error(SendFailure { tag, error: e }),
+                }
+                start += 1;
+                waiting_since = None;
             }
-            start += 1;
-            waiting_since = None;
+            group = end;
         }
         self.n = 0;
         out
@@ -486,6 +555,38 @@ mod tests {
         // A forgotten tag starts afresh.
         out.forget_tag(7);
         assert!(!out.is_congested(7, Instant::now()));
+    }
+
+    #[test]
+    fn connected_and_addressed_messages_keep_their_order_per_destination() {
+        let (a, _) = abstract_socket("j");
+        let (b, b_addr) = abstract_socket("k");
+        let (c, c_addr) = abstract_socket("l");
+        let (d, d_addr) = abstract_socket("m");
+        let to_b = UnixDatagram::unbound().unwrap();
+        to_b.connect_addr(&SocketAddr::from_abstract_name(&b_addr.sun_path()[1..]).unwrap())
+            .unwrap();
+        let to_c = UnixDatagram::unbound().unwrap();
+        to_c.connect_addr(&SocketAddr::from_abstract_name(&c_addr.sun_path()[1..]).unwrap())
+            .unwrap();
+        let mut out = SendBatch::new(16, 8);
+        // Interleaved, tags out of order: c (tag 5), b (tag 2), d (tag 3,
+        // shared socket with its address).
+        for i in 0..4u8 {
+            assert!(out.push_connected(&[b'c', i], to_c.as_fd(), 5));
+            assert!(out.push_connected(&[b'b', i], to_b.as_fd(), 2));
+            assert!(out.push(&[b'd', i], &d_addr, 3));
+        }
+        let flushed = out.flush(a.as_fd(), |f| panic!("failure {:?}", f.error));
+        assert_eq!(flushed.sent, 12);
+        assert!(out.is_empty());
+        for (sock, tag) in [(&b, b'b'), (&c, b'c'), (&d, b'd')] {
+            let mut rx = RecvBatch::new(8, 8);
+            assert_eq!(rx.recv(sock.as_fd()).unwrap(), 4);
+            for i in 0..4u8 {
+                assert_eq!(rx.frame(usize::from(i)), &[tag, i][..]);
+            }
+        }
     }
 
     #[test]
