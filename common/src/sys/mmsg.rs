@@ -175,6 +175,10 @@ pub struct SendFailure {
     pub error: io::Error,
 }
 
+/// Largest tag for which messages are grouped by destination with a
+/// counting sort (tags are meant to be small, dense port ids).
+const MAX_SORTED_TAG: usize = 1 << 16;
+
 /// A batch of outgoing datagrams: frame bytes are copied in, so the batch
 /// does not borrow the receive buffers.
 pub struct SendBatch {
@@ -339,6 +343,14 @@ impl SendBatch {
     fn sort_by_tag(&mut self) {
         let n = self.n;
         let max = self.tags[..n].iter().copied().max().unwrap_or(0) as usize;
+        if max > MAX_SORTED_TAG {
+            // Not small port ids: keep the queue order (runs of one tag
+            // still share a call) rather than size the counts by the tag.
+            for (k, slot) in self.order[..n].iter_mut().enumerate() {
+                *slot = k as u16;
+            }
+            return;
+        }
         self.counts.clear();
         self.counts.resize(max + 2, 0);
         for &t in &self.tags[..n] {
@@ -586,6 +598,22 @@ mod tests {
             for i in 0..4u8 {
                 assert_eq!(rx.frame(usize::from(i)), &[tag, i][..]);
             }
+        }
+    }
+
+    #[test]
+    fn huge_tags_are_sent_in_queue_order() {
+        let (a, _) = abstract_socket("n");
+        let (b, b_addr) = abstract_socket("o");
+        let mut out = SendBatch::new(4, 8);
+        out.push(&[1], &b_addr, u32::MAX);
+        out.push(&[2], &b_addr, 7);
+        out.push(&[3], &b_addr, u32::MAX);
+        assert_eq!(out.flush(a.as_fd(), |_| {}).sent, 3);
+        let mut rx = RecvBatch::new(4, 8);
+        assert_eq!(rx.recv(b.as_fd()).unwrap(), 3);
+        for i in 0..3u8 {
+            assert_eq!(rx.frame(usize::from(i)), &[i + 1][..]);
         }
     }
 
