@@ -1,5 +1,6 @@
 //! `uml-bench`: benchmark support for the UML host utilities.
 //!
+//! * [`driver`]: the drivers' error type and binary lookup;
 //! * [`fake`]: what a fake mconsole server answers (the kernel's request
 //!   processing order, reduced to the `version` command);
 //! * [`stats`]: quantiles of timing samples;
@@ -12,6 +13,7 @@
 //! `uml_switch` and ours).
 #![forbid(unsafe_code)]
 
+pub mod driver;
 pub mod fake;
 pub mod stats;
 pub mod switchload;

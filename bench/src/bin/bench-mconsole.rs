@@ -34,7 +34,6 @@
 #![forbid(unsafe_code)]
 
 use std::ffi::OsString;
-use std::fmt;
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
@@ -51,6 +50,7 @@ use nix::sys::signal::{kill, killpg, Signal};
 use nix::sys::wait::{waitid, Id, WaitPidFlag};
 use nix::unistd::Pid;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use uml_bench::driver::{failed, io_ctx, sibling, Error};
 use uml_bench::fake::expected_version_output;
 use uml_bench::stats::{quantile, summarize, Summary};
 use uml_bench::watchdog::{Target, Watchdog};
@@ -94,36 +94,6 @@ const READY_TIMEOUT: Duration = Duration::from_secs(10);
 const SERVER_STOP_TIMEOUT: Duration = Duration::from_secs(3);
 
 // ---------------------------------------------------------------------------
-// Errors
-// ---------------------------------------------------------------------------
-
-#[derive(Debug)]
-enum Error {
-    Usage(String),
-    Interrupted,
-    Failed(String),
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Usage(msg) => write!(f, "{msg} (see --help)"),
-            Error::Interrupted => write!(f, "interrupted"),
-            Error::Failed(msg) => write!(f, "{msg}"),
-        }
-    }
-}
-
-fn failed(msg: impl Into<String>) -> Error {
-    Error::Failed(msg.into())
-}
-
-fn io_ctx<E: fmt::Display>(what: impl fmt::Display) -> impl FnOnce(E) -> Error {
-    let what = what.to_string();
-    move |e| Error::Failed(format!("{what}: {e}"))
-}
-
-// ---------------------------------------------------------------------------
 // Options
 // ---------------------------------------------------------------------------
 
@@ -156,13 +126,6 @@ impl Options {
             let runs = per_subject.saturating_mul(3) + if self.hyperfine { 2040 } else { 0 };
             300 + (runs as u64).saturating_mul(20) / 1000
         })
-    }
-}
-
-fn sibling(name: &str) -> PathBuf {
-    match std::env::current_exe() {
-        Ok(exe) => exe.with_file_name(name),
-        Err(_) => PathBuf::from("target/x86_64-unknown-linux-gnu/release").join(name),
     }
 }
 

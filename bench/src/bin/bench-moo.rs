@@ -58,7 +58,6 @@
 #![forbid(unsafe_code)]
 
 use std::ffi::OsString;
-use std::fmt;
 use std::fs::{self, File};
 use std::io::Read;
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -73,6 +72,7 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use uml_bench::driver::{failed, io_ctx, sibling, Error};
 use uml_bench::stats::quantile;
 use uml_common::cow::Header;
 
@@ -112,34 +112,8 @@ const MTIME: u64 = 1_577_934_245;
 const RSS_TARGET_KIB: u64 = 4096;
 
 // ---------------------------------------------------------------------------
-// Errors and options
+// Options
 // ---------------------------------------------------------------------------
-
-#[derive(Debug)]
-enum Error {
-    Usage(String),
-    Interrupted,
-    Failed(String),
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Usage(m) => write!(f, "{m} (see --help)"),
-            Error::Interrupted => write!(f, "interrupted"),
-            Error::Failed(m) => write!(f, "{m}"),
-        }
-    }
-}
-
-fn failed(msg: impl Into<String>) -> Error {
-    Error::Failed(msg.into())
-}
-
-fn io_ctx<E: fmt::Display>(what: impl fmt::Display) -> impl FnOnce(E) -> Error {
-    let what = what.to_string();
-    move |e| Error::Failed(format!("{what}: {e}"))
-}
 
 #[derive(Debug)]
 struct Options {
@@ -158,13 +132,6 @@ struct Options {
     prewarm: bool,
     keep: bool,
     enforce: bool,
-}
-
-fn sibling(name: &str) -> PathBuf {
-    match std::env::current_exe() {
-        Ok(exe) => exe.with_file_name(name),
-        Err(_) => PathBuf::from("target/x86_64-unknown-linux-gnu/release").join(name),
-    }
 }
 
 fn parse_args(args: Vec<OsString>) -> Result<Options, Error> {

@@ -55,7 +55,6 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::fmt;
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::MetadataExt;
@@ -71,6 +70,7 @@ use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::{sysconf, Pid, SysconfVar};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use uml_bench::driver::{failed, sibling, Error};
 use uml_bench::stats::quantile;
 use uml_bench::switchload::{
     build_frame, cpu_ticks, port_mac, system_busy_ticks, BlastParams, BlastResult, Flow, Generator,
@@ -155,31 +155,6 @@ const UNICAST_64_TARGET: f64 = 4.0;
 const FLAT_TARGET: f64 = 0.8;
 
 // ---------------------------------------------------------------------------
-// Errors
-// ---------------------------------------------------------------------------
-
-#[derive(Debug)]
-enum Error {
-    Usage(String),
-    Interrupted,
-    Failed(String),
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Usage(msg) => write!(f, "{msg} (see --help)"),
-            Error::Interrupted => write!(f, "interrupted"),
-            Error::Failed(msg) => write!(f, "{msg}"),
-        }
-    }
-}
-
-fn failed(msg: impl Into<String>) -> Error {
-    Error::Failed(msg.into())
-}
-
-// ---------------------------------------------------------------------------
 // Options
 // ---------------------------------------------------------------------------
 
@@ -246,13 +221,6 @@ impl Options {
                 self.qlens[0]
             }
         })
-    }
-}
-
-fn sibling(name: &str) -> PathBuf {
-    match std::env::current_exe() {
-        Ok(exe) => exe.with_file_name(name),
-        Err(_) => PathBuf::from("target/x86_64-unknown-linux-gnu/release").join(name),
     }
 }
 
