@@ -1191,47 +1191,29 @@ fn judge(opts: &Options, results: &Results, ceilings: &Ceilings, qlen: u32) -> V
     };
     let smallest = opts.ports.iter().copied().min().unwrap_or(2);
     let largest = opts.ports.iter().copied().max().unwrap_or(2);
-    match fig(2) {
-        Some((c, o)) => {
-            let r = ratio(o.uni_rate, c.uni_rate);
-            check(
+    for (n, target) in [(2, UNICAST_2_TARGET), (64, UNICAST_64_TARGET)] {
+        let key = format!("unicast{n}");
+        match fig(n) {
+            Some((c, o)) => {
+                let r = ratio(o.uni_rate, c.uni_rate);
+                check(
+                    &mut v,
+                    &key,
+                    format!(
+                        "unicast, {n} ports: ours/C {} (target >= {target}; at most {} here: gen alone / C)",
+                        num(r, 3),
+                        num(reachable(n, c.uni_rate), 2)
+                    ),
+                    Some(r >= target),
+                );
+            }
+            None => check(
                 &mut v,
-                "unicast2",
-                format!(
-                    "unicast, 2 ports: ours/C {} (target >= {UNICAST_2_TARGET}; at most {} here: gen alone / C)",
-                    num(r, 3),
-                    num(reachable(2, c.uni_rate), 2)
-                ),
-                Some(r >= UNICAST_2_TARGET),
-            );
+                &key,
+                format!("unicast, {n} ports: not measured"),
+                None,
+            ),
         }
-        None => check(
-            &mut v,
-            "unicast2",
-            "unicast, 2 ports: not measured".into(),
-            None,
-        ),
-    }
-    match fig(64) {
-        Some((c, o)) => {
-            let r = ratio(o.uni_rate, c.uni_rate);
-            check(
-                &mut v,
-                "unicast64",
-                format!(
-                    "unicast, 64 ports: ours/C {} (target >= {UNICAST_64_TARGET}; at most {} here: gen alone / C)",
-                    num(r, 3),
-                    num(reachable(64, c.uni_rate), 2)
-                ),
-                Some(r >= UNICAST_64_TARGET),
-            );
-        }
-        None => check(
-            &mut v,
-            "unicast64",
-            "unicast, 64 ports: not measured".into(),
-            None,
-        ),
     }
     match (fig(smallest), fig(largest)) {
         (Some((_, lo)), Some((_, hi))) if largest > smallest => {
