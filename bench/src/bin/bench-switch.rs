@@ -106,6 +106,13 @@ Options:
   --ceiling-secs S      per trial round, the generator alone (port to port,
                         no switch) for S s: the most any switch can show
                         here (default 0.5; 0 skips it)
+  --floor PATH          per trial round, also run this minimal forwarder
+                        (default: floor-switch beside this program): the
+                        per-frame work no switch can avoid here (one
+                        recvmmsg, a MAC lookup, one sendmmsg per
+                        destination); its unicast rate / C bounds what any
+                        switch over these sockets can show
+  --no-floor            skip the floor runs
   --frame-size N        frame length in bytes (default 64)
   --rate FPS            pace the senders to FPS frames/s in all (default:
                         blast, as fast as the switch takes them)
@@ -162,6 +169,7 @@ const FLAT_TARGET: f64 = 0.8;
 struct Options {
     ours: PathBuf,
     c: PathBuf,
+    floor: Option<PathBuf>,
     ports: Vec<usize>,
     qlens: Vec<u32>,
     judge_qlen: Option<u32>,
@@ -210,7 +218,8 @@ impl Options {
     fn planned(&self) -> Duration {
         let per: Duration = self.ports.iter().map(|&n| self.trial_estimate(n)).sum();
         let ceiling = (self.ceiling + Duration::from_millis(100)) * self.ports.len() as u32;
-        (per * 2 + ceiling) * (self.trials * self.qlens.len()) as u32
+        let switches = if self.floor.is_some() { 3 } else { 2 };
+        (per * switches + ceiling) * (self.trials * self.qlens.len()) as u32
     }
 
     fn judge_qlen(&self) -> u32 {
@@ -235,6 +244,7 @@ fn parse_list<T: std::str::FromStr + PartialOrd>(v: &str, min: T) -> Option<Vec<
 fn parse_args(args: Vec<OsString>) -> Result<Options, Error> {
     let mut o = Options {
         ours: sibling("uml_switch"),
+        floor: Some(sibling("floor-switch")),
         c: PathBuf::from("/usr/bin/uml_switch"),
         ports: vec![2, 8, 64],
         qlens: vec![10, 512],
@@ -306,6 +316,8 @@ fn parse_args(args: Vec<OsString>) -> Result<Options, Error> {
             }
             "--ours" => o.ours = value(&mut it)?.into(),
             "--c" => o.c = value(&mut it)?.into(),
+            "--floor" => o.floor = Some(value(&mut it)?.into()),
+            "--no-floor" => o.floor = None,
             "--ports" => {
                 o.ports = parse_list(&value(&mut it)?, 2usize)
                     .filter(|v| v.iter().all(|&n| n <= 1000))
@@ -363,10 +375,14 @@ fn parse_args(args: Vec<OsString>) -> Result<Options, Error> {
             return Err(Error::Usage(format!("--judge-qlen {q} is not in --qlen")));
         }
     }
-    for (what, path, hint) in [
+    let mut paths = vec![
         ("--ours", &mut o.ours, BUILD_HINT),
         ("--c", &mut o.c, " (Debian package uml-utilities)"),
-    ] {
+    ];
+    if let Some(f) = o.floor.as_mut() {
+        paths.push(("--floor", f, BUILD_HINT));
+    }
+    for (what, path, hint) in paths {
         if !path.is_file() {
             return Err(failed(format!(
                 "{what}: {} does not exist{hint}",
@@ -1158,7 +1174,13 @@ struct Verdicts {
     summary: Vec<String>,
 }
 
-fn judge(opts: &Options, results: &Results, ceilings: &Ceilings, qlen: u32) -> Verdicts {
+fn judge(
+    opts: &Options,
+    results: &Results,
+    ceilings: &Ceilings,
+    floors: &Ceilings,
+    qlen: u32,
+) -> Verdicts {
     let fig = |n: usize| {
         results
             .get(&(qlen, n))
@@ -1189,6 +1211,13 @@ fn judge(opts: &Options, results: &Results, ceilings: &Ceilings, qlen: u32) -> V
             .filter(|v| !v.is_empty())
             .map_or(f64::NAN, |v| median(v) / c_rate)
     };
+    // The best ratio a switch doing the least per frame shows.
+    let floor_ratio = |n: usize, c_rate: f64| {
+        floors
+            .get(&(qlen, n))
+            .filter(|v| !v.is_empty())
+            .map_or(f64::NAN, |v| median(v) / c_rate)
+    };
     let smallest = opts.ports.iter().copied().min().unwrap_or(2);
     let largest = opts.ports.iter().copied().max().unwrap_or(2);
     for (n, target) in [(2, UNICAST_2_TARGET), (64, UNICAST_64_TARGET)] {
@@ -1200,8 +1229,9 @@ fn judge(opts: &Options, results: &Results, ceilings: &Ceilings, qlen: u32) -> V
                     &mut v,
                     &key,
                     format!(
-                        "unicast, {n} ports: ours/C {} (target >= {target}; at most {} here: gen alone / C)",
+                        "unicast, {n} ports: ours/C {} (target >= {target}; floor switch / C {}; gen alone / C {})",
                         num(r, 3),
+                        num(floor_ratio(n, c.uni_rate), 2),
                         num(reachable(n, c.uni_rate), 2)
                     ),
                     Some(r >= target),
@@ -1291,6 +1321,7 @@ fn report(
     subjects: &[Subject; 2],
     results: &Results,
     ceilings: &Ceilings,
+    floors: &Ceilings,
     partial: Option<&str>,
 ) -> bool {
     println!();
@@ -1336,6 +1367,12 @@ fn report(
             "   with a switch on the other core each frame costs it more (wake-ups, cross-CPU traffic): generator CPU near 100% with switch CPU well below means generator-bound"
         );
     }
+    if let Some(f) = &opts.floor {
+        println!(
+            "   floor = {} (bench/src/bin/floor-switch.rs): the least a switch process does per frame (recvmmsg, sender and MAC lookup, sendmmsg per destination; nothing else), unicast, one run per trial round: what any switch over these sockets can reach here",
+            f.display()
+        );
+    }
     println!(
         "   ping-pong: ports 0 <-> 1, one frame in flight, {:.1} s or {} round trips per trial (first {PINGPONG_WARMUP} discarded); µs",
         opts.pingpong.as_secs_f64(),
@@ -1355,7 +1392,7 @@ fn report(
             }
         );
         println!(
-            "{:<9} {:>3} | {:>8} {:>9} {:>6} | {:>7} {:>7} | {:>6} {:>6} | {:>7} {:>7} {:>6} | {:>11} {:>11} | {:>9} | ok C/ours",
+            "{:<9} {:>3} | {:>8} {:>9} {:>6} | {:>7} {:>7} | {:>6} {:>6} | {:>7} {:>7} {:>6} | {:>11} {:>11} | {:>9} {:>8} | ok C/ours",
             "scenario",
             "N",
             "C fr/s",
@@ -1371,6 +1408,7 @@ fn report(
             "C CPU s/g/o",
             "ours",
             "gen alone",
+            "floor",
         );
         for (scenario, bc) in [("unicast", false), ("broadcast", true)] {
             for &n in &opts.ports {
@@ -1395,13 +1433,16 @@ fn report(
                         num(x.other_pct, 0)
                     )
                 };
-                let alone = if bc {
-                    f64::NAN
+                let (alone, floor) = if bc {
+                    (f64::NAN, f64::NAN)
                 } else {
-                    ceilings.get(&(q, n)).map_or(f64::NAN, |v| median(v))
+                    (
+                        ceilings.get(&(q, n)).map_or(f64::NAN, |v| median(v)),
+                        floors.get(&(q, n)).map_or(f64::NAN, |v| median(v)),
+                    )
                 };
                 println!(
-                    "{:<9} {:>3} | {:>8} {:>9} {:>6} | {:>7} {:>7} | {:>6} {:>6} | {:>7} {:>7} {:>6} | {:>11} {:>11} | {:>9} | {}/{} {}/{}",
+                    "{:<9} {:>3} | {:>8} {:>9} {:>6} | {:>7} {:>7} | {:>6} {:>6} | {:>7} {:>7} {:>6} | {:>11} {:>11} | {:>9} {:>8} | {}/{} {}/{}",
                     scenario,
                     n,
                     kfps(cr),
@@ -1417,6 +1458,7 @@ fn report(
                     cpu(cc),
                     cpu(oc),
                     kfps(alone),
+                    kfps(floor),
                     c.ok,
                     c.ok + c.failed,
                     o.ok,
@@ -1539,7 +1581,7 @@ fn report(
     let mut all_ok = true;
     let mut summary = Vec::new();
     for &q in &opts.qlens {
-        let v = judge(opts, results, ceilings, q);
+        let v = judge(opts, results, ceilings, floors, q);
         println!();
         if q == jq {
             println!("== targets at qlen {q}");
@@ -1657,6 +1699,7 @@ fn bench(opts: &Options, stop: &Arc<AtomicBool>) -> Result<bool, Error> {
     let started = Instant::now();
     let mut results: Results = BTreeMap::new();
     let mut ceilings: Ceilings = BTreeMap::new();
+    let mut floors: Ceilings = BTreeMap::new();
     let mut partial: Option<String> = None;
     let mut run_no = 0usize;
     let mut retried = 0usize;
@@ -1741,6 +1784,30 @@ fn bench(opts: &Options, stop: &Arc<AtomicBool>) -> Result<bool, Error> {
                     );
                     ceilings.entry((q, n)).or_default().push(rate);
                 }
+                if let Some(path) = &opts.floor {
+                    let tag = format!("{}-{run_no}-floor", std::process::id());
+                    let floor = Subject {
+                        label: "floor",
+                        path: path.clone(),
+                    };
+                    match run_trial(&ctx, &floor, n, &tag)? {
+                        Outcome::Ok(d) => {
+                            eprintln!(
+                                "[{:>5.0}s] qlen {q} N={n} trial {} floor switch: unicast {} fr/s, switch cpu {}%",
+                                started.elapsed().as_secs_f64(),
+                                t + 1,
+                                kfps(d.unicast.rate()),
+                                num(d.unicast_cpu.switch_pct, 0)
+                            );
+                            floors.entry((q, n)).or_default().push(d.unicast.rate());
+                        }
+                        Outcome::Failed(msg) => eprintln!(
+                            "[{:>5.0}s] qlen {q} N={n} trial {} floor switch FAILED: {msg}",
+                            started.elapsed().as_secs_f64(),
+                            t + 1
+                        ),
+                    }
+                }
             }
         }
     }
@@ -1754,6 +1821,7 @@ fn bench(opts: &Options, stop: &Arc<AtomicBool>) -> Result<bool, Error> {
         &subjects,
         &results,
         &ceilings,
+        &floors,
         partial.as_deref(),
     ))
 }
