@@ -79,6 +79,23 @@ impl SockAddrUn {
         self.0[2] == 0
     }
 
+    /// The address as std's [`std::os::unix::net::SocketAddr`], to
+    /// `connect` or `send_to` with (abstract: all 107 bytes after the
+    /// leading zero, as the client bound them; a path: up to its NUL).
+    /// `None` for a path without a NUL or an unusable one.
+    pub fn socket_addr(&self) -> Option<std::os::unix::net::SocketAddr> {
+        use std::os::linux::net::SocketAddrExt;
+        use std::os::unix::ffi::OsStrExt;
+        use std::os::unix::net::SocketAddr;
+        let path = self.sun_path();
+        if self.is_abstract() {
+            SocketAddr::from_abstract_name(&path[1..]).ok()
+        } else {
+            let end = path.iter().position(|&b| b == 0)?;
+            SocketAddr::from_pathname(std::ffi::OsStr::from_bytes(&path[..end])).ok()
+        }
+    }
+
     /// The identity of the socket this address names when used with
     /// addrlen 110: an abstract name is all 108 path bytes; a filesystem
     /// path ends at its NUL.
@@ -412,6 +429,20 @@ mod tests {
         );
         assert!(addr.0[14..].iter().all(|&b| b == 0));
         assert_eq!(addr.0.len(), 110);
+    }
+
+    #[test]
+    fn socket_addr_conversion() {
+        use std::os::linux::net::SocketAddrExt;
+        let name = data_socket_name(0x5742, 0x090e47);
+        let a = SockAddrUn::abstract_name(&name).socket_addr().unwrap();
+        assert_eq!(a.as_abstract_name(), Some(&name[..]));
+        let p = SockAddrUn::path(b"/tmp/uml.data").socket_addr().unwrap();
+        assert_eq!(p.as_pathname(), Some(std::path::Path::new("/tmp/uml.data")));
+        // 108 path bytes without a NUL name no socket.
+        let mut full = SockAddrUn::path(b"x").0;
+        full[2..].fill(b'x');
+        assert!(SockAddrUn(full).socket_addr().is_none());
     }
 
     #[test]

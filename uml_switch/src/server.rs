@@ -8,7 +8,6 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::linux::net::SocketAddrExt;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram, UnixListener, UnixStream};
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -1102,13 +1101,7 @@ enum FrameSrc {
 /// numbers the C switch gives them (they are printed as port numbers).
 /// `None` when it cannot be made: that port then uses the shared socket.
 fn connected_socket(addr: &SockAddrUn) -> Option<OwnedFd> {
-    let path = addr.sun_path();
-    let target = if path.first() == Some(&0) {
-        SocketAddr::from_abstract_name(path.get(1..)?).ok()?
-    } else {
-        let end = path.iter().position(|&b| b == 0)?;
-        SocketAddr::from_pathname(Path::new(std::ffi::OsStr::from_bytes(path.get(..end)?))).ok()?
-    };
+    let target = addr.socket_addr()?;
     let sock = UnixDatagram::unbound().ok()?;
     sock.connect_addr(&target).ok()?;
     sock.set_nonblocking(true).ok()?;

@@ -15,11 +15,10 @@
 //! counters, no bounds.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::linux::net::SocketAddrExt;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram, UnixListener, UnixStream};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -27,29 +26,9 @@ use std::time::Duration;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use uml_common::switch::{data_socket_name, parse_request, AddrKey, Parsed, SockAddrUn};
 use uml_common::sys::mmsg::{RecvBatch, SendBatch};
+use uml_switch::core::MacHasher;
 
-/// Multiplicative hash of a word (MACs and address keys are not chosen
-/// by an adversary here).
-#[derive(Default)]
-struct WordHasher(u64);
-
-impl Hasher for WordHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut w = [0u8; 8];
-            w[..chunk.len()].copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(w));
-        }
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-}
-
-type Fast = BuildHasherDefault<WordHasher>;
+type Fast = BuildHasherDefault<MacHasher>;
 
 struct Port {
     sock: OwnedFd,
@@ -84,18 +63,8 @@ fn read_request(conn: &mut UnixStream) -> Option<SockAddrUn> {
 }
 
 fn connect_to(addr: &SockAddrUn) -> Option<OwnedFd> {
-    let path = addr.sun_path();
-    let target = if path.first() == Some(&0) {
-        SocketAddr::from_abstract_name(path.get(1..)?).ok()?
-    } else {
-        let end = path.iter().position(|&b| b == 0)?;
-        SocketAddr::from_pathname(std::path::Path::new(std::ffi::OsStr::from_bytes(
-            path.get(..end)?,
-        )))
-        .ok()?
-    };
     let sock = UnixDatagram::unbound().ok()?;
-    sock.connect_addr(&target).ok()?;
+    sock.connect_addr(&addr.socket_addr()?).ok()?;
     sock.set_nonblocking(true).ok()?;
     Some(OwnedFd::from(sock))
 }
