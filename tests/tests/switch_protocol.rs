@@ -459,6 +459,31 @@ fn datagrams_from_unregistered_senders_are_never_learned() {
     );
 }
 
+/// Sends `n` broadcasts from `from` (payloads `{tag}0`, `{tag}1`, ...);
+/// `reader` must receive each before the next is sent (`context` says why
+/// in the failure message).
+#[track_caller]
+fn broadcasts_reach(
+    sw: &RunningSwitch,
+    from: &FakePort,
+    reader: &FakePort,
+    n: usize,
+    tag: &str,
+    context: &str,
+) {
+    for i in 0..n {
+        let f = frame(BROADCAST, mac(1), format!("{tag}{i}").as_bytes());
+        from.send(&f);
+        let got = reader.recv(WAIT);
+        assert_eq!(
+            got.as_ref(),
+            Some(&f),
+            "frame {i} of {n} to the reading port ({context})\n{}",
+            sw.output_report()
+        );
+    }
+}
+
 /// Number of output lines (both streams).
 fn output_lines(sw: &RunningSwitch) -> usize {
     sw.stdout().lines().count() + sw.stderr().lines().count()
@@ -515,21 +540,9 @@ fn full_receive_queue_drops_are_not_logged_per_frame() {
     let before = output_lines(&sw);
     let n = (qlen + 40).min(2000);
     let start = Instant::now();
-    let mut sent = Vec::new();
-    for i in 0..n {
-        let f = frame(BROADCAST, mac(1), format!("q{i}").as_bytes());
-        a.send(&f);
-        // Let C read each one so that its own queue (default qlen 10)
-        // never overflows: only `slow` should drop.
-        let got = c.recv(WAIT);
-        assert_eq!(
-            got.as_ref(),
-            Some(&f),
-            "frame {i} to the reading port (a full port must not stall others)\n{}",
-            sw.output_report()
-        );
-        sent.push(f);
-    }
+    // C reads each one, so its own queue (default qlen 10) never
+    // overflows: only `slow` should drop.
+    broadcasts_reach(&sw, &a, &c, n, "q", "a full port must not stall others");
     let got = deliveries(&sw, &[&a, &c]);
     assert_got(&sw, &got, 1, &[], "nothing left for the reading port");
     assert!(start.elapsed() < Duration::from_secs(20));
@@ -556,18 +569,8 @@ fn stalled_ports_do_not_block_the_others() {
     let c = sw.port();
     let stalled: Vec<FakePort> = (0..40).map(|_| sw.port()).collect();
     let n = 1000;
-    for i in 0..n {
-        let f = frame(BROADCAST, mac(1), format!("s{i}").as_bytes());
-        a.send(&f);
-        let got = c.recv(WAIT);
-        assert_eq!(
-            got.as_ref(),
-            Some(&f),
-            "frame {i} of {n} to the reading port, with {} ports not reading\n{}",
-            stalled.len(),
-            sw.output_report()
-        );
-    }
+    let context = format!("with {} ports not reading", stalled.len());
+    broadcasts_reach(&sw, &a, &c, n, "s", &context);
     drop(stalled);
 }
 

@@ -1015,6 +1015,11 @@ fn run_ceiling(ctx: &Ctx<'_>, n: usize, tag: &str) -> Result<(f64, f64), Error> 
 // Figures
 // ---------------------------------------------------------------------------
 
+/// Median of the rates recorded for `key`; NaN when there are none.
+fn median_at(rates: &Ceilings, key: (u32, usize)) -> f64 {
+    rates.get(&key).map_or(f64::NAN, |v| median(v))
+}
+
 fn median(v: &[f64]) -> f64 {
     let mut s: Vec<f64> = v.iter().copied().filter(|x| !x.is_nan()).collect();
     if s.is_empty() {
@@ -1203,21 +1208,10 @@ fn judge(
         v.lines.push(format!("  {text:<78} {word}"));
         v.summary.push(format!("{key}={word}"));
     };
-    // The best ratio any switch could show: the generator alone (no
-    // switch at all) against C.
-    let reachable = |n: usize, c_rate: f64| {
-        ceilings
-            .get(&(qlen, n))
-            .filter(|v| !v.is_empty())
-            .map_or(f64::NAN, |v| median(v) / c_rate)
-    };
-    // The best ratio a switch doing the least per frame shows.
-    let floor_ratio = |n: usize, c_rate: f64| {
-        floors
-            .get(&(qlen, n))
-            .filter(|v| !v.is_empty())
-            .map_or(f64::NAN, |v| median(v) / c_rate)
-    };
+    // The best ratios any switch could show: the generator alone (no
+    // switch at all) against C, and a switch doing the least per frame.
+    let reachable = |n: usize, c_rate: f64| median_at(ceilings, (qlen, n)) / c_rate;
+    let floor_ratio = |n: usize, c_rate: f64| median_at(floors, (qlen, n)) / c_rate;
     let smallest = opts.ports.iter().copied().min().unwrap_or(2);
     let largest = opts.ports.iter().copied().max().unwrap_or(2);
     for (n, target) in [(2, UNICAST_2_TARGET), (64, UNICAST_64_TARGET)] {
@@ -1436,10 +1430,7 @@ fn report(
                 let (alone, floor) = if bc {
                     (f64::NAN, f64::NAN)
                 } else {
-                    (
-                        ceilings.get(&(q, n)).map_or(f64::NAN, |v| median(v)),
-                        floors.get(&(q, n)).map_or(f64::NAN, |v| median(v)),
-                    )
+                    (median_at(ceilings, (q, n)), median_at(floors, (q, n)))
                 };
                 println!(
                     "{:<9} {:>3} | {:>8} {:>9} {:>6} | {:>7} {:>7} | {:>6} {:>6} | {:>7} {:>7} {:>6} | {:>11} {:>11} | {:>9} {:>8} | {}/{} {}/{}",
