@@ -27,6 +27,7 @@ mod mconsole;
 mod netns;
 mod process;
 mod require;
+pub mod sparse;
 pub mod switch_client;
 mod uml;
 
