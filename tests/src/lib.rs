@@ -35,7 +35,10 @@ use std::path::PathBuf;
 
 pub use mconsole::{mconsole_request, NotifyListener};
 pub use netns::NetNs;
-pub use process::{pid_alive, run_with_timeout, run_with_timeout_input, RunOutput};
+pub use process::{
+    blocked_syscall, pid_alive, run_with_timeout, run_with_timeout_input, wait_idle, wait_until,
+    RunOutput,
+};
 pub use require::{find_in_path, linux_uml, require, Requirement};
 pub use uml::{Uml, UmlConfig, DONE_MARKER, IDLE_SCRIPT, READY_MARKER};
 

@@ -194,6 +194,48 @@ pub fn pid_alive(pid: u32) -> bool {
     }
 }
 
+/// Polls `cond` until it holds, at most `timeout`; whether it held.
+/// The one bounded wait for a condition that tests should use instead of
+/// sleeping a fixed time.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(POLL);
+    }
+}
+
+/// The system calls in which an event-driven program waits for its next
+/// event (x86_64 numbers): poll, select, pause, nanosleep, wait4,
+/// rt_sigsuspend, pselect6, ppoll, epoll_wait, epoll_pwait, epoll_pwait2,
+/// clock_nanosleep, read, recvfrom, recvmsg, accept, accept4.
+const WAITING_SYSCALLS: &[i64] = &[
+    7, 23, 34, 35, 61, 130, 270, 271, 232, 281, 441, 230, 0, 45, 47, 43, 288,
+];
+
+/// The number of the system call `pid` is blocked in (from
+/// `/proc/PID/syscall`), `None` when it is running, gone or unreadable.
+pub fn blocked_syscall(pid: u32) -> Option<i64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/syscall")).ok()?;
+    let nr: i64 = text.split_whitespace().next()?.parse().ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    (nr >= 0 && proc_stat_state(&stat) == Some('S')).then_some(nr)
+}
+
+/// Polls until `pid` sleeps waiting for an event (poll, epoll, a read,
+/// a pause, …): it has finished whatever it was doing, such as its
+/// start-up. At most `timeout`; whether it got there.
+pub fn wait_idle(pid: u32, timeout: Duration) -> bool {
+    wait_until(timeout, || {
+        blocked_syscall(pid).is_some_and(|nr| WAITING_SYSCALLS.contains(&nr))
+    })
+}
+
 /// The state letter of a `/proc/<pid>/stat` line (after the `(comm)`,
 /// which may itself contain spaces and parentheses).
 pub(crate) fn proc_stat_state(stat: &str) -> Option<char> {

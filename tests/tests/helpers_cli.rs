@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, UnixAddr};
 use uml_integration_tests::{
-    find_in_path, require, run_with_timeout, workspace_bin, Requirement, RunOutput,
+    find_in_path, require, run_with_timeout, wait_idle, workspace_bin, Requirement, RunOutput,
 };
 
 const C_WATCHDOG: &str = "/usr/bin/uml_watchdog";
@@ -285,7 +285,7 @@ fn port_helper_socket_mode_message_like_c() {
         want.resize(107, 0);
         assert_eq!(sender, want, "{name}");
         // A file never hangs up: both keep waiting.
-        std::thread::sleep(Duration::from_millis(300));
+        assert!(wait_idle(pid, LIMIT), "{name} does not wait");
         assert!(child.try_wait().unwrap().is_none(), "{name} exited");
         let _ = child.kill();
         let _ = child.wait();
@@ -318,7 +318,7 @@ fn port_helper_exits_when_its_terminal_hangs_up() {
     term.write_all(b"hello from the kernel\n").unwrap();
     let mut m = fs::File::from(master);
     m.write_all(b"typed\n").unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    assert!(wait_idle(child.id(), LIMIT), "does not wait while in use");
     assert!(child.try_wait().unwrap().is_none(), "exited while in use");
     // The terminal window (pty master) goes away: the helper follows.
     drop(m);
@@ -389,7 +389,8 @@ fn port_helper_telnet_mode_without_a_channel_like_c() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(300));
+        // It has reported and sent what it could once it waits.
+        assert!(wait_idle(child.id(), LIMIT), "{}", helper.display());
         assert!(child.try_wait().unwrap().is_none(), "{}", helper.display());
         let _ = child.kill();
         let status = child.wait().unwrap();

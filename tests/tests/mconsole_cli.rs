@@ -277,7 +277,28 @@ fn notify_prints_one_line_per_notification_and_removes_its_socket() {
     ] {
         tx.send_to(&dgram, &path).expect("send");
     }
-    thread::sleep(Duration::from_millis(500));
+    // One flushed line per notification: once the fifth (the last
+    // datagram's) is out, every datagram has been handled.
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
+    let reader = thread::spawn(move || {
+        use std::io::BufRead;
+        let mut line = String::new();
+        while stdout.read_line(&mut line).is_ok_and(|n| n > 0) {
+            if lines_tx.send(std::mem::take(&mut line)).is_err() {
+                break;
+            }
+        }
+    });
+    let mut printed = String::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while printed.lines().count() < 5 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines_rx.recv_timeout(left) {
+            Ok(l) => printed.push_str(&l),
+            Err(_) => panic!("--notify printed only {printed:?}"),
+        }
+    }
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
@@ -292,9 +313,11 @@ fn notify_prints_one_line_per_notification_and_removes_its_socket() {
         thread::sleep(Duration::from_millis(20));
     }
     let out = child.wait_with_output().expect("output");
+    reader.join().expect("stdout reader");
+    printed.extend(lines_rx.try_iter());
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
+        printed,
         "SOCKET /w/uml/t1/mconsole\nUSER_NOTIFY hello-user-notify\nPANIC sysrq triggered crash\nHANG\nHANG\n"
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a notification"));

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use uml_integration_tests::{pid_alive, require, workspace_bin, Requirement};
+use uml_integration_tests::{pid_alive, require, wait_idle, workspace_bin, Requirement};
 
 fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
@@ -75,9 +75,13 @@ fn stdin_terminal_eof(bin: &Path, dir: &Path) -> (String, Option<i32>, bool) {
     reader.read_line(&mut first).expect("read");
     assert!(first.contains("attached to unix socket"), "{first:?}");
     assert!(ctl.exists());
-    // Let the C switch finish its start-up (it checks isatty after the
-    // first line), then hang up: EOF on the switch's stdin.
-    std::thread::sleep(Duration::from_millis(300));
+    // Let the switch finish its start-up (C checks isatty after the first
+    // line) and wait in its event loop, then hang up: EOF on its stdin.
+    assert!(
+        wait_idle(child.id(), Duration::from_secs(10)),
+        "{} did not reach its event loop",
+        bin.display()
+    );
     drop(pty.master);
     let status =
         wait_child(&mut child, Duration::from_secs(10)).expect("did not exit on stdin EOF");

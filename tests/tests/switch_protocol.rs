@@ -139,6 +139,16 @@ fn assert_switch_works(sw: &RunningSwitch, tag: &str) {
 }
 
 /// Connects to the control socket (bounded).
+/// Waits (bounded) until the switch sleeps in its event loop: it has
+/// handled everything that was pending.
+fn wait_switch_idle(sw: &RunningSwitch, after: &str) {
+    assert!(
+        uml_integration_tests::wait_idle(sw.pid(), WAIT),
+        "the switch did not become idle after {after}\n{}",
+        sw.output_report()
+    );
+}
+
 fn connect(sw: &RunningSwitch) -> UnixStream {
     connect_control(sw.ctl(), WAIT).unwrap_or_else(|e| panic!("{e}\n{}", sw.output_report()))
 }
@@ -1034,7 +1044,7 @@ fn three_hundred_connections_fifty_ports() {
 #[test]
 fn descriptors_return_to_baseline_after_200_ports() {
     let mut sw = RunningSwitch::start();
-    thread::sleep(Duration::from_millis(100));
+    wait_switch_idle(&sw, "start-up");
     let baseline = sw.fd_count();
     let ports: Vec<FakePort> = (0..200).map(|_| sw.port()).collect();
     wait_line(&mut sw, Stream::Stdout, "New connection", 200);
@@ -1060,7 +1070,7 @@ fn descriptors_return_to_baseline_after_200_ports() {
 #[test]
 fn descriptors_return_to_baseline_after_malformed_requests() {
     let mut sw = RunningSwitch::start();
-    thread::sleep(Duration::from_millis(100));
+    wait_switch_idle(&sw, "start-up");
     let baseline = sw.fd_count();
     let (_data, addr) = bind_data_socket().unwrap();
     let mut conns = Vec::new();
@@ -1084,7 +1094,7 @@ fn descriptors_return_to_baseline_after_malformed_requests() {
             conns.push(s);
         }
     }
-    thread::sleep(Duration::from_millis(300));
+    wait_switch_idle(&sw, "the malformed requests");
     drop(conns);
     assert_switch_works(&sw, "after malformed requests");
     // The two ports of assert_switch_works are closed now too.
@@ -1282,7 +1292,7 @@ fn client_closing_before_the_reply_does_not_kill_the_switch() {
         drop(data);
     }
     // Let the switch process them all.
-    thread::sleep(Duration::from_millis(300));
+    wait_switch_idle(&sw, "the early-closing clients");
     assert!(
         sw.is_running(),
         "the switch died ({}) when clients closed before the reply\n{}",

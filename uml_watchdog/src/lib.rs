@@ -330,18 +330,19 @@ mod tests {
     fn every_byte_rearms_the_timer_and_eof_ends() {
         let (mut kernel, mut helper) = UnixStream::pair().unwrap();
         let pinger = std::thread::spawn(move || {
-            // 6 pings 100 ms apart outlast a 300 ms timeout only if each
-            // one re-arms it.
-            for _ in 0..6 {
+            // 16 pings 100 ms apart outlast a 1 s timeout only if each
+            // one re-arms it; a ping may come 900 ms late on a loaded
+            // machine before the timer expires.
+            for _ in 0..16 {
                 std::thread::sleep(Duration::from_millis(100));
                 kernel.write_all(b"\n").unwrap();
             }
         });
         let start = Instant::now();
-        let outcome = watch(&mut helper, Duration::from_millis(300));
+        let outcome = watch(&mut helper, Duration::from_secs(1));
         pinger.join().unwrap();
         assert!(matches!(outcome, Outcome::Eof), "{outcome:?}");
-        assert!(start.elapsed() >= Duration::from_millis(550));
+        assert!(start.elapsed() >= Duration::from_millis(1600));
     }
 
     #[test]
@@ -436,10 +437,12 @@ mod tests {
             &mut Vec::new(),
             &mut Vec::new(),
             Duration::from_millis(100),
-            Duration::from_millis(300),
+            // Long enough for the shell to run its trap (after its current
+            // `sleep 0.02`) even on a loaded machine.
+            Duration::from_secs(1),
         );
         assert_eq!(status, 1);
-        assert!(start.elapsed() >= Duration::from_millis(700));
+        assert!(start.elapsed() >= Duration::from_millis(2100));
         let exit = child.wait().unwrap();
         assert_eq!(exit.signal(), Some(libc::SIGKILL));
         let mut text = String::new();
