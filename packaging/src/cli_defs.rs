@@ -844,8 +844,11 @@ pub fn port_helper() -> Tool {
              connected to the kernel. For an xterm channel, the terminal emulator runs \
              port-helper -uml-socket SOCKET inside the new window. Either way it sends its \
              terminal (descriptor 0) and its pid to the kernel and waits until the terminal \
-             hangs up. The kernel finds it at /usr/lib/uml/port-helper, or where the \
-             environment variable UML_PORT_HELPER says.",
+             hangs up. Kernels up to 6.15 (and 32-bit ones) find it at \
+             /usr/lib/uml/port-helper, 64-bit kernels from 6.16 on (Debian's 7.x) at \
+             /usr/lib64/uml/port-helper; the package installs both (the second is a link to \
+             the first). For the port channel the environment variable UML_PORT_HELPER \
+             overrides the path; the xterm channel has no override.",
         )
         .arg(
             Arg::new("uml-socket")
