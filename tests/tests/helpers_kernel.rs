@@ -4,7 +4,8 @@
 //! * The harddog driver runs the fixed path `/usr/bin/uml_watchdog`: the
 //!   UML is started in a private mount namespace in which the test build
 //!   is bind-mounted over that file (spec `testing.md` §8.3). The timer is
-//!   60 s, so each watchdog test takes about 65 s (they run in parallel).
+//!   60 s, so each watchdog test takes about 65 s (they run in parallel);
+//!   both modes are tested with 6.1 and 7.x.
 //! * The `port:` console channel runs `in.telnetd -L <helper>` through
 //!   `PATH`, `<helper>` being `UML_PORT_HELPER` (the test build) or, with
 //!   no variable, the compiled-in path: `/usr/lib//uml/port-helper` (6.1)
@@ -29,8 +30,8 @@ use std::time::{Duration, Instant};
 
 use uml_integration_tests::uml_common::mconsole::{decode_notify, NotifyKind};
 use uml_integration_tests::{
-    find_in_path, pid_alive, require, run_with_timeout, workspace_bin, Kernel, NetNs, Requirement,
-    Uml, UmlConfig,
+    find_in_path, pid_alive, require, run_with_timeout, wait_until, workspace_bin, Kernel, NetNs,
+    Requirement, Uml, UmlConfig,
 };
 
 /// The kernel's fixed watchdog path.
@@ -64,9 +65,10 @@ fn identity(path: &Path) -> Option<(u64, u64)> {
     fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
-/// A UML booted under `unshare -m` with the test build of `uml_watchdog`
-/// bind-mounted over the kernel's fixed path, running `body`.
-fn boot_with_watchdog(umid: &str, notify: bool, body: &str) -> Uml {
+/// A UML (`kernel`) booted under `unshare -m` with the test build of
+/// `uml_watchdog` bind-mounted over the kernel's fixed path, running
+/// `body`.
+fn boot_with_watchdog(kernel: Kernel, umid: &str, notify: bool, body: &str) -> Uml {
     let build = workspace_bin("uml_watchdog");
     let cfg = UmlConfig {
         init_script: body.to_string(),
@@ -82,7 +84,7 @@ fn boot_with_watchdog(umid: &str, notify: bool, body: &str) -> Uml {
             format!("mount --bind \"$0\" {WATCHDOG_PATH} && exec \"$@\""),
             build.to_string_lossy().into_owned(),
         ],
-        ..UmlConfig::new(umid)
+        ..UmlConfig::with_kernel(umid, kernel)
     };
     Uml::boot(cfg).expect("boot")
 }
@@ -129,20 +131,34 @@ fn wait_last_ping(uml: &mut Uml, helper_argv: &[&str]) -> Instant {
 
 #[test]
 fn watchdog_pid_mode_stops_a_silent_uml() {
+    watchdog_pid_mode(Kernel::Linux61, "wdpid");
+}
+
+/// 7.x runs the same `/usr/bin/uml_watchdog -pid N` (kernel7.md §2.2).
+#[test]
+fn watchdog_pid_mode_stops_a_silent_uml_on_7() {
+    watchdog_pid_mode(Kernel::Linux7, "wdpid7");
+}
+
+fn watchdog_pid_mode(kernel: Kernel, umid: &str) {
     // `unshare` and `mount` come from util-linux and mount (essential).
     require!(
         Requirement::Root,
-        Requirement::LinuxUml,
+        kernel.requirement(),
         Requirement::CBinary("uml_watchdog")
     );
-    let mut uml = boot_with_watchdog("wdpid", false, &pinging_guest());
+    let mut uml = boot_with_watchdog(kernel, umid, false, &pinging_guest());
     let pid = uml.pid().to_string();
     let last = wait_last_ping(&mut uml, &[WATCHDOG_PATH, "-pid", &pid]);
 
-    // Still alive well into the 60 s.
-    std::thread::sleep(Duration::from_secs(50).saturating_sub(last.elapsed()));
+    // Still alive well into the 60 s: watched, not slept through, so that
+    // an early end is seen when it happens.
+    let ended_early = wait_until(
+        Duration::from_secs(50).saturating_sub(last.elapsed()),
+        || !uml.is_running(),
+    );
     assert!(
-        uml.is_running(),
+        !ended_early && uml.is_running(),
         "UML gone after {:?}:\n{}",
         last.elapsed(),
         uml.console()
@@ -159,13 +175,24 @@ fn watchdog_pid_mode_stops_a_silent_uml() {
 
 #[test]
 fn watchdog_mconsole_mode_sends_hang_and_uml_keeps_running() {
+    watchdog_mconsole_mode(Kernel::Linux61, "wdmc");
+}
+
+/// 7.x runs the same `/usr/bin/uml_watchdog -mconsole SOCKET` and, like
+/// 6.1, does not react to HANG.
+#[test]
+fn watchdog_mconsole_mode_sends_hang_and_uml_keeps_running_on_7() {
+    watchdog_mconsole_mode(Kernel::Linux7, "wdmc7");
+}
+
+fn watchdog_mconsole_mode(kernel: Kernel, umid: &str) {
     // `unshare` and `mount` come from util-linux and mount (essential).
     require!(
         Requirement::Root,
-        Requirement::LinuxUml,
+        kernel.requirement(),
         Requirement::CBinary("uml_watchdog")
     );
-    let mut uml = boot_with_watchdog("wdmc", true, &pinging_guest());
+    let mut uml = boot_with_watchdog(kernel, umid, true, &pinging_guest());
     let notify_path = uml.notify().unwrap().path().to_string_lossy().into_owned();
     let last = wait_last_ping(&mut uml, &[WATCHDOG_PATH, "-mconsole", &notify_path]);
 
@@ -195,18 +222,20 @@ fn watchdog_mconsole_mode_sends_hang_and_uml_keeps_running() {
     }
     eprintln!("watchdog -mconsole: HANG {after:?} after the last ping");
 
-    // Nothing in the kernel reacts to HANG: the UML keeps running and
-    // answers, the helper has exited.
-    std::thread::sleep(Duration::from_secs(3));
-    assert!(uml.is_running(), "{}", uml.console());
-    let v = uml.mconsole("version").expect("mconsole after HANG");
-    assert!(!v.is_error());
+    // Nothing in the kernel reacts to HANG: the helper exits (it stays a
+    // zombie of the kernel), the UML keeps running and answers.
     assert!(
-        pids_with_cmdline(&[WATCHDOG_PATH, "-mconsole", &notify_path])
-            .into_iter()
-            .all(|p| !pid_alive(p)),
+        wait_until(Duration::from_secs(10), || {
+            pids_with_cmdline(&[WATCHDOG_PATH, "-mconsole", &notify_path])
+                .into_iter()
+                .all(|p| !pid_alive(p))
+        }),
         "the watchdog is still running"
     );
+    let still = wait_until(Duration::from_secs(3), || !uml.is_running());
+    assert!(!still && uml.is_running(), "{}", uml.console());
+    let v = uml.mconsole("version").expect("mconsole after HANG");
+    assert!(!v.is_error());
     assert!(uml
         .notify()
         .unwrap()
