@@ -429,18 +429,16 @@ fn assert_in_use(out: &RunOutput, role: &str, name: &str, pid: u32, kind: &str) 
     );
 }
 
-/// The lock lines of `/proc/locks` for `path`'s inode.
+/// The lock lines of `/proc/locks` for `path` (its `MAJOR:MINOR:INODE`,
+/// as the kernel prints it: `%02x:%02x:%lu`).
 fn proc_locks_of(path: &Path) -> Vec<String> {
-    let ino = fs::metadata(path).unwrap().ino();
+    use nix::sys::stat::{major, minor};
+    let m = fs::metadata(path).unwrap();
+    let id = format!("{:02x}:{:02x}:{}", major(m.dev()), minor(m.dev()), m.ino());
     fs::read_to_string("/proc/locks")
         .unwrap()
         .lines()
-        .filter(|l| {
-            l.split_whitespace()
-                .nth(5)
-                .and_then(|id| id.rsplit(':').next())
-                .is_some_and(|i| i == ino.to_string())
-        })
+        .filter(|l| l.split_whitespace().any(|f| f == id))
         .map(str::to_string)
         .collect()
 }
