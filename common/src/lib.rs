@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod cow;
+pub mod inuse;
 pub mod mconsole;
 pub mod switch;
 #[allow(unsafe_code)]

@@ -641,7 +641,16 @@ pub fn uml_moo() -> Tool {
              Without -d the result is a new file; it is written to a temporary file beside \
              it and renamed into place when complete, keeping holes. With -d the backing \
              file itself is changed in place (destructive: other COW files based on it become \
-             invalid). -d must come before -b, as in the C tool.",
+             invalid). -d must come before -b, as in the C tool.\n\n\
+             Files a running UML guest holds are refused: the UML block driver locks the files \
+             of each ubd device (a write lock on the COW file, a read lock on the backing \
+             file; Linux 7.x as long as the device exists, 6.1 while the guest has it open). \
+             uml_moo refuses a COW file a guest writes to, a backing file a guest uses when \
+             merging into it with -d, and an output file a guest uses, with a message naming \
+             the file and the process holding the lock; nothing is changed and the exit \
+             status is 1. Merging into a new image from a backing file that guests only read \
+             is allowed. Halt the guest (or remove its device with uml_mconsole UMID remove \
+             ubdN) first, or give --ignore-locks for a guest that is stopped.",
         )
         .arg(
             Arg::new("destructive")
@@ -662,6 +671,21 @@ pub fn uml_moo() -> Tool {
                      a COW file made inside a chroot).",
                 ),
         )
+        .arg(
+            Arg::new("ignore-locks")
+                .long("ignore-locks")
+                .action(ArgAction::SetTrue)
+                .help(
+                    "Merge even when a UML guest holds a lock on the COW, backing or output \
+                     file; only for a guest that is stopped and will not write. May appear \
+                     anywhere (not as the value of -b). Not in Debian's uml_moo.",
+                ),
+        )
+        .arg(Arg::new("help").long("help").action(ArgAction::Help).help(
+            "Print the usage text and the options of this implementation on standard \
+                     output and exit 0 (only as the sole argument; Debian's uml_moo prints the \
+                     usage on standard error and exits 1).",
+        ))
         .arg(
             Arg::new("cow")
                 .value_name("COW-file")
@@ -686,12 +710,12 @@ pub fn uml_moo() -> Tool {
             section(
                 "EXIT STATUS",
                 vec![
-                    item("0", "The image was written."),
+                    item("0", "The image was written (or --help was printed)."),
                     item(
                         "1",
                         "Usage error, unreadable or invalid COW header, a backing file that \
-                         does not match it, or an I/O error; a failed merge leaves no \
-                         partial output.",
+                         does not match it, a file a UML guest holds, or an I/O error; a \
+                         failed merge leaves no partial output.",
                     ),
                 ],
             ),
@@ -699,7 +723,8 @@ pub fn uml_moo() -> Tool {
                 "EXAMPLES",
                 vec![code(
                     "uml_moo root.cow root-merged.img\n\
-                     uml_moo -d root.cow",
+                     uml_moo -d root.cow\n\
+                     uml_moo --ignore-locks root.cow root-merged.img   # guest stopped",
                 )],
             ),
             see_also("uml_mkcow(1)"),
@@ -717,7 +742,16 @@ pub fn uml_mkcow() -> Tool {
              UML kernel: a version 3 header recording the backing file's absolute path, size \
              and modification time, and an empty sparse bitmap and data area, exactly as the \
              kernel would write them. Use it as ubd0=COW,BACKING.\n\n\
-             Only the first argument can be -f; arguments after the backing file are ignored.",
+             Only the first argument can be -f; arguments after the backing file are ignored.\n\n\
+             Files a running UML guest holds are refused: the UML block driver locks the files \
+             of each ubd device (a write lock on the COW file or a writable image, a read lock \
+             on a backing file; Linux 7.x as long as the device exists, 6.1 while the guest \
+             has it open). uml_mkcow -f refuses an existing COW file a guest uses, and \
+             uml_mkcow refuses a backing file a guest writes to, with a message naming the \
+             file and the process holding the lock; nothing is created or changed and the \
+             exit status is 1. A backing file that guests only read (through other COW files) \
+             is fine. Halt the guest (or remove its device with uml_mconsole UMID remove \
+             ubdN) first, or give --ignore-locks for a guest that is stopped.",
         )
         .arg(
             Arg::new("force")
@@ -728,6 +762,21 @@ pub fn uml_mkcow() -> Tool {
                      itself is refused).",
                 ),
         )
+        .arg(
+            Arg::new("ignore-locks")
+                .long("ignore-locks")
+                .action(ArgAction::SetTrue)
+                .help(
+                    "Write even when a UML guest holds a lock on the COW file (with -f) or a \
+                     write lock on the backing file; only for a guest that is stopped. May \
+                     appear anywhere. Not in Debian's uml_mkcow.",
+                ),
+        )
+        .arg(Arg::new("help").long("help").action(ArgAction::Help).help(
+            "Print the usage text and the options of this implementation on standard \
+                     output and exit 0 (only as the sole argument; Debian's uml_mkcow prints \
+                     the usage on standard error and exits 2).",
+        ))
         .arg(
             Arg::new("cow")
                 .value_name("COW-file")
@@ -756,8 +805,12 @@ pub fn uml_mkcow() -> Tool {
             section(
                 "EXIT STATUS",
                 vec![
-                    item("0", "The COW file was written."),
-                    item("1", "The COW file could not be created or written."),
+                    item("0", "The COW file was written (or --help was printed)."),
+                    item(
+                        "1",
+                        "The COW file could not be created or written, or a UML guest holds \
+                         it or the backing file.",
+                    ),
                     item(
                         &uml_mkcow::EXIT_USAGE.to_string(),
                         "Usage error (as Debian's uml_mkcow).",
@@ -844,8 +897,11 @@ pub fn port_helper() -> Tool {
              connected to the kernel. For an xterm channel, the terminal emulator runs \
              port-helper -uml-socket SOCKET inside the new window. Either way it sends its \
              terminal (descriptor 0) and its pid to the kernel and waits until the terminal \
-             hangs up. The kernel finds it at /usr/lib/uml/port-helper, or where the \
-             environment variable UML_PORT_HELPER says.",
+             hangs up. Kernels up to 6.15 (and 32-bit ones) find it at \
+             /usr/lib/uml/port-helper, 64-bit kernels from 6.16 on (Debian's 7.x) at \
+             /usr/lib64/uml/port-helper; the package installs both (the second is a link to \
+             the first). For the port channel the environment variable UML_PORT_HELPER \
+             overrides the path; the xterm channel has no override.",
         )
         .arg(
             Arg::new("uml-socket")

@@ -184,12 +184,38 @@ fn cow_tools_accept_their_documented_forms() {
     let t = tool("uml_moo");
     let shorts: BTreeSet<char> = options(&t).iter().filter_map(Arg::get_short).collect();
     assert_eq!(shorts, BTreeSet::from(['b', 'd']));
+    let longs: BTreeSet<String> = options(&t)
+        .iter()
+        .filter_map(|a| a.get_long().map(str::to_string))
+        .collect();
+    assert_eq!(
+        longs,
+        BTreeSet::from(["help".into(), "ignore-locks".into()])
+    );
+    let o = uml_moo::parse_args(&os(&["--ignore-locks", "root.cow", "new.img"])).unwrap();
+    assert!(o.ignore_locks);
+    assert!(String::from_utf8(uml_moo::help(b"uml_moo"))
+        .unwrap()
+        .contains("  --ignore-locks  "));
 
     assert!(uml_mkcow::parse_args(&os(&["-f", "root.cow", "root.img"])).is_some());
     assert!(uml_mkcow::parse_args(&os(&["root.cow", "root.img"])).is_some());
     let t = tool("uml_mkcow");
     let shorts: BTreeSet<char> = options(&t).iter().filter_map(Arg::get_short).collect();
     assert_eq!(shorts, BTreeSet::from(['f']));
+    let longs: BTreeSet<String> = options(&t)
+        .iter()
+        .filter_map(|a| a.get_long().map(str::to_string))
+        .collect();
+    assert_eq!(
+        longs,
+        BTreeSet::from(["help".into(), "ignore-locks".into()])
+    );
+    let o = uml_mkcow::parse_args(&os(&["-f", "root.cow", "root.img", "--ignore-locks"])).unwrap();
+    assert!(o.force && o.ignore_locks);
+    assert!(String::from_utf8(uml_mkcow::help(b"uml_mkcow"))
+        .unwrap()
+        .contains("  --ignore-locks  "));
 }
 
 #[test]

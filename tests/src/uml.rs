@@ -52,9 +52,11 @@ pub enum Kernel {
     /// filter: 7.x sizes its XSTATE buffer from the host's answer to the
     /// probe the filter fails, and a failed probe is fatal to it (`Failed
     /// to initialize default registers`). Unless the test sets
-    /// `UML_PORT_HELPER` itself, [`Uml::boot`] points it at
+    /// `UML_PORT_HELPER` itself or turns
+    /// [`UmlConfig::debian_port_helper`] off, [`Uml::boot`] points it at
     /// `/usr/lib/uml/port-helper` (when that exists), where the 6.1 kernel
-    /// looks; 7.x would look in `/usr/lib64/uml/`.
+    /// looks; 7.x would look in `/usr/lib64/uml/`, which Debian's package
+    /// lacks.
     Linux7,
 }
 
@@ -89,6 +91,8 @@ impl Kernel {
 
 /// Where Debian installs port-helper (and where the 6.1 kernel looks).
 const DEBIAN_PORT_HELPER: &str = "/usr/lib/uml/port-helper";
+/// The variable through which the port channel's helper can be chosen.
+const PORT_HELPER_ENV: &str = "UML_PORT_HELPER";
 
 /// How to boot a test UML. `$WORK` in `extra_args` and in `env` values is
 /// replaced by the instance's work directory (which does not exist before
@@ -133,6 +137,15 @@ pub struct UmlConfig {
     pub wrapper: Vec<String>,
     /// Which kernel to boot. Default [`Kernel::Linux61`].
     pub kernel: Kernel,
+    /// With [`Kernel::Linux7`], set `UML_PORT_HELPER` to Debian's
+    /// `/usr/lib/uml/port-helper` when neither `env` nor the test
+    /// process's environment sets it (Debian's package has no
+    /// `/usr/lib64/uml/port-helper`, where 7.x looks). `false`: the kernel
+    /// gets no `UML_PORT_HELPER` at all, not even one the test process
+    /// inherited (unless `env` sets it), so that it looks where it was
+    /// compiled to look, as on a system with the package installed.
+    /// Default `true`.
+    pub debian_port_helper: bool,
 }
 
 impl Default for UmlConfig {
@@ -149,6 +162,7 @@ impl Default for UmlConfig {
             notify: false,
             wrapper: Vec::new(),
             kernel: Kernel::default(),
+            debian_port_helper: true,
         }
     }
 }
@@ -273,12 +287,15 @@ impl Uml {
             .stdout(console)
             .stderr(console2)
             .process_group(0);
-        if cfg.kernel == Kernel::Linux7
-            && !cfg.env.iter().any(|(k, _)| k == "UML_PORT_HELPER")
-            && std::env::var_os("UML_PORT_HELPER").is_none()
+        let env_sets_helper = cfg.env.iter().any(|(k, _)| k == PORT_HELPER_ENV);
+        if !cfg.debian_port_helper {
+            cmd.env_remove(PORT_HELPER_ENV);
+        } else if cfg.kernel == Kernel::Linux7
+            && !env_sets_helper
+            && std::env::var_os(PORT_HELPER_ENV).is_none()
             && Path::new(DEBIAN_PORT_HELPER).is_file()
         {
-            cmd.env("UML_PORT_HELPER", DEBIAN_PORT_HELPER);
+            cmd.env(PORT_HELPER_ENV, DEBIAN_PORT_HELPER);
         }
         for (k, v) in &cfg.env {
             cmd.env(k, substitute_work(v, &work_path));
@@ -764,6 +781,7 @@ mod tests {
         assert_eq!(UmlConfig::new("a").kernel, Kernel::Linux61);
         let cfg = UmlConfig::with_kernel("b", Kernel::Linux7);
         assert_eq!((cfg.umid.as_str(), cfg.kernel), ("b", Kernel::Linux7));
+        assert!(cfg.debian_port_helper);
         assert!(Kernel::Linux61.uses_launch_filter() && Kernel::Linux61.has_legacy_net());
         assert!(!Kernel::Linux7.uses_launch_filter() && !Kernel::Linux7.has_legacy_net());
         assert_eq!(Kernel::Linux7.requirement(), Requirement::LinuxUml7);

@@ -4,7 +4,9 @@
 //! status and bytes on disk (COW headers and file sizes, merged images),
 //! except where this project deliberately differs (spec `cow.md` §5–§6,
 //! README): `uml_moo -d` alone, the errors of a missing backing file,
-//! truncated COW files, sector size or alignment 0.
+//! truncated COW files, sector size or alignment 0, `--help`, and files
+//! that a UML guest holds (here a stand-in process holding the kernel's
+//! locks), which ours refuse.
 
 // Test code: a failed setup step should abort the test with its message.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
@@ -558,5 +560,279 @@ fn moo_survives_garbage() {
             "round {round}: {out}"
         );
         set_mtime(&back, MTIME);
+    }
+}
+
+// ---------------------------------------------------------------------
+// Files a UML guest holds (issue 12): a `hold-lock` process takes the
+// fcntl locks the kernel's block driver takes (a write lock on a COW or
+// writable image, a read lock on a backing file).
+
+/// A process holding `fcntl` locks until dropped.
+struct LockHolder {
+    child: std::process::Child,
+}
+
+impl LockHolder {
+    fn new(kind: &str, files: &[&Path]) -> LockHolder {
+        use std::io::BufRead;
+        use std::process::Stdio;
+        let mut child = Command::new(workspace_bin("hold-lock"))
+            .arg(kind)
+            .args(files)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let holder = LockHolder { child };
+        let line = rx.recv_timeout(LIMIT).unwrap_or_default();
+        assert_eq!(line, "locked\n", "hold-lock {kind} {files:?} failed");
+        holder
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for LockHolder {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The first line of the refusal for `role` `name` held by `pid`.
+fn in_use_line(role: &str, name: &str, pid: u32, kind: &str) -> String {
+    format!("{role} \"{name}\" is in use by a UML guest (process {pid} holds a {kind} lock on it)")
+}
+
+/// Asserts a refusal: status 1, nothing on stdout, the first stderr line
+/// as given and the advice after it.
+fn assert_refused(out: &RunOutput, first_line: &str) {
+    let err = out.stderr_str();
+    let mut lines = err.lines();
+    assert_eq!(
+        (out.code, out.stdout_str().as_str(), lines.next()),
+        (Some(1), "", Some(first_line)),
+        "{out}"
+    );
+    let advice = lines.next().unwrap_or_default();
+    assert!(
+        advice.starts_with("Nothing was changed.") && advice.contains("--ignore-locks"),
+        "{out}"
+    );
+    assert_eq!(lines.next(), None, "{out}");
+}
+
+/// A file's bytes and mtime.
+fn state(p: &Path) -> (Vec<u8>, i64, i64) {
+    let m = fs::metadata(p).unwrap();
+    (fs::read(p).unwrap(), m.mtime(), m.mtime_nsec())
+}
+
+#[test]
+fn moo_refuses_files_a_guest_holds() {
+    if !requirements() {
+        return;
+    }
+    let (_g, d) = dir();
+    let back = d.join("back.img");
+    fs::write(&back, Rng(7).bytes(1 << 20)).unwrap();
+    set_mtime(&back, MTIME);
+    make_cow(
+        &d.join("a.cow"),
+        &back,
+        Version::V3,
+        512,
+        4096,
+        &mut Rng(8),
+        |i| i % 3 == 0,
+    );
+    let before = (state(&back), state(&d.join("a.cow")));
+    let unchanged = |what: &str| {
+        assert_eq!(
+            (state(&back), state(&d.join("a.cow"))),
+            before,
+            "changed after {what}"
+        );
+        assert!(!d.join("out").exists(), "output written after {what}");
+    };
+
+    // A guest running on a.cow: the COW file is write-locked, the backing
+    // file read-locked. Both forms refused, naming the COW file.
+    {
+        let cow_lock = LockHolder::new("write", &[&d.join("a.cow")]);
+        let _back_lock = LockHolder::new("read", &[&back]);
+        let line = in_use_line("COW file", "a.cow", cow_lock.pid(), "write");
+        assert_refused(&run(false, "uml_moo", &d, &["a.cow", "out"]), &line);
+        assert_refused(&run(false, "uml_moo", &d, &["-d", "a.cow"]), &line);
+        unchanged("refusals");
+        // --ignore-locks (anywhere) merges as Debian's does.
+        let ours = run(
+            false,
+            "uml_moo",
+            &d,
+            &["a.cow", "--ignore-locks", "ours.img"],
+        );
+        assert!(ours.success() && ours.stderr.is_empty(), "{ours}");
+        let theirs = run(true, "uml_moo", &d, &["a.cow", "c.img"]);
+        assert!(theirs.success(), "{theirs}");
+        assert_eq!(
+            fs::read(d.join("ours.img")).unwrap(),
+            fs::read(d.join("c.img")).unwrap()
+        );
+    }
+
+    // Another guest reads the backing file (through its own COW file):
+    // merging a.cow into a new image only reads it and is fine; merging in
+    // place would write it under that guest, refused with the name the
+    // header gives.
+    {
+        let back_lock = LockHolder::new("read", &[&back]);
+        let out = run(false, "uml_moo", &d, &["a.cow", "new.img"]);
+        assert!(out.success() && out.stderr.is_empty(), "{out}");
+        assert_eq!(
+            fs::read(d.join("new.img")).unwrap(),
+            fs::read(d.join("c.img")).unwrap()
+        );
+        let line = in_use_line(
+            "backing file",
+            back.to_str().unwrap(),
+            back_lock.pid(),
+            "read",
+        );
+        assert_refused(&run(false, "uml_moo", &d, &["-d", "a.cow"]), &line);
+        let copy = d.join("copy.img");
+        fs::copy(&back, &copy).unwrap();
+        set_mtime(&copy, MTIME);
+        let copy_lock = LockHolder::new("read", &[&copy]);
+        let line = in_use_line("backing file", "copy.img", copy_lock.pid(), "read");
+        assert_refused(
+            &run(false, "uml_moo", &d, &["-d", "-b", "copy.img", "a.cow"]),
+            &line,
+        );
+        unchanged("in-place refusals");
+    }
+
+    // An output file a guest uses as its disk is not replaced.
+    {
+        let disk = d.join("disk.img");
+        fs::write(&disk, b"a guest's disk").unwrap();
+        let disk_lock = LockHolder::new("write", &[&disk]);
+        let line = in_use_line("output file", "disk.img", disk_lock.pid(), "write");
+        assert_refused(&run(false, "uml_moo", &d, &["a.cow", "disk.img"]), &line);
+        assert_eq!(fs::read(&disk).unwrap(), b"a guest's disk");
+        drop(disk_lock);
+        let read_lock = LockHolder::new("read", &[&disk]);
+        let line = in_use_line("output file", "disk.img", read_lock.pid(), "read");
+        assert_refused(&run(false, "uml_moo", &d, &["a.cow", "disk.img"]), &line);
+        assert_eq!(fs::read(&disk).unwrap(), b"a guest's disk");
+    }
+    unchanged("everything");
+
+    // Unlocked again: the in-place merge proceeds.
+    let out = run(false, "uml_moo", &d, &["-d", "a.cow"]);
+    assert!(out.success(), "{out}");
+    assert_eq!(fs::read(&back).unwrap(), fs::read(d.join("c.img")).unwrap());
+}
+
+#[test]
+fn mkcow_refuses_files_a_guest_holds() {
+    if !requirements() {
+        return;
+    }
+    let (_g, d) = dir();
+    let back = d.join("back.img");
+    fs::write(&back, Rng(9).bytes(1 << 20)).unwrap();
+    set_mtime(&back, MTIME);
+    let ok = |args: &[&str]| {
+        let out = run(false, "uml_mkcow", &d, args);
+        assert!(out.success() && out.stderr.is_empty(), "{args:?}: {out}");
+    };
+    ok(&["a.cow", "back.img"]);
+    // A guest writes into a.cow.
+    let cow = d.join("a.cow");
+    let f = File::options().write(true).open(&cow).unwrap();
+    f.write_all_at(&[0xff], 8192).unwrap();
+    let before = state(&cow);
+    {
+        let lock = LockHolder::new("write", &[&cow]);
+        let line = in_use_line("COW file", "a.cow", lock.pid(), "write");
+        assert_refused(
+            &run(false, "uml_mkcow", &d, &["-f", "a.cow", "back.img"]),
+            &line,
+        );
+        assert_eq!(state(&cow), before);
+        // Without -f, Debian's refusal, as ever.
+        let out = same("uml_mkcow", &d, &["a.cow", "back.img"]);
+        assert_eq!(out.stderr_str(), "open COW file: File exists\n");
+        assert_eq!(state(&cow), before);
+    }
+    {
+        // Held for reading only (e.g. a guest uses it as a backing file):
+        // starting it afresh would still change it under the guest.
+        let lock = LockHolder::new("read", &[&cow]);
+        let line = in_use_line("COW file", "a.cow", lock.pid(), "read");
+        assert_refused(
+            &run(false, "uml_mkcow", &d, &["-f", "a.cow", "back.img"]),
+            &line,
+        );
+        assert_eq!(state(&cow), before);
+        ok(&["--ignore-locks", "-f", "a.cow", "back.img"]);
+        assert_ne!(state(&cow).0, before.0, "--ignore-locks did not rewrite");
+    }
+
+    // A backing file a guest writes to (its plain disk): no COW file on it.
+    {
+        let lock = LockHolder::new("write", &[&back]);
+        let line = in_use_line("backing file", "back.img", lock.pid(), "write");
+        assert_refused(&run(false, "uml_mkcow", &d, &["b.cow", "back.img"]), &line);
+        assert!(!d.join("b.cow").exists());
+        assert_refused(
+            &run(false, "uml_mkcow", &d, &["-f", "a.cow", "back.img"]),
+            &line,
+        );
+    }
+    // A backing file guests only read (through other COW files) is the
+    // normal case: the COW file is Debian's, byte for byte.
+    {
+        let _lock = LockHolder::new("read", &[&back]);
+        ok(&["b.cow", "back.img"]);
+        let theirs = run(true, "uml_mkcow", &d, &["c.cow", "back.img"]);
+        assert!(theirs.success(), "{theirs}");
+        assert_eq!(
+            fs::read(d.join("b.cow")).unwrap(),
+            fs::read(d.join("c.cow")).unwrap()
+        );
+    }
+}
+
+#[test]
+fn cow_tools_help_lists_the_added_options() {
+    let (_g, d) = dir();
+    for (tool, usage_code) in [("uml_moo", 1), ("uml_mkcow", 2)] {
+        let out = run(false, tool, &d, &["--help"]);
+        assert_eq!(
+            (out.code, out.stderr_str().as_str()),
+            (Some(0), ""),
+            "{out}"
+        );
+        let text = out.stdout_str();
+        // The usage text the tool prints for a bad command line, then the
+        // options of this implementation.
+        let usage = run(false, tool, &d, &[]);
+        assert_eq!(usage.code, Some(usage_code));
+        assert!(text.starts_with(&usage.stderr_str()), "{tool}:\n{text}");
+        assert!(text.contains("\n  --ignore-locks  "), "{tool}:\n{text}");
+        assert!(text.contains("\n  --help  "), "{tool}:\n{text}");
     }
 }

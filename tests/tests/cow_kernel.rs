@@ -4,7 +4,10 @@
 //! (new image, `-d` on a copy, `-b`, `-d` on the header's backing file);
 //! every result is compared with the same writes applied directly to
 //! copies of the backing file and with Debian's `uml_moo`, byte for byte.
-//! A UML also boots on a COW file made by our `uml_mkcow`.
+//! A UML also boots on a COW file made by our `uml_mkcow`. And both tools
+//! refuse the files a running 7.2 (or, with the device open, 6.1) guest
+//! holds, change nothing, and proceed with `--ignore-locks` or once the
+//! files are free.
 
 // Test code: a failed setup step should abort the test with its message.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
@@ -19,7 +22,7 @@ use std::time::Duration;
 use uml_integration_tests::sparse::assert_never_less_sparse;
 use uml_integration_tests::uml_common::cow::{parse_header, test_bit, Header, Version};
 use uml_integration_tests::{
-    require, run_with_timeout, workspace_bin, Requirement, RunOutput, Uml, UmlConfig,
+    require, run_with_timeout, workspace_bin, Kernel, Requirement, RunOutput, Uml, UmlConfig,
 };
 
 /// The spec's fixed backing-file mtime.
@@ -387,4 +390,169 @@ fn kernel_uses_a_cow_file_made_by_uml_mkcow() {
     cp_p(&raw, &copy);
     moo_ok(false, &[Path::new("-d"), Path::new("-b"), &copy, &mk]);
     same_bytes(&copy, &expected);
+}
+
+// ---------------------------------------------------------------------
+// Files a running guest holds (issue 12). The block driver locks a ubd
+// device's files with fcntl: a write lock on the COW file, a read lock on
+// the backing file; 7.x from the device's creation until `remove`, 6.1
+// while the guest has the device open (kernel7.md §2.2).
+
+fn tool(name: &str, cwd: &Path, args: &[&str]) -> RunOutput {
+    let out = run_with_timeout(
+        Command::new(workspace_bin(name))
+            .current_dir(cwd)
+            .args(args),
+        LIMIT,
+    );
+    assert!(!out.timed_out, "{name} {args:?} timed out");
+    out
+}
+
+/// Asserts that `out` is the refusal for `role` `name` locked (`kind`) by
+/// process `pid`.
+fn assert_in_use(out: &RunOutput, role: &str, name: &str, pid: u32, kind: &str) {
+    let err = out.stderr_str();
+    let first = format!(
+        "{role} \"{name}\" is in use by a UML guest (process {pid} holds a {kind} lock on it)"
+    );
+    assert_eq!(
+        (out.code, out.stdout_str().as_str(), err.lines().next()),
+        (Some(1), "", Some(first.as_str())),
+        "{out}"
+    );
+    assert!(
+        err.lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("Nothing was changed.")),
+        "{out}"
+    );
+}
+
+/// The lock lines of `/proc/locks` for `path` (its `MAJOR:MINOR:INODE`,
+/// as the kernel prints it: `%02x:%02x:%lu`).
+fn proc_locks_of(path: &Path) -> Vec<String> {
+    use nix::sys::stat::{major, minor};
+    let m = fs::metadata(path).unwrap();
+    let id = format!("{:02x}:{:02x}:{}", major(m.dev()), minor(m.dev()), m.ino());
+    fs::read_to_string("/proc/locks")
+        .unwrap()
+        .lines()
+        .filter(|l| l.split_whitespace().any(|f| f == id))
+        .map(str::to_string)
+        .collect()
+}
+
+/// A guest has written to `ubd1` (a COW file the kernel made) and keeps the
+/// device open; `ubd2` (a COW file from `uml_mkcow`) it never opens.
+/// `uml_moo` and `uml_mkcow` refuse what the guest holds, change nothing,
+/// and proceed with `--ignore-locks` while the guest is stopped, or once
+/// the files are free.
+fn tools_refuse_files_a_guest_holds(kernel: Kernel, umid: &str) {
+    require!(Requirement::Root, kernel.requirement());
+    let tmp = tempfile::Builder::new().prefix("cowl-").tempdir().unwrap();
+    let d = fs::canonicalize(tmp.path()).unwrap();
+    let p = |n: &str| d.join(n);
+    let s = |n: &str| d.join(n).to_string_lossy().into_owned();
+    write_raw(&p("raw.img"), &raw_content());
+    touch_stamp(&p("raw.img"));
+    fs::write(p("expected.img"), expected_raw(raw_content())).unwrap();
+    fs::write(p("idle.img"), vec![0x5a; 1 << 20]).unwrap();
+    touch_stamp(&p("idle.img"));
+    let out = tool("uml_mkcow", &d, &["idle.cow", "idle.img"]);
+    assert!(out.success(), "{out}");
+
+    let mut uml = Uml::boot(UmlConfig {
+        extra_args: vec![
+            format!("ubd1={},{}", s("raw.cow"), s("raw.img")),
+            format!("ubd2={},{}", s("idle.cow"), s("idle.img")),
+        ],
+        init_script: format!(
+            "{}exec 3<>/dev/ubdb || exit 1\necho COWLOCK-HELD\nwhile :; do sleep 3600; done\n",
+            raw_script("/dev/ubdb")
+        ),
+        ..UmlConfig::with_kernel(umid, kernel)
+    })
+    .expect("boot");
+    assert!(
+        uml.wait_console("COWLOCK-HELD", Duration::from_secs(60)),
+        "{}",
+        uml.console()
+    );
+    let pid = uml.pid();
+    let raw_cow = s("raw.cow");
+    let raw_img = s("raw.img");
+    let locks = proc_locks_of(&p("raw.cow"));
+    assert!(
+        locks.len() == 1 && locks[0].contains(&format!("POSIX  ADVISORY  WRITE {pid} ")),
+        "{locks:?}"
+    );
+    let snapshot = |n: &str| fs::read(p(n)).unwrap();
+    let (cow_before, raw_before) = (snapshot("raw.cow"), snapshot("raw.img"));
+
+    // The device in use: refused, named as given, the kernel's pid.
+    let out = tool("uml_moo", &d, &[&raw_cow, "out.img"]);
+    assert_in_use(&out, "COW file", &raw_cow, pid, "write");
+    let out = tool("uml_moo", &d, &["-d", &raw_cow]);
+    assert_in_use(&out, "COW file", &raw_cow, pid, "write");
+    let out = tool("uml_mkcow", &d, &["-f", "raw.cow", "raw.img"]);
+    assert_in_use(&out, "COW file", "raw.cow", pid, "write");
+    assert!(!p("out.img").exists());
+    assert_eq!(snapshot("raw.cow"), cow_before, "COW file changed");
+    assert_eq!(snapshot("raw.img"), raw_before, "backing file changed");
+    // The backing file is only read by the guest: another COW file on it
+    // is fine; an in-place merge into it through another COW is not.
+    let out = tool("uml_mkcow", &d, &["other.cow", &raw_img]);
+    assert!(out.success(), "{out}");
+    let out = tool("uml_moo", &d, &["-d", "other.cow"]);
+    assert_in_use(&out, "backing file", &raw_img, pid, "read");
+    assert_eq!(snapshot("raw.img"), raw_before, "backing file changed");
+
+    // The device the guest never opened: 7.x holds it all the same, 6.1
+    // does not.
+    let idle = tool("uml_moo", &d, &["idle.cow", "idle-out.img"]);
+    match kernel {
+        Kernel::Linux7 => assert_in_use(&idle, "COW file", "idle.cow", pid, "write"),
+        Kernel::Linux61 => {
+            assert!(idle.success(), "{idle}");
+            assert_eq!(fs::read(p("idle-out.img")).unwrap(), vec![0x5a; 1 << 20]);
+        }
+    }
+
+    // A stopped guest: --ignore-locks merges (the guest synced).
+    let r = uml.mconsole("stop").unwrap();
+    assert!(!r.is_error(), "{r:?}");
+    let out = tool("uml_moo", &d, &["--ignore-locks", &raw_cow, "stopped.img"]);
+    assert!(out.success() && out.stderr.is_empty(), "{out}");
+    same_bytes(&p("stopped.img"), &p("expected.img"));
+    let r = uml.mconsole("go").unwrap();
+    assert!(!r.is_error(), "{r:?}");
+
+    // 7.x: `remove` frees the idle device's files.
+    if kernel == Kernel::Linux7 {
+        let r = uml.mconsole("remove ubd2").unwrap();
+        assert!(!r.is_error(), "{r:?}");
+        assert_eq!(proc_locks_of(&p("idle.cow")), Vec::<String>::new());
+        let out = tool("uml_moo", &d, &["idle.cow", "idle-out.img"]);
+        assert!(out.success(), "{out}");
+        assert_eq!(fs::read(p("idle-out.img")).unwrap(), vec![0x5a; 1 << 20]);
+    }
+
+    // Halted: everything is free again.
+    uml.halt().unwrap();
+    assert!(uml.wait_exit(Duration::from_secs(30)), "{}", uml.console());
+    assert_eq!(proc_locks_of(&p("raw.cow")), Vec::<String>::new());
+    let out = tool("uml_moo", &d, &[&raw_cow, "out.img"]);
+    assert!(out.success(), "{out}");
+    same_bytes(&p("out.img"), &p("expected.img"));
+}
+
+#[test]
+fn cow_tools_refuse_files_a_7_guest_holds() {
+    tools_refuse_files_a_guest_holds(Kernel::Linux7, "cowl7");
+}
+
+#[test]
+fn cow_tools_refuse_files_a_6_1_guest_holds_open() {
+    tools_refuse_files_a_guest_holds(Kernel::Linux61, "cowl61");
 }

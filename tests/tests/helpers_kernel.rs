@@ -1,15 +1,24 @@
-//! `uml_watchdog` and `port-helper` run by the real kernel (linux.uml 6.1).
+//! `uml_watchdog` and `port-helper` run by the real kernel (linux.uml 6.1,
+//! and the 7.x test kernel where a test says so).
 //!
 //! * The harddog driver runs the fixed path `/usr/bin/uml_watchdog`: the
 //!   UML is started in a private mount namespace in which the test build
 //!   is bind-mounted over that file (spec `testing.md` §8.3). The timer is
-//!   60 s, so each watchdog test takes about 65 s (they run in parallel).
+//!   60 s, so each watchdog test takes about 65 s (they run in parallel);
+//!   both modes are tested with 6.1 and 7.x.
 //! * The `port:` console channel runs `in.telnetd -L <helper>` through
-//!   `PATH` with `UML_PORT_HELPER` pointing at the test build; a small
-//!   `in.telnetd` wrapper turns that into inetutils' `telnetd -h -E
-//!   <helper>` (§8.2). A minimal telnet client in this file (refusing
-//!   every option) logs into the guest's `/dev/tty1`. Everything runs in a
-//!   private network namespace.
+//!   `PATH`, `<helper>` being `UML_PORT_HELPER` (the test build) or, with
+//!   no variable, the compiled-in path: `/usr/lib//uml/port-helper` (6.1)
+//!   or `/usr/lib64//uml/port-helper` (7.x). For the latter the kernel
+//!   runs in a private mount namespace with the package's layout: the
+//!   test build bind-mounted over `/usr/lib/uml/port-helper` and
+//!   `/usr/lib64` overlaid with the link that `packaging/Cargo.toml` ships
+//!   as `usr/lib64/uml/port-helper`. A small `in.telnetd` wrapper turns
+//!   `-L <helper>` into inetutils' `telnetd -h -E <helper>` (§8.2). A
+//!   minimal telnet client in this file (refusing every option) logs into
+//!   the guest's `/dev/tty1`. The xterm channel (no variable exists for
+//!   it) runs in the same layout with a fake terminal emulator.
+//!   Everything runs in a private network namespace.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::fs;
@@ -21,8 +30,8 @@ use std::time::{Duration, Instant};
 
 use uml_integration_tests::uml_common::mconsole::{decode_notify, NotifyKind};
 use uml_integration_tests::{
-    find_in_path, pid_alive, require, run_with_timeout, workspace_bin, NetNs, Requirement, Uml,
-    UmlConfig,
+    find_in_path, pid_alive, require, run_with_timeout, wait_until, workspace_bin, Kernel, NetNs,
+    Requirement, Uml, UmlConfig,
 };
 
 /// The kernel's fixed watchdog path.
@@ -56,9 +65,10 @@ fn identity(path: &Path) -> Option<(u64, u64)> {
     fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
-/// A UML booted under `unshare -m` with the test build of `uml_watchdog`
-/// bind-mounted over the kernel's fixed path, running `body`.
-fn boot_with_watchdog(umid: &str, notify: bool, body: &str) -> Uml {
+/// A UML (`kernel`) booted under `unshare -m` with the test build of
+/// `uml_watchdog` bind-mounted over the kernel's fixed path, running
+/// `body`.
+fn boot_with_watchdog(kernel: Kernel, umid: &str, notify: bool, body: &str) -> Uml {
     let build = workspace_bin("uml_watchdog");
     let cfg = UmlConfig {
         init_script: body.to_string(),
@@ -74,7 +84,7 @@ fn boot_with_watchdog(umid: &str, notify: bool, body: &str) -> Uml {
             format!("mount --bind \"$0\" {WATCHDOG_PATH} && exec \"$@\""),
             build.to_string_lossy().into_owned(),
         ],
-        ..UmlConfig::new(umid)
+        ..UmlConfig::with_kernel(umid, kernel)
     };
     Uml::boot(cfg).expect("boot")
 }
@@ -121,20 +131,34 @@ fn wait_last_ping(uml: &mut Uml, helper_argv: &[&str]) -> Instant {
 
 #[test]
 fn watchdog_pid_mode_stops_a_silent_uml() {
+    watchdog_pid_mode(Kernel::Linux61, "wdpid");
+}
+
+/// 7.x runs the same `/usr/bin/uml_watchdog -pid N` (kernel7.md §2.2).
+#[test]
+fn watchdog_pid_mode_stops_a_silent_uml_on_7() {
+    watchdog_pid_mode(Kernel::Linux7, "wdpid7");
+}
+
+fn watchdog_pid_mode(kernel: Kernel, umid: &str) {
     // `unshare` and `mount` come from util-linux and mount (essential).
     require!(
         Requirement::Root,
-        Requirement::LinuxUml,
+        kernel.requirement(),
         Requirement::CBinary("uml_watchdog")
     );
-    let mut uml = boot_with_watchdog("wdpid", false, &pinging_guest());
+    let mut uml = boot_with_watchdog(kernel, umid, false, &pinging_guest());
     let pid = uml.pid().to_string();
     let last = wait_last_ping(&mut uml, &[WATCHDOG_PATH, "-pid", &pid]);
 
-    // Still alive well into the 60 s.
-    std::thread::sleep(Duration::from_secs(50).saturating_sub(last.elapsed()));
+    // Still alive well into the 60 s: watched, not slept through, so that
+    // an early end is seen when it happens.
+    let ended_early = wait_until(
+        Duration::from_secs(50).saturating_sub(last.elapsed()),
+        || !uml.is_running(),
+    );
     assert!(
-        uml.is_running(),
+        !ended_early && uml.is_running(),
         "UML gone after {:?}:\n{}",
         last.elapsed(),
         uml.console()
@@ -151,13 +175,24 @@ fn watchdog_pid_mode_stops_a_silent_uml() {
 
 #[test]
 fn watchdog_mconsole_mode_sends_hang_and_uml_keeps_running() {
+    watchdog_mconsole_mode(Kernel::Linux61, "wdmc");
+}
+
+/// 7.x runs the same `/usr/bin/uml_watchdog -mconsole SOCKET` and, like
+/// 6.1, does not react to HANG.
+#[test]
+fn watchdog_mconsole_mode_sends_hang_and_uml_keeps_running_on_7() {
+    watchdog_mconsole_mode(Kernel::Linux7, "wdmc7");
+}
+
+fn watchdog_mconsole_mode(kernel: Kernel, umid: &str) {
     // `unshare` and `mount` come from util-linux and mount (essential).
     require!(
         Requirement::Root,
-        Requirement::LinuxUml,
+        kernel.requirement(),
         Requirement::CBinary("uml_watchdog")
     );
-    let mut uml = boot_with_watchdog("wdmc", true, &pinging_guest());
+    let mut uml = boot_with_watchdog(kernel, umid, true, &pinging_guest());
     let notify_path = uml.notify().unwrap().path().to_string_lossy().into_owned();
     let last = wait_last_ping(&mut uml, &[WATCHDOG_PATH, "-mconsole", &notify_path]);
 
@@ -187,18 +222,20 @@ fn watchdog_mconsole_mode_sends_hang_and_uml_keeps_running() {
     }
     eprintln!("watchdog -mconsole: HANG {after:?} after the last ping");
 
-    // Nothing in the kernel reacts to HANG: the UML keeps running and
-    // answers, the helper has exited.
-    std::thread::sleep(Duration::from_secs(3));
-    assert!(uml.is_running(), "{}", uml.console());
-    let v = uml.mconsole("version").expect("mconsole after HANG");
-    assert!(!v.is_error());
+    // Nothing in the kernel reacts to HANG: the helper exits (it stays a
+    // zombie of the kernel), the UML keeps running and answers.
     assert!(
-        pids_with_cmdline(&[WATCHDOG_PATH, "-mconsole", &notify_path])
-            .into_iter()
-            .all(|p| !pid_alive(p)),
+        wait_until(Duration::from_secs(10), || {
+            pids_with_cmdline(&[WATCHDOG_PATH, "-mconsole", &notify_path])
+                .into_iter()
+                .all(|p| !pid_alive(p))
+        }),
         "the watchdog is still running"
     );
+    let still = wait_until(Duration::from_secs(3), || !uml.is_running());
+    assert!(!still && uml.is_running(), "{}", uml.console());
+    let v = uml.mconsole("version").expect("mconsole after HANG");
+    assert!(!v.is_error());
     assert!(uml
         .notify()
         .unwrap()
@@ -428,23 +465,129 @@ fn listeners(ns: &NetNs) -> String {
     out.stdout_str()
 }
 
-#[test]
-fn port_helper_serves_a_telnet_session_and_frees_the_port() {
-    require!(Requirement::Root, Requirement::LinuxUml, Requirement::NetNs);
+/// Debian's compiled-in port-helper path (6.1; the package installs the
+/// program there).
+const PORT_HELPER_PATH: &str = "/usr/lib/uml/port-helper";
+/// Where 64-bit kernels from 6.16 on look (kernel7.md §2.1); the package
+/// installs a link there.
+const PORT_HELPER_LIB64: &str = "/usr/lib64/uml/port-helper";
+
+/// How the kernel finds port-helper in a test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HelperPath {
+    /// `UML_PORT_HELPER` names the test build (port channel only).
+    Env,
+    /// No variable: the package's layout, in a private mount namespace of
+    /// the kernel — the test build bind-mounted over
+    /// `/usr/lib/uml/port-helper`, and `/usr/lib64` overlaid with the
+    /// link the package ships as `usr/lib64/uml/port-helper`.
+    Installed,
+}
+
+/// The link target of the package's `usr/lib64/uml/port-helper` asset,
+/// read from `packaging/Cargo.toml` (`{ dest = ..., link_name = ... }`).
+fn packaged_lib64_link() -> String {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/Cargo.toml");
+    let text = fs::read_to_string(&manifest).unwrap();
+    let quoted = |line: &str, key: &str| -> Option<String> {
+        let rest = line.split(&format!("{key} = \"")).nth(1)?;
+        Some(rest.split('"').next()?.to_string())
+    };
+    text.lines()
+        .filter(|l| quoted(l, "dest").as_deref() == Some(&PORT_HELPER_LIB64[1..]))
+        .find_map(|l| quoted(l, "link_name"))
+        .unwrap_or_else(|| {
+            panic!(
+                "{} has no link asset for {PORT_HELPER_LIB64}",
+                manifest.display()
+            )
+        })
+}
+
+/// A directory holding `uml/port-helper`, the package's link, to be
+/// overlaid on `/usr/lib64`.
+fn lib64_overlay_dir() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("umlt-lib64-")
+        .tempdir()
+        .unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::create_dir(dir.path().join("uml")).unwrap();
+    std::os::unix::fs::symlink(packaged_lib64_link(), dir.path().join("uml/port-helper")).unwrap();
+    dir
+}
+
+/// The kernel's wrapper for [`HelperPath::Installed`]: a private mount
+/// namespace with our build at the package's paths.
+fn installed_layout_wrapper(lib64: &Path) -> Vec<String> {
+    assert!(
+        Path::new("/usr/lib64").is_dir(),
+        "/usr/lib64 does not exist: the test overlays it"
+    );
+    let build = workspace_bin("port-helper");
+    vec![
+        "unshare".into(),
+        "-m".into(),
+        "--propagation".into(),
+        "private".into(),
+        "sh".into(),
+        "-c".into(),
+        format!(
+            "mount --bind \"$0\" {PORT_HELPER_PATH} && \
+             mount -t overlay overlay -o \"lowerdir=$1:/usr/lib64\" /usr/lib64 && \
+             shift && exec \"$@\""
+        ),
+        build.to_string_lossy().into_owned(),
+        lib64.to_string_lossy().into_owned(),
+    ]
+}
+
+/// The path `kernel` runs port-helper from when no variable says
+/// otherwise (as it spells it).
+fn compiled_in_path(kernel: Kernel) -> &'static str {
+    match kernel {
+        Kernel::Linux61 => "/usr/lib//uml/port-helper",
+        Kernel::Linux7 => "/usr/lib64//uml/port-helper",
+    }
+}
+
+/// The value of `UML_PORT_HELPER` in the environment of process `pid`.
+fn port_helper_env(pid: u32) -> Option<String> {
+    let environ = fs::read(format!("/proc/{pid}/environ")).unwrap();
+    environ
+        .split(|&b| b == 0)
+        .find_map(|v| v.strip_prefix(&b"UML_PORT_HELPER="[..]))
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+/// `argv[0]` of process `pid`.
+fn argv0(pid: u32) -> String {
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let first = cmdline.split(|&b| b == 0).next().unwrap_or_default();
+    String::from_utf8_lossy(first).into_owned()
+}
+
+/// A telnet login on the guest's `/dev/tty1` through `con1=port:`, our
+/// helper found as `via` says; then a refused connection; then the port
+/// is free after the UML halts.
+fn telnet_session(kernel: Kernel, via: HelperPath, tag: &str) {
+    require!(
+        Requirement::Root,
+        kernel.requirement(),
+        Requirement::NetNs,
+        Requirement::CBinary(PORT_HELPER_PATH)
+    );
     let Some(telnetd) = find_in_path("telnetd") else {
         // inetutils-telnetd; `telnetd` alone is a transitional dummy.
         require!(Requirement::CBinary("/usr/sbin/telnetd"));
         return;
     };
-    let ns = NetNs::new("ph");
+    let ns = NetNs::new(tag);
     let wrappers = telnetd_wrapper_dir(&telnetd);
+    let lib64 = lib64_overlay_dir();
     let helper: PathBuf = workspace_bin("port-helper");
-    let cfg = UmlConfig {
+    let mut cfg = UmlConfig {
         netns: Some(ns.name().to_string()),
-        env: vec![(
-            "UML_PORT_HELPER".to_string(),
-            helper.to_string_lossy().into_owned(),
-        )],
         path_prepend: Some(wrappers.path().to_path_buf()),
         extra_args: vec![format!("con1=port:{PORT}")],
         init_script: format!(
@@ -452,9 +595,24 @@ fn port_helper_serves_a_telnet_session_and_frees_the_port() {
              echo {SHELL_STARTED}\n\
              while :; do sleep 3600; done\n"
         ),
-        ..UmlConfig::new("phtel")
+        ..UmlConfig::with_kernel(&format!("{tag}tel"), kernel)
     };
+    match via {
+        HelperPath::Env => cfg.env.push((
+            "UML_PORT_HELPER".to_string(),
+            helper.to_string_lossy().into_owned(),
+        )),
+        HelperPath::Installed => {
+            cfg.debian_port_helper = false;
+            cfg.wrapper = installed_layout_wrapper(lib64.path());
+        }
+    }
     let mut uml = Uml::boot(cfg).expect("boot");
+    let env = port_helper_env(uml.pid());
+    match via {
+        HelperPath::Env => assert_eq!(env.as_deref(), helper.to_str()),
+        HelperPath::Installed => assert_eq!(env, None, "the kernel has UML_PORT_HELPER"),
+    }
     assert!(
         uml.wait_console(SHELL_STARTED, Duration::from_secs(60)),
         "{}",
@@ -487,10 +645,16 @@ fn port_helper_serves_a_telnet_session_and_frees_the_port() {
         uml.console()
     );
 
-    // The helper the kernel got the terminal from is ours, and it holds
-    // only the terminal and the kernel's channel.
+    // The helper the kernel got the terminal from is ours, started from
+    // the path the kernel was told or compiled with, and it holds only the
+    // terminal and the kernel's channel.
     let helpers = our_port_helpers(&ns);
     assert_eq!(helpers.len(), 1, "{helpers:?}");
+    let want_argv0 = match via {
+        HelperPath::Env => helper.to_string_lossy().into_owned(),
+        HelperPath::Installed => compiled_in_path(kernel).to_string(),
+    };
+    assert_eq!(argv0(helpers[0]), want_argv0);
     assert_eq!(fds_of(helpers[0]), [0, 1, 2, 3]);
 
     // End the session: the helper exits with it.
@@ -535,24 +699,41 @@ fn port_helper_serves_a_telnet_session_and_frees_the_port() {
     assert_eq!(our_port_helpers(&ns), Vec::<u32>::new());
 }
 
-/// Debian's compiled-in port-helper path (the xterm channel's helper).
-const PORT_HELPER_PATH: &str = "/usr/lib/uml/port-helper";
-
 #[test]
-fn port_helper_socket_mode_with_the_xterm_channel() {
+fn port_helper_serves_a_telnet_session_and_frees_the_port() {
+    telnet_session(Kernel::Linux61, HelperPath::Env, "ph");
+}
+
+/// Linux 6.1 finds the package's `/usr/lib/uml/port-helper` with no
+/// environment variable.
+#[test]
+fn port_helper_found_by_6_1_without_a_variable() {
+    telnet_session(Kernel::Linux61, HelperPath::Installed, "ph61");
+}
+
+/// Linux 7.x looks in `/usr/lib64/uml/` (kernel7.md §2.1, §3): the
+/// package's link there is found with no environment variable, and 7.x,
+/// which drops a helper message that is not exactly 4 bytes, gets the
+/// terminal.
+#[test]
+fn port_helper_found_by_7_without_a_variable() {
+    telnet_session(Kernel::Linux7, HelperPath::Installed, "ph7");
+}
+
+/// The xterm channel runs `<terminal> -T <title> -e <compiled-in
+/// port-helper path> -uml-socket <socket>`: no environment variable
+/// redirects that path, so the kernel runs in the package's layout
+/// ([`HelperPath::Installed`]), and the terminal is fake-xterm, which logs
+/// the terminal's output and types two commands.
+fn xterm_channel(kernel: Kernel, tag: &str) {
     require!(
         Requirement::Root,
-        Requirement::LinuxUml,
+        kernel.requirement(),
         Requirement::NetNs,
         Requirement::CBinary(PORT_HELPER_PATH)
     );
-    // The xterm channel runs `<terminal> -T <title> -e
-    // /usr/lib//uml/port-helper -uml-socket <socket>`: no environment
-    // variable redirects that path, so the test build is bind-mounted over
-    // it in a private mount namespace, and the terminal is fake-xterm,
-    // which logs the terminal's output and types two commands.
-    let ns = NetNs::new("phx");
-    let build = workspace_bin("port-helper");
+    let ns = NetNs::new(tag);
+    let lib64 = lib64_overlay_dir();
     let cfg = UmlConfig {
         netns: Some(ns.name().to_string()),
         env: vec![
@@ -570,24 +751,17 @@ fn port_helper_socket_mode_with_the_xterm_channel() {
             "con2=xterm".into(),
             format!("xterm={},-T,-e", workspace_bin("fake-xterm").display()),
         ],
-        wrapper: vec![
-            "unshare".into(),
-            "-m".into(),
-            "--propagation".into(),
-            "private".into(),
-            "sh".into(),
-            "-c".into(),
-            format!("mount --bind \"$0\" {PORT_HELPER_PATH} && exec \"$@\""),
-            build.to_string_lossy().into_owned(),
-        ],
+        wrapper: installed_layout_wrapper(lib64.path()),
+        debian_port_helper: false,
         init_script: format!(
             "setsid sh -c 'exec sh -i </dev/tty2 >/dev/tty2 2>&1' &\n\
              echo {SHELL_STARTED}\n\
              while :; do sleep 3600; done\n"
         ),
-        ..UmlConfig::new("phxterm")
+        ..UmlConfig::with_kernel(&format!("{tag}xterm"), kernel)
     };
     let mut uml = Uml::boot(cfg).expect("boot");
+    assert_eq!(port_helper_env(uml.pid()), None);
     assert!(
         uml.wait_console(SHELL_STARTED, Duration::from_secs(60)),
         "{}",
@@ -619,9 +793,11 @@ fn port_helper_socket_mode_with_the_xterm_channel() {
         uml.console()
     );
 
-    // Our build got the socket from the kernel and keeps nothing else.
+    // Our build, run from the compiled-in path, got the socket from the
+    // kernel and keeps nothing else.
     let helpers = our_port_helpers(&ns);
     assert_eq!(helpers.len(), 1, "{helpers:?}");
+    assert_eq!(argv0(helpers[0]), compiled_in_path(kernel));
     let fds = fds_of(helpers[0]);
     assert_eq!(fds, [0, 1, 2, 3]);
     let channel = fs::read_link(format!("/proc/{}/fd/3", helpers[0])).unwrap();
@@ -636,4 +812,17 @@ fn port_helper_socket_mode_with_the_xterm_channel() {
         gone_within(helpers[0], Duration::from_secs(15)),
         "port-helper outlived the UML"
     );
+}
+
+#[test]
+fn port_helper_socket_mode_with_the_xterm_channel() {
+    xterm_channel(Kernel::Linux61, "phx");
+}
+
+/// The xterm channel of 7.x runs `/usr/lib64//uml/port-helper`; there is
+/// no variable to redirect it, so without the package's link it has no
+/// helper at all.
+#[test]
+fn port_helper_xterm_channel_on_7() {
+    xterm_channel(Kernel::Linux7, "phx7");
 }

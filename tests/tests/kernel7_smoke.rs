@@ -40,6 +40,15 @@ fn assert_new_enough(release: &str, what: &str) {
     );
 }
 
+/// The value of `UML_PORT_HELPER` in the environment of process `pid`.
+fn port_helper_env(pid: u32) -> Option<Vec<u8>> {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    environ
+        .split(|&b| b == 0)
+        .find_map(|v| v.strip_prefix(&b"UML_PORT_HELPER="[..]))
+        .map(<[u8]>::to_vec)
+}
+
 #[test]
 fn kernel7_boots_reports_version_and_answers_mconsole() {
     require!(Requirement::Root, Requirement::LinuxUml7);
@@ -87,11 +96,9 @@ fn kernel7_boots_reports_version_and_answers_mconsole() {
     if std::env::var_os("UML_PORT_HELPER").is_none()
         && std::path::Path::new("/usr/lib/uml/port-helper").is_file()
     {
-        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
-        assert!(
-            environ
-                .split(|&b| b == 0)
-                .any(|v| v == b"UML_PORT_HELPER=/usr/lib/uml/port-helper"),
+        assert_eq!(
+            port_helper_env(pid).as_deref(),
+            Some(&b"/usr/lib/uml/port-helper"[..]),
             "kernel environment lacks UML_PORT_HELPER"
         );
     }
@@ -144,6 +151,32 @@ fn kernel7_guest_writes_out_and_powers_off() {
     assert_eq!(word, "hello\n");
     let flag = std::fs::read_to_string(uml.out_dir().join("flag")).unwrap();
     assert_eq!(flag, "wrapped\n");
+}
+
+/// `debian_port_helper: false` boots the kernel without `UML_PORT_HELPER`
+/// (as a user's system would), so it looks where it was compiled to look.
+#[test]
+fn kernel7_without_the_port_helper_variable() {
+    require!(Requirement::Root, Requirement::LinuxUml7);
+    let cfg = UmlConfig {
+        debian_port_helper: false,
+        ..UmlConfig::with_kernel("k7noph", Kernel::Linux7)
+    };
+    let uml = boot(cfg);
+    assert_eq!(port_helper_env(uml.pid()), None);
+    // An explicit setting still wins.
+    let cfg = UmlConfig {
+        debian_port_helper: false,
+        env: vec![("UML_PORT_HELPER".into(), "$WORK/ph".into())],
+        ..UmlConfig::with_kernel("k7ph", Kernel::Linux7)
+    };
+    let uml2 = boot(cfg);
+    let want = uml2.work_dir().join("ph");
+    assert_eq!(
+        port_helper_env(uml2.pid()).as_deref(),
+        Some(want.as_os_str().as_encoded_bytes())
+    );
+    drop(uml);
 }
 
 #[test]

@@ -1,5 +1,8 @@
-//! uml_mconsole against the real UML kernel (linux.uml 6.1): every command
-//! family, multi-part replies, notifications, halt and int.
+//! uml_mconsole against the real UML kernels, 6.1 and the 7.x test kernel
+//! (each test runs on both; the 7.x one is named `..._on_7`): every
+//! command family, multi-part replies, notifications, halt and int; on 7.x
+//! also hot-plugging a vector network device (`config vecN:...`, `remove
+//! vecN`) on a tap made by our `tunctl` in a network namespace.
 
 // Test code: a failed setup step should abort the test with its message.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
@@ -11,7 +14,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use uml_integration_tests::{
-    require, run_with_timeout, workspace_bin, NetNs, Requirement, RunOutput, Uml, UmlConfig,
+    linux_uml7, require, run_with_timeout, workspace_bin, Kernel, NetNs, Requirement, RunOutput,
+    Uml, UmlConfig,
 };
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -33,8 +37,8 @@ fn mc_ok(sock: &Path, cmd: &str) -> String {
     out.stdout_str()
 }
 
-fn boot(umid: &str) -> Uml {
-    let mut uml = Uml::boot(UmlConfig::new(umid)).expect("boot");
+fn boot(umid: &str, kernel: Kernel) -> Uml {
+    let mut uml = Uml::boot(UmlConfig::with_kernel(umid, kernel)).expect("boot");
     assert!(
         uml.wait_ready(Duration::from_secs(30)),
         "guest not ready:\n{}",
@@ -43,14 +47,34 @@ fn boot(umid: &str) -> Uml {
     uml
 }
 
+/// How the `version` reply starts: `OK Linux (none) <release>`.
+fn version_prefix(kernel: Kernel) -> String {
+    match kernel {
+        Kernel::Linux61 => "OK Linux (none) 6.".to_string(),
+        Kernel::Linux7 => format!(
+            "OK Linux (none) {} ",
+            linux_uml7().expect("7.x kernel").version
+        ),
+    }
+}
+
 #[test]
 fn commands_against_a_real_kernel() {
-    require!(Requirement::LinuxUml);
-    let mut uml = boot("cmds");
+    commands(Kernel::Linux61, "cmds");
+}
+
+#[test]
+fn commands_against_a_real_kernel_on_7() {
+    commands(Kernel::Linux7, "cmds7");
+}
+
+fn commands(kernel: Kernel, umid: &str) {
+    require!(kernel.requirement());
+    let mut uml = boot(umid, kernel);
     let sock = uml.socket_path();
 
     let v = mc_ok(&sock, "version");
-    assert!(v.starts_with("OK Linux (none) 6."), "{v}");
+    assert!(v.starts_with(&version_prefix(kernel)), "{v}");
     assert!(v.ends_with('\n'));
 
     let help = mc_ok(&sock, "help");
@@ -157,11 +181,20 @@ fn commands_against_a_real_kernel() {
 
 #[test]
 fn long_sysrq_reply_is_complete_with_a_long_queue() {
-    require!(Requirement::LinuxUml, Requirement::NetNs);
-    let ns = NetNs::new("sysrq");
+    long_sysrq_reply(Kernel::Linux61, "sysrq");
+}
+
+#[test]
+fn long_sysrq_reply_is_complete_with_a_long_queue_on_7() {
+    long_sysrq_reply(Kernel::Linux7, "sysrq7");
+}
+
+fn long_sysrq_reply(kernel: Kernel, tag: &str) {
+    require!(kernel.requirement(), Requirement::NetNs);
+    let ns = NetNs::new(tag);
     ns.sysctl("net.unix.max_dgram_qlen", "1000")
         .expect("sysctl");
-    let mut cfg = UmlConfig::new("sysrq");
+    let mut cfg = UmlConfig::with_kernel(tag, kernel);
     cfg.netns = Some(ns.name().to_string());
     let mut uml = Uml::boot(cfg).expect("boot");
     assert!(uml.wait_ready(Duration::from_secs(30)), "{}", uml.console());
@@ -193,15 +226,24 @@ fn long_sysrq_reply_is_complete_with_a_long_queue() {
 
 #[test]
 fn lost_reply_packets_end_in_status_2_not_a_hang() {
+    lost_reply_packets(Kernel::Linux61, "qlen");
+}
+
+#[test]
+fn lost_reply_packets_end_in_status_2_not_a_hang_on_7() {
+    lost_reply_packets(Kernel::Linux7, "qlen7");
+}
+
+fn lost_reply_packets(kernel: Kernel, tag: &str) {
     // A short queue makes sysrq m lose packets (spec §3.2). The C client
     // hangs forever then; ours must finish within its timeout and say what
     // happened. Whether a given run loses packets depends on scheduling, so
     // both outcomes are checked for consistency; the deterministic case (a
     // reply that never comes) is `panic_gives_no_reply_and_a_panic_notification`.
-    require!(Requirement::LinuxUml, Requirement::NetNs);
-    let ns = NetNs::new("qlen");
+    require!(kernel.requirement(), Requirement::NetNs);
+    let ns = NetNs::new(tag);
     ns.sysctl("net.unix.max_dgram_qlen", "1").expect("sysctl");
-    let mut cfg = UmlConfig::new("qlen");
+    let mut cfg = UmlConfig::with_kernel(tag, kernel);
     cfg.netns = Some(ns.name().to_string());
     let mut uml = Uml::boot(cfg).expect("boot");
     assert!(uml.wait_ready(Duration::from_secs(30)), "{}", uml.console());
@@ -295,11 +337,20 @@ impl Drop for NotifyClient {
 
 #[test]
 fn notifications_from_the_kernel() {
-    require!(Requirement::LinuxUml);
+    notifications(Kernel::Linux61, "notify");
+}
+
+#[test]
+fn notifications_from_the_kernel_on_7() {
+    notifications(Kernel::Linux7, "notify7");
+}
+
+fn notifications(kernel: Kernel, umid: &str) {
+    require!(kernel.requirement());
     let dir = tempfile::tempdir().expect("tempdir");
     let notify_path = dir.path().join("notify.sock");
     let notify = NotifyClient::start(&notify_path);
-    let mut cfg = UmlConfig::new("notify");
+    let mut cfg = UmlConfig::with_kernel(umid, kernel);
     cfg.extra_args
         .push(format!("mconsole=notify:{}", notify_path.display()));
     cfg.init_script = "sleep 0.5; echo -n hello-user-notify > /proc/mconsole; echo sent-user-notify; while :; do sleep 3600; done".into();
@@ -318,8 +369,17 @@ fn notifications_from_the_kernel() {
 
 #[test]
 fn int_by_umid_interrupts_the_uml() {
-    require!(Requirement::LinuxUml);
-    let mut uml = boot("intr");
+    int_by_umid(Kernel::Linux61, "intr");
+}
+
+#[test]
+fn int_by_umid_interrupts_the_uml_on_7() {
+    int_by_umid(Kernel::Linux7, "intr7");
+}
+
+fn int_by_umid(kernel: Kernel, umid: &str) {
+    require!(kernel.requirement());
+    let mut uml = boot(umid, kernel);
     // $HOME/.uml -> the UML's uml_dir: the umid resolves and its pid file
     // is found, so `int` knows whom to signal.
     let home = tempfile::tempdir().expect("tempdir");
@@ -327,7 +387,7 @@ fn int_by_umid_interrupts_the_uml() {
     let out = run_with_timeout(
         Command::new(workspace_bin("uml_mconsole"))
             .env("HOME", home.path())
-            .args(["intr", "int"]),
+            .args([umid, "int"]),
         LIMIT,
     );
     assert_eq!(out.code, Some(0), "{out}");
@@ -340,13 +400,22 @@ fn int_by_umid_interrupts_the_uml() {
 
 #[test]
 fn panic_gives_no_reply_and_a_panic_notification() {
+    panic_notification(Kernel::Linux61, "panic");
+}
+
+#[test]
+fn panic_gives_no_reply_and_a_panic_notification_on_7() {
+    panic_notification(Kernel::Linux7, "panic7");
+}
+
+fn panic_notification(kernel: Kernel, umid: &str) {
     // `sysrq c` panics the guest by design: the client never gets the end
     // of the reply (Debian's blocks forever) and the notify socket gets PANIC.
-    require!(Requirement::LinuxUml);
+    require!(kernel.requirement());
     let dir = tempfile::tempdir().expect("tempdir");
     let notify_path = dir.path().join("notify.sock");
     let notify = NotifyClient::start(&notify_path);
-    let mut cfg = UmlConfig::new("panic");
+    let mut cfg = UmlConfig::with_kernel(umid, kernel);
     cfg.extra_args
         .push(format!("mconsole=notify:{}", notify_path.display()));
     let mut uml = Uml::boot(cfg).expect("boot");
@@ -377,4 +446,148 @@ fn panic_gives_no_reply_and_a_panic_notification() {
         "{out}"
     );
     notify.expect_line("PANIC sysrq triggered crash", Duration::from_secs(10));
+}
+
+/// `config vecN:transport=tap,ifname=...` adds a vector device to a running
+/// guest, on a tap our `tunctl` made in the test's namespace: the guest
+/// sees it, pings the namespace and is pinged back; `remove vecN` takes it
+/// away again once the guest has brought it down (refused while it is up).
+fn vector_hot_plug(kernel: Kernel, tag: &str) {
+    require!(
+        Requirement::Root,
+        kernel.requirement(),
+        Requirement::NetNs,
+        Requirement::DevNetTun
+    );
+    let ns = NetNs::new(tag);
+    let tap = format!("{tag}tap");
+    let out = run_with_timeout(
+        ns.exec(workspace_bin("tunctl").as_os_str())
+            .args(["-t", &tap]),
+        LIMIT,
+    );
+    assert!(out.success(), "tunctl: {out}");
+    assert_eq!(
+        out.stdout_str(),
+        format!("Set '{tap}' persistent and owned by uid 0\n")
+    );
+    for args in [
+        &["addr", "add", "10.0.8.254/24", "dev", &tap][..],
+        &["link", "set", &tap, "up"],
+    ] {
+        let out = ns.ip(args);
+        assert!(out.success(), "ip {args:?}: {out}");
+    }
+    let mut cfg = UmlConfig::with_kernel(tag, kernel);
+    cfg.netns = Some(ns.name().to_string());
+    cfg.init_script = r#"
+i=0
+while [ ! -e /sys/class/net/vec1 ]; do
+    i=$((i+1)); [ $i -gt 600 ] && { echo "HOTPLUG: no vec1"; exit 1; }
+    sleep 0.1
+done
+echo "HOTPLUG: vec1 present"
+ip addr add 10.0.8.1/24 dev vec1 && ip link set vec1 up || exit 2
+ping -c 3 -i 0.3 -w 20 10.0.8.254
+echo "HOTPLUG: ping rc=$?"
+while [ ! -e "$WORK/down" ]; do sleep 0.1; done
+ip link set vec1 down
+echo "HOTPLUG: vec1 down rc=$?"
+while [ ! -e "$WORK/removed" ]; do sleep 0.1; done
+if [ -e /sys/class/net/vec1 ]; then echo "HOTPLUG: vec1 still there"; else echo "HOTPLUG: vec1 gone"; fi
+while :; do sleep 3600; done
+"#
+    .into();
+    let mut uml = Uml::boot(cfg).expect("boot");
+    assert!(uml.wait_ready(Duration::from_secs(30)), "{}", uml.console());
+    let sock = uml.socket_path();
+    let mc_ns = |args: &[&str]| {
+        let out = run_with_timeout(
+            ns.exec(workspace_bin("uml_mconsole").as_os_str())
+                .arg(&sock)
+                .args(args),
+            LIMIT,
+        );
+        assert!(!out.timed_out, "uml_mconsole {args:?} hung: {out}");
+        out
+    };
+    let spec = format!("vec1:transport=tap,ifname={tap},mac=fe:fd:0a:00:08:01");
+    let out = mc_ns(&["config", &spec]);
+    assert_eq!(
+        (out.code, out.stdout_str().as_str()),
+        (Some(0), "OK \n"),
+        "{out}"
+    );
+    // The vector driver has no get_config (kernel7.md §1.1).
+    let out = mc_ns(&["config", "vec1"]);
+    assert_eq!(
+        (out.code, out.stdout_str().as_str()),
+        (Some(1), "ERR No get_config routine defined\n"),
+        "{out}"
+    );
+    assert!(
+        uml.wait_console("HOTPLUG: ping rc=", Duration::from_secs(60)),
+        "{}",
+        uml.console()
+    );
+    assert!(
+        uml.console().contains("HOTPLUG: ping rc=0"),
+        "{}",
+        uml.console()
+    );
+    let back = run_with_timeout(
+        ns.exec("ping")
+            .args(["-c", "2", "-i", "0.3", "-w", "10", "10.0.8.1"]),
+        LIMIT,
+    );
+    assert!(back.success(), "ping from the namespace: {back}");
+
+    // Up: refused (EBUSY, status 240 = -16 & 0xff).
+    let out = mc_ns(&["remove", "vec1"]);
+    assert_eq!(
+        (out.code, out.stdout_str().as_str()),
+        (Some(240), "ERR Device is currently open\n"),
+        "{out}"
+    );
+
+    // Down: removed, and gone from the guest.
+    std::fs::write(uml.work_dir().join("down"), b"").unwrap();
+    assert!(
+        uml.wait_console("HOTPLUG: vec1 down rc=0", Duration::from_secs(30)),
+        "{}",
+        uml.console()
+    );
+    let out = mc_ns(&["remove", "vec1"]);
+    assert_eq!(
+        (out.code, out.stdout_str().as_str()),
+        (Some(0), "OK \n"),
+        "{out}"
+    );
+    std::fs::write(uml.work_dir().join("removed"), b"").unwrap();
+    assert!(
+        uml.wait_console("HOTPLUG: vec1 gone", Duration::from_secs(30)),
+        "{}",
+        uml.console()
+    );
+    let out = mc_ns(&["remove", "vec1"]);
+    assert_eq!(
+        (out.code, out.stdout_str().as_str()),
+        (Some(237), "ERR Device doesn't exist\n"),
+        "{out}"
+    );
+    // The tap is the namespace's, untouched by the removal.
+    let link = ns.ip(&["link", "show", &tap]);
+    assert!(link.success(), "{link}");
+    uml.halt().expect("halt");
+    assert!(uml.wait_exit(Duration::from_secs(20)), "{}", uml.console());
+}
+
+#[test]
+fn vector_device_hot_plug_and_remove_on_7() {
+    vector_hot_plug(Kernel::Linux7, "vhp7");
+}
+
+#[test]
+fn vector_device_hot_plug_and_remove() {
+    vector_hot_plug(Kernel::Linux61, "vhp");
 }

@@ -193,6 +193,18 @@ fn deb_contents_and_metadata() {
     }
     assert_eq!(mode_of("/usr/sbin/jail_uml"), exe);
     assert_eq!(mode_of("/usr/lib/uml/port-helper"), exe);
+    // 64-bit kernels from 6.16 on look in /usr/lib64/uml/: a relative
+    // link to the program.
+    let listing = dpkg_deb(&["-c"], &deb).stdout_str();
+    let link = listing
+        .lines()
+        .find(|l| l.contains(" ./usr/lib64/uml/port-helper"))
+        .expect("no /usr/lib64/uml/port-helper in the package");
+    assert!(link.starts_with('l'), "not a link: {link}");
+    assert!(
+        link.ends_with(" ./usr/lib64/uml/port-helper -> ../../lib/uml/port-helper"),
+        "{link}"
+    );
     let in_bin: BTreeSet<String> = list
         .iter()
         .filter(|(p, m, _)| {
@@ -666,6 +678,11 @@ fn check_programs(c: &Chroot) {
             1,
             "Usage : port-helper",
         ),
+        (
+            "/usr/lib64/uml/port-helper -uml-socket",
+            1,
+            "Usage : port-helper",
+        ),
         ("uml_net", 1, "uml_net : bad argument list"),
     ] {
         let out = c.run(cmd);
@@ -673,6 +690,11 @@ fn check_programs(c: &Chroot) {
         assert!(out.stderr_str().contains(text), "{cmd}: {out}");
     }
     assert_eq!(c.run("uml_watchdog").code, Some(1));
+    // Where 6.1 and where 64-bit 7.x kernels look: one program.
+    assert_eq!(
+        c.ok("readlink -e /usr/lib64/uml/port-helper").trim(),
+        "/usr/lib/uml/port-helper"
+    );
     // (Through sh: setpriv checks the program's permissions before it
     // changes its credentials.)
     let out = c.run("setpriv --reuid=nobody --regid=nogroup --clear-groups sh -c /usr/bin/uml_net");

@@ -24,7 +24,18 @@
 //! * backing files in `/` and working directories longer than 255 bytes
 //!   work (C fails in `absolutize`); a directory is refused as backing file
 //!   (C writes a COW file for it); block devices are sized by seeking to
-//!   their end.
+//!   their end;
+//! * files a running UML holds are refused (see below), unless
+//!   `--ignore-locks` is given; `--help` alone prints the usage and these
+//!   options on stdout, status 0 (C: the usage on stderr, status 2).
+//!
+//! **Files in use.** Before anything is created or written, the backing
+//! file is checked for a write lock and, with `-f`, an existing COW file
+//! for any lock of a UML kernel's block driver ([`uml_common::inuse`]): a
+//! 7.x guest holds them while the device exists, 6.1 while the guest has
+//! it open. A conflict is reported with the file's name and the holder's
+//! pid, the status is 1 and nothing is changed. A backing file that
+//! guests only read (the usual case: other COW files on it) is fine.
 #![forbid(unsafe_code)]
 
 use std::ffi::{OsStr, OsString};
@@ -36,6 +47,7 @@ use std::path::{Path, PathBuf};
 
 use uml_common::cli::strerror;
 use uml_common::cow::{Header, MAX_BACKING_NAME, PATH_LEN_V3, SECTOR_SIZE};
+use uml_common::inuse::{self, Access};
 
 /// Exit status of a usage error (Debian's `uml_mkcow` uses 2).
 pub const EXIT_USAGE: i32 = 2;
@@ -57,6 +69,25 @@ pub fn usage(prog: &[u8]) -> Vec<u8> {
     v
 }
 
+/// The options of this implementation, after the usage text in `--help`.
+const MORE_HELP: &str = concat!(
+    "\n",
+    "Options of this implementation (anywhere on the command line):\n",
+    "  --ignore-locks  write even when a UML guest holds a lock on the COW file\n",
+    "                  (with -f) or a write lock on the backing file (without\n",
+    "                  it, such a file is refused, since a running guest is\n",
+    "                  using it); only for a guest that is stopped\n",
+    "  --help          print this help and exit\n",
+);
+
+/// `--help`: the usage text, then the options this implementation adds
+/// (stdout, status 0).
+pub fn help(prog: &[u8]) -> Vec<u8> {
+    let mut out = usage(prog);
+    out.extend_from_slice(MORE_HELP.as_bytes());
+    out
+}
+
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
@@ -66,13 +97,17 @@ pub struct Options {
     pub cow: PathBuf,
     /// The backing file as given.
     pub backing: OsString,
+    /// `--ignore-locks`: skip the check for files a UML guest holds.
+    pub ignore_locks: bool,
 }
 
 /// Parses the arguments after the program name exactly as the C tool:
 /// `-f` is recognised only as the first argument; arguments after the
-/// second operand are ignored. `None` means usage.
+/// second operand are ignored. `None` means usage. `--ignore-locks` may
+/// appear anywhere and is taken out first.
 pub fn parse_args(args: &[OsString]) -> Option<Options> {
-    let mut rest = args;
+    let (args, ignore_locks) = inuse::take_ignore_locks(args, &[]);
+    let mut rest = &args[..];
     let first = rest.first()?;
     let force = first.as_bytes() == b"-f";
     if force {
@@ -83,6 +118,7 @@ pub fn parse_args(args: &[OsString]) -> Option<Options> {
             force,
             cow: PathBuf::from(cow),
             backing: backing.clone(),
+            ignore_locks,
         }),
         _ => None,
     }
@@ -313,6 +349,14 @@ fn open_cow(path: &Path, force: bool) -> io::Result<(File, bool)> {
 
 /// Creates the COW file. On error, what to print and the exit status.
 fn create(opts: &Options, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    // A backing file a guest writes to: refused before anything exists.
+    if !opts.ignore_locks {
+        let backing = Path::new(&opts.backing);
+        if let Err(in_use) = inuse::check_path(backing, "backing file", Access::Read) {
+            let _ = err.write_all(&in_use.message());
+            return EXIT_FAILURE;
+        }
+    }
     let (file, created) = match open_cow(&opts.cow, opts.force) {
         Ok(v) => v,
         Err(e) => {
@@ -320,6 +364,13 @@ fn create(opts: &Options, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
             return EXIT_FAILURE;
         }
     };
+    // `-f` over a COW file a guest uses: refused before it is cleared.
+    if !created && !opts.ignore_locks {
+        if let Err(in_use) = inuse::check_file(&file, &opts.cow, "COW file", Access::Write) {
+            let _ = err.write_all(&in_use.message());
+            return EXIT_FAILURE;
+        }
+    }
     let cow_name = opts.cow.as_os_str().as_bytes();
     let result = header_for(opts.backing.as_bytes()).and_then(|header| {
         if !created {
@@ -397,7 +448,12 @@ pub fn run(args: &[OsString], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         .first()
         .map(|a| a.as_bytes().to_vec())
         .unwrap_or_else(|| b"uml_mkcow".to_vec());
-    match parse_args(args.get(1..).unwrap_or_default()) {
+    let rest = args.get(1..).unwrap_or_default();
+    if rest.len() == 1 && rest[0].as_bytes() == b"--help" {
+        let _ = out.write_all(&help(&prog));
+        return 0;
+    }
+    match parse_args(rest) {
         Some(opts) => create(&opts, out, err),
         None => {
             let _ = err.write_all(&usage(&prog));
@@ -435,7 +491,8 @@ mod tests {
             Some(Options {
                 force: false,
                 cow: "a".into(),
-                backing: "b".into()
+                backing: "b".into(),
+                ignore_locks: false,
             })
         );
         let o = parse_args(&os(&["-f", "a", "b"])).unwrap();
@@ -443,6 +500,27 @@ mod tests {
         // `-f` only counts first.
         let o = parse_args(&os(&["a", "-f", "b"])).unwrap();
         assert!(!o.force && o.backing == "-f");
+        // --ignore-locks anywhere.
+        for args in [
+            &["--ignore-locks", "-f", "a", "b"][..],
+            &["-f", "a", "b", "--ignore-locks"],
+            &["-f", "--ignore-locks", "a", "b"],
+        ] {
+            let o = parse_args(&os(args)).unwrap();
+            assert!(o.force && o.ignore_locks && o.cow == Path::new("a") && o.backing == "b");
+        }
+        assert_eq!(parse_args(&os(&["--ignore-locks", "a"])), None);
+        assert!(!parse_args(&os(&["a", "b"])).unwrap().ignore_locks);
+    }
+
+    #[test]
+    fn help_is_the_usage_and_the_added_options() {
+        let (mut o, mut e) = (Vec::new(), Vec::new());
+        assert_eq!(run(&os(&["mk", "--help"]), &mut o, &mut e), 0);
+        assert!(e.is_empty());
+        let text = String::from_utf8(o).unwrap();
+        assert!(text.starts_with(&String::from_utf8(usage(b"mk")).unwrap()));
+        assert!(text.contains("\n  --ignore-locks  "), "{text}");
     }
 
     #[test]

@@ -28,7 +28,19 @@
 //! * short reads say `unexpected end of file` (C: `Success`), and a failed
 //!   merge leaves no partial output;
 //! * a block-device backing file is sized like the kernel does (C compares
-//!   its `st_size`, 0, and refuses it).
+//!   its `st_size`, 0, and refuses it);
+//! * files a running UML holds are refused (see below), unless
+//!   `--ignore-locks` is given; `--help` alone prints the usage and these
+//!   options on stdout, status 0 (C: the usage on stderr, status 1).
+//!
+//! **Files in use.** Before anything is written, the COW file (read), the
+//! backing file (read; written with `-d`) and an existing output file
+//! (replaced) are checked for `fcntl` locks of a UML kernel's block driver
+//! that conflict with that access ([`uml_common::inuse`]): a 7.x guest
+//! holds them while the device exists, 6.1 while the guest has it open.
+//! A conflict is reported with the file's name and the holder's pid, the
+//! status is 1 and nothing is changed. A backing file that guests only read
+//! can still be merged from (without `-d`).
 #![forbid(unsafe_code)]
 
 pub mod merge;
@@ -43,6 +55,7 @@ use std::path::{Path, PathBuf};
 
 use uml_common::cli::strerror;
 use uml_common::cow::{parse_header, BackingMismatch, GeometryError, HEADER_READ_LEN};
+use uml_common::inuse::{self, Access, InUse};
 
 use crate::merge::{MergeError, Merger, Stats};
 use crate::output::Output;
@@ -72,6 +85,25 @@ pub fn usage(prog: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The options of this implementation, after the usage text in `--help`.
+const MORE_HELP: &str = concat!(
+    "\n",
+    "Options of this implementation (anywhere on the command line):\n",
+    "  --ignore-locks  merge even when a UML guest holds a lock on the COW file,\n",
+    "                  the backing file or the output file (without it, such a\n",
+    "                  file is refused, since a running guest is using it); only\n",
+    "                  for a guest that is stopped and will not write\n",
+    "  --help          print this help and exit\n",
+);
+
+/// `--help`: the usage text, then the options this implementation adds
+/// (stdout, status 0).
+pub fn help(prog: &[u8]) -> Vec<u8> {
+    let mut out = usage(prog);
+    out.extend_from_slice(MORE_HELP.as_bytes());
+    out
+}
+
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
@@ -81,14 +113,18 @@ pub struct Options {
     pub cow: PathBuf,
     /// The new image; `None` for `-d` (merge into the backing file).
     pub output: Option<PathBuf>,
+    /// `--ignore-locks`: skip the check for files a UML guest holds.
+    pub ignore_locks: bool,
 }
 
 /// Parses the arguments after the program name as the C tool does: an
 /// optional `-d` first, then an optional `-b FILE`, then exactly two
 /// operands (one with `-d`). `None` means usage — also for `-d` alone,
-/// where C crashes.
+/// where C crashes. `--ignore-locks` may appear anywhere (except as the
+/// value of `-b`) and is taken out first.
 pub fn parse_args(args: &[OsString]) -> Option<Options> {
-    let mut rest = args;
+    let (args, ignore_locks) = inuse::take_ignore_locks(args, &["-b"]);
+    let mut rest = &args[..];
     let in_place = rest.first()?.as_bytes() == b"-d";
     if in_place {
         rest = rest.get(1..)?;
@@ -103,11 +139,13 @@ pub fn parse_args(args: &[OsString]) -> Option<Options> {
             backing,
             cow: PathBuf::from(cow),
             output: None,
+            ignore_locks,
         }),
         (false, [cow, out]) => Some(Options {
             backing,
             cow: PathBuf::from(cow),
             output: Some(PathBuf::from(out)),
+            ignore_locks,
         }),
         _ => None,
     }
@@ -149,6 +187,10 @@ pub enum MooError {
     /// The finished image cannot be put in place.
     #[error("Renaming output file: {}", strerror(.0))]
     Commit(io::Error),
+    /// A UML guest holds one of the files (two lines, see
+    /// [`InUse::message`]).
+    #[error("{}", String::from_utf8_lossy(&.0.message()).trim_end())]
+    InUse(InUse),
 }
 
 /// C's mismatch messages: the values as `long`, the name (bytes as
@@ -183,6 +225,10 @@ impl MooError {
             MooError::Mismatch { mismatch, name } => {
                 mismatch_bytes(mismatch, name.as_os_str().as_bytes())
             }
+            MooError::InUse(in_use) => {
+                let _ = err.write_all(&in_use.message());
+                return;
+            }
             other => other.to_string().into_bytes(),
         };
         line.push(b'\n');
@@ -215,6 +261,22 @@ fn backing_size(path: &Path, meta: &fs::Metadata) -> io::Result<u64> {
         return File::open(path)?.seek(SeekFrom::End(0));
     }
     Ok(meta.len())
+}
+
+/// Refuses files a UML guest holds in a way that conflicts with the merge:
+/// the COW file and the backing file are read (the backing file written
+/// with `-d`), an existing output file is replaced.
+fn check_not_in_use(opts: &Options, cow: &File, backing: &Path) -> Result<(), InUse> {
+    inuse::check_file(cow, &opts.cow, "COW file", Access::Read)?;
+    let backing_access = match opts.output {
+        None => Access::Write,
+        Some(_) => Access::Read,
+    };
+    inuse::check_path(backing, "backing file", backing_access)?;
+    if let Some(target) = &opts.output {
+        inuse::check_path(target, "output file", Access::Write)?;
+    }
+    Ok(())
 }
 
 /// Runs the merge `opts` describes. Header notices go to `out`.
@@ -253,6 +315,10 @@ pub fn merge(opts: &Options, out: &mut dyn Write) -> Result<Stats, MooError> {
             mismatch,
             name: backing_path.clone(),
         })?;
+
+    if !opts.ignore_locks {
+        check_not_in_use(opts, &cow, &backing_path).map_err(MooError::InUse)?;
+    }
 
     let backing = OpenOptions::new()
         .read(true)
@@ -304,7 +370,12 @@ pub fn run(args: &[OsString], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         .first()
         .map(|a| a.as_bytes().to_vec())
         .unwrap_or_else(|| b"uml_moo".to_vec());
-    let Some(opts) = parse_args(args.get(1..).unwrap_or_default()) else {
+    let rest = args.get(1..).unwrap_or_default();
+    if rest.len() == 1 && rest[0].as_bytes() == b"--help" {
+        let _ = out.write_all(&help(&prog));
+        return 0;
+    }
+    let Some(opts) = parse_args(rest) else {
         let _ = err.write_all(&usage(&prog));
         return EXIT_FAILURE;
     };
@@ -341,6 +412,7 @@ mod tests {
             backing: backing.map(PathBuf::from),
             cow: PathBuf::from(cow),
             output: output.map(PathBuf::from),
+            ignore_locks: false,
         }
     }
 
@@ -378,6 +450,45 @@ mod tests {
             parse_args(&os(&["-b", "B", "-d", "c"])),
             Some(opts(Some("B"), "-d", Some("c")))
         );
+        // --ignore-locks anywhere, but not as the value of -b.
+        let ignoring = |o: Options| {
+            Some(Options {
+                ignore_locks: true,
+                ..o
+            })
+        };
+        assert_eq!(
+            parse_args(&os(&["--ignore-locks", "-d", "-b", "B", "c"])),
+            ignoring(opts(Some("B"), "c", None))
+        );
+        assert_eq!(
+            parse_args(&os(&["-d", "c", "--ignore-locks"])),
+            ignoring(opts(None, "c", None))
+        );
+        assert_eq!(
+            parse_args(&os(&["c", "--ignore-locks", "n"])),
+            ignoring(opts(None, "c", Some("n")))
+        );
+        assert_eq!(
+            parse_args(&os(&["-b", "--ignore-locks", "c", "n"])),
+            Some(opts(Some("--ignore-locks"), "c", Some("n")))
+        );
+        assert_eq!(parse_args(&os(&["--ignore-locks"])), None);
+        assert_eq!(parse_args(&os(&["--ignore-locks", "c"])), None);
+    }
+
+    #[test]
+    fn help_is_the_usage_and_the_added_options() {
+        let (mut o, mut e) = (Vec::new(), Vec::new());
+        assert_eq!(run(&os(&["moo", "--help"]), &mut o, &mut e), 0);
+        assert!(e.is_empty());
+        let text = String::from_utf8(o).unwrap();
+        assert!(text.starts_with(&String::from_utf8(usage(b"moo")).unwrap()));
+        assert!(text.contains("\n  --ignore-locks  "), "{text}");
+        // With anything else, --help is an operand, as in C.
+        let (mut o, mut e) = (Vec::new(), Vec::new());
+        assert_eq!(run(&os(&["moo", "--help", "x"]), &mut o, &mut e), 1);
+        assert!(o.is_empty() && !e.is_empty());
     }
 
     #[test]

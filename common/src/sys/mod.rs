@@ -5,6 +5,7 @@
 
 pub mod extents;
 pub mod fd;
+pub mod lock;
 pub mod mmsg;
 pub mod nss;
 pub mod process;
