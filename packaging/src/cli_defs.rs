@@ -290,8 +290,13 @@ pub fn uml_switch() -> Tool {
              /var/run/uml-utilities/uml_switch.ctl when no socket is given (eth0=daemon): \
              that is the socket of the uml-utilities service, which runs uml_switch as user \
              uml-net (see /etc/default/uml-utilities).\n\n\
-             Options are words with a single dash and are read from left to right; any \
-             other argument prints the usage text and exits with status 1."
+             Guests of kernels with the vector driver (all current kernels; from 6.16 on \
+             the only network driver) join a --bess socket instead: \
+             vec0:transport=bess,dst=PATH. Each connection to it is one port, any number of \
+             guests can share one socket, and it needs no privileges.\n\n\
+             The legacy options are words with a single dash and are read from left to \
+             right; the options the rewrite added have two dashes. Any other argument \
+             prints the usage text and exits with status 1."
         ))
         .arg(
             Arg::new("unix")
@@ -333,6 +338,28 @@ pub fn uml_switch() -> Tool {
                     "Detach from the terminal after setting up (socket paths are made \
                      absolute first).",
                 ),
+        )
+        .arg(
+            Arg::new("bess")
+                .long("bess")
+                .value_name("PATH")
+                .action(ArgAction::Append)
+                .value_hint(ValueHint::FilePath)
+                .help(
+                    "Also listen on the Unix SOCK_SEQPACKET socket PATH for guests of the \
+                     vector driver's bess transport, which join with \
+                     vec0:transport=bess,dst=PATH (absolute, without ',' or '='; the switch \
+                     prints this argument at start-up). Every connection is a port, with \
+                     its peer's pid and uid in the log lines; a closed connection removes \
+                     the port and its MAC addresses. A stale socket at PATH is replaced; \
+                     anything else there is refused. May be given more than once.",
+                ),
+        )
+        .arg(
+            Arg::new("help")
+                .long("help")
+                .action(ArgAction::Help)
+                .help("Print a summary of the options and exit."),
         );
     Tool {
         name: "uml_switch",
@@ -391,8 +418,9 @@ pub fn uml_switch() -> Tool {
             section(
                 "EXAMPLES",
                 vec![code(
-                    "uml_switch -unix /tmp/sw.ctl &\n\
+                    "uml_switch -unix /tmp/sw.ctl --bess /tmp/sw.bess &\n\
                      linux.uml ... eth0=daemon,,unix,/tmp/sw.ctl\n\
+                     linux.uml ... vec0:transport=bess,dst=/tmp/sw.bess\n\
                      systemctl start uml-utilities     # the service, for eth0=daemon",
                 )],
             ),

@@ -1,5 +1,7 @@
 //! The legacy command line, parsed left to right like the C switch:
 //! `-hub` and `-compat-v0` print their notice as soon as they are seen.
+//! New options are GNU-style long options (`--bess PATH`, `--help`); the
+//! usage text of an error stays the C switch's.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -24,6 +26,10 @@ pub struct Options {
     pub compat_v0: bool,
     /// Detach after set-up.
     pub daemon: bool,
+    /// Listening sockets for bess guests (`--bess`), in order.
+    pub bess: Vec<PathBuf>,
+    /// `--help`: print the help text and exit 0.
+    pub help: bool,
 }
 
 /// The usage text (stderr, exit 1).
@@ -31,6 +37,39 @@ pub fn usage(prog: &str) -> String {
     format!(
         "Usage : {prog} [ -unix control-socket ] [ -hub ] [ -tap tap-device ]\n\
          or : {prog} -compat-v0 [ -unix control-socket data-socket ] [ -hub ] [ -tap tap-device ]\n"
+    )
+}
+
+/// The `--help` text (stdout, exit 0).
+pub fn help(prog: &str) -> String {
+    format!(
+        "Usage: {prog} [-unix control-socket] [-hub] [-tap tap-device]\n\
+         \x20        [-daemon] [--bess PATH]...\n\
+         \x20  or: {prog} -compat-v0 [-unix control-socket data-socket] [-hub]\n\
+         \x20        [-tap tap-device] [-daemon] [--bess PATH]...\n\
+         \n\
+         A virtual Ethernet switch for User-Mode Linux guests: it learns where each MAC\n\
+         address is and forwards frames between its ports.\n\
+         \n\
+         \x20 -unix control-socket\n\
+         \x20                 the daemon protocol's control socket (default {DEFAULT_CTL},\n\
+         \x20                 always served); guests of kernels before 6.16 join with\n\
+         \x20                 eth0=daemon,,unix,control-socket\n\
+         \x20 -hub            send every frame to every other port\n\
+         \x20 -tap tap-device attach an existing host tap device as a port\n\
+         \x20 -compat-v0      also serve protocol 0 clients; the data socket is then the\n\
+         \x20                 file {DEFAULT_DATA}, or the second path of a later -unix\n\
+         \x20 -daemon         detach after set-up\n\
+         \x20 --bess PATH     listen on the SOCK_SEQPACKET socket PATH for guests of the\n\
+         \x20                 vector driver's bess transport (any kernel with vecN:,\n\
+         \x20                 including 6.16 and later); every connection is a port, any\n\
+         \x20                 number of guests can use one socket. Guests join with\n\
+         \x20                 vec0:transport=bess,dst=PATH (PATH absolute, without ',' or\n\
+         \x20                 '='). May be given more than once.\n\
+         \x20 --help          print this help and exit\n\
+         \n\
+         SIGINT, SIGTERM and SIGHUP remove the sockets and end the switch; SIGUSR1 prints\n\
+         frame and drop counters on stderr.\n"
     )
 }
 
@@ -54,6 +93,8 @@ pub fn parse(prog: &str, args: &[OsString]) -> Parsed {
         tap: None,
         compat_v0: false,
         daemon: false,
+        bess: Vec::new(),
+        help: false,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -97,6 +138,19 @@ pub fn parse(prog: &str, args: &[OsString]) -> Parsed {
                 }
             }
             Some("-daemon") => o.daemon = true,
+            Some("--help") => o.help = true,
+            Some("--bess") => {
+                let Some(path) = it.next() else {
+                    return Parsed {
+                        notices,
+                        options: None,
+                    };
+                };
+                o.bess.push(PathBuf::from(path));
+            }
+            Some(a) if a.starts_with("--bess=") && a.len() > "--bess=".len() => {
+                o.bess.push(PathBuf::from(&a["--bess=".len()..]));
+            }
             _ => {
                 return Parsed {
                     notices,
@@ -145,6 +199,24 @@ mod tests {
         assert_eq!(p(&["-unix", "c", "d", "-compat-v0"]).options, None);
         let o = p(&["-unix", "c", "-compat-v0"]).options.unwrap();
         assert_eq!(o.data, Some(PathBuf::from("/tmp/uml.data")));
+    }
+
+    #[test]
+    fn bess_and_help() {
+        let o = p(&["--bess", "/w/a", "-unix", "c", "--bess=/w/b"])
+            .options
+            .unwrap();
+        assert_eq!(o.bess, [PathBuf::from("/w/a"), PathBuf::from("/w/b")]);
+        assert!(!o.help);
+        assert!(p(&["--help"]).options.unwrap().help);
+        assert_eq!(p(&["--bess"]).options, None);
+        assert_eq!(p(&["--bess="]).options, None);
+        assert_eq!(p(&["-bess", "x"]).options, None);
+        assert_eq!(p(&["---bess", "x"]).options, None);
+        let h = help("sw");
+        assert!(h.starts_with("Usage: sw [-unix control-socket]"), "{h}");
+        assert!(h.contains("vec0:transport=bess,dst=PATH"), "{h}");
+        assert!(h.lines().all(|l| l.len() <= 80), "{h}");
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! * `core`: MAC learning and the per-frame decision (knows ports only as
 //!   ids);
 //! * `port/`: one module per port kind behind the `Endpoint` trait
-//!   (`daemon`, `tap`), made by `port::open` from a `PortSpec`;
+//!   (`daemon`, `tap`, `bess`), made by `port::open` from a `PortSpec`;
 //! * `control`: the daemon protocol's control-connection state machine
 //!   (no sockets);
 //! * `output`: line-by-line stdout and stderr.
@@ -39,5 +39,9 @@ pub fn main_with_args(argv: &[OsString]) -> server::Exit {
         eprint!("{}", cli::usage(&prog));
         return server::Exit::Status(1);
     };
+    if opts.help {
+        print!("{}", cli::help(&prog));
+        return server::Exit::Status(0);
+    }
     server::run(&prog, opts)
 }

@@ -1,5 +1,6 @@
 //! Start-up, in the C switch's order: check stdin, open the ports (binding
-//! the sockets, with the C switch's messages), print the `attached` line,
+//! the sockets, with the C switch's messages), print the `attached` line
+//! (then, for each `--bess` socket, the guest argument that joins it),
 //! open the tap, detach with `-daemon`, then build the event loop.
 
 use std::io::{self, IsTerminal};
@@ -10,7 +11,7 @@ use uml_common::sys::fd::move_high;
 
 use crate::cli::Options;
 use crate::output::{err, out};
-use crate::port::{self, Endpoint, PortSpec, HIGH_FD};
+use crate::port::{self, bess, Endpoint, PortSpec, HIGH_FD};
 use crate::server::Switch;
 use crate::signals;
 
@@ -48,6 +49,7 @@ pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, SetupFailed> {
         if let Ok(cwd) = std::env::current_dir() {
             opts.ctl = cwd.join(&opts.ctl);
             opts.data = opts.data.map(|d| cwd.join(d));
+            opts.bess = opts.bess.iter().map(|b| cwd.join(b)).collect();
         }
     }
     // Allow as many ports as the hard limit permits.
@@ -70,6 +72,12 @@ pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, SetupFailed> {
         Ok(Some(e)) => endpoints.push(e),
         Ok(None) | Err(_) => return Err(SetupFailed),
     }
+    for path in &opts.bess {
+        match port::open(prog, &PortSpec::Bess { path: path.clone() }) {
+            Ok(Some(e)) => endpoints.push(e),
+            Ok(None) | Err(_) => return Err(abandon(&mut endpoints)),
+        }
+    }
 
     let mut line = match &opts.data {
         Some(d) => format!(
@@ -84,6 +92,13 @@ pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, SetupFailed> {
     }
     line.push('\n');
     out(&line);
+    for path in &opts.bess {
+        out(&format!(
+            "bess socket '{}': guests join with {}\n",
+            path.display(),
+            bess::guest_argument(path)
+        ));
+    }
 
     if let Some(name) = &opts.tap {
         // A tap that cannot be opened is reported; the switch runs without.

@@ -8,6 +8,7 @@ pub mod fd;
 pub mod mmsg;
 pub mod nss;
 pub mod process;
+pub mod seqpacket;
 pub mod signal;
 pub mod slip;
 pub mod tun;

@@ -27,19 +27,14 @@ use uml_common::sys::fd::move_high;
 use uml_common::sys::mmsg::SendBatch;
 
 use super::unix::{bind_with_stale_check, probe_dgram, probe_stream, BindOutcome};
-use super::{Ctx, Endpoint, Inbox, OpenFailed, Ready, Received, Stats, HIGH_FD, SEND_BATCH};
+use super::{
+    Ctx, Endpoint, Inbox, OpenFailed, Ready, Received, Stats, EAGAIN_COOLDOWN, EAGAIN_PATIENCE,
+    HIGH_FD, SEND_BATCH,
+};
 use crate::control::{Action, ControlConn};
 use crate::core::{MacHasher, PortId};
 use crate::output::{err, out};
 
-/// How long a frame whose receiver queue is full is retried (yielding in
-/// between) before it is dropped and counted; a port whose queue stays
-/// full that long is then congested for EAGAIN_COOLDOWN (one attempt per
-/// frame, no waiting). A receiver that is briefly behind loses nothing; a
-/// stopped or slow one costs the switch at most 0.5 ms per 50 ms (1 %).
-pub const EAGAIN_PATIENCE: Duration = Duration::from_micros(500);
-/// See EAGAIN_PATIENCE.
-pub const EAGAIN_COOLDOWN: Duration = Duration::from_millis(50);
 /// How often request deadlines are checked (and a paused listener is
 /// tried again) while there is something to check.
 const CONN_SCAN_PERIOD: Duration = Duration::from_millis(100);
