@@ -10,6 +10,8 @@
 //!   killed (by pid) and the directory removed when the guard is dropped.
 //! * [`FakePort`]: a control connection plus a data socket bound to a full
 //!   110-byte abstract address, as the kernel's `daemon` transport uses.
+//! * [`NsSwitch`]: a switch run in a network namespace, for tests with
+//!   real kernels.
 //! * [`BessClient`]: a `SOCK_SEQPACKET` connection to a `--bess` socket,
 //!   as the kernel's vector `transport=bess` makes; [`FramePort`] sends
 //!   and receives frames through either kind of client.
@@ -549,6 +551,122 @@ impl Drop for RunningSwitch {
             signal_pid(self.pid(), Signal::SIGKILL);
             let _ = wait_bounded(&mut self.child, Duration::from_secs(5));
         }
+    }
+}
+
+/// A switch process in a network namespace (for tests with real UML
+/// kernels, whose daemon data sockets are abstract addresses of their
+/// namespace), stdout and stderr in one file. It runs under
+/// `timeout -k 5 LIFETIME` in a process group of its own; dropping it
+/// sends `SIGTERM` (by pid), then `SIGKILL` to that group.
+#[derive(Debug)]
+pub struct NsSwitch {
+    child: Child,
+    binary: SwitchBinary,
+    out: PathBuf,
+}
+
+impl NsSwitch {
+    /// Starts the switch under test with `args` in `ns`, with its output
+    /// in `dir/switch.out` and stdin `/dev/null`, and waits until it
+    /// printed its `attached to unix socket` line.
+    ///
+    /// # Errors
+    ///
+    /// When it cannot be started or does not print that line in 10 s.
+    pub fn start(
+        ns: &crate::NetNs,
+        dir: &Path,
+        args: &[OsString],
+        lifetime: Duration,
+    ) -> Result<NsSwitch, String> {
+        use std::os::unix::process::CommandExt;
+        let binary = SwitchBinary::under_test();
+        let out = dir.join("switch.out");
+        let file = File::create(&out).map_err(|e| format!("create switch.out: {e}"))?;
+        let file2 = file
+            .try_clone()
+            .map_err(|e| format!("dup switch.out: {e}"))?;
+        let mut cmd = ns.exec("timeout");
+        cmd.args(["-k", "5", &lifetime.as_secs().max(1).to_string()]);
+        if binary.is_c_reference {
+            cmd.args(["stdbuf", "-oL", "-eL"]);
+        }
+        cmd.arg(&binary.path)
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(file)
+            .stderr(file2)
+            .process_group(0);
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", binary.path.display()))?;
+        let mut sw = NsSwitch { child, binary, out };
+        if sw.wait_output(START_TIMEOUT, |o| o.contains("attached to unix socket")) {
+            Ok(sw)
+        } else {
+            Err(format!("switch did not start:\n{}", sw.report()))
+        }
+    }
+
+    /// `PROG` as the switch prints it.
+    pub fn argv0(&self) -> String {
+        self.binary.argv0()
+    }
+
+    /// Everything it printed so far.
+    pub fn output(&self) -> String {
+        read_lossy(&self.out)
+    }
+
+    /// Whether it still runs.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The output and whether it still runs, for assertion messages.
+    pub fn report(&mut self) -> String {
+        let status = match self.child.try_wait() {
+            Ok(Some(s)) => format!("exited: {s}"),
+            _ => "running".to_string(),
+        };
+        format!(
+            "--- switch ({status}) output ---\n{}--- end ---",
+            self.output()
+        )
+    }
+
+    /// Polls the output until `done` holds, the switch exited, or
+    /// `timeout` passed; returns whether `done` held.
+    pub fn wait_output(&mut self, timeout: Duration, done: impl Fn(&str) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let running = self.running();
+            if done(&self.output()) {
+                return true;
+            }
+            if !running || Instant::now() >= deadline {
+                return false;
+            }
+            thread::sleep(POLL);
+        }
+    }
+}
+
+impl Drop for NsSwitch {
+    fn drop(&mut self) {
+        let pid = self.child.id();
+        if self.running() {
+            // `timeout` passes SIGTERM on to the switch and exits.
+            signal_pid(pid, Signal::SIGTERM);
+            let _ = wait_bounded(&mut self.child, Duration::from_secs(3));
+        }
+        // The group `process_group(0)` made for the wrapper (pgid = its
+        // pid); `timeout` keeps the switch in it.
+        crate::process::signal_group(pid, Signal::SIGKILL);
+        let _ = self.child.kill();
+        let _ = wait_bounded(&mut self.child, Duration::from_secs(3));
     }
 }
 
