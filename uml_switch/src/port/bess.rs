@@ -16,11 +16,12 @@
 //! are kept for the log lines.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::epoll::EpollFlags;
 use uml_common::cli::strerror;
 use uml_common::switch::MAX_FRAME_LEN;
@@ -223,12 +224,17 @@ impl Bess {
                 return Ready::Done;
             }
         };
-        let hangup = events.intersects(EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLHUP);
         // At end of file every call returns a full batch of empty entries
         // (end of file repeats); a batch that is not full ended at "would
-        // block", so its empty entries are empty messages.
+        // block", so its empty entries are empty messages. A full batch
+        // ending in empty entries is end of file only if the peer has shut
+        // down (else they are empty messages, counted as runts).
         let full = n > 0 && n == inbox.rx.capacity();
-        let eof_from = if full && inbox.rx.frame(n - 1).is_empty() && hangup {
+        let hangup = events.intersects(EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLHUP);
+        let eof_from = if full
+            && inbox.rx.frame(n - 1).is_empty()
+            && (hangup || peer_shut_down(conn.fd.as_fd()))
+        {
             (0..n)
                 .rev()
                 .take_while(|&i| inbox.rx.frame(i).is_empty())
@@ -265,6 +271,17 @@ impl Bess {
         ctx.remove_port(port);
         self.tx.forget_tag(port);
     }
+}
+
+/// Whether the peer of `fd` has closed or shut down its sending side.
+fn peer_shut_down(fd: BorrowedFd<'_>) -> bool {
+    // nix has no name for POLLRDHUP.
+    let rdhup = PollFlags::from_bits_retain(libc::POLLRDHUP);
+    let mut fds = [PollFd::new(fd, rdhup)];
+    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(1))
+        && fds[0]
+            .revents()
+            .is_some_and(|r| r.intersects(rdhup | PollFlags::POLLHUP | PollFlags::POLLERR))
 }
 
 impl Endpoint for Bess {
