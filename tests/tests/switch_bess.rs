@@ -578,3 +578,49 @@ fn hub_mode_repeats_to_bess_ports() {
     assert_got(&sw, &got, 1, &[&uc], "a");
     assert_got(&sw, &got, 2, &[&uc], "c (hub)");
 }
+
+/// Frames a guest sent right before closing are forwarded (they usually
+/// arrive in the same receive as the end of file); then its port and
+/// MACs are gone.
+#[test]
+fn frames_sent_just_before_closing_are_forwarded_then_purged() {
+    require_ours!();
+    let (mut sw, bess) = start();
+    let b = client(&mut sw, &bess);
+    let c = client(&mut sw, &bess);
+    for round in 0..5u8 {
+        let mut a = client(&mut sw, &bess);
+        let sent: Vec<Vec<u8>> = (0..3u8)
+            .map(|k| frame(BROADCAST, mac(1), &[b'l', round, k]))
+            .collect();
+        for f in &sent {
+            a.send(f);
+        }
+        a.disconnect();
+        for f in &sent {
+            assert_eq!(
+                b.recv(WAIT).as_deref(),
+                Some(&f[..]),
+                "round {round}\n{}",
+                sw.output_report()
+            );
+            assert_eq!(c.recv(WAIT).as_deref(), Some(&f[..]));
+        }
+        let closed = usize::from(round) + 1;
+        sw.wait_until(WAIT, |s| {
+            s.count_containing(Stream::Stdout, ") disconnected") >= closed
+        })
+        .unwrap_or_else(|e| panic!("round {round}: no disconnect: {e}"));
+        // mac(1) went with a's port: unicast to it floods to c.
+        let uc = frame(mac(1), mac(2), &[b'u', round]);
+        b.send(&uc);
+        let got = deliveries(&sw, &[&b, &c]);
+        assert_got(&sw, &got, 1, &[&uc], "c: unicast to a purged MAC");
+    }
+    assert_eq!(
+        sw.count_containing(Stream::Stdout, "New port -1"),
+        0,
+        "{}",
+        sw.output_report()
+    );
+}

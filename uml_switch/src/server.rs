@@ -228,6 +228,11 @@ impl Switch {
         } = self;
         for &received in &inbox.frames {
             let from = received.port;
+            if ports.endpoint(from).is_none() {
+                // Never learn on a port that is gone (endpoints do not
+                // remove a port with frames in the batch; a safeguard).
+                continue;
+            }
             let frame = inbox.bytes(received);
             let mut table_full = 0u64;
             let mut unknown: Option<[u8; 6]> = None;

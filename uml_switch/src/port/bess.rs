@@ -242,6 +242,15 @@ impl Bess {
         } else {
             None
         };
+        // The port goes only once nothing it sent waits to be forwarded
+        // (a removed port must not be learned on): frames before the end
+        // of file are returned first, and the next call, which finds
+        // nothing but the end, closes it.
+        if eof_from == Some(0) || (n == 0 && hangup) {
+            out(&format!("Bess {} disconnected\n", conn.describe()));
+            self.close(port, ctx);
+            return Ready::Done;
+        }
         let frames = eof_from.unwrap_or(n);
         for i in 0..frames {
             ctx.stats.frames_in += 1;
@@ -250,11 +259,6 @@ impl Bess {
             }
             let len = inbox.rx.frame(i).len();
             inbox.frames.push(Received { port, slot: i, len });
-        }
-        if eof_from.is_some() || (n == 0 && hangup) {
-            out(&format!("Bess {} disconnected\n", conn.describe()));
-            self.close(port, ctx);
-            return Ready::Done;
         }
         if full {
             Ready::More

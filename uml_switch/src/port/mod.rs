@@ -133,7 +133,9 @@ pub trait Endpoint {
     /// `events`: accept, handle control bytes, or receive one batch of
     /// frames into `inbox` (noting each frame's port). The loop forwards
     /// the batch, flushes, and calls again while this returns
-    /// [`Ready::More`] (a bounded number of times).
+    /// [`Ready::More`] (a bounded number of times). A port whose frames
+    /// are put in the inbox must not be removed in the same call (the
+    /// loop would drop them).
     fn ready(
         &mut self,
         sub: u32,
