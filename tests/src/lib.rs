@@ -5,11 +5,12 @@
 //! reference tools. This library holds the reusable pieces:
 //!
 //! * [`require`] / [`require!`]: skip a test (or fail it under `CI=true`)
-//!   when root, `linux.uml`, `/dev/net/tun`, a C reference binary or `ip`
-//!   is missing;
+//!   when root, `linux.uml`, the 7.x test kernel, `/dev/net/tun`, a C
+//!   reference binary or `ip` is missing;
 //! * [`Uml`] / [`UmlConfig`]: boot a UML with the standard command line and
 //!   init-script preamble and always stop it again, even when the test
-//!   panics;
+//!   panics; [`Kernel`] chooses Debian 12's 6.1 (default) or the 7.x
+//!   kernel of `scripts/fetch-kernel7` ([`linux_uml7`]);
 //! * [`NetNs`]: a network namespace that is deleted, with everything still
 //!   running in it, when the guard is dropped;
 //! * [`run_with_timeout`]: run a client with a hard deadline;
@@ -39,8 +40,11 @@ pub use process::{
     blocked_syscall, pid_alive, run_with_timeout, run_with_timeout_input, wait_idle, wait_until,
     RunOutput,
 };
-pub use require::{find_in_path, linux_uml, require, Requirement};
-pub use uml::{Uml, UmlConfig, DONE_MARKER, IDLE_SCRIPT, READY_MARKER};
+pub use require::{
+    find_in_path, linux_uml, linux_uml7, parse_kernel_version, require, Kernel7, Requirement,
+    DEFAULT_KERNEL7_CACHE, KERNEL7_MIN_VERSION,
+};
+pub use uml::{Kernel, Uml, UmlConfig, DONE_MARKER, IDLE_SCRIPT, READY_MARKER};
 
 /// Re-exported so tests can name reply and notification types without a
 /// separate dependency.

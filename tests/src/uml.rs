@@ -17,7 +17,7 @@ use crate::mconsole::{mconsole_request, NotifyListener};
 use crate::process::{
     child_pid, pid_alive, signal_group, signal_pid, wait_bounded, wait_pid_gone, POLL,
 };
-use crate::require::{find_in_path, linux_uml};
+use crate::require::{find_in_path, linux_uml, linux_uml7, Requirement};
 
 /// Printed on the console by the init preamble right before the test's
 /// script body runs.
@@ -34,6 +34,61 @@ const BOOT_TIMEOUT: Duration = Duration::from_secs(30);
 const MCONSOLE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest `sun_path` (without the terminating NUL).
 const MAX_SUN_PATH: usize = 107;
+
+/// Which `linux.uml` a test boots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Kernel {
+    /// The host's `linux.uml` (Debian 12: 6.1.176, `/usr/bin/linux.uml`),
+    /// started through `uml-launch` (the XSTATE seccomp filter for the
+    /// AMX host quirk, README "Testing against the real kernel").
+    #[default]
+    Linux61,
+    /// The second test kernel, Linux 7.x (>= 6.16) from
+    /// `scripts/fetch-kernel7` or `$UML_KERNEL7` (spec `testing.md` §11;
+    /// see [`linux_uml7`]). It has only the vector network driver:
+    /// `ethN=` arguments are not errors but are logged as `Unknown kernel
+    /// command line parameters` and handed to init as environment
+    /// variables (spec `kernel7.md` §4). Started without `uml-launch`'s
+    /// filter: 7.x sizes its XSTATE buffer from the host's answer to the
+    /// probe the filter fails, and a failed probe is fatal to it (`Failed
+    /// to initialize default registers`). Unless the test sets
+    /// `UML_PORT_HELPER` itself, [`Uml::boot`] points it at
+    /// `/usr/lib/uml/port-helper` (when that exists), where the 6.1 kernel
+    /// looks; 7.x would look in `/usr/lib64/uml/`.
+    Linux7,
+}
+
+impl Kernel {
+    /// The executable, or why there is none.
+    pub fn path(self) -> Result<PathBuf, String> {
+        match self {
+            Kernel::Linux61 => linux_uml().ok_or_else(|| "linux.uml not found".to_string()),
+            Kernel::Linux7 => linux_uml7().map(|k| k.path.clone()),
+        }
+    }
+
+    /// The [`Requirement`] a test booting this kernel states.
+    pub fn requirement(self) -> Requirement {
+        match self {
+            Kernel::Linux61 => Requirement::LinuxUml,
+            Kernel::Linux7 => Requirement::LinuxUml7,
+        }
+    }
+
+    /// Whether the kernel is started through `uml-launch` (XSTATE probe
+    /// made to fail).
+    fn uses_launch_filter(self) -> bool {
+        self == Kernel::Linux61
+    }
+
+    /// Whether the kernel still has the legacy `ethN=` transports.
+    pub fn has_legacy_net(self) -> bool {
+        self == Kernel::Linux61
+    }
+}
+
+/// Where Debian installs port-helper (and where the 6.1 kernel looks).
+const DEBIAN_PORT_HELPER: &str = "/usr/lib/uml/port-helper";
 
 /// How to boot a test UML. `$WORK` in `extra_args` and in `env` values is
 /// replaced by the instance's work directory (which does not exist before
@@ -76,6 +131,8 @@ pub struct UmlConfig {
     /// mount namespace (spec `testing.md` §8.3). `$WORK` is substituted.
     /// Default: none.
     pub wrapper: Vec<String>,
+    /// Which kernel to boot. Default [`Kernel::Linux61`].
+    pub kernel: Kernel,
 }
 
 impl Default for UmlConfig {
@@ -91,6 +148,7 @@ impl Default for UmlConfig {
             lifetime: Duration::from_secs(300),
             notify: false,
             wrapper: Vec::new(),
+            kernel: Kernel::default(),
         }
     }
 }
@@ -100,6 +158,15 @@ impl UmlConfig {
     pub fn new(umid: &str) -> Self {
         UmlConfig {
             umid: umid.to_string(),
+            ..UmlConfig::default()
+        }
+    }
+
+    /// The defaults with machine id `umid`, booting `kernel`.
+    pub fn with_kernel(umid: &str, kernel: Kernel) -> Self {
+        UmlConfig {
+            umid: umid.to_string(),
+            kernel,
             ..UmlConfig::default()
         }
     }
@@ -120,17 +187,32 @@ pub struct Uml {
     /// The kernel's pid from the pid file; 0 while unknown.
     pid: u32,
     notify: Option<NotifyListener>,
+    kernel: Kernel,
 }
 
 impl Uml {
-    /// Creates a work directory, writes the init script and boots
-    /// `linux.uml` (through the `uml-launch` seccomp shim) with the command
-    /// line of `testing.md` §3.1. Returns once the mconsole socket and the
-    /// pid file exist (at most 30 s). On failure the instance is stopped
-    /// and the error carries the tail of the console.
+    /// Creates a work directory, writes the init script and boots the
+    /// configured kernel (6.1 through the `uml-launch` seccomp shim; see
+    /// [`Kernel`]) with the command line of `testing.md` §3.1. Returns once
+    /// the mconsole socket and the pid file exist (at most 30 s). On
+    /// failure the instance is stopped and the error carries the tail of
+    /// the console.
     pub fn boot(cfg: UmlConfig) -> Result<Uml, String> {
-        let kernel = linux_uml().ok_or("linux.uml not found")?;
-        let launch = crate::workspace_bin("uml-launch");
+        let kernel = cfg.kernel.path()?;
+        let launch = if cfg.kernel.uses_launch_filter() {
+            Some(crate::workspace_bin("uml-launch"))
+        } else {
+            None
+        };
+        if !cfg.kernel.has_legacy_net() {
+            for a in cfg.extra_args.iter().filter(|a| is_legacy_net_arg(a)) {
+                eprintln!(
+                    "uml harness: {a:?}: the {:?} kernel has no ethN= transports; it passes \
+                     this to init as an environment variable (use vecN: devices)",
+                    cfg.kernel
+                );
+            }
+        }
         let work = tempfile::Builder::new()
             .prefix("umlt-")
             .tempdir()
@@ -175,7 +257,7 @@ impl Uml {
             cfg.netns.as_deref(),
             &wrapper,
             cfg.lifetime,
-            &launch,
+            launch.as_deref(),
             &kernel,
             &args,
         );
@@ -191,6 +273,13 @@ impl Uml {
             .stdout(console)
             .stderr(console2)
             .process_group(0);
+        if cfg.kernel == Kernel::Linux7
+            && !cfg.env.iter().any(|(k, _)| k == "UML_PORT_HELPER")
+            && std::env::var_os("UML_PORT_HELPER").is_none()
+            && Path::new(DEBIAN_PORT_HELPER).is_file()
+        {
+            cmd.env("UML_PORT_HELPER", DEBIAN_PORT_HELPER);
+        }
         for (k, v) in &cfg.env {
             cmd.env(k, substitute_work(v, &work_path));
         }
@@ -214,6 +303,7 @@ impl Uml {
             launcher_status: None,
             pid: 0,
             notify,
+            kernel: cfg.kernel,
         };
         uml.wait_for_control_files()
             .map_err(|why| format!("UML {} did not come up: {why}\n{}", cfg.umid, uml.tail()))?;
@@ -263,6 +353,11 @@ impl Uml {
     /// umids themselves.
     pub fn uml_dir(&self) -> PathBuf {
         self.work_path.join("uml")
+    }
+
+    /// The kernel it runs.
+    pub fn kernel(&self) -> Kernel {
+        self.kernel
     }
 
     /// The machine id.
@@ -542,13 +637,21 @@ fn kernel_args(cfg: &UmlConfig, work: &Path) -> Vec<String> {
     args
 }
 
-/// `[ip netns exec NS] [WRAPPER...] timeout -k 5 SECS uml-launch linux.uml ARGS...`
+/// Whether a kernel argument configures a legacy network device
+/// (`eth<N>=...`), which kernels from 6.16 on do not have.
+fn is_legacy_net_arg(arg: &str) -> bool {
+    arg.strip_prefix("eth")
+        .and_then(|rest| rest.split_once('='))
+        .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// `[ip netns exec NS] [WRAPPER...] timeout -k 5 SECS [uml-launch] linux.uml ARGS...`
 fn launcher_argv(
     ip: Option<&Path>,
     netns: Option<&str>,
     wrapper: &[String],
     lifetime: Duration,
-    launch: &Path,
+    launch: Option<&Path>,
     kernel: &Path,
     args: &[String],
 ) -> Vec<OsString> {
@@ -563,9 +666,9 @@ fn launcher_argv(
         "-k".into(),
         "5".into(),
         secs.to_string().into(),
-        launch.into(),
-        kernel.into(),
     ]);
+    argv.extend(launch.map(OsString::from));
+    argv.push(kernel.into());
     argv.extend(args.iter().map(OsString::from));
     argv
 }
@@ -596,7 +699,7 @@ mod tests {
             None,
             &[],
             Duration::from_secs(300),
-            Path::new("/b/uml-launch"),
+            Some(Path::new("/b/uml-launch")),
             Path::new("/usr/bin/linux.uml"),
             &args,
         );
@@ -618,7 +721,7 @@ mod tests {
             Some("n1"),
             &[],
             Duration::from_millis(10),
-            Path::new("/b/uml-launch"),
+            Some(Path::new("/b/uml-launch")),
             Path::new("/usr/bin/linux.uml"),
             &args,
         );
@@ -632,7 +735,7 @@ mod tests {
             Some("n1"),
             &["unshare".to_string(), "-m".to_string()],
             Duration::from_secs(9),
-            Path::new("/b/uml-launch"),
+            Some(Path::new("/b/uml-launch")),
             Path::new("/usr/bin/linux.uml"),
             &args,
         );
@@ -640,6 +743,41 @@ mod tests {
             &wrapped[3..8],
             &["n1", "unshare", "-m", "timeout", "-k"].map(OsString::from)
         );
+        // The 7.x kernel is started without uml-launch.
+        let k7 = launcher_argv(
+            None,
+            None,
+            &[],
+            Duration::from_secs(60),
+            None,
+            Path::new("/c/linux.uml"),
+            &args,
+        );
+        assert_eq!(
+            k7,
+            ["timeout", "-k", "5", "60", "/c/linux.uml", "mem=64M"].map(OsString::from)
+        );
+    }
+
+    #[test]
+    fn kernel_choice() {
+        assert_eq!(UmlConfig::new("a").kernel, Kernel::Linux61);
+        let cfg = UmlConfig::with_kernel("b", Kernel::Linux7);
+        assert_eq!((cfg.umid.as_str(), cfg.kernel), ("b", Kernel::Linux7));
+        assert!(Kernel::Linux61.uses_launch_filter() && Kernel::Linux61.has_legacy_net());
+        assert!(!Kernel::Linux7.uses_launch_filter() && !Kernel::Linux7.has_legacy_net());
+        assert_eq!(Kernel::Linux7.requirement(), Requirement::LinuxUml7);
+        assert_eq!(Kernel::Linux61.requirement(), Requirement::LinuxUml);
+    }
+
+    #[test]
+    fn legacy_net_args() {
+        assert!(is_legacy_net_arg("eth0=daemon,,unix,/x"));
+        assert!(is_legacy_net_arg("eth12=tuntap,,,10.0.0.1"));
+        assert!(!is_legacy_net_arg("vec0:transport=tap,ifname=t"));
+        assert!(!is_legacy_net_arg("eth=x"));
+        assert!(!is_legacy_net_arg("ethx=1"));
+        assert!(!is_legacy_net_arg("ETH0=1"));
     }
 
     #[test]

@@ -14,6 +14,12 @@
 //! AMX the fallback path is simply the classic FP register path UML always
 //! supported.
 //!
+//! Newer kernels, such as the 7.x test kernel, must not be started through
+//! this launcher: they take the XSTATE size from that very probe and treat
+//! its failure as fatal (7.2.7 exits at once with `Failed to initialize
+//! default registers`), and so need no workaround. The harness starts them
+//! directly.
+//!
 //! `seccompiler::apply_filter` always sets `PR_SET_NO_NEW_PRIVS` first (an
 //! unprivileged process needs it to install a filter; the crate offers no
 //! way around it without unsafe code). For a root caller this changes
