@@ -11,5 +11,6 @@ pub mod mconsole;
 pub mod switch;
 #[allow(unsafe_code)]
 pub mod sys;
+pub mod tunnel;
 pub mod umid;
 pub mod umlnet;
