@@ -12,5 +12,6 @@ pub mod switch;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod tunnel;
+pub mod tunnel_opts;
 pub mod umid;
 pub mod umlnet;
