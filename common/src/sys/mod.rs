@@ -5,6 +5,7 @@
 
 pub mod extents;
 pub mod fd;
+pub mod ipsock;
 pub mod mmsg;
 pub mod nss;
 pub mod process;
