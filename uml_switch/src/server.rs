@@ -384,6 +384,9 @@ impl Switch {
             s.send_errors,
             s.table_full,
         ));
+        for e in &self.endpoints {
+            e.print_stats(&self.prog);
+        }
     }
 
     /// Removes the socket files (as the C switch does before exiting).

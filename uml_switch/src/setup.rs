@@ -1,7 +1,8 @@
-//! Start-up, in the C switch's order: check stdin, open the ports (binding
-//! the sockets, with the C switch's messages), print the `attached` line
-//! (then, for each `--bess` socket, the guest argument that joins it),
-//! open the tap, detach with `-daemon`, then build the event loop.
+//! Start-up, in the C switch's order: check the tunnel options (before
+//! anything is opened), check stdin, open the ports (binding the sockets,
+//! with the C switch's messages), print the `attached` line (then, for
+//! each `--bess` socket and tunnel port, the guest argument that joins
+//! it), open the tap, detach with `-daemon`, then build the event loop.
 
 use std::io::{self, IsTerminal};
 
@@ -11,7 +12,7 @@ use uml_common::sys::fd::move_high;
 
 use crate::cli::Options;
 use crate::output::{err, out};
-use crate::port::{self, bess, Endpoint, PortSpec, HIGH_FD};
+use crate::port::{self, bess, tunnel, Endpoint, PortSpec, HIGH_FD};
 use crate::server::Switch;
 use crate::signals;
 
@@ -30,6 +31,7 @@ fn abandon(endpoints: &mut [Box<dyn Endpoint>]) -> SetupFailed {
 /// Creates and binds the sockets, prints the start-up lines and returns the
 /// switch ready to run.
 pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, SetupFailed> {
+    let tunnels = tunnel::check_options(prog, &opts.tunnels)?;
     // Checked first: a terminal hung up right after start-up still counts
     // as one (the C switch checks after its first message).
     let stdin_is_tty = io::stdin().is_terminal();
@@ -78,6 +80,16 @@ pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, SetupFailed> {
             Ok(None) | Err(_) => return Err(abandon(&mut endpoints)),
         }
     }
+    let mut announcements = Vec::new();
+    for config in tunnels {
+        match port::open(prog, &PortSpec::Tunnel(config)) {
+            Ok(Some(e)) => {
+                announcements.extend(e.announce());
+                endpoints.push(e);
+            }
+            Ok(None) | Err(_) => return Err(abandon(&mut endpoints)),
+        }
+    }
 
     let mut line = match &opts.data {
         Some(d) => format!(
@@ -98,6 +110,9 @@ pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, SetupFailed> {
             path.display(),
             bess::guest_argument(path)
         ));
+    }
+    for line in &announcements {
+        out(line);
     }
 
     if let Some(name) = &opts.tap {

@@ -5,7 +5,10 @@
 //!   connections (one port each) and the shared data socket;
 //! * [`tap`]: a host tap device (one port);
 //! * [`bess`]: a `SOCK_SEQPACKET` listener for the vector driver's
-//!   `transport=bess` (one port per connection).
+//!   `transport=bess` (one port per connection);
+//! * [`l2tpv3`], [`gre`]: a statically configured tunnel to one guest of
+//!   the vector driver's `transport=l2tpv3` or `transport=gre` (one port;
+//!   the socket, batching and counters they share are [`tunnel`]'s).
 //!
 //! An endpoint owns its descriptors and carries one port or many. The
 //! event loop (`server.rs`) hands it readiness events for the descriptors
@@ -18,7 +21,10 @@
 
 pub mod bess;
 pub mod daemon;
+pub mod gre;
+pub mod l2tpv3;
 pub mod tap;
+pub mod tunnel;
 pub mod unix;
 
 use std::io;
@@ -28,6 +34,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::epoll::{Epoll, EpollEvent, EpollFlags};
 use uml_common::sys::mmsg::RecvBatch;
+use uml_common::tunnel_opts::{TunnelConfig, TunnelKind};
 
 use crate::core::{MacTable, PortId};
 
@@ -91,6 +98,8 @@ pub enum PortSpec {
         /// Its path.
         path: PathBuf,
     },
+    /// An l2tpv3 or gre tunnel to one guest (checked options).
+    Tunnel(TunnelConfig),
 }
 
 /// Why an endpoint could not be opened; the message has been printed.
@@ -111,6 +120,10 @@ pub fn open(prog: &str, spec: &PortSpec) -> Result<Option<Box<dyn Endpoint>>, Op
             Ok(tap::Tap::open(name).map(|t| Box::new(t) as Box<dyn Endpoint>))
         }
         PortSpec::Bess { path } => Ok(Some(Box::new(bess::Bess::open(prog, path)?))),
+        PortSpec::Tunnel(config) => Ok(Some(match config.kind {
+            TunnelKind::L2tpv3 => Box::new(l2tpv3::open(prog, config)?),
+            TunnelKind::Gre => Box::new(gre::open(prog, config)?),
+        })),
     }
 }
 
@@ -164,6 +177,16 @@ pub trait Endpoint {
 
     /// After a failed set-up: removes the socket files silently.
     fn discard(&mut self) {}
+
+    /// A line printed at start-up after the `attached` line (e.g. the
+    /// guest argument that joins a tunnel port), if any.
+    fn announce(&self) -> Option<String> {
+        None
+    }
+
+    /// On SIGUSR1, after the switch's counters: the endpoint's own
+    /// counters, if it keeps any (on stderr).
+    fn print_stats(&self, _prog: &str) {}
 }
 
 /// Index of an endpoint in the event loop.
