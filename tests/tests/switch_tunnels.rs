@@ -357,6 +357,9 @@ fn l2tpv3_ip_and_gre_over_raw_sockets() {
                      rx_cookie=0xcafef00d,tx_cookie=0xdeadbeef,counter=1,pin_counter=1";
     let gre_opts = "src=127.0.0.3,dst=127.0.0.1,tx_key=0x11223344,rx_key=0x55667788,sequence=1";
     let gre6_opts = "v6=1,src=fd00::2,dst=fd00::1";
+    // A guest that never comes up: what the switch floods to it comes
+    // back as ICMP protocol unreachable, which must stay quiet.
+    let absent_opts = "src=127.0.0.9,dst=127.0.0.1,rx_session=1,tx_session=2";
     let args: Vec<OsString> = vec![
         "-unix".into(),
         dir.path().join("sw.ctl").into(),
@@ -368,6 +371,8 @@ fn l2tpv3_ip_and_gre_over_raw_sockets() {
         gre_opts.into(),
         "--gre".into(),
         gre6_opts.into(),
+        "--l2tpv3".into(),
+        absent_opts.into(),
     ];
     let mut sw = uml_integration_tests::switch_client::NsSwitch::start(
         &ns,
@@ -377,7 +382,7 @@ fn l2tpv3_ip_and_gre_over_raw_sockets() {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     assert!(
-        sw.wait_output(WAIT, |o| o.matches(": the guest joins with ").count() == 3),
+        sw.wait_output(WAIT, |o| o.matches(": the guest joins with ").count() == 4),
         "{}",
         sw.report()
     );
@@ -474,6 +479,11 @@ fn l2tpv3_ip_and_gre_over_raw_sockets() {
         );
     }
     assert!(sw.running(), "{}", sw.report());
+    let out = sw.output();
+    assert!(
+        !out.contains("Receiving on") && !out.contains("Sending to"),
+        "{out}"
+    );
 }
 
 /// Option combinations that would panic a guest (or that it would

@@ -179,13 +179,17 @@ impl<C> std::fmt::Debug for Tunnel<C> {
     }
 }
 
-/// Errors a guest whose interface is down (or a host on the way) causes:
-/// counted, not reported.
+/// Errors a guest whose interface is down (or a host on the way) causes,
+/// returned by the next send or receive after the ICMP error came back
+/// (port unreachable: `ECONNREFUSED`; protocol unreachable, for raw
+/// sockets: `ENOPROTOOPT`): counted, not reported.
 fn is_unreachable(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
         Some(
             libc::ECONNREFUSED
+                | libc::ENOPROTOOPT
+                | libc::EMSGSIZE
                 | libc::EHOSTUNREACH
                 | libc::ENETUNREACH
                 | libc::EHOSTDOWN
