@@ -19,6 +19,7 @@
 use std::ffi::OsString;
 use std::io::Write;
 use std::net::{SocketAddr, UdpSocket};
+use std::process::Command;
 use std::time::Duration;
 
 use uml_integration_tests::switch_client::{
@@ -620,6 +621,33 @@ fn bad_tunnel_options_are_refused_before_anything_starts() {
         "{stderr}"
     );
     assert!(!ctl.exists() && !bess.exists(), "sockets left behind");
+
+    // Without CAP_NET_RAW (root with the capability dropped from its
+    // bounding and inheritable sets), raw tunnels are refused with the
+    // reason; UDP ones need no privilege.
+    if !nix::unistd::geteuid().is_root() {
+        return;
+    }
+    let Some(setpriv) = uml_integration_tests::find_in_path("setpriv") else {
+        let _ = writeln!(std::io::stderr(), "SKIP (part): setpriv not found");
+        return;
+    };
+    let dir = new_temp_dir();
+    let ctl = dir.path().join("ctl");
+    let mut cmd = Command::new(setpriv);
+    cmd.args(["--bounding-set", "-net_raw", "--inh-caps", "-net_raw"])
+        .arg(&binary.path)
+        .arg("-unix")
+        .arg(&ctl)
+        .args(["--gre", "src=127.0.0.2,dst=127.0.0.1"]);
+    let out = run_with_timeout(&mut cmd, WAIT);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot open a raw IP socket") && stderr.contains("GRE needs CAP_NET_RAW"),
+        "{stderr}"
+    );
+    assert!(!ctl.exists(), "control socket left behind");
 }
 
 /// Two UDP tunnel ports and a daemon port on one switch: a frame from

@@ -8,7 +8,8 @@
 //! * `core`: MAC learning and the per-frame decision (knows ports only as
 //!   ids);
 //! * `port/`: one module per port kind behind the `Endpoint` trait
-//!   (`daemon`, `tap`, `bess`), made by `port::open` from a `PortSpec`;
+//!   (`daemon`, `tap`, `bess`, `l2tpv3`, `gre`), made by `port::open`
+//!   from a `PortSpec`;
 //! * `control`: the daemon protocol's control-connection state machine
 //!   (no sockets);
 //! * `output`: line-by-line stdout and stderr.
