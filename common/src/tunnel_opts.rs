@@ -17,7 +17,8 @@
 //! NAPI context that was never set up) is refused: a missing or
 //! unparsable `rx_session`/`tx_session` (sessions and keys are signed
 //! 32-bit: `0xffffffff` fails, `-1` is the same value), `rx_cookie`
-//! without `tx_cookie`, `rx_key` without a parsable `tx_key`. So is every
+//! without `tx_cookie`, `rx_key` without a parsable `tx_key`, and a
+//! `depth` beyond what the guest can allocate (it does not check). So is every
 //! value the guest would read differently from what it says (ignored,
 //! undefined, or parsed two ways), so that the switch's end always
 //! matches the guest's.
@@ -32,6 +33,10 @@ pub const MAX_OPTIONS: usize = 20;
 /// Largest `mtu=` a tunnel guest may use: the switch forwards frames of
 /// at most 1514 bytes.
 pub const MAX_GUEST_MTU: u32 = 1500;
+/// Largest `depth=` accepted: 4096 works on 6.1 and 7.2; a huge depth
+/// (`depth=100000000`) crashes both when the interface comes up (their
+/// queue allocation fails and is not checked; observed).
+pub const MAX_GUEST_DEPTH: u32 = 4096;
 
 /// Which tunnel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -472,9 +477,19 @@ fn check_guest_only(items: &Items<'_>) -> Result<(), TunnelOptError> {
             )));
         }
     }
-    for key in ["depth", "headroom"] {
-        items.decimal(key)?;
+    if let Some(depth) = items.decimal("depth")? {
+        if !(1..=MAX_GUEST_DEPTH).contains(&depth) {
+            return Err(if depth == 0 {
+                TunnelOptError::new("depth=0: the guest's queues would hold no frame")
+            } else {
+                TunnelOptError::panic(format!(
+                    "depth={depth}: the guest cannot allocate queues that deep; use a depth \
+                     from 1 to {MAX_GUEST_DEPTH} (default 64)"
+                ))
+            });
+        }
     }
+    items.decimal("headroom")?;
     for key in ["gro", "vec", "bpfflash"] {
         items.flag(key)?;
     }
@@ -858,6 +873,10 @@ mod tests {
             Encap::L2tpv3(p) => assert_eq!((p.send_session, p.expect_session), (u32::MAX, 1)),
             Encap::Gre(_) => unreachable!(),
         }
+        assert!(l2(&format!(
+            "{UDP},rx_session=1,tx_session=2,depth=4096,mtu=576"
+        ))
+        .is_ok());
         // A fixed dstport is printed as given.
         let fixed = l2(&format!("{UDP},rx_session=1,tx_session=2")).unwrap();
         assert!(fixed.guest_argument(1).contains(",dstport=5555,"));
@@ -923,6 +942,7 @@ mod tests {
             UDP.to_string(),
             format!("{UDP},rx_session=x,tx_session=1"),
             format!("{UDP},rx_session=1,tx_session=1,rx_cookie=5"),
+            format!("{UDP},rx_session=1,tx_session=1,depth=100000000"),
         ] {
             let e = refused(l2(&spec));
             assert!(e.panics_guest, "{spec}: {e}");
@@ -964,6 +984,8 @@ mod tests {
                 "udp=0 or",
             ),
             (format!("{UDP},{ok},mtu=9000"), "1514"),
+            (format!("{UDP},{ok},depth=0"), "no frame"),
+            (format!("{UDP},{ok},depth=x"), "decimal"),
             (format!("{UDP},{ok},mac=zz"), "hex pairs"),
             (format!("{UDP},{ok},"), "empty option"),
             (format!("{UDP},{ok},counter"), "no value"),

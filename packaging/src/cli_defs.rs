@@ -370,7 +370,7 @@ pub fn uml_switch() -> Tool {
                      dstport= for UDP, else L2TPv3 over IP, which needs CAP_NET_RAW; \
                      rx_cookie=, tx_cookie= and cookie64=1; counter=1, pin_counter=1; v6=1; \
                      transport=l2tpv3, a leading vecN: and the guest's mac=, mtu= (at most \
-                     1500), depth=, headroom=, gro=, vec=, bpffile=, bpfflash= are accepted \
+                     1500), depth= (1 to 4096), headroom=, gro=, vec=, bpffile=, bpfflash= are accepted \
                      too). The switch binds the guest's dst[:dstport], sends to its \
                      src[:srcport], expects its tx_session and tx_cookie and sends its \
                      rx_session and rx_cookie, with the same header layout. dstport=0 lets \

@@ -540,6 +540,14 @@ fn bad_tunnel_options_are_refused_before_anything_starts() {
         (
             vec![
                 "--l2tpv3".into(),
+                format!("{ok_udp},rx_session=1,tx_session=2,depth=100000000"),
+            ],
+            "depth=100000000",
+            true,
+        ),
+        (
+            vec![
+                "--l2tpv3".into(),
                 format!("{ok_udp},rx_session=1,tx_session=2,src_port=5"),
             ],
             "unknown option src_port (the option is srcport",
