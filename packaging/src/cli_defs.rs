@@ -370,8 +370,8 @@ pub fn uml_switch() -> Tool {
                      dstport= for UDP, else L2TPv3 over IP, which needs CAP_NET_RAW; \
                      rx_cookie=, tx_cookie= and cookie64=1; counter=1, pin_counter=1; v6=1; \
                      transport=l2tpv3, a leading vecN: and the guest's mac=, mtu= (at most \
-                     1500), depth= (1 to 4096), headroom=, gro=, vec=, bpffile=, bpfflash= are accepted \
-                     too). The switch binds the guest's dst[:dstport], sends to its \
+                     1500), depth= (1 to 4096), headroom=, gro=, vec=, bpffile=, bpfflash= \
+                     are accepted too). The switch binds the guest's dst[:dstport], sends to its \
                      src[:srcport], expects its tx_session and tx_cookie and sends its \
                      rx_session and rx_cookie, with the same header layout. dstport=0 lets \
                      the switch choose a free port. At start-up it prints the guest's \
@@ -380,7 +380,8 @@ pub fn uml_switch() -> Tool {
                      dropped and counted (the first of each kind is reported). Options a \
                      guest would panic on (a session or key written as hex of 0x80000000 or \
                      more: write it as a negative number, e.g. -1 for 0xffffffff; a missing \
-                     session; rx_cookie without tx_cookie) or would misread are refused \
+                     session; rx_cookie without tx_cookie; a depth above 4096) or would \
+                     misread are refused \
                      before anything is opened (status 1). May be given more than once; \
                      each UDP port needs its own dstport.",
                 ),
