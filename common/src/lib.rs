@@ -12,5 +12,7 @@ pub mod mconsole;
 pub mod switch;
 #[allow(unsafe_code)]
 pub mod sys;
+pub mod tunnel;
+pub mod tunnel_opts;
 pub mod umid;
 pub mod umlnet;

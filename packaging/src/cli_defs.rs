@@ -290,8 +290,17 @@ pub fn uml_switch() -> Tool {
              /var/run/uml-utilities/uml_switch.ctl when no socket is given (eth0=daemon): \
              that is the socket of the uml-utilities service, which runs uml_switch as user \
              uml-net (see /etc/default/uml-utilities).\n\n\
-             Options are words with a single dash and are read from left to right; any \
-             other argument prints the usage text and exits with status 1."
+             Guests of kernels with the vector driver (all current kernels; from 6.16 on \
+             the only network driver) join a --bess socket instead: \
+             vec0:transport=bess,dst=PATH. Each connection to it is one port, any number of \
+             guests can share one socket, and it needs no privileges.\n\n\
+             Guests on the vector driver's tunnel transports (vec0:transport=l2tpv3 over UDP \
+             or IP, vec0:transport=gre) get one statically configured port each from \
+             --l2tpv3 and --gre, which take the guest's own options, so the same string \
+             works on both sides.\n\n\
+             The legacy options are words with a single dash and are read from left to \
+             right; the options the rewrite added have two dashes. Any other argument \
+             prints the usage text and exits with status 1."
         ))
         .arg(
             Arg::new("unix")
@@ -333,6 +342,70 @@ pub fn uml_switch() -> Tool {
                     "Detach from the terminal after setting up (socket paths are made \
                      absolute first).",
                 ),
+        )
+        .arg(
+            Arg::new("bess")
+                .long("bess")
+                .value_name("PATH")
+                .action(ArgAction::Append)
+                .value_hint(ValueHint::FilePath)
+                .help(
+                    "Also listen on the Unix SOCK_SEQPACKET socket PATH for guests of the \
+                     vector driver's bess transport, which join with \
+                     vec0:transport=bess,dst=PATH (absolute, without ',' or '='; the switch \
+                     prints this argument at start-up). Every connection is a port, with \
+                     its peer's pid and uid in the log lines; a closed connection removes \
+                     the port and its MAC addresses. A stale socket at PATH is replaced; \
+                     anything else there is refused. May be given more than once.",
+                ),
+        )
+        .arg(
+            Arg::new("l2tpv3")
+                .long("l2tpv3")
+                .value_name("OPTIONS")
+                .action(ArgAction::Append)
+                .help(
+                    "Also serve one guest on vecN:transport=l2tpv3,OPTIONS: OPTIONS are the \
+                     guest's own (src=, dst=, rx_session=, tx_session=; udp=1, srcport=, \
+                     dstport= for UDP, else L2TPv3 over IP, which needs CAP_NET_RAW; \
+                     rx_cookie=, tx_cookie= and cookie64=1; counter=1, pin_counter=1; v6=1; \
+                     transport=l2tpv3, a leading vecN: and the guest's mac=, mtu= (at most \
+                     1500), depth= (1 to 4096), headroom=, gro=, vec=, bpffile=, bpfflash= \
+                     are accepted too). The switch binds the guest's dst[:dstport], sends to its \
+                     src[:srcport], expects its tx_session and tx_cookie and sends its \
+                     rx_session and rx_cookie, with the same header layout. dstport=0 lets \
+                     the switch choose a free port. At start-up it prints the guest's \
+                     argument (\"l2tpv3 port N (...): the guest joins with \
+                     vec0:transport=l2tpv3,...\"). Packets with another session or cookie are \
+                     dropped and counted (the first of each kind is reported). Options a \
+                     guest would panic on (a session or key written as hex of 0x80000000 or \
+                     more: write it as a negative number, e.g. -1 for 0xffffffff; a missing \
+                     session; rx_cookie without tx_cookie; a depth above 4096) or would \
+                     misread are refused \
+                     before anything is opened (status 1). May be given more than once; \
+                     each UDP port needs its own dstport.",
+                ),
+        )
+        .arg(
+            Arg::new("gre")
+                .long("gre")
+                .value_name("OPTIONS")
+                .action(ArgAction::Append)
+                .help(
+                    "Also serve one guest on vecN:transport=gre,OPTIONS (src=, dst=; rx_key= \
+                     and tx_key=, both or neither; sequence=1, pin_sequence=1; v6=1): GRE \
+                     over a raw IP socket, which needs CAP_NET_RAW. As for --l2tpv3, the \
+                     options are the guest's: the switch binds dst, sends to src, expects \
+                     tx_key and sends rx_key, with the key and sequence bits the guest uses \
+                     and never a checksum. Each GRE port needs its own pair of addresses \
+                     (e.g. 127.0.0.2 for the guest, 127.0.0.1 for the switch).",
+                ),
+        )
+        .arg(
+            Arg::new("help")
+                .long("help")
+                .action(ArgAction::Help)
+                .help("Print a summary of the options and exit."),
         );
     Tool {
         name: "uml_switch",
@@ -391,8 +464,11 @@ pub fn uml_switch() -> Tool {
             section(
                 "EXAMPLES",
                 vec![code(
-                    "uml_switch -unix /tmp/sw.ctl &\n\
+                    "T=udp=1,src=127.0.0.1,srcport=5556,dst=127.0.0.1,dstport=5555,rx_session=1,tx_session=2\n\
+                     uml_switch -unix /tmp/sw.ctl --bess /tmp/sw.bess --l2tpv3 $T &\n\
                      linux.uml ... eth0=daemon,,unix,/tmp/sw.ctl\n\
+                     linux.uml ... vec0:transport=bess,dst=/tmp/sw.bess\n\
+                     linux.uml ... vec0:transport=l2tpv3,$T\n\
                      systemctl start uml-utilities     # the service, for eth0=daemon",
                 )],
             ),

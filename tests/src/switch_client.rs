@@ -10,6 +10,11 @@
 //!   killed (by pid) and the directory removed when the guard is dropped.
 //! * [`FakePort`]: a control connection plus a data socket bound to a full
 //!   110-byte abstract address, as the kernel's `daemon` transport uses.
+//! * [`NsSwitch`]: a switch run in a network namespace, for tests with
+//!   real kernels.
+//! * [`BessClient`]: a `SOCK_SEQPACKET` connection to a `--bess` socket,
+//!   as the kernel's vector `transport=bess` makes; [`FramePort`] sends
+//!   and receives frames through either kind of client.
 //! * Request and frame builders ([`request_v0`], [`request_v1`],
 //!   [`request_v3`], [`frame`], …).
 //!
@@ -211,6 +216,34 @@ impl RunningSwitch {
     /// When the switch exits or does not print that line in time (the
     /// error holds its output; the process is killed).
     pub fn start_in(dir: tempfile::TempDir, mode: SwitchMode) -> Result<RunningSwitch, String> {
+        RunningSwitch::start_in_with_args(dir, mode, &[])
+    }
+
+    /// Starts the switch in `mode` in a fresh temporary directory with
+    /// `extra` arguments after the standard ones (e.g. `--bess PATH`).
+    ///
+    /// # Panics
+    ///
+    /// When the switch does not start.
+    pub fn start_with_args(mode: SwitchMode, extra: &[OsString]) -> RunningSwitch {
+        let dir = new_temp_dir();
+        match RunningSwitch::start_in_with_args(dir, mode, extra) {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// [`start_in`](Self::start_in) with `extra` arguments after the
+    /// standard ones.
+    ///
+    /// # Errors
+    ///
+    /// As [`start_in`](Self::start_in).
+    pub fn start_in_with_args(
+        dir: tempfile::TempDir,
+        mode: SwitchMode,
+        extra: &[OsString],
+    ) -> Result<RunningSwitch, String> {
         let binary = SwitchBinary::under_test();
         let ctl = dir.path().join("ctl");
         let data = mode.compat_v0.then(|| dir.path().join("data"));
@@ -226,6 +259,7 @@ impl RunningSwitch {
         if let Some(d) = &data {
             args.push(d.clone().into());
         }
+        args.extend(extra.iter().cloned());
         let stdout_path = dir.path().join("stdout");
         let stderr_path = dir.path().join("stderr");
         let out = File::create(&stdout_path).map_err(|e| format!("create stdout file: {e}"))?;
@@ -517,6 +551,122 @@ impl Drop for RunningSwitch {
             signal_pid(self.pid(), Signal::SIGKILL);
             let _ = wait_bounded(&mut self.child, Duration::from_secs(5));
         }
+    }
+}
+
+/// A switch process in a network namespace (for tests with real UML
+/// kernels, whose daemon data sockets are abstract addresses of their
+/// namespace), stdout and stderr in one file. It runs under
+/// `timeout -k 5 LIFETIME` in a process group of its own; dropping it
+/// sends `SIGTERM` (by pid), then `SIGKILL` to that group.
+#[derive(Debug)]
+pub struct NsSwitch {
+    child: Child,
+    binary: SwitchBinary,
+    out: PathBuf,
+}
+
+impl NsSwitch {
+    /// Starts the switch under test with `args` in `ns`, with its output
+    /// in `dir/switch.out` and stdin `/dev/null`, and waits until it
+    /// printed its `attached to unix socket` line.
+    ///
+    /// # Errors
+    ///
+    /// When it cannot be started or does not print that line in 10 s.
+    pub fn start(
+        ns: &crate::NetNs,
+        dir: &Path,
+        args: &[OsString],
+        lifetime: Duration,
+    ) -> Result<NsSwitch, String> {
+        use std::os::unix::process::CommandExt;
+        let binary = SwitchBinary::under_test();
+        let out = dir.join("switch.out");
+        let file = File::create(&out).map_err(|e| format!("create switch.out: {e}"))?;
+        let file2 = file
+            .try_clone()
+            .map_err(|e| format!("dup switch.out: {e}"))?;
+        let mut cmd = ns.exec("timeout");
+        cmd.args(["-k", "5", &lifetime.as_secs().max(1).to_string()]);
+        if binary.is_c_reference {
+            cmd.args(["stdbuf", "-oL", "-eL"]);
+        }
+        cmd.arg(&binary.path)
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(file)
+            .stderr(file2)
+            .process_group(0);
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", binary.path.display()))?;
+        let mut sw = NsSwitch { child, binary, out };
+        if sw.wait_output(START_TIMEOUT, |o| o.contains("attached to unix socket")) {
+            Ok(sw)
+        } else {
+            Err(format!("switch did not start:\n{}", sw.report()))
+        }
+    }
+
+    /// `PROG` as the switch prints it.
+    pub fn argv0(&self) -> String {
+        self.binary.argv0()
+    }
+
+    /// Everything it printed so far.
+    pub fn output(&self) -> String {
+        read_lossy(&self.out)
+    }
+
+    /// Whether it still runs.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The output and whether it still runs, for assertion messages.
+    pub fn report(&mut self) -> String {
+        let status = match self.child.try_wait() {
+            Ok(Some(s)) => format!("exited: {s}"),
+            _ => "running".to_string(),
+        };
+        format!(
+            "--- switch ({status}) output ---\n{}--- end ---",
+            self.output()
+        )
+    }
+
+    /// Polls the output until `done` holds, the switch exited, or
+    /// `timeout` passed; returns whether `done` held.
+    pub fn wait_output(&mut self, timeout: Duration, done: impl Fn(&str) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let running = self.running();
+            if done(&self.output()) {
+                return true;
+            }
+            if !running || Instant::now() >= deadline {
+                return false;
+            }
+            thread::sleep(POLL);
+        }
+    }
+}
+
+impl Drop for NsSwitch {
+    fn drop(&mut self) {
+        let pid = self.child.id();
+        if self.running() {
+            // `timeout` passes SIGTERM on to the switch and exits.
+            signal_pid(pid, Signal::SIGTERM);
+            let _ = wait_bounded(&mut self.child, Duration::from_secs(3));
+        }
+        // The group `process_group(0)` made for the wrapper (pgid = its
+        // pid); `timeout` keeps the switch in it.
+        crate::process::signal_group(pid, Signal::SIGKILL);
+        let _ = self.child.kill();
+        let _ = wait_bounded(&mut self.child, Duration::from_secs(3));
     }
 }
 
@@ -1053,6 +1203,208 @@ impl FakePort {
             got.push(f);
         }
         got
+    }
+}
+
+/// A test client that exchanges frames through the switch: a daemon
+/// protocol [`FakePort`] or a bess [`BessClient`].
+pub trait FramePort {
+    /// Sends one frame.
+    ///
+    /// # Panics
+    ///
+    /// When sending fails or blocks for more than 5 s.
+    fn send_frame(&self, frame: &[u8]);
+
+    /// Receives one frame, waiting at most `timeout`.
+    fn recv_frame(&self, timeout: Duration) -> Option<Vec<u8>>;
+
+    /// Sends a marker frame (see [`marker_frame`]) and returns its id.
+    fn send_marker_frame(&self) -> u32 {
+        let id = new_marker_id();
+        self.send_frame(&marker_frame(id));
+        id
+    }
+
+    /// Receives frames until the marker `id` arrives and returns those
+    /// that came before it.
+    ///
+    /// # Errors
+    ///
+    /// When the marker does not arrive within `timeout` (with what came).
+    fn frames_until_marker(&self, id: u32, timeout: Duration) -> Result<Vec<Vec<u8>>, String> {
+        let deadline = Instant::now() + timeout;
+        let mut got = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(format!(
+                    "marker {id} did not arrive within {timeout:?}; received before: {}",
+                    describe_frames(&got)
+                ));
+            }
+            match self.recv_frame(left) {
+                Some(f) if marker_id(&f) == Some(id) => return Ok(got),
+                Some(f) => got.push(f),
+                None => {}
+            }
+        }
+    }
+}
+
+impl FramePort for FakePort {
+    fn send_frame(&self, frame: &[u8]) {
+        self.send(frame);
+    }
+
+    fn recv_frame(&self, timeout: Duration) -> Option<Vec<u8>> {
+        self.recv(timeout)
+    }
+}
+
+/// What one receive on a bess connection showed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BessRecv {
+    /// A message (possibly empty).
+    Frame(Vec<u8>),
+    /// The switch closed the connection (or sent an empty message: a
+    /// seqpacket receive cannot tell them apart).
+    Closed,
+    /// Nothing within the timeout.
+    Quiet,
+    /// Another error.
+    Error(String),
+}
+
+/// A fake bess guest (the vector driver's `transport=bess`): a
+/// `SOCK_SEQPACKET` connection to the switch's `--bess` socket; one
+/// Ethernet frame per message, both ways.
+#[derive(Debug)]
+pub struct BessClient {
+    /// The connection (a seqpacket socket; std's type only carries the
+    /// descriptor and its timeouts). `None` after
+    /// [`disconnect`](Self::disconnect).
+    pub sock: Option<UnixStream>,
+}
+
+impl BessClient {
+    /// Connects to the bess socket at `path`, bounded by [`WAIT`] (the
+    /// blocking `connect` runs in a helper thread).
+    ///
+    /// # Errors
+    ///
+    /// When `connect` fails or does not finish in time.
+    pub fn connect(path: &Path) -> Result<BessClient, String> {
+        let (tx, rx) = mpsc::channel();
+        let p = path.to_path_buf();
+        thread::spawn(move || {
+            let _ = tx.send(uml_common::sys::seqpacket::connect(&p));
+        });
+        let fd = match rx.recv_timeout(WAIT) {
+            Ok(Ok(fd)) => fd,
+            Ok(Err(e)) => return Err(format!("bess connect to {}: {e}", path.display())),
+            Err(_) => {
+                return Err(format!(
+                    "bess connect to {} did not finish within {WAIT:?}",
+                    path.display()
+                ))
+            }
+        };
+        let sock = UnixStream::from(fd);
+        sock.set_read_timeout(Some(WAIT))
+            .map_err(|e| format!("set_read_timeout: {e}"))?;
+        sock.set_write_timeout(Some(WAIT))
+            .map_err(|e| format!("set_write_timeout: {e}"))?;
+        Ok(BessClient { sock: Some(sock) })
+    }
+
+    fn fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        match &self.sock {
+            Some(s) => s.as_raw_fd(),
+            None => panic!("bess client already disconnected"),
+        }
+    }
+
+    /// Sends one message (any length, also empty).
+    ///
+    /// # Errors
+    ///
+    /// When `send` fails or times out.
+    pub fn try_send(&self, message: &[u8]) -> std::io::Result<()> {
+        use nix::sys::socket::{send, MsgFlags};
+        let n = send(self.fd(), message, MsgFlags::MSG_NOSIGNAL)?;
+        if n != message.len() {
+            return Err(std::io::Error::other(format!(
+                "short send: {n} of {} bytes",
+                message.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Sends one message.
+    ///
+    /// # Panics
+    ///
+    /// When sending fails or blocks for more than 5 s.
+    pub fn send(&self, message: &[u8]) {
+        if let Err(e) = self.try_send(message) {
+            panic!("bess client sending {} bytes: {e}", message.len());
+        }
+    }
+
+    /// One receive, waiting at most `timeout`.
+    pub fn recv_event(&self, timeout: Duration) -> BessRecv {
+        use nix::sys::socket::{recv, MsgFlags};
+        let Some(sock) = &self.sock else {
+            return BessRecv::Closed;
+        };
+        let _ = sock.set_read_timeout(Some(timeout.max(Duration::from_millis(1))));
+        let mut buf = vec![0u8; 65536];
+        let got = match recv(self.fd(), &mut buf, MsgFlags::empty()) {
+            Ok(0) => BessRecv::Closed,
+            Ok(n) => {
+                buf.truncate(n);
+                BessRecv::Frame(buf)
+            }
+            Err(nix::errno::Errno::EAGAIN) => BessRecv::Quiet,
+            Err(e) => BessRecv::Error(e.to_string()),
+        };
+        let _ = sock.set_read_timeout(Some(WAIT));
+        got
+    }
+
+    /// Receives one frame, waiting at most `timeout`.
+    pub fn recv(&self, timeout: Duration) -> Option<Vec<u8>> {
+        match self.recv_event(timeout) {
+            BessRecv::Frame(f) => Some(f),
+            _ => None,
+        }
+    }
+
+    /// Receives everything queued (waiting `quiet` after the last frame).
+    pub fn drain(&self, quiet: Duration) -> Vec<Vec<u8>> {
+        let mut got = Vec::new();
+        while let Some(f) = self.recv(quiet) {
+            got.push(f);
+        }
+        got
+    }
+
+    /// Closes the connection (the switch should drop the port).
+    pub fn disconnect(&mut self) {
+        self.sock = None;
+    }
+}
+
+impl FramePort for BessClient {
+    fn send_frame(&self, frame: &[u8]) {
+        self.send(frame);
+    }
+
+    fn recv_frame(&self, timeout: Duration) -> Option<Vec<u8>> {
+        self.recv(timeout)
     }
 }
 

@@ -1,8 +1,12 @@
 //! The legacy command line, parsed left to right like the C switch:
 //! `-hub` and `-compat-v0` print their notice as soon as they are seen.
+//! New options are GNU-style long options (`--bess PATH`, `--help`); the
+//! usage text of an error stays the C switch's.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+
+use uml_common::tunnel_opts::TunnelKind;
 
 /// Default control socket.
 pub const DEFAULT_CTL: &str = "/tmp/uml.ctl";
@@ -24,6 +28,14 @@ pub struct Options {
     pub compat_v0: bool,
     /// Detach after set-up.
     pub daemon: bool,
+    /// Listening sockets for bess guests (`--bess`), in order.
+    pub bess: Vec<PathBuf>,
+    /// Tunnel ports (`--l2tpv3 OPTIONS`, `--gre OPTIONS`) in order, their
+    /// options unchecked (checked at start-up, before anything is
+    /// opened).
+    pub tunnels: Vec<(TunnelKind, String)>,
+    /// `--help`: print the help text and exit 0.
+    pub help: bool,
 }
 
 /// The usage text (stderr, exit 1).
@@ -31,6 +43,54 @@ pub fn usage(prog: &str) -> String {
     format!(
         "Usage : {prog} [ -unix control-socket ] [ -hub ] [ -tap tap-device ]\n\
          or : {prog} -compat-v0 [ -unix control-socket data-socket ] [ -hub ] [ -tap tap-device ]\n"
+    )
+}
+
+/// The `--help` text (stdout, exit 0).
+pub fn help(prog: &str) -> String {
+    format!(
+        "Usage: {prog} [-unix control-socket] [-hub] [-tap tap-device]\n\
+         \x20        [-daemon] [--bess PATH]... [--l2tpv3 OPTIONS]... [--gre OPTIONS]...\n\
+         \x20  or: {prog} -compat-v0 [-unix control-socket data-socket] [-hub]\n\
+         \x20        [-tap tap-device] [-daemon] [--bess PATH]... [--l2tpv3 OPTIONS]...\n\
+         \x20        [--gre OPTIONS]...\n\
+         \n\
+         A virtual Ethernet switch for User-Mode Linux guests: it learns where each MAC\n\
+         address is and forwards frames between its ports.\n\
+         \n\
+         \x20 -unix control-socket\n\
+         \x20                 the daemon protocol's control socket (default {DEFAULT_CTL},\n\
+         \x20                 always served); guests of kernels before 6.16 join with\n\
+         \x20                 eth0=daemon,,unix,control-socket\n\
+         \x20 -hub            send every frame to every other port\n\
+         \x20 -tap tap-device attach an existing host tap device as a port\n\
+         \x20 -compat-v0      also serve protocol 0 clients; the data socket is then the\n\
+         \x20                 file {DEFAULT_DATA}, or the second path of a later -unix\n\
+         \x20 -daemon         detach after set-up\n\
+         \x20 --bess PATH     listen on the SOCK_SEQPACKET socket PATH for guests of the\n\
+         \x20                 vector driver's bess transport (any kernel with vecN:,\n\
+         \x20                 including 6.16 and later); every connection is a port, any\n\
+         \x20                 number of guests can use one socket. Guests join with\n\
+         \x20                 vec0:transport=bess,dst=PATH (PATH absolute, without ',' or\n\
+         \x20                 '='). May be given more than once.\n\
+         \x20 --l2tpv3 OPTIONS\n\
+         \x20                 a port for one guest on vecN:transport=l2tpv3,OPTIONS: give\n\
+         \x20                 the guest's own options (src=,dst=,rx_session=,tx_session=;\n\
+         \x20                 udp=1,srcport=,dstport= for UDP, else IP, which needs\n\
+         \x20                 CAP_NET_RAW; rx_cookie=,tx_cookie=[,cookie64=1];\n\
+         \x20                 counter=1[,pin_counter=1]; v6=1). The switch binds dst,\n\
+         \x20                 sends to src, expects the tx_ values and sends the rx_ ones;\n\
+         \x20                 dstport=0 lets it choose a port. It prints the guest's\n\
+         \x20                 argument at start-up.\n\
+         \x20 --gre OPTIONS    a port for one guest on vecN:transport=gre,OPTIONS (src=,dst=\n\
+         \x20                 [,rx_key=,tx_key=][,sequence=1[,pin_sequence=1]][,v6=1]);\n\
+         \x20                 needs CAP_NET_RAW. Options that would make a guest panic\n\
+         \x20                 (e.g. rx_session=0xffffffff: write -1 instead) or that it\n\
+         \x20                 would misread are refused. Both may be given more than once.\n\
+         \x20 --help          print this help and exit\n\
+         \n\
+         SIGINT, SIGTERM and SIGHUP remove the sockets and end the switch; SIGUSR1 prints\n\
+         frame and drop counters on stderr.\n"
     )
 }
 
@@ -54,6 +114,9 @@ pub fn parse(prog: &str, args: &[OsString]) -> Parsed {
         tap: None,
         compat_v0: false,
         daemon: false,
+        bess: Vec::new(),
+        tunnels: Vec::new(),
+        help: false,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -97,6 +160,37 @@ pub fn parse(prog: &str, args: &[OsString]) -> Parsed {
                 }
             }
             Some("-daemon") => o.daemon = true,
+            Some("--help") => o.help = true,
+            Some("--bess") => {
+                let Some(path) = it.next() else {
+                    return Parsed {
+                        notices,
+                        options: None,
+                    };
+                };
+                o.bess.push(PathBuf::from(path));
+            }
+            Some(a) if a.starts_with("--bess=") && a.len() > "--bess=".len() => {
+                o.bess.push(PathBuf::from(&a["--bess=".len()..]));
+            }
+            Some(a) if tunnel_option(a).is_some() => {
+                let Some((kind, inline)) = tunnel_option(a) else {
+                    continue;
+                };
+                let value = match inline {
+                    Some(v) => v.to_string(),
+                    None => match it.next() {
+                        Some(v) => v.to_string_lossy().into_owned(),
+                        None => {
+                            return Parsed {
+                                notices,
+                                options: None,
+                            }
+                        }
+                    },
+                };
+                o.tunnels.push((kind, value));
+            }
             _ => {
                 return Parsed {
                     notices,
@@ -109,6 +203,24 @@ pub fn parse(prog: &str, args: &[OsString]) -> Parsed {
         notices,
         options: Some(o),
     }
+}
+
+/// `--l2tpv3`/`--gre`, alone or with `=VALUE` (non-empty).
+fn tunnel_option(arg: &str) -> Option<(TunnelKind, Option<&str>)> {
+    for kind in [TunnelKind::L2tpv3, TunnelKind::Gre] {
+        let Some(rest) = arg
+            .strip_prefix("--")
+            .and_then(|a| a.strip_prefix(kind.name()))
+        else {
+            continue;
+        };
+        match rest.strip_prefix('=') {
+            None if rest.is_empty() => return Some((kind, None)),
+            Some(v) if !v.is_empty() => return Some((kind, Some(v))),
+            _ => {}
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -145,6 +257,63 @@ mod tests {
         assert_eq!(p(&["-unix", "c", "d", "-compat-v0"]).options, None);
         let o = p(&["-unix", "c", "-compat-v0"]).options.unwrap();
         assert_eq!(o.data, Some(PathBuf::from("/tmp/uml.data")));
+    }
+
+    #[test]
+    fn bess_and_help() {
+        let o = p(&["--bess", "/w/a", "-unix", "c", "--bess=/w/b"])
+            .options
+            .unwrap();
+        assert_eq!(o.bess, [PathBuf::from("/w/a"), PathBuf::from("/w/b")]);
+        assert!(!o.help);
+        assert!(p(&["--help"]).options.unwrap().help);
+        assert_eq!(p(&["--bess"]).options, None);
+        assert_eq!(p(&["--bess="]).options, None);
+        assert_eq!(p(&["-bess", "x"]).options, None);
+        assert_eq!(p(&["---bess", "x"]).options, None);
+        let h = help("sw");
+        assert!(h.starts_with("Usage: sw [-unix control-socket]"), "{h}");
+        assert!(h.contains("vec0:transport=bess,dst=PATH"), "{h}");
+        assert!(h.lines().all(|l| l.len() <= 80), "{h}");
+    }
+
+    #[test]
+    fn tunnel_options_are_collected_in_order_unchecked() {
+        let o = p(&[
+            "--l2tpv3",
+            "udp=1,src=a",
+            "--gre=src=b,dst=c",
+            "--l2tpv3=x=1",
+            "--gre",
+            "anything",
+        ])
+        .options
+        .unwrap();
+        assert_eq!(
+            o.tunnels,
+            [
+                (TunnelKind::L2tpv3, "udp=1,src=a".to_string()),
+                (TunnelKind::Gre, "src=b,dst=c".to_string()),
+                (TunnelKind::L2tpv3, "x=1".to_string()),
+                (TunnelKind::Gre, "anything".to_string()),
+            ]
+        );
+        for bad in [
+            &["--l2tpv3"][..],
+            &["--gre"],
+            &["--gre="],
+            &["--l2tpv3="],
+            &["-gre", "x"],
+            &["--l2tpv", "x"],
+            &["--l2tpv3x", "y"],
+        ] {
+            assert_eq!(p(bad).options, None, "{bad:?}");
+        }
+        let h = help("sw");
+        assert!(
+            h.contains("--l2tpv3 OPTIONS") && h.contains("--gre OPTIONS"),
+            "{h}"
+        );
     }
 
     #[test]

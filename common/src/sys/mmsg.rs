@@ -329,6 +329,32 @@ impl SendBatch {
         true
     }
 
+    /// Like [`SendBatch::push_connected`] for a message made of `header`
+    /// then `frame` (a tunnel header in front of an Ethernet frame),
+    /// copied once into the batch and cut to the buffer length together.
+    pub fn push_connected_with_header(
+        &mut self,
+        header: &[u8],
+        frame: &[u8],
+        sock: BorrowedFd<'_>,
+        tag: u32,
+    ) -> bool {
+        if self.is_full() {
+            return false;
+        }
+        let i = self.n;
+        let buf = &mut self.bufs[i * self.buf_len..(i + 1) * self.buf_len];
+        let h = header.len().min(buf.len());
+        buf[..h].copy_from_slice(&header[..h]);
+        let f = frame.len().min(buf.len() - h);
+        buf[h..h + f].copy_from_slice(&frame[..f]);
+        self.lens[i] = h + f;
+        self.tags[i] = tag;
+        self.dests[i] = sock.as_raw_fd();
+        self.n += 1;
+        true
+    }
+
     fn store(&mut self, frame: &[u8], tag: u32, dest: RawFd) {
         let i = self.n;
         let len = frame.len().min(self.buf_len);
@@ -599,6 +625,24 @@ mod tests {
                 assert_eq!(rx.frame(usize::from(i)), &[tag, i][..]);
             }
         }
+    }
+
+    #[test]
+    fn headers_go_in_front_of_frames_within_the_buffer_length() {
+        let (b, b_addr) = abstract_socket("p");
+        let to_b = UnixDatagram::unbound().unwrap();
+        to_b.connect_addr(&SocketAddr::from_abstract_name(&b_addr.sun_path()[1..]).unwrap())
+            .unwrap();
+        let mut out = SendBatch::new(4, 8);
+        assert!(out.push_connected_with_header(&[1, 2], &[3, 4, 5], to_b.as_fd(), 0));
+        assert!(out.push_connected_with_header(&[1, 2, 3], &[9; 20], to_b.as_fd(), 0));
+        assert!(out.push_connected_with_header(&[7; 10], &[9], to_b.as_fd(), 0));
+        assert_eq!(out.flush(to_b.as_fd(), |f| panic!("{f:?}")).sent, 3);
+        let mut rx = RecvBatch::new(4, 16);
+        assert_eq!(rx.recv(b.as_fd()).unwrap(), 3);
+        assert_eq!(rx.frame(0), &[1, 2, 3, 4, 5][..]);
+        assert_eq!(rx.frame(1), &[1, 2, 3, 9, 9, 9, 9, 9][..]);
+        assert_eq!(rx.frame(2), &[7; 8][..]);
     }
 
     #[test]

@@ -5,10 +5,12 @@
 
 pub mod extents;
 pub mod fd;
+pub mod ipsock;
 pub mod lock;
 pub mod mmsg;
 pub mod nss;
 pub mod process;
+pub mod seqpacket;
 pub mod signal;
 pub mod slip;
 pub mod tun;

@@ -1,0 +1,381 @@
+//! The bess port kind (`--bess PATH`; spec `vector.md` §2): a listening
+//! `SOCK_SEQPACKET` unix socket at PATH; every accepted connection is one
+//! port, numbered by its descriptor like the daemon ports. Guests join
+//! with `vecN:transport=bess,dst=PATH` (kernels with the vector driver,
+//! including ≥ 6.16, which no longer have the daemon transport); any
+//! number of guests may use one socket.
+//!
+//! Wire format: one Ethernet frame per message, no header, both ways.
+//! Frames are received with `recvmmsg` into 1514-byte buffers (longer ones
+//! are truncated and counted, as on daemon ports; runts are dropped by the
+//! core) and sent with `sendmmsg` on each connection, without blocking: a
+//! guest that stops reading fills only its own connection's send buffer,
+//! its frames are then dropped and counted (after the same brief wait as
+//! on daemon ports). End of file, a reset or `EPOLLRDHUP` ends the port
+//! and removes its MAC addresses. The peer's pid and uid (`SO_PEERCRED`)
+//! are kept for the log lines.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::epoll::EpollFlags;
+use uml_common::cli::strerror;
+use uml_common::switch::MAX_FRAME_LEN;
+use uml_common::sys::fd::move_high;
+use uml_common::sys::mmsg::SendBatch;
+use uml_common::sys::seqpacket::{self, PeerCred};
+
+use super::unix::{bind_with_stale_check, BindOutcome};
+use super::{
+    Ctx, Endpoint, Inbox, OpenFailed, Ready, Received, Stats, EAGAIN_COOLDOWN, EAGAIN_PATIENCE,
+    HIGH_FD, SEND_BATCH,
+};
+use crate::core::PortId;
+use crate::output::{err, out};
+
+/// Queue of connections not accepted yet.
+const BACKLOG: i32 = 128;
+/// How soon accepting is tried again after it failed (out of descriptors).
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+/// Sub-token of the listener; connections use `port + 1`.
+const SUB_LISTENER: u32 = 0;
+
+/// Characters a guest cannot put in `dst=` (the vector driver splits its
+/// options on `,` and `=`).
+const UNNAMEABLE: [char; 2] = [',', '='];
+
+struct Conn {
+    fd: OwnedFd,
+    label: i32,
+    cred: Option<PeerCred>,
+    send_error_reported: bool,
+}
+
+impl Conn {
+    /// `port N (pid P, uid U)` for messages.
+    fn describe(&self) -> String {
+        match self.cred {
+            Some(c) => format!("port {} (pid {}, uid {})", self.label, c.pid, c.uid),
+            None => format!("port {}", self.label),
+        }
+    }
+}
+
+/// A bess listener and its connections.
+pub struct Bess {
+    path: PathBuf,
+    listener: OwnedFd,
+    listener_paused: bool,
+    retry_accept: Instant,
+    /// Indexed by port id.
+    conns: Vec<Option<Conn>>,
+    tx: SendBatch,
+}
+
+impl std::fmt::Debug for Bess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Bess({}, {} connections)",
+            self.path.display(),
+            self.conns.iter().flatten().count()
+        )
+    }
+}
+
+/// The kernel argument that joins a bess switch at `path` (made absolute
+/// against the current directory).
+pub fn guest_argument(path: &Path) -> String {
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().map_or_else(|_| path.to_path_buf(), |d| d.join(path))
+    };
+    format!("vec0:transport=bess,dst={}", abs.display())
+}
+
+impl Bess {
+    /// Listens on `path`, replacing a stale socket (one nobody listens on)
+    /// but nothing else.
+    pub fn open(prog: &str, path: &Path) -> Result<Bess, OpenFailed> {
+        let shown = path.display();
+        let refuse = |why: &str| {
+            err(&format!("{prog}: --bess '{shown}': {why}\n"));
+            OpenFailed
+        };
+        if path.to_string_lossy().contains(UNNAMEABLE) {
+            return Err(refuse(
+                "a guest cannot name a path with ',' or '=' (vecN:transport=bess,dst=PATH)",
+            ));
+        }
+        if let Ok(meta) = std::fs::symlink_metadata(path) {
+            if !meta.file_type().is_socket() {
+                return Err(refuse("exists and is not a socket"));
+            }
+        }
+        let (outcome, listener) = bind_with_stale_check(
+            path,
+            |p| seqpacket::listen(p, BACKLOG),
+            |p| seqpacket::connect(p).map(drop),
+        );
+        let listener = match (outcome, listener) {
+            (BindOutcome::Bound, Some(l)) => l,
+            (BindOutcome::InUse, _) => {
+                return Err(refuse("another server is attached to this socket"))
+            }
+            _ => {
+                return Err(refuse(
+                    "cannot listen there (or a stale socket there could not be removed)",
+                ))
+            }
+        };
+        // Kept above the descriptors that are port numbers, so that -tap
+        // and the control connections keep the C switch's numbers.
+        let listener = match move_high(listener, HIGH_FD) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = std::fs::remove_file(path);
+                return Err(refuse(&strerror(&e)));
+            }
+        };
+        let mut tx = SendBatch::new(SEND_BATCH, MAX_FRAME_LEN);
+        tx.set_eagain_patience(EAGAIN_PATIENCE, EAGAIN_COOLDOWN);
+        Ok(Bess {
+            path: path.to_path_buf(),
+            listener,
+            listener_paused: false,
+            retry_accept: Instant::now(),
+            conns: Vec::new(),
+            tx,
+        })
+    }
+
+    fn accept(&mut self, ctx: &mut Ctx<'_>) {
+        loop {
+            let fd = match seqpacket::accept(self.listener.as_fd()) {
+                Ok(fd) => fd,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::ECONNABORTED)) => {
+                    continue
+                }
+                Err(e) => {
+                    err(&format!(
+                        "{}: accept on bess socket '{}': {}\n",
+                        ctx.prog,
+                        self.path.display(),
+                        strerror(&e)
+                    ));
+                    // Out of descriptors: stop accepting for a moment
+                    // instead of spinning on a level-triggered listener.
+                    if ctx.epoll.delete(&self.listener).is_ok() {
+                        self.listener_paused = true;
+                        self.retry_accept = Instant::now() + ACCEPT_RETRY;
+                    }
+                    return;
+                }
+            };
+            let label = fd.as_raw_fd();
+            let cred = seqpacket::peer_cred(fd.as_fd()).ok();
+            let port = ctx.add_port(label);
+            let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP;
+            if ctx.watch_with(&fd, port + 1, flags).is_err() {
+                ctx.remove_port(port);
+                continue;
+            }
+            let conn = Conn {
+                fd,
+                label,
+                cred,
+                send_error_reported: false,
+            };
+            out(&format!("New bess connection: {}\n", conn.describe()));
+            let i = port as usize;
+            if self.conns.len() <= i {
+                self.conns.resize_with(i + 1, || None);
+            }
+            self.conns[i] = Some(conn);
+        }
+    }
+
+    /// Receives one batch from the connection of `port`.
+    fn recv(
+        &mut self,
+        port: PortId,
+        events: EpollFlags,
+        ctx: &mut Ctx<'_>,
+        inbox: &mut Inbox,
+    ) -> Ready {
+        let Some(Some(conn)) = self.conns.get(port as usize) else {
+            return Ready::Done;
+        };
+        let n = match inbox.rx.recv(conn.fd.as_fd()) {
+            Ok(n) => n,
+            Err(e) => {
+                out(&format!(
+                    "Bess {} disconnected: {}\n",
+                    conn.describe(),
+                    strerror(&e)
+                ));
+                self.close(port, ctx);
+                return Ready::Done;
+            }
+        };
+        // At end of file every call returns a full batch of empty entries
+        // (end of file repeats); a batch that is not full ended at "would
+        // block", so its empty entries are empty messages. A full batch
+        // ending in empty entries is end of file only if the peer has shut
+        // down (else they are empty messages, counted as runts).
+        let full = n > 0 && n == inbox.rx.capacity();
+        let hangup = events.intersects(EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLHUP);
+        let eof_from = if full
+            && inbox.rx.frame(n - 1).is_empty()
+            && (hangup || peer_shut_down(conn.fd.as_fd()))
+        {
+            (0..n)
+                .rev()
+                .take_while(|&i| inbox.rx.frame(i).is_empty())
+                .last()
+        } else {
+            None
+        };
+        // The port goes only once nothing it sent waits to be forwarded
+        // (a removed port must not be learned on): frames before the end
+        // of file are returned first, and the next call, which finds
+        // nothing but the end, closes it.
+        if eof_from == Some(0) || (n == 0 && hangup) {
+            out(&format!("Bess {} disconnected\n", conn.describe()));
+            self.close(port, ctx);
+            return Ready::Done;
+        }
+        let frames = eof_from.unwrap_or(n);
+        for i in 0..frames {
+            ctx.stats.frames_in += 1;
+            if inbox.rx.truncated(i) {
+                ctx.stats.truncated += 1;
+            }
+            let len = inbox.rx.frame(i).len();
+            inbox.frames.push(Received { port, slot: i, len });
+        }
+        if full {
+            Ready::More
+        } else {
+            Ready::Done
+        }
+    }
+
+    fn close(&mut self, port: PortId, ctx: &mut Ctx<'_>) {
+        let Some(conn) = self.conns.get_mut(port as usize).and_then(Option::take) else {
+            return;
+        };
+        ctx.unwatch(&conn.fd);
+        ctx.remove_port(port);
+        self.tx.forget_tag(port);
+    }
+}
+
+/// Whether the peer of `fd` has closed or shut down its sending side.
+fn peer_shut_down(fd: BorrowedFd<'_>) -> bool {
+    // nix has no name for POLLRDHUP.
+    let rdhup = PollFlags::from_bits_retain(libc::POLLRDHUP);
+    let mut fds = [PollFd::new(fd, rdhup)];
+    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(1))
+        && fds[0]
+            .revents()
+            .is_some_and(|r| r.intersects(rdhup | PollFlags::POLLHUP | PollFlags::POLLERR))
+}
+
+impl Endpoint for Bess {
+    fn register(&mut self, ctx: &mut Ctx<'_>) -> io::Result<()> {
+        ctx.watch(&self.listener, SUB_LISTENER)
+    }
+
+    fn ready(
+        &mut self,
+        sub: u32,
+        events: EpollFlags,
+        ctx: &mut Ctx<'_>,
+        inbox: &mut Inbox,
+    ) -> Ready {
+        if sub == SUB_LISTENER {
+            self.accept(ctx);
+            return Ready::Done;
+        }
+        self.recv(sub - 1, events, ctx, inbox)
+    }
+
+    fn queue(&mut self, port: PortId, frame: &[u8], stats: &mut Stats) {
+        let Some(Some(conn)) = self.conns.get(port as usize) else {
+            return;
+        };
+        if self.tx.is_full() {
+            let f = self.tx.flush(self.listener.as_fd(), |_| {});
+            stats.frames_out += f.sent as u64;
+            stats.queue_full += f.would_block as u64;
+        }
+        self.tx.push_connected(frame, conn.fd.as_fd(), port);
+    }
+
+    fn flush(&mut self, stats: &mut Stats) {
+        if self.tx.is_empty() {
+            return;
+        }
+        let mut failed: Vec<(u32, io::Error)> = Vec::new();
+        // Every message is for a connection: the listener is never used to
+        // send.
+        let f = self.tx.flush(self.listener.as_fd(), |fail| {
+            failed.push((fail.tag, fail.error))
+        });
+        stats.frames_out += f.sent as u64;
+        stats.queue_full += f.would_block as u64;
+        stats.send_errors += failed.len() as u64;
+        for (tag, e) in failed {
+            // A peer that closed is reported when its end of file is read.
+            if matches!(e.raw_os_error(), Some(libc::EPIPE | libc::ECONNRESET)) {
+                continue;
+            }
+            if let Some(Some(conn)) = self.conns.get_mut(tag as usize) {
+                if !conn.send_error_reported {
+                    conn.send_error_reported = true;
+                    err(&format!(
+                        "Sending to bess {}: {}\n",
+                        conn.describe(),
+                        strerror(&e)
+                    ));
+                }
+            }
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.listener_paused.then_some(self.retry_accept)
+    }
+
+    fn on_deadline(&mut self, now: Instant, ctx: &mut Ctx<'_>) {
+        if !self.listener_paused || now < self.retry_accept {
+            return;
+        }
+        if ctx.watch(&self.listener, SUB_LISTENER).is_ok() {
+            self.listener_paused = false;
+        } else {
+            self.retry_accept = now + ACCEPT_RETRY;
+        }
+    }
+
+    fn cleanup(&mut self) {
+        if let Err(e) = std::fs::remove_file(&self.path) {
+            out(&format!(
+                "Couldn't remove bess socket '{}' : ",
+                self.path.display()
+            ));
+            err(&format!("{}\n", strerror(&e)));
+        }
+    }
+
+    fn discard(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}

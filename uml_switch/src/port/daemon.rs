@@ -1,0 +1,528 @@
+//! The daemon port kind (spec `switch.md`): the control socket, its
+//! connections — one port each, numbered by the connection's descriptor
+//! as in C — and the one data socket all these ports share.
+//!
+//! A kernel connects to the control socket and sends a request naming its
+//! own datagram socket; the connection's bytes go through the state
+//! machine of `control.rs`. Frames arrive on the data socket in
+//! `recvmmsg` batches and are assigned to ports by sender address (a hash
+//! of the 110-byte `sockaddr_un`); frames from an address no port
+//! registered are dropped. Frames leave in `sendmmsg` batches, each port's
+//! on a socket connected to its address (README deviation 15), or with
+//! `sendto` on the data socket when that socket could not be made.
+
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixDatagram, UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use nix::sys::epoll::EpollFlags;
+use uml_common::cli::strerror;
+use uml_common::switch::{data_socket_name, AddrKey, SockAddrUn, MAX_FRAME_LEN, SOCKADDR_UN_LEN};
+use uml_common::sys::fd::move_high;
+use uml_common::sys::mmsg::SendBatch;
+
+use super::unix::{bind_with_stale_check, probe_dgram, probe_stream, BindOutcome};
+use super::{
+    Ctx, Endpoint, Inbox, OpenFailed, Ready, Received, Stats, EAGAIN_COOLDOWN, EAGAIN_PATIENCE,
+    HIGH_FD, SEND_BATCH,
+};
+use crate::control::{Action, ControlConn};
+use crate::core::{MacHasher, PortId};
+use crate::output::{err, out};
+
+/// How often request deadlines are checked (and a paused listener is
+/// tried again) while there is something to check.
+const CONN_SCAN_PERIOD: Duration = Duration::from_millis(100);
+
+const SUB_LISTENER: u32 = 0;
+const SUB_DATA: u32 = 1;
+/// Control connections: this plus the descriptor.
+const SUB_CONN_BASE: u32 = 2;
+
+struct Conn {
+    stream: UnixStream,
+    machine: ControlConn,
+    port: Option<PortId>,
+}
+
+/// A registered client: where its frames go.
+struct Client {
+    addr: SockAddrUn,
+    /// A socket connected to `addr` (see [`connected_socket`]).
+    tx: Option<OwnedFd>,
+    send_error_reported: bool,
+}
+
+/// The daemon protocol endpoint.
+pub struct Daemon {
+    ctl: PathBuf,
+    data_path: Option<PathBuf>,
+    listener: UnixListener,
+    listener_paused: bool,
+    data: UnixDatagram,
+    data_addr: SockAddrUn,
+    conns: HashMap<RawFd, Conn>,
+    /// Connections whose request is not complete yet.
+    pending: usize,
+    next_conn_scan: Instant,
+    /// Indexed by port id.
+    clients: Vec<Option<Client>>,
+    by_addr: HashMap<AddrKey, PortId, BuildHasherDefault<MacHasher>>,
+    tx: SendBatch,
+    unknown_sender_reported: bool,
+}
+
+impl std::fmt::Debug for Daemon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Daemon({}, {} connections)",
+            self.ctl.display(),
+            self.conns.len()
+        )
+    }
+}
+
+impl Daemon {
+    /// Binds the control socket `ctl` and the data socket (the file
+    /// `data_path` with `-compat-v0`, else an abstract address), with the
+    /// C switch's stale-socket handling and messages.
+    pub fn open(prog: &str, ctl: &Path, data_path: Option<&Path>) -> Result<Daemon, OpenFailed> {
+        let (ctl_outcome, listener) =
+            bind_with_stale_check(ctl, |p| UnixListener::bind(p), probe_stream);
+        let (data, data_addr) = if let Some(data_path) = data_path {
+            // Both sockets are tried, as in C, so the message covers both.
+            let (data_outcome, data) =
+                bind_with_stale_check(data_path, |p| UnixDatagram::bind(p), probe_dgram);
+            match (listener.is_some(), data) {
+                (true, Some(d)) => {
+                    let addr = SockAddrUn::path(data_path.as_os_str().as_encoded_bytes());
+                    (d, addr)
+                }
+                _ => {
+                    if ctl_outcome == BindOutcome::Bound {
+                        let _ = std::fs::remove_file(ctl);
+                    }
+                    if data_outcome == BindOutcome::Bound {
+                        let _ = std::fs::remove_file(data_path);
+                    }
+                    compat_bind_failure(prog, ctl, data_path, ctl_outcome, data_outcome);
+                    return Err(OpenFailed);
+                }
+            }
+        } else {
+            match ctl_outcome {
+                BindOutcome::Bound => {}
+                BindOutcome::InUse => {
+                    err(&format!(
+                        "The control socket '{c}' has another server attached to it\n\
+                         You can either\n\tremove '{c}'\n\tor rerun with a different, unused filename for a socket\n",
+                        c = ctl.display()
+                    ));
+                    return Err(OpenFailed);
+                }
+                BindOutcome::CantRemove => {
+                    err(&format!(
+                        "The control socket '{}' exists, isn't used, but couldn't be removed\n",
+                        ctl.display()
+                    ));
+                    return Err(OpenFailed);
+                }
+            }
+            let usecs = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.subsec_micros())
+                .unwrap_or(0);
+            let name = data_socket_name(std::process::id(), usecs);
+            let bound =
+                SocketAddr::from_abstract_name(name).and_then(|a| UnixDatagram::bind_addr(&a));
+            match bound {
+                Ok(d) => (d, SockAddrUn::abstract_name(&name)),
+                Err(e) => {
+                    err(&format!("Binding to data socket: {}\n", strerror(&e)));
+                    let _ = std::fs::remove_file(ctl);
+                    return Err(OpenFailed);
+                }
+            }
+        };
+        let Some(listener) = listener else {
+            return Err(OpenFailed);
+        };
+        let fail = |what: &str, e: &io::Error| {
+            err(&format!("{what}: {}\n", strerror(e)));
+            let _ = std::fs::remove_file(ctl);
+            OpenFailed
+        };
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| fail("Setting O_NONBLOCK on connection fd", &e))?;
+        data.set_nonblocking(true)
+            .map_err(|e| fail("Setting O_NONBLOCK on data fd", &e))?;
+        let mut tx = SendBatch::new(SEND_BATCH, MAX_FRAME_LEN);
+        tx.set_eagain_patience(EAGAIN_PATIENCE, EAGAIN_COOLDOWN);
+        Ok(Daemon {
+            ctl: ctl.to_path_buf(),
+            data_path: data_path.map(Path::to_path_buf),
+            listener,
+            listener_paused: false,
+            data,
+            data_addr,
+            conns: HashMap::new(),
+            pending: 0,
+            next_conn_scan: Instant::now() + CONN_SCAN_PERIOD,
+            clients: Vec::new(),
+            by_addr: HashMap::default(),
+            tx,
+            unknown_sender_reported: false,
+        })
+    }
+
+    /// Receives one batch from the data socket.
+    fn recv_data(&mut self, inbox: &mut Inbox, stats: &mut Stats) -> Ready {
+        let n = match inbox.rx.recv(self.data.as_fd()) {
+            Ok(0) => return Ready::Done,
+            Ok(n) => n,
+            Err(e) => {
+                err(&format!("handle_sock_data: {}\n", strerror(&e)));
+                return Ready::Done;
+            }
+        };
+        for i in 0..n {
+            stats.frames_in += 1;
+            let key = AddrKey::from_sockaddr(inbox.rx.sender(i));
+            let Some(&port) = self.by_addr.get(&key) else {
+                stats.unknown_sender += 1;
+                if !self.unknown_sender_reported {
+                    self.unknown_sender_reported = true;
+                    out("Unknown connection for packet, shouldn't happen.\n");
+                }
+                continue;
+            };
+            if inbox.rx.truncated(i) {
+                stats.truncated += 1;
+            }
+            let len = inbox.rx.frame(i).len();
+            inbox.frames.push(Received { port, slot: i, len });
+        }
+        // Keep reading while frames keep coming (the next recvmmsg is
+        // cheaper than a round through epoll_wait).
+        Ready::More
+    }
+
+    fn accept(&mut self, ctx: &mut Ctx<'_>) {
+        loop {
+            match self.listener.accept() {
+                Ok((stream, _)) => {
+                    if let Err(e) = stream.set_nonblocking(true) {
+                        err(&format!("fcntl - setting O_NONBLOCK: {}\n", strerror(&e)));
+                        continue;
+                    }
+                    let fd = stream.as_raw_fd();
+                    if ctx.watch(&stream, SUB_CONN_BASE + fd as u32).is_err() {
+                        continue;
+                    }
+                    self.pending += 1;
+                    self.conns.insert(
+                        fd,
+                        Conn {
+                            stream,
+                            machine: ControlConn::new(Instant::now()),
+                            port: None,
+                        },
+                    );
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    err(&format!("accept: {}\n", strerror(&e)));
+                    // Out of descriptors: stop accepting for a moment
+                    // instead of spinning on a level-triggered listener.
+                    if ctx.epoll.delete(&self.listener).is_ok() {
+                        self.listener_paused = true;
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    fn handle_conn(&mut self, fd: RawFd, ctx: &mut Ctx<'_>) {
+        let Some(conn) = self.conns.get_mut(&fd) else {
+            return;
+        };
+        let was_pending = conn.machine.is_pending();
+        let mut chunk = [0u8; 256];
+        let size = conn.machine.read_size().min(chunk.len());
+        let actions = match conn.stream.read(&mut chunk[..size]) {
+            Ok(0) => conn.machine.on_eof(),
+            Ok(n) => conn.machine.on_bytes(&chunk[..n], Instant::now()),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                return
+            }
+            Err(e) => conn.machine.on_read_error(&e),
+        };
+        self.apply(fd, actions, ctx);
+        self.settle(fd, was_pending);
+    }
+
+    /// Counts a connection that stopped being pending.
+    fn settle(&mut self, fd: RawFd, was_pending: bool) {
+        let pending = self.conns.get(&fd).is_some_and(|c| c.machine.is_pending());
+        if was_pending && !pending {
+            self.pending = self.pending.saturating_sub(1);
+        }
+    }
+
+    /// Carries out what the state machine of connection `fd` decided.
+    fn apply(&mut self, fd: RawFd, actions: Vec<Action>, ctx: &mut Ctx<'_>) {
+        for action in actions {
+            match action {
+                Action::Out(line) => out(&line),
+                Action::Err(line) => err(&line),
+                Action::Register(addr) => {
+                    let id = ctx.add_port(fd);
+                    self.add_client(id, addr);
+                    if let Some(conn) = self.conns.get_mut(&fd) {
+                        conn.port = Some(id);
+                    }
+                }
+                Action::Reply => {
+                    let Some(conn) = self.conns.get_mut(&fd) else {
+                        return;
+                    };
+                    let failed = match conn.stream.write(&self.data_addr.0) {
+                        Ok(SOCKADDR_UN_LEN) => None,
+                        Ok(_) => Some(conn.machine.on_reply_failed(None)),
+                        Err(e) => Some(conn.machine.on_reply_failed(Some(&e))),
+                    };
+                    if let Some(more) = failed {
+                        return self.apply(fd, more, ctx);
+                    }
+                }
+                Action::Close => {
+                    self.close_conn(fd, ctx);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn close_conn(&mut self, fd: RawFd, ctx: &mut Ctx<'_>) {
+        if let Some(conn) = self.conns.remove(&fd) {
+            ctx.unwatch(&conn.stream);
+            if let Some(port) = conn.port {
+                self.remove_client(port);
+                ctx.remove_port(port);
+            }
+        }
+    }
+
+    fn add_client(&mut self, port: PortId, addr: SockAddrUn) {
+        let tx = connected_socket(&addr);
+        self.by_addr.insert(addr.key(), port);
+        let i = port as usize;
+        if self.clients.len() <= i {
+            self.clients.resize_with(i + 1, || None);
+        }
+        self.clients[i] = Some(Client {
+            addr,
+            tx,
+            send_error_reported: false,
+        });
+    }
+
+    fn remove_client(&mut self, port: PortId) {
+        let Some(client) = self.clients.get_mut(port as usize).and_then(Option::take) else {
+            return;
+        };
+        let key = client.addr.key();
+        if self.by_addr.get(&key) == Some(&port) {
+            self.by_addr.remove(&key);
+        }
+        self.tx.forget_tag(port);
+    }
+}
+
+impl Endpoint for Daemon {
+    fn register(&mut self, ctx: &mut Ctx<'_>) -> io::Result<()> {
+        ctx.watch(&self.listener, SUB_LISTENER)?;
+        ctx.watch(&self.data, SUB_DATA)
+    }
+
+    fn ready(
+        &mut self,
+        sub: u32,
+        _events: EpollFlags,
+        ctx: &mut Ctx<'_>,
+        inbox: &mut Inbox,
+    ) -> Ready {
+        match sub {
+            SUB_DATA => return self.recv_data(inbox, ctx.stats),
+            SUB_LISTENER => self.accept(ctx),
+            s => self.handle_conn((s - SUB_CONN_BASE) as RawFd, ctx),
+        }
+        Ready::Done
+    }
+
+    fn queue(&mut self, port: PortId, frame: &[u8], stats: &mut Stats) {
+        let Some(Some(client)) = self.clients.get(port as usize) else {
+            return;
+        };
+        if self.tx.is_full() {
+            let f = self.tx.flush(self.data.as_fd(), |_| {});
+            stats.frames_out += f.sent as u64;
+            stats.queue_full += f.would_block as u64;
+        }
+        match &client.tx {
+            Some(sock) => self.tx.push_connected(frame, sock.as_fd(), port),
+            None => self.tx.push(frame, &client.addr, port),
+        };
+    }
+
+    fn flush(&mut self, stats: &mut Stats) {
+        if self.tx.is_empty() {
+            return;
+        }
+        let data_fd = self.data.as_raw_fd();
+        let mut failed: Vec<(u32, io::Error)> = Vec::new();
+        let f = self.tx.flush(self.data.as_fd(), |fail| {
+            failed.push((fail.tag, fail.error))
+        });
+        stats.frames_out += f.sent as u64;
+        stats.queue_full += f.would_block as u64;
+        stats.send_errors += failed.len() as u64;
+        for (tag, e) in failed {
+            if let Some(Some(client)) = self.clients.get_mut(tag as usize) {
+                if !client.send_error_reported {
+                    client.send_error_reported = true;
+                    err(&format!(
+                        "send_sock sending to fd {data_fd} {}\n",
+                        strerror(&e)
+                    ));
+                }
+            }
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        // Deadlines are checked on a coarse tick instead of scanning every
+        // connection on every wake-up (which would cost O(ports) per batch
+        // of frames).
+        (self.pending > 0 || self.listener_paused).then_some(self.next_conn_scan)
+    }
+
+    fn on_deadline(&mut self, now: Instant, ctx: &mut Ctx<'_>) {
+        if now < self.next_conn_scan {
+            return;
+        }
+        self.next_conn_scan = now + CONN_SCAN_PERIOD;
+        let pending: Vec<RawFd> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.machine.is_pending())
+            .map(|(&fd, _)| fd)
+            .collect();
+        for fd in pending {
+            let Some(conn) = self.conns.get_mut(&fd) else {
+                continue;
+            };
+            let actions = conn.machine.on_tick(now, ctx.prog, fd);
+            if !actions.is_empty() {
+                self.apply(fd, actions, ctx);
+                self.settle(fd, true);
+            }
+        }
+        if self.listener_paused && ctx.watch(&self.listener, SUB_LISTENER).is_ok() {
+            self.listener_paused = false;
+        }
+    }
+
+    fn cleanup(&mut self) {
+        if let Err(e) = std::fs::remove_file(&self.ctl) {
+            out(&format!(
+                "Couldn't remove control socket '{}' : ",
+                self.ctl.display()
+            ));
+            err(&format!("{}\n", strerror(&e)));
+        }
+        if let Some(d) = &self.data_path {
+            if let Err(e) = std::fs::remove_file(d) {
+                out(&format!("Couldn't remove data socket '{}' : ", d.display()));
+                err(&format!("{}\n", strerror(&e)));
+            }
+        }
+    }
+
+    fn discard(&mut self) {
+        let _ = std::fs::remove_file(&self.ctl);
+        if let Some(d) = &self.data_path {
+            let _ = std::fs::remove_file(d);
+        }
+    }
+}
+
+/// A socket connected to a port's data address, so that the frames
+/// waiting in that port's receive queue are charged to a send buffer of its
+/// own: with one shared sending socket, ports that stop reading use up its
+/// send buffer and every port goes silent (the C switch's behaviour; with
+/// systemd's net.unix.max_dgram_qlen of 512 one stalled port is enough).
+/// The descriptor is moved high so that control connections keep the
+/// numbers the C switch gives them (they are printed as port numbers).
+/// `None` when it cannot be made: that port then uses the shared socket.
+fn connected_socket(addr: &SockAddrUn) -> Option<OwnedFd> {
+    let target = addr.socket_addr()?;
+    let sock = UnixDatagram::unbound().ok()?;
+    sock.connect_addr(&target).ok()?;
+    sock.set_nonblocking(true).ok()?;
+    move_high(OwnedFd::from(sock), HIGH_FD).ok()
+}
+
+fn compat_bind_failure(
+    prog: &str,
+    ctl: &Path,
+    data: &Path,
+    ctl_outcome: BindOutcome,
+    data_outcome: BindOutcome,
+) {
+    let (c, d) = (ctl.display(), data.display());
+    let mut msg = String::new();
+    let mut removable = Vec::new();
+    for (kind, path, outcome) in [("control", &c, ctl_outcome), ("data", &d, data_outcome)] {
+        match outcome {
+            BindOutcome::InUse => msg.push_str(&format!(
+                "The {kind} socket '{path}' has another server attached to it\n"
+            )),
+            // A socket nobody uses that could not be removed automatically
+            // is one the user can remove; one in use is not (the C switch
+            // then only suggests other names).
+            BindOutcome::CantRemove => {
+                msg.push_str(&format!(
+                    "The {kind} socket '{path}' exists, isn't used, but couldn't be removed\n"
+                ));
+                removable.push(format!("'{path}'"));
+            }
+            BindOutcome::Bound => {}
+        }
+    }
+    if removable.is_empty() {
+        msg.push_str(&format!(
+            "You should rerun with different, unused filenames for sockets:\n\t{prog} -unix <control> <data>\n\tand run the UMLs with 'eth0=daemon,,unix,<control>,<data>'\n"
+        ));
+    } else {
+        msg.push_str(&format!(
+            "You can either\n\tremove {}\n\tor rerun with different, unused filenames for sockets:\n\t\t{prog} -unix <control> <data>\n\t\tand run the UMLs with 'eth0=daemon,,unix,<control>,<data>\n",
+            removable.join(" and ")
+        ));
+    }
+    err(&msg);
+}

@@ -1,0 +1,397 @@
+//! Port kinds. Each kind is one module behind the [`Endpoint`] trait and
+//! is made by [`open`] from a parsed [`PortSpec`]:
+//!
+//! * [`daemon`]: the daemon protocol — control socket, control
+//!   connections (one port each) and the shared data socket;
+//! * [`tap`]: a host tap device (one port);
+//! * [`bess`]: a `SOCK_SEQPACKET` listener for the vector driver's
+//!   `transport=bess` (one port per connection);
+//! * [`l2tpv3`], [`gre`]: a statically configured tunnel to one guest of
+//!   the vector driver's `transport=l2tpv3` or `transport=gre` (one port;
+//!   the socket, batching and counters they share are [`tunnel`]'s).
+//!
+//! An endpoint owns its descriptors and carries one port or many. The
+//! event loop (`server.rs`) hands it readiness events for the descriptors
+//! it registered; it receives a batch of frames into the shared
+//! [`Inbox`], which the loop forwards through the core (`core.rs`),
+//! calling [`Endpoint::queue`] for each destination and then
+//! [`Endpoint::flush`] once per batch. Ports are created and removed
+//! through [`Ctx`], which keeps the port table and purges the MAC
+//! addresses of a removed port.
+
+pub mod bess;
+pub mod daemon;
+pub mod gre;
+pub mod l2tpv3;
+pub mod tap;
+pub mod tunnel;
+pub mod unix;
+
+use std::io;
+use std::os::fd::{AsFd, RawFd};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use nix::sys::epoll::{Epoll, EpollEvent, EpollFlags};
+use uml_common::sys::mmsg::RecvBatch;
+use uml_common::tunnel_opts::{TunnelConfig, TunnelKind};
+
+use crate::core::{MacTable, PortId};
+
+/// Lowest descriptor number of descriptors users never see (the event
+/// loop's own, per-port sending sockets): ports keep the descriptor
+/// numbers the C switch gives them, as those are printed as port numbers.
+pub const HIGH_FD: i32 = 1000;
+/// Frames per `recvmmsg`/`sendmmsg` call.
+pub const BATCH: usize = 64;
+/// Room in a send batch: a flood of a full receive batch to many ports is
+/// split over several `sendmmsg` calls.
+pub const SEND_BATCH: usize = 256;
+
+/// How long a frame whose receiver queue is full is retried (yielding in
+/// between) before it is dropped and counted; a port whose queue stays
+/// full that long is then congested for EAGAIN_COOLDOWN (one attempt per
+/// frame, no waiting). A receiver that is briefly behind loses nothing; a
+/// stopped or slow one costs the switch at most 0.5 ms per 50 ms (1 %).
+pub const EAGAIN_PATIENCE: Duration = Duration::from_micros(500);
+/// See EAGAIN_PATIENCE.
+pub const EAGAIN_COOLDOWN: Duration = Duration::from_millis(50);
+/// Counters, printed on SIGUSR1.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stats {
+    /// Frames received on any port.
+    pub frames_in: u64,
+    /// Frames sent (per destination).
+    pub frames_out: u64,
+    /// Dropped: shorter than an Ethernet header.
+    pub short: u64,
+    /// Longer than 1514 bytes: forwarded truncated.
+    pub truncated: u64,
+    /// Dropped: from an address no port registered.
+    pub unknown_sender: u64,
+    /// Dropped: a receiver's queue was full.
+    pub queue_full: u64,
+    /// Dropped: other send errors.
+    pub send_errors: u64,
+    /// Addresses not learned because the table was full.
+    pub table_full: u64,
+}
+
+/// What a port is, as parsed from the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PortSpec {
+    /// The daemon protocol: control socket `ctl`; with `-compat-v0` the
+    /// data socket is the file `data`, else an abstract address.
+    Daemon {
+        /// Control socket path.
+        ctl: PathBuf,
+        /// Data socket path (`-compat-v0`).
+        data: Option<PathBuf>,
+    },
+    /// A host tap device.
+    Tap {
+        /// Its name.
+        name: String,
+    },
+    /// A bess (`SOCK_SEQPACKET`) listening socket.
+    Bess {
+        /// Its path.
+        path: PathBuf,
+    },
+    /// An l2tpv3 or gre tunnel to one guest (checked options).
+    Tunnel(TunnelConfig),
+}
+
+/// Why an endpoint could not be opened; the message has been printed.
+#[derive(Debug)]
+pub struct OpenFailed;
+
+/// Opens the endpoint `spec` describes (binding its sockets, printing the
+/// C switch's messages). `Ok(None)`: the kind is optional and could not be
+/// opened (a tap); the switch runs without it.
+pub fn open(prog: &str, spec: &PortSpec) -> Result<Option<Box<dyn Endpoint>>, OpenFailed> {
+    match spec {
+        PortSpec::Daemon { ctl, data } => Ok(Some(Box::new(daemon::Daemon::open(
+            prog,
+            ctl,
+            data.as_deref(),
+        )?))),
+        PortSpec::Tap { name } => {
+            Ok(tap::Tap::open(name).map(|t| Box::new(t) as Box<dyn Endpoint>))
+        }
+        PortSpec::Bess { path } => Ok(Some(Box::new(bess::Bess::open(prog, path)?))),
+        PortSpec::Tunnel(config) => Ok(Some(match config.kind {
+            TunnelKind::L2tpv3 => Box::new(l2tpv3::open(prog, config)?),
+            TunnelKind::Gre => Box::new(gre::open(prog, config)?),
+        })),
+    }
+}
+
+/// Whether an endpoint wants to be called again for the same event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ready {
+    /// Nothing more to do now.
+    Done,
+    /// A batch was received; there may be more.
+    More,
+}
+
+/// A port kind's descriptors, ports and I/O.
+pub trait Endpoint {
+    /// Registers the endpoint's descriptors with [`Ctx::watch`] and adds
+    /// the ports it carries from the start.
+    fn register(&mut self, ctx: &mut Ctx<'_>) -> io::Result<()>;
+
+    /// Descriptor `sub` (as given to [`Ctx::watch`]) is ready with
+    /// `events`: accept, handle control bytes, or receive one batch of
+    /// frames into `inbox` (noting each frame's port). The loop forwards
+    /// the batch, flushes, and calls again while this returns
+    /// [`Ready::More`] (a bounded number of times). A port whose frames
+    /// are put in the inbox must not be removed in the same call (the
+    /// loop would drop them).
+    fn ready(
+        &mut self,
+        sub: u32,
+        events: EpollFlags,
+        ctx: &mut Ctx<'_>,
+        inbox: &mut Inbox,
+    ) -> Ready;
+
+    /// Queues `frame` for `port` (one of this endpoint's).
+    fn queue(&mut self, port: PortId, frame: &[u8], stats: &mut Stats);
+
+    /// Sends everything queued.
+    fn flush(&mut self, stats: &mut Stats);
+
+    /// When [`Endpoint::on_deadline`] must run next, if ever.
+    fn next_deadline(&self) -> Option<Instant> {
+        None
+    }
+
+    /// Time-based work (request timeouts, resuming a paused listener).
+    fn on_deadline(&mut self, _now: Instant, _ctx: &mut Ctx<'_>) {}
+
+    /// At exit: removes the endpoint's socket files, printing the C
+    /// switch's messages on failure.
+    fn cleanup(&mut self) {}
+
+    /// After a failed set-up: removes the socket files silently.
+    fn discard(&mut self) {}
+
+    /// A line printed at start-up after the `attached` line (e.g. the
+    /// guest argument that joins a tunnel port), if any.
+    fn announce(&self) -> Option<String> {
+        None
+    }
+
+    /// On SIGUSR1, after the switch's counters: the endpoint's own
+    /// counters, if it keeps any (on stderr).
+    fn print_stats(&self, _prog: &str) {}
+}
+
+/// Index of an endpoint in the event loop.
+pub type EndpointId = u32;
+
+/// One received frame: its port and where it is in the receive batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Received {
+    /// The port it came from.
+    pub port: PortId,
+    /// Buffer index in the batch.
+    pub slot: usize,
+    /// Its length (at most the buffer length).
+    pub len: usize,
+}
+
+/// The receive buffers shared by all endpoints, and the frames of the last
+/// batch.
+#[derive(Debug)]
+pub struct Inbox {
+    /// Preallocated frame buffers.
+    pub rx: RecvBatch,
+    /// The frames to forward, in order.
+    pub frames: Vec<Received>,
+}
+
+impl Inbox {
+    /// `count` buffers of `len` bytes.
+    pub fn new(count: usize, len: usize) -> Inbox {
+        Inbox {
+            rx: RecvBatch::new(count, len),
+            frames: Vec::with_capacity(count),
+        }
+    }
+
+    /// The bytes of `frame`.
+    pub fn bytes(&self, frame: Received) -> &[u8] {
+        self.rx.buffer(frame.slot, frame.len)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct PortEntry {
+    endpoint: EndpointId,
+    label: RawFd,
+}
+
+/// Every port of the switch: its endpoint and its label (the number the
+/// messages print: a descriptor, as the C switch prints).
+#[derive(Debug, Default)]
+pub struct PortTable {
+    entries: Vec<Option<PortEntry>>,
+    free: Vec<PortId>,
+}
+
+impl PortTable {
+    /// One more than the largest port id in use (ids below are iterated
+    /// when flooding).
+    pub fn id_limit(&self) -> PortId {
+        self.entries.len() as PortId
+    }
+
+    /// The endpoint of `port`, if it exists.
+    #[inline]
+    pub fn endpoint(&self, port: PortId) -> Option<EndpointId> {
+        match self.entries.get(port as usize) {
+            Some(Some(e)) => Some(e.endpoint),
+            _ => None,
+        }
+    }
+
+    /// The label of `port`, if it exists.
+    pub fn label(&self, port: PortId) -> Option<RawFd> {
+        match self.entries.get(port as usize) {
+            Some(Some(e)) => Some(e.label),
+            _ => None,
+        }
+    }
+
+    /// Number of ports.
+    pub fn count(&self) -> usize {
+        self.entries.iter().flatten().count()
+    }
+
+    fn add(&mut self, endpoint: EndpointId, label: RawFd) -> PortId {
+        let entry = Some(PortEntry { endpoint, label });
+        match self.free.pop() {
+            Some(id) => {
+                self.entries[id as usize] = entry;
+                id
+            }
+            None => {
+                self.entries.push(entry);
+                self.entries.len() as PortId - 1
+            }
+        }
+    }
+
+    fn remove(&mut self, port: PortId) -> bool {
+        match self.entries.get_mut(port as usize).and_then(Option::take) {
+            Some(_) => {
+                self.free.push(port);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// What an endpoint may use while handling an event.
+#[derive(Debug)]
+pub struct Ctx<'a> {
+    /// `argv[0]`, for messages.
+    pub prog: &'a str,
+    /// The event loop.
+    pub epoll: &'a Epoll,
+    /// The endpoint being called.
+    pub endpoint: EndpointId,
+    /// The port table.
+    pub ports: &'a mut PortTable,
+    /// The MAC table (purged when a port goes).
+    pub macs: &'a mut MacTable,
+    /// Counters.
+    pub stats: &'a mut Stats,
+}
+
+/// Epoll token of `sub` of `endpoint` (tokens below 2^32 are the event
+/// loop's own).
+pub fn token(endpoint: EndpointId, sub: u32) -> u64 {
+    (u64::from(endpoint) + 1) << 32 | u64::from(sub)
+}
+
+/// The endpoint and sub-token of an epoll token made by [`token`].
+pub fn split_token(token: u64) -> Option<(EndpointId, u32)> {
+    let hi = token >> 32;
+    (hi > 0).then(|| ((hi - 1) as EndpointId, token as u32))
+}
+
+impl Ctx<'_> {
+    /// Watches `fd` for input; its events come back to
+    /// [`Endpoint::ready`] as `sub`.
+    pub fn watch(&self, fd: impl AsFd, sub: u32) -> io::Result<()> {
+        self.watch_with(fd, sub, EpollFlags::EPOLLIN)
+    }
+
+    /// Like [`Ctx::watch`] with explicit event flags.
+    pub fn watch_with(&self, fd: impl AsFd, sub: u32, flags: EpollFlags) -> io::Result<()> {
+        self.epoll
+            .add(fd, EpollEvent::new(flags, token(self.endpoint, sub)))
+            .map_err(io::Error::from)
+    }
+
+    /// Stops watching `fd`.
+    pub fn unwatch(&self, fd: impl AsFd) {
+        let _ = self.epoll.delete(fd);
+    }
+
+    /// A new port of this endpoint, printed as `label`.
+    pub fn add_port(&mut self, label: RawFd) -> PortId {
+        self.ports.add(self.endpoint, label)
+    }
+
+    /// Removes `port` and every MAC address learned on it.
+    pub fn remove_port(&mut self, port: PortId) {
+        if self.ports.remove(port) {
+            self.macs.purge_port(port);
+        }
+    }
+}
+
+/// Sets `O_NONBLOCK` on `fd`.
+pub fn set_nonblocking(fd: impl AsFd) -> io::Result<()> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    use std::os::fd::AsRawFd;
+    let raw = fd.as_fd().as_raw_fd();
+    let flags = fcntl(raw, FcntlArg::F_GETFL).map_err(io::Error::from)?;
+    let flags = OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK;
+    fcntl(raw, FcntlArg::F_SETFL(flags)).map_err(io::Error::from)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip_and_leave_room_for_the_loop() {
+        assert_eq!(split_token(token(0, 0)), Some((0, 0)));
+        assert_eq!(split_token(token(7, u32::MAX)), Some((7, u32::MAX)));
+        assert_eq!(split_token(5), None);
+    }
+
+    #[test]
+    fn port_ids_are_reused_and_labels_kept() {
+        let mut t = PortTable::default();
+        let a = t.add(0, 5);
+        let b = t.add(1, 6);
+        assert_eq!((a, b), (0, 1));
+        assert_eq!(t.label(b), Some(6));
+        assert_eq!(t.endpoint(b), Some(1));
+        assert!(t.remove(a));
+        assert!(!t.remove(a));
+        assert_eq!(t.endpoint(a), None);
+        assert_eq!(t.count(), 1);
+        assert_eq!(t.add(2, 9), a);
+        assert_eq!(t.id_limit(), 2);
+    }
+}

@@ -1,0 +1,153 @@
+//! Start-up, in the C switch's order: check the tunnel options (before
+//! anything is opened), check stdin, open the ports (binding the sockets,
+//! with the C switch's messages), print the `attached` line (then, for
+//! each `--bess` socket and tunnel port, the guest argument that joins
+//! it), open the tap, detach with `-daemon`, then build the event loop.
+
+use std::io::{self, IsTerminal};
+
+use nix::sys::epoll::{Epoll, EpollCreateFlags};
+use uml_common::cli::strerror;
+use uml_common::sys::fd::move_high;
+
+use crate::cli::Options;
+use crate::output::{err, out};
+use crate::port::{self, bess, tunnel, Endpoint, PortSpec, HIGH_FD};
+use crate::server::Switch;
+use crate::signals;
+
+/// Why set-up failed; the message has been printed.
+#[derive(Debug)]
+pub struct SetupFailed;
+
+/// Removes the socket files of what was opened so far and fails.
+fn abandon(endpoints: &mut [Box<dyn Endpoint>]) -> SetupFailed {
+    for e in endpoints {
+        e.discard();
+    }
+    SetupFailed
+}
+
+/// Creates and binds the sockets, prints the start-up lines and returns the
+/// switch ready to run.
+pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, SetupFailed> {
+    let tunnels = tunnel::check_options(prog, &opts.tunnels)?;
+    // Checked first: a terminal hung up right after start-up still counts
+    // as one (the C switch checks after its first message).
+    let stdin_is_tty = io::stdin().is_terminal();
+    // Block the signals we handle before the control socket exists (and
+    // before -daemon forks): one arriving during set-up then waits for the
+    // event loop and still gets the socket removed.
+    let mask = match signals::block_handled() {
+        Ok(m) => m,
+        Err(e) => {
+            err(&format!("sigprocmask: {e}\n"));
+            return Err(SetupFailed);
+        }
+    };
+    // Fix of C pitfall 9: a relative path could not be removed after
+    // -daemon's chdir("/").
+    if opts.daemon {
+        if let Ok(cwd) = std::env::current_dir() {
+            opts.ctl = cwd.join(&opts.ctl);
+            opts.data = opts.data.map(|d| cwd.join(d));
+            opts.bess = opts.bess.iter().map(|b| cwd.join(b)).collect();
+        }
+    }
+    // Allow as many ports as the hard limit permits.
+    if let Ok((_, hard)) =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+    {
+        let _ = nix::sys::resource::setrlimit(
+            nix::sys::resource::Resource::RLIMIT_NOFILE,
+            hard.min(65_536),
+            hard,
+        );
+    }
+
+    let daemon_spec = PortSpec::Daemon {
+        ctl: opts.ctl.clone(),
+        data: opts.data.clone(),
+    };
+    let mut endpoints: Vec<Box<dyn Endpoint>> = Vec::new();
+    match port::open(prog, &daemon_spec) {
+        Ok(Some(e)) => endpoints.push(e),
+        Ok(None) | Err(_) => return Err(SetupFailed),
+    }
+    for path in &opts.bess {
+        match port::open(prog, &PortSpec::Bess { path: path.clone() }) {
+            Ok(Some(e)) => endpoints.push(e),
+            Ok(None) | Err(_) => return Err(abandon(&mut endpoints)),
+        }
+    }
+    let mut announcements = Vec::new();
+    for config in tunnels {
+        match port::open(prog, &PortSpec::Tunnel(config)) {
+            Ok(Some(e)) => {
+                announcements.extend(e.announce());
+                endpoints.push(e);
+            }
+            Ok(None) | Err(_) => return Err(abandon(&mut endpoints)),
+        }
+    }
+
+    let mut line = match &opts.data {
+        Some(d) => format!(
+            "{prog} attached to unix sockets '{}' and '{}'",
+            opts.ctl.display(),
+            d.display()
+        ),
+        None => format!("{prog} attached to unix socket '{}'", opts.ctl.display()),
+    };
+    if let Some(t) = &opts.tap {
+        line.push_str(&format!(" tap device '{t}'"));
+    }
+    line.push('\n');
+    out(&line);
+    for path in &opts.bess {
+        out(&format!(
+            "bess socket '{}': guests join with {}\n",
+            path.display(),
+            bess::guest_argument(path)
+        ));
+    }
+    for line in &announcements {
+        out(line);
+    }
+
+    if let Some(name) = &opts.tap {
+        // A tap that cannot be opened is reported; the switch runs without.
+        if let Ok(Some(e)) = port::open(prog, &PortSpec::Tap { name: name.clone() }) {
+            endpoints.push(e);
+        }
+    }
+    if opts.daemon {
+        if let Err(e) = nix::unistd::daemon(false, true) {
+            err(&format!("daemon: {}\n", e.desc()));
+            return Err(abandon(&mut endpoints));
+        }
+    }
+
+    // After daemon(): an epoll instance watching a signalfd does not follow
+    // fork. The event loop's own descriptors live above the ones users
+    // see, so that ports get the same numbers as with the C switch.
+    let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)
+        .map_err(io::Error::from)
+        .and_then(|e| move_high(e.0, HIGH_FD))
+        .map(Epoll);
+    let epoll = match epoll {
+        Ok(e) => e,
+        Err(e) => {
+            err(&format!("epoll: {}\n", strerror(&e)));
+            return Err(abandon(&mut endpoints));
+        }
+    };
+    let signals = match signals::open_signalfd(&mask, HIGH_FD) {
+        Ok(s) => s,
+        Err(e) => {
+            err(&format!("signalfd: {}\n", strerror(&e)));
+            return Err(abandon(&mut endpoints));
+        }
+    };
+    Switch::new(prog, opts.hub, epoll, signals, stdin_is_tty, endpoints)
+}
