@@ -1,5 +1,6 @@
 //! The Debian package `uml-utilities-rs` (issue #6), as `packaging/build-deb`
-//! leaves it in `target/debian/`:
+//! leaves it in `debian/` of cargo's target directory (`target/debian/`
+//! unless `CARGO_TARGET_DIR` moves it):
 //!
 //! * its contents and metadata, read with `dpkg-deb` (paths, modes,
 //!   relations, conffiles, md5sums, maintainer scripts), and lintian;
@@ -44,8 +45,8 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tempfile::TempDir;
 use uml_integration_tests::{
-    find_in_path, pid_alive, require, run_with_timeout, NetNs, Requirement, RunOutput, Uml,
-    UmlConfig,
+    cargo_target_dir, find_in_path, pid_alive, require, run_with_timeout, NetNs, Requirement,
+    RunOutput, Uml, UmlConfig,
 };
 
 const PACKAGE: &str = "uml-utilities-rs";
@@ -113,11 +114,6 @@ macro_rules! need {
     };
 }
 
-fn repo_root() -> PathBuf {
-    let tests = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    tests.parent().map(Path::to_path_buf).unwrap_or(tests)
-}
-
 fn arch() -> String {
     let out = run_with_timeout(Command::new("dpkg").arg("--print-architecture"), SHORT);
     assert!(out.success(), "dpkg --print-architecture: {out}");
@@ -131,8 +127,8 @@ fn version() -> String {
 /// The package `packaging/build-deb` writes.
 fn the_deb() -> Result<PathBuf, String> {
     let path =
-        repo_root()
-            .join("target/debian")
+        cargo_target_dir()
+            .join("debian")
             .join(format!("{PACKAGE}_{}_{}.deb", version(), arch()));
     if path.is_file() {
         Ok(path)
