@@ -41,8 +41,8 @@ pub use process::{
     RunOutput,
 };
 pub use require::{
-    find_in_path, linux_uml, linux_uml7, parse_kernel_version, require, Kernel7, Requirement,
-    DEFAULT_KERNEL7_CACHE, KERNEL7_MIN_VERSION,
+    find_in_path, linux_uml, linux_uml7, nss_module, parse_kernel_version, require, Kernel7,
+    Requirement, DEFAULT_KERNEL7_CACHE, KERNEL7_MIN_VERSION,
 };
 pub use uml::{Kernel, Uml, UmlConfig, DONE_MARKER, IDLE_SCRIPT, READY_MARKER};
 

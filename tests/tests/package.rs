@@ -277,6 +277,12 @@ fn deb_contents_and_metadata() {
         !depends.iter().any(|d| d.starts_with("net-tools")),
         "Depends: {depends:?}"
     );
+    // tunctl, jail_uml and uml_net are linked against the shared glibc
+    // (names through NSS); the others are static.
+    assert!(
+        depends.iter().any(|d| d.starts_with("libc6 (>= ")),
+        "Depends: {depends:?}"
+    );
     assert!(get("Pre-Depends").starts_with("init-system-helpers"));
     for rel in ["Provides", "Conflicts", "Replaces"] {
         assert_eq!(get(rel), "uml-utilities", "{rel}");

@@ -24,7 +24,8 @@ fn repo_root() -> PathBuf {
     tests.parent().map(Path::to_path_buf).unwrap_or(tests)
 }
 
-/// Every file under `scripts/` (recursively) and `packaging/build-deb`.
+/// Every file under `scripts/` (recursively), `packaging/build-deb` and
+/// the workspace's linker `.cargo/link-cc`.
 fn scripts() -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         for entry in std::fs::read_dir(dir).unwrap() {
@@ -40,6 +41,7 @@ fn scripts() -> Vec<PathBuf> {
     let mut out = Vec::new();
     walk(&root.join("scripts"), &mut out);
     out.push(root.join("packaging/build-deb"));
+    out.push(root.join(".cargo/link-cc"));
     out.sort();
     out
 }

@@ -27,6 +27,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 use uml_common::cli::strerror;
+use uml_common::sys::nss;
 use uml_common::sys::tun::{self, Features, Listed, Mode, TunDevice, TunError};
 
 use crate::getopt::{Event, Getopt};
@@ -148,27 +149,19 @@ pub trait Accounts {
 }
 
 /// The system's user and group databases, through the C library's name
-/// services. In the static build only `/etc/passwd` and `/etc/group` are
-/// consulted (see `uml_common::sys::nss`); names that are not UTF-8 are
-/// never found.
+/// services as `/etc/nsswitch.conf` configures them (`tunctl` is linked
+/// dynamically for this; see `uml_common::sys::nss`). Names are looked up
+/// as bytes, as C's `getpwnam` does.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemAccounts;
 
 impl Accounts for SystemAccounts {
     fn uid_of(&self, name: &[u8]) -> Option<u32> {
-        let name = std::str::from_utf8(name).ok()?;
-        nix::unistd::User::from_name(name)
-            .ok()
-            .flatten()
-            .map(|u| u.uid.as_raw())
+        nss::user_by_name(name).map(|u| u.uid)
     }
 
     fn gid_of(&self, name: &[u8]) -> Option<u32> {
-        let name = std::str::from_utf8(name).ok()?;
-        nix::unistd::Group::from_name(name)
-            .ok()
-            .flatten()
-            .map(|g| g.gid.as_raw())
+        nss::group_by_name(name)
     }
 }
 
@@ -584,9 +577,9 @@ pub fn uumain(args: impl IntoIterator<Item = OsString>) -> i32 {
     let argv0 = args
         .first()
         .map_or_else(|| b"tunctl".to_vec(), |a| a.as_bytes().to_vec());
-    // A failure leaves glibc's defaults, which only matter for names
-    // that /etc/passwd and /etc/group do not hold.
-    let _ = uml_common::sys::nss::builtin_services_only();
+    // Dynamic (the build's tunctl): nothing to do. Static: files only, as
+    // other services would crash it; a failure leaves glibc's defaults.
+    let _ = nss::prepare();
     let posixly_correct = std::env::var_os("POSIXLY_CORRECT").is_some();
     let result = parse(&args, posixly_correct, &SystemAccounts).and_then(|cfg| match cfg.action {
         Action::Help => Ok(help(&argv0)),
@@ -963,7 +956,7 @@ mod tests {
 
     #[test]
     fn system_accounts_know_root_and_survive_unknown_names() {
-        uml_common::sys::nss::builtin_services_only().unwrap();
+        nss::prepare().unwrap();
         assert_eq!(SystemAccounts.uid_of(b"root"), Some(0));
         assert_eq!(SystemAccounts.gid_of(b"root"), Some(0));
         // In the static build these crashed before the NSS restriction.
