@@ -1490,3 +1490,180 @@ fn host_archive_from_apt_sources() {
         Some(("http://m.example/debian".to_string(), None))
     );
 }
+
+// ---------------------------------------------------------------------
+// README's two commands on a fresh Debian 12 machine: scripts/demo and
+// scripts/test install the Debian packages they need when run as root,
+// and say exactly what to install otherwise.
+
+/// The workspace's `scripts/` directory.
+fn scripts_dir() -> PathBuf {
+    let tests = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    tests
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or(tests)
+        .join("scripts")
+}
+
+/// A package list of `scripts/lib/debian-packages.bash` (e.g.
+/// `DEMO_PACKAGES`).
+fn package_list(var: &str) -> Vec<String> {
+    let lib = scripts_dir().join("lib/debian-packages.bash");
+    let out = run_with_timeout(
+        Command::new("bash")
+            .arg("-c")
+            .arg(format!(". \"$0\"; echo ${var}"))
+            .arg(&lib),
+        SHORT,
+    );
+    assert!(out.success(), "{out}");
+    out.stdout_str()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+/// A fresh bookworm root (no package of ours) with the workspace's
+/// `scripts/` at `/src/scripts`, and which of `packages` it lacks.
+fn fresh_machine(packages: &[String]) -> Result<(Chroot, Vec<String>), String> {
+    let tarball = base_tarball(Suite::Bookworm)?;
+    let c = Chroot::new(&tarball);
+    fs::create_dir(c.path("/src")).unwrap();
+    fs::set_permissions(c.path("/src"), fs::Permissions::from_mode(0o755)).unwrap();
+    let out = run_with_timeout(
+        Command::new("cp")
+            .arg("-a")
+            .arg(scripts_dir())
+            .arg(c.path("/src/scripts")),
+        SHORT,
+    );
+    assert!(out.success(), "{out}");
+    let status = c.ok("dpkg-query -W -f '${Package} ${db:Status-Abbrev}\\n'");
+    let installed: BTreeSet<&str> = status
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(_, s)| s.starts_with("ii"))
+        .map(|(p, _)| p)
+        .collect();
+    let missing = packages
+        .iter()
+        .filter(|p| !installed.contains(p.as_str()))
+        .cloned()
+        .collect();
+    Ok((c, missing))
+}
+
+const AS_NOBODY: &str = "setpriv --reuid=65534 --regid=65534 --clear-groups";
+
+#[test]
+fn readme_commands_as_a_user_on_a_fresh_debian_12_say_what_to_install() {
+    require!(Requirement::Root);
+    let demo_packages = package_list("DEMO_PACKAGES");
+    let test_packages = package_list("TEST_PACKAGES");
+    assert!(demo_packages.contains(&"user-mode-linux".to_string()));
+    let (c, missing_demo) = need!(fresh_machine(&demo_packages));
+    let missing_test: Vec<String> = test_packages
+        .iter()
+        .filter(|p| {
+            let status = c.run(&format!("dpkg-query -W -f '${{db:Status-Abbrev}}' {p}"));
+            !status.stdout_str().starts_with("ii")
+        })
+        .cloned()
+        .collect();
+    assert!(
+        missing_demo.contains(&"user-mode-linux".to_string()),
+        "the fresh root has user-mode-linux: {missing_demo:?}"
+    );
+
+    let out = c.run(&format!("{AS_NOBODY} /src/scripts/demo"));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert_eq!(
+        out.stderr_str(),
+        format!(
+            "demo: needs Debian packages that are not installed; run as root: apt-get install \
+             --no-install-recommends {}\n",
+            missing_demo.join(" ")
+        ),
+        "{out}"
+    );
+
+    let out = c.run(&format!("{AS_NOBODY} /src/scripts/test"));
+    assert_eq!(out.code, Some(1), "{out}");
+    let err = out.stderr_str();
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(
+        lines.first().copied(),
+        Some(
+            format!(
+                "test: needs Debian packages that are not installed; run as root: apt-get \
+                 install --no-install-recommends {}",
+                missing_test.join(" ")
+            )
+            .as_str()
+        ),
+        "{out}"
+    );
+    assert!(
+        err.contains("test: no 7.x test kernel; run scripts/fetch-kernel7 once as root"),
+        "{out}"
+    );
+    // (This root has no Rust either.)
+    assert_eq!(
+        lines.last().copied(),
+        Some("test: cargo not found in PATH: install Rust (https://rustup.rs)"),
+        "{out}"
+    );
+    // Nothing was installed.
+    for p in &missing_demo {
+        assert!(
+            !c.run(&format!("dpkg-query -W -f '${{db:Status-Abbrev}}' {p}"))
+                .stdout_str()
+                .starts_with("ii"),
+            "{p} got installed"
+        );
+    }
+}
+
+#[test]
+fn demo_as_root_on_a_fresh_debian_12_installs_what_it_needs() {
+    require!(Requirement::Root);
+    let demo_packages = package_list("DEMO_PACKAGES");
+    let (c, missing) = need!(fresh_machine(&demo_packages));
+    assert!(!missing.is_empty());
+    let out = run_with_timeout(
+        &mut chroot_cmd(&c.root, "/src/scripts/demo"),
+        Duration::from_secs(900),
+    );
+    let err = out.stderr_str();
+    let mut lines = err.lines();
+    assert_eq!(
+        lines.next(),
+        Some(format!("demo: installing Debian packages: {}", missing.join(" ")).as_str()),
+        "{out}"
+    );
+    // Then it goes on: every package is there, linux.uml with it; this
+    // root has no Rust, which is the next thing the demo says.
+    for p in &demo_packages {
+        assert!(
+            c.ok(&format!("dpkg-query -W -f '${{db:Status-Abbrev}}' {p}"))
+                .starts_with("ii"),
+            "{p} not installed: {out}"
+        );
+    }
+    assert!(c.run("command -v linux.uml").success());
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        lines
+            .next()
+            .is_some_and(|l| l.starts_with("demo: cargo not found in PATH")),
+        "{out}"
+    );
+    // A second run has nothing to install.
+    let out = c.run("/src/scripts/demo");
+    assert!(
+        out.stderr_str()
+            .starts_with("demo: cargo not found in PATH"),
+        "{out}"
+    );
+}

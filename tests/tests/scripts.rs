@@ -215,3 +215,108 @@ fn harness_and_scripts_agree_on_the_target_directory() {
         theirs.canonicalize().unwrap()
     );
 }
+
+/// Under `CI=true` a missing prerequisite fails; elsewhere the test is
+/// skipped loudly.
+fn skip_or_fail(reason: &str) {
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{reason}; CI must provide it");
+    }
+    let current = std::thread::current();
+    let _ = std::io::Write::write_all(
+        &mut std::io::stderr(),
+        format!(
+            "SKIP {}: {reason}\n",
+            current.name().unwrap_or("<unknown test>")
+        )
+        .as_bytes(),
+    );
+}
+
+/// `scripts/test` as root outside CI fetches the 7.x test kernel (with
+/// `scripts/fetch-kernel7`) and runs the tests with `UML_KERNEL7` set, so
+/// the kernel tests do not skip. Its cargo is a stand-in that records
+/// what it is asked (the real suite is not run again); the kernel must be
+/// in the cache already (this test does not download it) and every
+/// package of the test list installed (it must not install any here).
+#[test]
+fn scripts_test_as_root_fetches_the_7x_kernel() {
+    use uml_integration_tests::{require, Requirement};
+    require!(Requirement::Root);
+    let cache = std::env::var_os("UML_KERNEL7_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/uml-utilities-rs/kernel7"));
+    if !cache.join("linux.uml").is_file() {
+        return skip_or_fail(&format!(
+            "no 7.x kernel in {} (run scripts/fetch-kernel7 as root once)",
+            cache.display()
+        ));
+    }
+    let root = repo_root();
+    let missing = run_with_timeout(
+        Command::new("bash").current_dir(&root).arg("-c").arg(
+            ". scripts/lib/debian-packages.bash; \
+             if [ -z \"$(missing_packages uml-utilities-rs)\" ]; then \
+             TEST_PACKAGES=$(printf '%s\\n' $TEST_PACKAGES | grep -vx uml-utilities); fi; \
+             missing_packages $TEST_PACKAGES",
+        ),
+        LIMIT,
+    );
+    assert!(missing.success(), "{missing}");
+    if !missing.stdout_str().trim().is_empty() {
+        return skip_or_fail(&format!(
+            "packages missing on this host, which scripts/test would install: {}",
+            missing.stdout_str().trim()
+        ));
+    }
+    let fake = tempfile::tempdir().unwrap();
+    let log = fake.path().join("cargo.log");
+    let cargo = fake.path().join("cargo");
+    std::fs::write(
+        &cargo,
+        "#!/bin/sh\nprintf '%s | UML_KERNEL7=%s\\n' \"$*\" \"${UML_KERNEL7:-}\" >> \"$FAKE_CARGO_LOG\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&cargo, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut dirs = vec![fake.path().to_path_buf()];
+    dirs.extend(std::env::split_paths(&path));
+    let out = run_with_timeout(
+        Command::new(root.join("scripts/test"))
+            .env("PATH", std::env::join_paths(dirs).unwrap())
+            .env("FAKE_CARGO_LOG", &log)
+            .env_remove("CI")
+            .env_remove("UML_KERNEL7")
+            .env_remove("UML_TEST_PACKAGE"),
+        Duration::from_secs(300),
+    );
+    assert!(out.success(), "{out}");
+    assert!(
+        out.stdout_str().contains("== scripts/fetch-kernel7"),
+        "{out}"
+    );
+    assert!(
+        !out.stderr_str().contains("installing Debian packages"),
+        "{out}"
+    );
+    let calls = std::fs::read_to_string(&log).unwrap();
+    let kernel = cache.join("linux.uml");
+    let test_call = calls
+        .lines()
+        .find(|l| l.starts_with("test --workspace"))
+        .unwrap_or_else(|| panic!("cargo test was not run: {calls}"));
+    assert!(
+        test_call.ends_with(&format!("| UML_KERNEL7={}", kernel.display())),
+        "{calls}"
+    );
+    for step in [
+        "fmt --all -- --check",
+        "clippy --workspace",
+        "build --workspace",
+    ] {
+        assert!(
+            calls.lines().any(|l| l.starts_with(step)),
+            "{step}: {calls}"
+        );
+    }
+}
