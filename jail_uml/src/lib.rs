@@ -35,8 +35,9 @@ use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
-use nix::unistd::{Gid, Uid, User};
+use nix::unistd::{Gid, Uid};
 use uml_common::cli::{c_integer, perror_text, strerror};
+use uml_common::sys::nss;
 use uml_common::sys::process::{close_fds_from, set_disposition, Disposition};
 
 /// The usage text (stderr, status 1), byte for byte Debian's.
@@ -136,18 +137,18 @@ pub fn resolve_user(
     })
 }
 
-/// The host user database: the user's uid, primary gid and group list.
+/// The host user database, through every NSS service of
+/// `/etc/nsswitch.conf` (`jail_uml` is linked dynamically for this; see
+/// `uml_common::sys::nss`): the user's uid, primary gid and group list.
 pub fn lookup_user(name: &[u8]) -> Option<Identity> {
-    let text = std::str::from_utf8(name).ok()?;
-    let user = User::from_name(text).ok()??;
-    let cname = CString::new(name).ok()?;
+    let user = nss::user_by_name(name)?;
     // initgroups(name, gid) semantics: the primary group plus every group
     // listing the user.
-    let groups = nix::unistd::getgrouplist(&cname, user.gid).unwrap_or_else(|_| vec![user.gid]);
+    let groups = nss::group_list(name, user.gid).unwrap_or_else(|| vec![user.gid]);
     Some(Identity {
-        uid: user.uid,
-        gid: user.gid,
-        groups,
+        uid: Uid::from_raw(user.uid),
+        gid: Gid::from_raw(user.gid),
+        groups: groups.into_iter().map(Gid::from_raw).collect(),
     })
 }
 
@@ -237,8 +238,9 @@ fn run(args: &[OsString]) -> Result<std::convert::Infallible, Error> {
     if !nix::unistd::geteuid().is_root() {
         return Err(Error::NotRoot);
     }
-    // Static glibc must not load NSS modules (see uml_common::sys::nss).
-    let _ = uml_common::sys::nss::builtin_services_only();
+    // Names through the system's NSS configuration (a static build: files
+    // only, see uml_common::sys::nss).
+    let _ = nss::prepare();
     let plan = parse(args, lookup_user)?;
     close_fds_from(3, &[]).map_err(|e| Error::Step("close_range", e))?;
     enter(&plan)?;
@@ -346,7 +348,7 @@ mod tests {
 
     #[test]
     fn real_user_database() {
-        uml_common::sys::nss::builtin_services_only().unwrap();
+        nss::prepare().unwrap();
         let root = lookup_user(b"root").unwrap();
         assert_eq!((root.uid, root.gid), (Uid::from_raw(0), Gid::from_raw(0)));
         assert!(root.groups.contains(&Gid::from_raw(0)));

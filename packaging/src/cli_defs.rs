@@ -605,7 +605,13 @@ pub fn tunctl() -> Tool {
              so it disappears when nobody has it open, and prints \"Set 'tap0' \
              nonpersistent\".\n\n\
              Options are parsed like glibc getopt(3): they may be clustered (-bt tap0) and \
-             values attached (-ttap0); any operand prints the usage text.",
+             values attached (-ttap0); any operand prints the usage text. The long options \
+             are new and recognised only when spelled exactly (no abbreviations), so every \
+             command line of Debian's tunctl means what it meant.\n\n\
+             A tap for a Linux 7.x guest (vecN:transport=tap,ifname=NAME) needs neither \
+             --vnet-hdr nor --multi-queue: the guest's vector driver asks for virtio-net \
+             headers itself each time it opens the tap, and it cannot attach to a \
+             multi-queue device.",
         )
         .arg(
             Arg::new("brief")
@@ -659,7 +665,43 @@ pub fn tunctl() -> Tool {
                 .short('p')
                 .action(ArgAction::SetTrue)
                 .help("Make a TAP device (Ethernet frames), the default; new."),
-        );
+        )
+        .arg(
+            Arg::new("vnet-hdr")
+                .long("vnet-hdr")
+                .action(ArgAction::SetTrue)
+                .help(
+                    "Set IFF_VNET_HDR (frames on the descriptor carry a virtio-net header), \
+                     as ip tuntap's vnet_hdr. The kernel takes this flag from every attach, so \
+                     it lasts until the next program opens the device; new.",
+                ),
+        )
+        .arg(
+            Arg::new("multi-queue")
+                .long("multi-queue")
+                .action(ArgAction::SetTrue)
+                .help(
+                    "Make a multi-queue device (IFF_MULTI_QUEUE), as ip tuntap's multi_queue. \
+                     Every later attach must ask for it too: such a device is taken over and \
+                     deleted (-d) only with --multi-queue as well; new.",
+                ),
+        )
+        .arg(
+            Arg::new("list")
+                .long("list")
+                .action(ArgAction::SetTrue)
+                .help(
+                    "List the TUN/TAP devices of the network namespace, in interface-index \
+                     order, as ip tuntap show prints them (\"tap0: tap vnet_hdr persist user \
+                     1000 group 100\"): kind, flags, and the owner and group ids when set, \
+                     read from /sys/class/net/*/tun_flags, owner and group. With -b only the \
+                     names. Takes no other option; new.",
+                ),
+        )
+        .arg(Arg::new("help").long("help").action(ArgAction::Help).help(
+            "Print Debian's usage text and then the new options on standard output \
+                     and exit 0 (Debian's tunctl: invalid option); new.",
+        ));
     Tool {
         name: "tunctl",
         section: "8",
@@ -695,6 +737,19 @@ pub fn tunctl() -> Tool {
                     para(
                         "In /etc/network/interfaces, \"tunctl_user alice\" on a tap0 stanza \
                          runs tunctl -u alice -t tap0 before the interface comes up.",
+                    ),
+                    para("A tap alice's Linux 7.x guest uses as vec0:"),
+                    code(
+                        "tunctl -u alice -t uml0\n\
+                         ip addr add 192.168.7.1/24 dev uml0\n\
+                         ip link set uml0 up\n\
+                         linux.uml ... vec0:transport=tap,ifname=uml0    # as alice",
+                    ),
+                    para("A multi-queue tap with virtio-net headers, and the list:"),
+                    code(
+                        "tunctl --multi-queue --vnet-hdr -t mq0\n\
+                         tunctl --list\n\
+                         tunctl --multi-queue -d mq0",
                     ),
                 ],
             ),

@@ -98,8 +98,15 @@ fn every_packaged_program_is_described_once() {
 fn tunctl_options_are_its_getopt_string() {
     let t = tool("tunctl");
     let mut described = String::new();
+    let mut long: Vec<String> = Vec::new();
     for arg in options(&t) {
-        let c = arg.get_short().expect("tunctl has short options only");
+        if let Some(l) = arg.get_long() {
+            assert_eq!(arg.get_short(), None, "{l}: tunctl has no short alias");
+            assert!(!takes_value(&arg), "--{l} takes no value");
+            long.push(l.to_string());
+            continue;
+        }
+        let c = arg.get_short().expect("a short or a long option");
         described.push(c);
         if takes_value(&arg) {
             described.push(':');
@@ -132,6 +139,39 @@ fn tunctl_options_are_its_getopt_string() {
     expected.sort();
     got.sort();
     assert_eq!(got, expected, "cli_defs vs tunctl::OPTSTRING");
+    let mut expected_long: Vec<String> = tunctl::LONG_OPTIONS
+        .iter()
+        .map(|l| String::from_utf8_lossy(l).into_owned())
+        .collect();
+    expected_long.sort();
+    long.sort();
+    assert_eq!(long, expected_long, "cli_defs vs tunctl::LONG_OPTIONS");
+    // The tool's parser accepts each as documented.
+    for l in &long {
+        let args = if l == "list" {
+            os(&["tunctl", "--list", "-b"])
+        } else {
+            os(&["tunctl", &format!("--{l}"), "-t", "x"])
+        };
+        struct NoNames;
+        impl tunctl::Accounts for NoNames {
+            fn uid_of(&self, _: &[u8]) -> Option<u32> {
+                None
+            }
+            fn gid_of(&self, _: &[u8]) -> Option<u32> {
+                None
+            }
+        }
+        let cfg = tunctl::parse(&args, false, &NoNames).unwrap();
+        let on = match l.as_str() {
+            "vnet-hdr" => cfg.features.vnet_hdr,
+            "multi-queue" => cfg.features.multi_queue,
+            "list" => cfg.action == tunctl::Action::List,
+            "help" => cfg.action == tunctl::Action::Help,
+            other => panic!("unknown long option {other}"),
+        };
+        assert!(on, "--{l} not understood: {cfg:?}");
+    }
 }
 
 #[test]

@@ -41,8 +41,8 @@ pub use process::{
     RunOutput,
 };
 pub use require::{
-    find_in_path, linux_uml, linux_uml7, parse_kernel_version, require, Kernel7, Requirement,
-    DEFAULT_KERNEL7_CACHE, KERNEL7_MIN_VERSION,
+    find_in_path, linux_uml, linux_uml7, nss_module, parse_kernel_version, require, Kernel7,
+    Requirement, DEFAULT_KERNEL7_CACHE, KERNEL7_MIN_VERSION,
 };
 pub use uml::{Kernel, Uml, UmlConfig, DONE_MARKER, IDLE_SCRIPT, READY_MARKER};
 
@@ -69,6 +69,34 @@ fn bin_dir_of(exe: &std::path::Path) -> PathBuf {
         dir.parent().unwrap_or(dir).to_path_buf()
     } else {
         dir.to_path_buf()
+    }
+}
+
+/// Cargo's target directory (`target/`, or wherever `CARGO_TARGET_DIR` or
+/// `build.target-dir` put it) of the running test executable.
+/// `packaging/build-deb` leaves the package in its `debian/`.
+pub fn cargo_target_dir() -> PathBuf {
+    target_dir_of(&workspace_bin_dir())
+}
+
+/// See [`cargo_target_dir`]; `bin_dir` is `TARGET[/<triple>]/<profile>`.
+/// The target directory is the nearest directory above `bin_dir` that
+/// holds cargo's `.rustc_info.json`; without one (cargo may skip it), the
+/// profile's grandparent if cargo tagged both it and the parent with
+/// `CACHEDIR.TAG` (`TARGET/<triple>/<profile>`), else the parent.
+fn target_dir_of(bin_dir: &std::path::Path) -> PathBuf {
+    if let Some(dir) = bin_dir
+        .ancestors()
+        .skip(1)
+        .find(|d| d.join(".rustc_info.json").is_file())
+    {
+        return dir.to_path_buf();
+    }
+    let tagged = |d: &std::path::Path| d.join("CACHEDIR.TAG").is_file();
+    let parent = bin_dir.parent().unwrap_or(bin_dir);
+    match parent.parent() {
+        Some(grand) if tagged(parent) && tagged(grand) => grand.to_path_buf(),
+        _ => parent.to_path_buf(),
     }
 }
 
@@ -127,6 +155,35 @@ mod tests {
             bin_dir_of(Path::new("/w/target/release/uml-launch")),
             Path::new("/w/target/release")
         );
+    }
+
+    #[test]
+    fn target_dir_above_the_triple() {
+        let root = tempfile::tempdir().unwrap();
+        let t = root.path().join("elsewhere/tgt");
+        let triple = t.join("x86_64-unknown-linux-gnu");
+        let bin = triple.join("debug");
+        std::fs::create_dir_all(&bin).unwrap();
+        assert_eq!(target_dir_of(&bin), triple, "nothing to go by");
+        for tagged in [&t, &triple] {
+            std::fs::write(tagged.join("CACHEDIR.TAG"), "").unwrap();
+        }
+        assert_eq!(target_dir_of(&bin), t);
+        let plain = t.join("release");
+        std::fs::create_dir_all(&plain).unwrap();
+        assert_eq!(target_dir_of(&plain), t);
+        // A target directory inside another one.
+        let inner = t.join("ci");
+        let inner_bin = inner.join("x86_64-unknown-linux-gnu/debug");
+        std::fs::create_dir_all(&inner_bin).unwrap();
+        std::fs::write(t.join(".rustc_info.json"), "{}").unwrap();
+        std::fs::write(inner.join(".rustc_info.json"), "{}").unwrap();
+        assert_eq!(target_dir_of(&inner_bin), inner);
+        assert_eq!(target_dir_of(&inner.join("debug")), inner);
+        assert_eq!(target_dir_of(&bin), t);
+        // The running build's own target directory holds its profile dir.
+        assert!(workspace_bin_dir().starts_with(cargo_target_dir()));
+        assert!(cargo_target_dir().join("CACHEDIR.TAG").is_file());
     }
 
     #[test]

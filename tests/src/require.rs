@@ -28,6 +28,9 @@ pub enum Requirement {
     CBinary(&'static str),
     /// Network namespaces: the `ip` program and root.
     NetNs,
+    /// The glibc NSS module `libnss_<name>.so.2` (Debian package
+    /// `libnss-<name>`), e.g. `extrausers`.
+    NssModule(&'static str),
 }
 
 impl Requirement {
@@ -53,6 +56,9 @@ impl Requirement {
                     )
                 })
             }
+            Requirement::NssModule(name) => nss_module(name).is_none().then(|| {
+                format!("NSS module libnss_{name}.so.2 not found (apt-get install libnss-{name})")
+            }),
             Requirement::NetNs => {
                 if find_in_path("ip").is_none() {
                     Some("`ip` not found (apt-get install iproute2)".to_string())
@@ -75,6 +81,23 @@ impl Requirement {
             _ => None,
         }
     }
+}
+
+/// Where glibc's dynamic loader would find the NSS module
+/// `libnss_<name>.so.2`: the multiarch and plain library directories.
+pub fn nss_module(name: &str) -> Option<PathBuf> {
+    let file = format!("libnss_{name}.so.2");
+    [
+        "/lib/x86_64-linux-gnu",
+        "/usr/lib/x86_64-linux-gnu",
+        "/lib64",
+        "/usr/lib64",
+        "/lib",
+        "/usr/lib",
+    ]
+    .iter()
+    .map(|d| Path::new(d).join(&file))
+    .find(|p| p.is_file())
 }
 
 /// Checks `what`. Returns `true` when it is met.

@@ -1,11 +1,14 @@
 //! The Debian package `uml-utilities-rs` (issue #6), as `packaging/build-deb`
-//! leaves it in `target/debian/`:
+//! leaves it in `debian/` of cargo's target directory (`target/debian/`
+//! unless `CARGO_TARGET_DIR` moves it):
 //!
 //! * its contents and metadata, read with `dpkg-deb` (paths, modes,
 //!   relations, conffiles, md5sums, maintainer scripts), and lintian;
 //! * installation, removal and purge in a fresh Debian chroot (debootstrap
-//!   `bookworm`, minbase), also over Debian's own `uml-utilities` and next
-//!   to an administrator's statoverride;
+//!   minbase), also over Debian's own `uml-utilities` and next to an
+//!   administrator's statoverride — each in a Debian 12 (`bookworm`) and
+//!   in a Debian unstable userland (what Debian 13 and later come from:
+//!   newer glibc, dpkg, adduser, init-system-helpers);
 //! * the service: the installed unit's wrapper and the init script start
 //!   the installed `uml_switch` as `uml-net` on
 //!   `/run/uml-utilities/uml_switch.ctl`, and two UMLs booted with a plain
@@ -15,12 +18,15 @@
 //!   nothing of the host changes.
 //!
 //! The package is not built here (a release build takes minutes): run
-//! `packaging/build-deb` first. The chroot is made from a tarball of a
+//! `packaging/build-deb` first. Each chroot is made from a tarball of a
 //! debootstrapped root, cached in `/var/cache/uml-utilities-rs-test/`
-//! (`UML_PKG_TEST_CACHE`); making it the first time downloads from
-//! `http://deb.debian.org/debian` (`UML_PKG_TEST_MIRROR`) and takes a
-//! minute or two. Without the package, debootstrap, lintian or the
-//! mirror these tests print `SKIP`; under `CI=true` they fail.
+//! (`UML_PKG_TEST_CACHE`): bookworm's for ever, unstable's for a week.
+//! Making one downloads from the host's own configured Debian archive and
+//! keyring (`/etc/apt/sources.list.d/*.sources` or `sources.list`, as
+//! testing.md §11 does for the 7.x kernel; `UML_PKG_TEST_MIRROR` and
+//! `UML_PKG_TEST_KEYRING` override them, deb.debian.org is the fallback)
+//! and takes a minute or two. Without the package, debootstrap, lintian or
+//! the archive these tests print `SKIP`; under `CI=true` they fail.
 //!
 //! Every command runs with a deadline; every mount is made inside a mount
 //! namespace of its own (`unshare -m --propagation private`), so it
@@ -44,22 +50,64 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tempfile::TempDir;
 use uml_integration_tests::{
-    find_in_path, pid_alive, require, run_with_timeout, NetNs, Requirement, RunOutput, Uml,
-    UmlConfig,
+    cargo_target_dir, find_in_path, pid_alive, require, run_with_timeout, NetNs, Requirement,
+    RunOutput, Uml, UmlConfig,
 };
 
 const PACKAGE: &str = "uml-utilities-rs";
 /// The Debian revision `packaging/Cargo.toml` gives cargo-deb.
 const REVISION: &str = "1";
-const SUITE: &str = "bookworm";
 const DEFAULT_MIRROR: &str = "http://deb.debian.org/debian";
+const DEFAULT_KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
 const DEFAULT_CACHE: &str = "/var/cache/uml-utilities-rs-test";
-/// The cached root's name; change it when the recipe below changes.
-const BASE_NAME: &str = "bookworm-minbase-v1";
-/// Packages added to minbase: adduser (our Depends), iproute2 (the
-/// if-up hook), and the dependencies of Debian's uml-utilities, whose
-/// .deb is downloaded into the root for the replacement test.
-const INCLUDE: &str = "adduser,iproute2,libfuse2,libreadline8,lsb-base";
+/// A Debian userland the package is installed into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Suite {
+    /// Debian 12, the host's own release.
+    Bookworm,
+    /// Debian unstable (the next release, 13/trixie and later, comes from
+    /// it): glibc, adduser, dpkg and init-system-helpers as users of
+    /// current Debian have them.
+    Unstable,
+}
+
+impl Suite {
+    fn name(self) -> &'static str {
+        match self {
+            Suite::Bookworm => "bookworm",
+            Suite::Unstable => "unstable",
+        }
+    }
+
+    /// The cached root's name; change it when the recipe below changes.
+    fn base_name(self) -> &'static str {
+        match self {
+            Suite::Bookworm => "bookworm-minbase-v1",
+            Suite::Unstable => "unstable-minbase-v1",
+        }
+    }
+
+    /// Packages added to minbase: adduser (our Depends), iproute2 (the
+    /// if-up hook), and the dependencies of Debian's uml-utilities, whose
+    /// .deb is downloaded into the root for the replacement test
+    /// (unstable's are the 64-bit-time_t libraries).
+    fn include(self) -> &'static str {
+        match self {
+            Suite::Bookworm => "adduser,iproute2,libfuse2,libreadline8,lsb-base",
+            Suite::Unstable => "adduser,iproute2,libfuse2t64,libreadline8t64,lsb-base",
+        }
+    }
+
+    /// How long a cached root is used: bookworm's for ever (a stable
+    /// release), unstable's for a week (it moves; an older one is still
+    /// used when making a new one fails).
+    fn max_age(self) -> Option<Duration> {
+        match self {
+            Suite::Bookworm => None,
+            Suite::Unstable => Some(Duration::from_secs(7 * 24 * 3600)),
+        }
+    }
+}
 
 const DEBOOTSTRAP_TIMEOUT: Duration = Duration::from_secs(900);
 const CMD_TIMEOUT: Duration = Duration::from_secs(120);
@@ -113,11 +161,6 @@ macro_rules! need {
     };
 }
 
-fn repo_root() -> PathBuf {
-    let tests = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    tests.parent().map(Path::to_path_buf).unwrap_or(tests)
-}
-
 fn arch() -> String {
     let out = run_with_timeout(Command::new("dpkg").arg("--print-architecture"), SHORT);
     assert!(out.success(), "dpkg --print-architecture: {out}");
@@ -131,8 +174,8 @@ fn version() -> String {
 /// The package `packaging/build-deb` writes.
 fn the_deb() -> Result<PathBuf, String> {
     let path =
-        repo_root()
-            .join("target/debian")
+        cargo_target_dir()
+            .join("debian")
             .join(format!("{PACKAGE}_{}_{}.deb", version(), arch()));
     if path.is_file() {
         Ok(path)
@@ -281,6 +324,12 @@ fn deb_contents_and_metadata() {
         !depends.iter().any(|d| d.starts_with("net-tools")),
         "Depends: {depends:?}"
     );
+    // tunctl, jail_uml and uml_net are linked against the shared glibc
+    // (names through NSS); the others are static.
+    assert!(
+        depends.iter().any(|d| d.starts_with("libc6 (>= ")),
+        "Depends: {depends:?}"
+    );
     assert!(get("Pre-Depends").starts_with("init-system-helpers"));
     for rel in ["Provides", "Conflicts", "Replaces"] {
         assert_eq!(get(rel), "uml-utilities", "{rel}");
@@ -374,7 +423,7 @@ fn lintian_reports_no_errors_or_warnings() {
 // The chroot.
 
 /// The cached base root (a tarball), made once per machine.
-static BASE: Mutex<Option<Result<PathBuf, String>>> = Mutex::new(None);
+static BASES: Mutex<Vec<(Suite, Result<PathBuf, String>)>> = Mutex::new(Vec::new());
 
 fn cache_dir() -> PathBuf {
     std::env::var_os("UML_PKG_TEST_CACHE")
@@ -382,8 +431,113 @@ fn cache_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_CACHE))
 }
 
-fn mirror() -> String {
-    std::env::var("UML_PKG_TEST_MIRROR").unwrap_or_else(|_| DEFAULT_MIRROR.to_string())
+/// The Debian archive and its keyring: `UML_PKG_TEST_MIRROR` and
+/// `UML_PKG_TEST_KEYRING` when set, else the host's own configured archive
+/// (the first `.../debian` source of a plain suite in
+/// `/etc/apt/sources.list.d/*.sources` or `/etc/apt/sources.list`, with
+/// its `Signed-By`), as `scripts/fetch-kernel7` does (testing.md §11),
+/// else deb.debian.org with debian-archive-keyring.
+fn archive() -> (String, Option<String>) {
+    let host = host_archive();
+    let mirror = std::env::var("UML_PKG_TEST_MIRROR")
+        .ok()
+        .filter(|m| !m.is_empty())
+        .or_else(|| host.as_ref().map(|h| h.0.clone()))
+        .unwrap_or_else(|| DEFAULT_MIRROR.to_string());
+    let keyring = std::env::var("UML_PKG_TEST_KEYRING")
+        .ok()
+        .filter(|k| !k.is_empty())
+        .or_else(|| host.and_then(|h| h.1))
+        .or_else(|| {
+            Path::new(DEFAULT_KEYRING)
+                .is_file()
+                .then(|| DEFAULT_KEYRING.to_string())
+        });
+    (mirror, keyring)
+}
+
+/// The host's Debian archive: `(URI, Signed-By)` of the first source of a
+/// plain suite (no `-security`, `-updates`) whose URI ends in `/debian`.
+fn host_archive() -> Option<(String, Option<String>)> {
+    let mut texts: Vec<(bool, String)> = Vec::new();
+    if let Ok(dir) = fs::read_dir("/etc/apt/sources.list.d") {
+        let mut files: Vec<PathBuf> = dir
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "sources"))
+            .collect();
+        files.sort();
+        for f in files {
+            texts.push((true, fs::read_to_string(f).unwrap_or_default()));
+        }
+    }
+    texts.push((
+        false,
+        fs::read_to_string("/etc/apt/sources.list").unwrap_or_default(),
+    ));
+    texts
+        .iter()
+        .find_map(|(deb822, text)| parse_sources(text, *deb822))
+}
+
+/// See [`host_archive`]; `deb822`: the text is in the `.sources` format,
+/// else one-line `deb [options] URI SUITE COMPONENTS`.
+fn parse_sources(text: &str, deb822: bool) -> Option<(String, Option<String>)> {
+    let is_debian = |uri: &str| uri.trim_end_matches('/').ends_with("/debian");
+    let plain = |suite: &str| !suite.contains('-');
+    if deb822 {
+        for stanza in text.split("\n\n") {
+            let field = |name: &str| {
+                stanza.lines().find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    (!l.trim_start().starts_with('#') && k.trim().eq_ignore_ascii_case(name))
+                        .then(|| v.trim().to_string())
+                })
+            };
+            let (Some(uris), Some(suites)) = (field("URIs"), field("Suites")) else {
+                continue;
+            };
+            if !field("Types")
+                .unwrap_or_default()
+                .split_whitespace()
+                .any(|t| t == "deb")
+            {
+                continue;
+            }
+            let Some(uri) = uris.split_whitespace().find(|u| is_debian(u)) else {
+                continue;
+            };
+            if suites.split_whitespace().any(plain) {
+                return Some((uri.to_string(), field("Signed-By")));
+            }
+        }
+        return None;
+    }
+    for line in text.lines() {
+        let mut words = line.split_whitespace().peekable();
+        if words.next() != Some("deb") {
+            continue;
+        }
+        let mut keyring = None;
+        if words.peek().is_some_and(|w| w.starts_with('[')) {
+            for w in words.by_ref() {
+                let opt = w.trim_start_matches('[').trim_end_matches(']');
+                if let Some(k) = opt.strip_prefix("signed-by=") {
+                    keyring = Some(k.to_string());
+                }
+                if w.ends_with(']') {
+                    break;
+                }
+            }
+        }
+        let (Some(uri), Some(suite)) = (words.next(), words.next()) else {
+            continue;
+        };
+        if is_debian(uri) && plain(suite) {
+            return Some((uri.to_string(), keyring));
+        }
+    }
+    None
 }
 
 fn tail(text: &str, n: usize) -> String {
@@ -407,27 +561,59 @@ fn chroot_cmd(root: &Path, script: &str) -> Command {
     cmd
 }
 
-/// The base tarball: a debootstrapped minbase root with [`INCLUDE`] and
-/// Debian's uml-utilities .deb in `/var/cache/apt/archives`. Made when
-/// missing (under a lock, so that concurrent test processes make it once).
-fn base_tarball() -> Result<PathBuf, String> {
-    let mut base = BASE.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(r) = base.as_ref() {
+/// The base tarball of `suite`: a debootstrapped minbase root with
+/// [`Suite::include`] and Debian's uml-utilities .deb in
+/// `/var/cache/apt/archives`. Made when missing or older than
+/// [`Suite::max_age`] (under a lock, so that concurrent test processes
+/// make it once).
+fn base_tarball(suite: Suite) -> Result<PathBuf, String> {
+    let mut bases = BASES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, r)) = bases.iter().find(|(s, _)| *s == suite) {
         return r.clone();
     }
-    let r = make_base_tarball();
-    *base = Some(r.clone());
+    let r = make_base_tarball(suite);
+    bases.push((suite, r.clone()));
     r
 }
 
-fn make_base_tarball() -> Result<PathBuf, String> {
+/// Whether the cached `tarball` of `suite` can be used as it is.
+fn fresh(suite: Suite, tarball: &Path) -> bool {
+    let Ok(meta) = fs::metadata(tarball) else {
+        return false;
+    };
+    match suite.max_age() {
+        None => true,
+        Some(max) => meta
+            .modified()
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age < max),
+    }
+}
+
+fn make_base_tarball(suite: Suite) -> Result<PathBuf, String> {
     let dir = cache_dir();
-    let tarball = dir.join(format!("{BASE_NAME}-{}.tar.gz", arch()));
-    if tarball.is_file() {
+    let tarball = dir.join(format!("{}-{}.tar.gz", suite.base_name(), arch()));
+    if fresh(suite, &tarball) {
         return Ok(tarball);
     }
+    match debootstrap_tarball(suite, &dir, &tarball) {
+        Ok(()) => Ok(tarball),
+        Err(e) if tarball.is_file() => {
+            eprintln!(
+                "package tests: renewing {} failed, using the old one: {e}",
+                tarball.display()
+            );
+            Ok(tarball)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Debootstraps `suite` and writes the tarball (atomically).
+fn debootstrap_tarball(suite: Suite, dir: &Path, tarball: &Path) -> Result<(), String> {
     let debootstrap = program("debootstrap", "debootstrap")?;
-    fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let lock = fs::File::create(dir.join(".lock"))
         .map_err(|e| format!("cannot create {}/.lock: {e}", dir.display()))?;
     let deadline = Instant::now() + DEBOOTSTRAP_TIMEOUT + Duration::from_secs(120);
@@ -441,35 +627,39 @@ fn make_base_tarball() -> Result<PathBuf, String> {
             Err((_, e)) => return Err(format!("cannot lock {}/.lock: {e}", dir.display())),
         }
     };
-    if tarball.is_file() {
-        return Ok(tarball);
+    if fresh(suite, tarball) {
+        return Ok(());
     }
     let work = tempfile::Builder::new()
         .prefix(".make-")
-        .tempdir_in(&dir)
+        .tempdir_in(dir)
         .map_err(|e| format!("cannot create a directory in {}: {e}", dir.display()))?;
     let root = work.path().join("root");
     let started = Instant::now();
+    let (mirror, keyring) = archive();
+    let name = suite.name();
     eprintln!(
-        "package tests: debootstrap {SUITE} (minbase) from {} into {} ...",
-        mirror(),
+        "package tests: debootstrap {name} (minbase) from {mirror} (keyring {}) into {} ...",
+        keyring.as_deref().unwrap_or("debootstrap's default"),
         root.display()
     );
     // In a private mount namespace: whatever debootstrap mounts goes away
     // with it, even when it is killed.
-    let out = run_with_timeout(
-        Command::new("unshare")
-            .args(["-m", "--propagation", "private"])
-            .arg(&debootstrap)
-            .args(["--variant=minbase", &format!("--include={INCLUDE}"), SUITE])
-            .arg(&root)
-            .arg(mirror()),
-        DEBOOTSTRAP_TIMEOUT,
-    );
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-m", "--propagation", "private"])
+        .arg(&debootstrap)
+        .args([
+            "--variant=minbase",
+            &format!("--include={}", suite.include()),
+        ]);
+    if let Some(k) = &keyring {
+        cmd.arg(format!("--keyring={k}"));
+    }
+    cmd.arg(name).arg(&root).arg(&mirror);
+    let out = run_with_timeout(&mut cmd, DEBOOTSTRAP_TIMEOUT);
     if !out.success() {
         return Err(format!(
-            "debootstrap {SUITE} from {} failed (mirror unreachable?): code {:?}, timed out {}\n{}\n{}",
-            mirror(),
+            "debootstrap {name} from {mirror} failed (mirror unreachable?): code {:?}, timed out {}\n{}\n{}",
             out.code,
             out.timed_out,
             tail(&out.stdout_str(), 15),
@@ -479,7 +669,10 @@ fn make_base_tarball() -> Result<PathBuf, String> {
     let out = run_with_timeout(
         &mut chroot_cmd(
             &root,
-            "apt-get clean && apt-get update -q && \
+            // (Valid-Until is not checked: unstable's Release files expire
+            // within a week, and a test machine's archive may be a
+            // snapshot older than that.)
+            "apt-get clean && apt-get -o Acquire::Check-Valid-Until=false update -q && \
              apt-get install -y -q --download-only --no-install-recommends uml-utilities && \
              ls /var/cache/apt/archives/uml-utilities_*.deb && rm -rf /var/lib/apt/lists/*",
         ),
@@ -503,13 +696,13 @@ fn make_base_tarball() -> Result<PathBuf, String> {
     if !out.success() {
         return Err(format!("tar of the chroot failed: {out}"));
     }
-    fs::rename(&partial, &tarball).map_err(|e| format!("rename: {e}"))?;
+    fs::rename(&partial, tarball).map_err(|e| format!("rename: {e}"))?;
     eprintln!(
         "package tests: cached {} after {:.0?}",
         tarball.display(),
         started.elapsed()
     );
-    Ok(tarball)
+    Ok(())
 }
 
 /// A fresh root from the base tarball, with a `policy-rc.d` that keeps
@@ -646,10 +839,27 @@ impl Drop for Chroot {
     }
 }
 
-fn chroot_with_package() -> Result<(Chroot, PathBuf), String> {
+fn chroot_with_package(suite: Suite) -> Result<(Chroot, PathBuf), String> {
     let deb = the_deb()?;
-    let tarball = base_tarball()?;
+    let tarball = base_tarball(suite)?;
     let c = Chroot::new(&tarball);
+    // The userland is the suite's.
+    let version = fs::read_to_string(c.path("/etc/debian_version")).unwrap_or_default();
+    let libc = c.ok("dpkg-query -W -f '${Version}' libc6");
+    let right = match suite {
+        Suite::Bookworm => version.starts_with("12."),
+        Suite::Unstable => version.trim_end().ends_with("/sid"),
+    };
+    assert!(
+        right,
+        "{} root with debian_version {version:?}",
+        suite.name()
+    );
+    eprintln!(
+        "package tests: {} root: debian_version {}, libc6 {libc}",
+        suite.name(),
+        version.trim()
+    );
     c.copy_in(&deb, "/tmp/pkg.deb");
     Ok((c, deb))
 }
@@ -713,8 +923,17 @@ fn check_programs(c: &Chroot) {
 
 #[test]
 fn install_remove_purge_in_a_debootstrap_chroot() {
+    install_remove_purge(Suite::Bookworm);
+}
+
+#[test]
+fn install_remove_purge_in_an_unstable_chroot() {
+    install_remove_purge(Suite::Unstable);
+}
+
+fn install_remove_purge(suite: Suite) {
     require!(Requirement::Root);
-    let (c, _) = need!(chroot_with_package());
+    let (c, _) = need!(chroot_with_package(suite));
     let before = c.snapshot();
     let accounts = |c: &Chroot| {
         ["passwd", "group", "shadow", "gshadow"]
@@ -806,8 +1025,17 @@ fn install_remove_purge_in_a_debootstrap_chroot() {
 
 #[test]
 fn replaces_debians_uml_utilities_in_a_debootstrap_chroot() {
+    replaces_debians_uml_utilities(Suite::Bookworm);
+}
+
+#[test]
+fn replaces_debians_uml_utilities_in_an_unstable_chroot() {
+    replaces_debians_uml_utilities(Suite::Unstable);
+}
+
+fn replaces_debians_uml_utilities(suite: Suite) {
     require!(Requirement::Root);
-    let (c, _) = need!(chroot_with_package());
+    let (c, _) = need!(chroot_with_package(suite));
     c.ok("dpkg -i /var/cache/apt/archives/uml-utilities_*.deb");
     assert_eq!(
         statoverride(&c).as_deref(),
@@ -1078,10 +1306,19 @@ fn expect_step_ok(uml: &mut Uml, step: &str, switch_out: &Path) {
 
 #[test]
 fn service_serves_umls_on_the_default_socket() {
+    service_serves_umls(Suite::Bookworm);
+}
+
+#[test]
+fn service_serves_umls_on_the_default_socket_in_unstable() {
+    service_serves_umls(Suite::Unstable);
+}
+
+fn service_serves_umls(suite: Suite) {
     require!(Requirement::Root, Requirement::LinuxUml, Requirement::NetNs);
     need!(program("ping", "iputils-ping"));
     need!(program("nsenter", "util-linux"));
-    let (c, _) = need!(chroot_with_package());
+    let (c, _) = need!(chroot_with_package(suite));
     c.ok("dpkg -i /tmp/pkg.deb");
     let uid: u32 = c.ok("id -u uml-net").trim().parse().unwrap();
     let work = TempDir::new().unwrap();
@@ -1212,4 +1449,221 @@ fn service_serves_umls_on_the_default_socket() {
             "{neigh}"
         );
     }
+}
+
+#[test]
+fn host_archive_from_apt_sources() {
+    let deb822 = "Types: deb\n\
+                  # http://snapshot.debian.org/archive/debian/20250520T000000Z\n\
+                  URIs: http://deb.debian.org/debian\n\
+                  Suites: bookworm bookworm-updates\n\
+                  Components: main\n\
+                  Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\
+                  \n\
+                  Types: deb\n\
+                  URIs: http://deb.debian.org/debian-security\n\
+                  Suites: bookworm-security\n";
+    assert_eq!(
+        parse_sources(deb822, true),
+        Some((
+            "http://deb.debian.org/debian".to_string(),
+            Some("/usr/share/keyrings/debian-archive-keyring.gpg".to_string())
+        ))
+    );
+    let only_security = "Types: deb\nURIs: http://security.debian.org/debian-security\n\
+                         Suites: bookworm-security\n";
+    assert_eq!(parse_sources(only_security, true), None);
+    let src_only = "Types: deb-src\nURIs: http://m.example/debian\nSuites: bookworm\n";
+    assert_eq!(parse_sources(src_only, true), None);
+    let one_line = "# comment\n\
+                    deb http://security.debian.org/debian-security bookworm-security main\n\
+                    deb [arch=amd64 signed-by=/k.gpg] http://m.example/debian/ bookworm main\n";
+    assert_eq!(
+        parse_sources(one_line, false),
+        Some((
+            "http://m.example/debian/".to_string(),
+            Some("/k.gpg".to_string())
+        ))
+    );
+    assert_eq!(
+        parse_sources("deb http://m.example/debian bookworm main\n", false),
+        Some(("http://m.example/debian".to_string(), None))
+    );
+}
+
+// ---------------------------------------------------------------------
+// README's two commands on a fresh Debian 12 machine: scripts/demo and
+// scripts/test install the Debian packages they need when run as root,
+// and say exactly what to install otherwise.
+
+/// The workspace's `scripts/` directory.
+fn scripts_dir() -> PathBuf {
+    let tests = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    tests
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or(tests)
+        .join("scripts")
+}
+
+/// A package list of `scripts/lib/debian-packages.bash` (e.g.
+/// `DEMO_PACKAGES`).
+fn package_list(var: &str) -> Vec<String> {
+    let lib = scripts_dir().join("lib/debian-packages.bash");
+    let out = run_with_timeout(
+        Command::new("bash")
+            .arg("-c")
+            .arg(format!(". \"$0\"; echo ${var}"))
+            .arg(&lib),
+        SHORT,
+    );
+    assert!(out.success(), "{out}");
+    out.stdout_str()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+/// A fresh bookworm root (no package of ours) with the workspace's
+/// `scripts/` at `/src/scripts`, and which of `packages` it lacks.
+fn fresh_machine(packages: &[String]) -> Result<(Chroot, Vec<String>), String> {
+    let tarball = base_tarball(Suite::Bookworm)?;
+    let c = Chroot::new(&tarball);
+    fs::create_dir(c.path("/src")).unwrap();
+    fs::set_permissions(c.path("/src"), fs::Permissions::from_mode(0o755)).unwrap();
+    let out = run_with_timeout(
+        Command::new("cp")
+            .arg("-a")
+            .arg(scripts_dir())
+            .arg(c.path("/src/scripts")),
+        SHORT,
+    );
+    assert!(out.success(), "{out}");
+    let status = c.ok("dpkg-query -W -f '${Package} ${db:Status-Abbrev}\\n'");
+    let installed: BTreeSet<&str> = status
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(_, s)| s.starts_with("ii"))
+        .map(|(p, _)| p)
+        .collect();
+    let missing = packages
+        .iter()
+        .filter(|p| !installed.contains(p.as_str()))
+        .cloned()
+        .collect();
+    Ok((c, missing))
+}
+
+const AS_NOBODY: &str = "setpriv --reuid=65534 --regid=65534 --clear-groups";
+
+#[test]
+fn readme_commands_as_a_user_on_a_fresh_debian_12_say_what_to_install() {
+    require!(Requirement::Root);
+    let demo_packages = package_list("DEMO_PACKAGES");
+    let test_packages = package_list("TEST_PACKAGES");
+    assert!(demo_packages.contains(&"user-mode-linux".to_string()));
+    let (c, missing_demo) = need!(fresh_machine(&demo_packages));
+    let missing_test: Vec<String> = test_packages
+        .iter()
+        .filter(|p| {
+            let status = c.run(&format!("dpkg-query -W -f '${{db:Status-Abbrev}}' {p}"));
+            !status.stdout_str().starts_with("ii")
+        })
+        .cloned()
+        .collect();
+    assert!(
+        missing_demo.contains(&"user-mode-linux".to_string()),
+        "the fresh root has user-mode-linux: {missing_demo:?}"
+    );
+
+    let out = c.run(&format!("{AS_NOBODY} /src/scripts/demo"));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert_eq!(
+        out.stderr_str(),
+        format!(
+            "demo: needs Debian packages that are not installed; run as root: apt-get install \
+             --no-install-recommends {}\n",
+            missing_demo.join(" ")
+        ),
+        "{out}"
+    );
+
+    let out = c.run(&format!("{AS_NOBODY} /src/scripts/test"));
+    assert_eq!(out.code, Some(1), "{out}");
+    let err = out.stderr_str();
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(
+        lines.first().copied(),
+        Some(
+            format!(
+                "test: needs Debian packages that are not installed; run as root: apt-get \
+                 install --no-install-recommends {}",
+                missing_test.join(" ")
+            )
+            .as_str()
+        ),
+        "{out}"
+    );
+    assert!(
+        err.contains("test: no 7.x test kernel; run scripts/fetch-kernel7 once as root"),
+        "{out}"
+    );
+    // (This root has no Rust either.)
+    assert_eq!(
+        lines.last().copied(),
+        Some("test: cargo not found in PATH: install Rust (https://rustup.rs)"),
+        "{out}"
+    );
+    // Nothing was installed.
+    for p in &missing_demo {
+        assert!(
+            !c.run(&format!("dpkg-query -W -f '${{db:Status-Abbrev}}' {p}"))
+                .stdout_str()
+                .starts_with("ii"),
+            "{p} got installed"
+        );
+    }
+}
+
+#[test]
+fn demo_as_root_on_a_fresh_debian_12_installs_what_it_needs() {
+    require!(Requirement::Root);
+    let demo_packages = package_list("DEMO_PACKAGES");
+    let (c, missing) = need!(fresh_machine(&demo_packages));
+    assert!(!missing.is_empty());
+    let out = run_with_timeout(
+        &mut chroot_cmd(&c.root, "/src/scripts/demo"),
+        Duration::from_secs(900),
+    );
+    let err = out.stderr_str();
+    let mut lines = err.lines();
+    assert_eq!(
+        lines.next(),
+        Some(format!("demo: installing Debian packages: {}", missing.join(" ")).as_str()),
+        "{out}"
+    );
+    // Then it goes on: every package is there, linux.uml with it; this
+    // root has no Rust, which is the next thing the demo says.
+    for p in &demo_packages {
+        assert!(
+            c.ok(&format!("dpkg-query -W -f '${{db:Status-Abbrev}}' {p}"))
+                .starts_with("ii"),
+            "{p} not installed: {out}"
+        );
+    }
+    assert!(c.run("command -v linux.uml").success());
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        lines
+            .next()
+            .is_some_and(|l| l.starts_with("demo: cargo not found in PATH")),
+        "{out}"
+    );
+    // A second run has nothing to install.
+    let out = c.run("/src/scripts/demo");
+    assert!(
+        out.stderr_str()
+            .starts_with("demo: cargo not found in PATH"),
+        "{out}"
+    );
 }

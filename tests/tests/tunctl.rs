@@ -1,7 +1,9 @@
 //! tunctl: differential tests against Debian's `/usr/bin/tunctl` (spec
-//! `tunctl.md` §4, `testing.md` §7.3), tests of the new `-n`/`-p` options,
-//! and a real-kernel test: a UML attached to a tap made by our `tunctl`
-//! pings its namespace and is pinged back (`testing.md` §7.2).
+//! `tunctl.md` §4, `testing.md` §7.3), tests of the new options (`-n`/`-p`,
+//! `--vnet-hdr`, `--multi-queue`, `--list` against `ip tuntap show`,
+//! `--help`), and real-kernel tests: a 6.1 UML attached to a tap made by
+//! our `tunctl` pings its namespace and is pinged back (`testing.md` §7.2),
+//! and a 7.x guest does the same over `vecN:transport=tap`.
 //!
 //! Every device is created inside a network namespace the test creates
 //! (and deletes, with its devices). Each implementation runs the same
@@ -19,8 +21,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use uml_integration_tests::{
-    find_in_path, require, run_with_timeout, workspace_bin, NetNs, Requirement, RunOutput, Uml,
-    UmlConfig,
+    find_in_path, require, run_with_timeout, workspace_bin, Kernel, NetNs, Requirement, RunOutput,
+    Uml, UmlConfig,
 };
 
 /// Debian's C tunctl.
@@ -381,7 +383,15 @@ fn corner_cases_match_debian() {
         run(&["foo", "-x"]),
         run(&["foo", "-t", "y"]),
         run(&["-b", "-"]),
-        run(&["--help"]),
+        // Only exactly `--help`, `--list`, `--vnet-hdr` and `--multi-queue`
+        // are new; anything else spelled with two dashes is Debian's error.
+        run(&["--hel"]),
+        run(&["--lis"]),
+        run(&["--list=1"]),
+        run(&["--vnet_hdr"]),
+        run(&["--multi_queue"]),
+        run(&["-t", "--list"]),
+        run(&["-d", "--list"]),
         run(&["-:"]),
         run(&["-bx"]),
         run(&["-u"]),
@@ -663,4 +673,307 @@ fn link_summaries() {
     assert_eq!(o.tun_details("tap0"), Some(tap("user root")));
     assert_eq!(o.tun_details("tap1"), None);
     assert_eq!(link_summary("1: lo: <LOOPBACK,UP> mtu 65536"), None);
+}
+
+/// `ip -d` details of a tap with `vnet_hdr on`.
+fn vtap(owner: &str) -> String {
+    format!("tun type tap pi off vnet_hdr on persist on {owner}")
+}
+
+/// `ip -d` details of a multi-queue tap nobody has open.
+fn mqtap(vnet: &str, owner: &str) -> String {
+    format!(
+        "tun type tap pi off vnet_hdr {vnet} multi_queue numqueues 0 numdisabled 0 persist on \
+         {owner}"
+    )
+}
+
+/// `--vnet-hdr` and `--multi-queue` set the flags `ip tuntap add`
+/// sets; a multi-queue device is taken over and deleted only with
+/// `--multi-queue`; output and the other options are unchanged.
+#[test]
+fn vnet_hdr_and_multi_queue_options() {
+    require!(
+        Requirement::Root,
+        Requirement::NetNs,
+        Requirement::DevNetTun
+    );
+    let set = |name: &str, who: &str| format!("Set '{name}' persistent and owned by {who}\n");
+    let gone = |name: &str| format!("Set '{name}' nonpersistent\n");
+    let einval = "TUNSETIFF: Invalid argument\n".to_string();
+    #[rustfmt::skip]
+    let table: Vec<(Step, String, String, i32, Dev)> = vec![
+        (run(&["--vnet-hdr", "-t", "v0"]), set("v0", "uid 0"), String::new(), 0, Dev::Is("v0", vtap("user root"))),
+        (run(&["-b", "--vnet-hdr"]), "tap0\n".into(), String::new(), 0, Dev::Is("tap0", vtap("user root"))),
+        // vnet_hdr is what the last attach asked for.
+        (run(&["-t", "v0", "-u", "nobody"]), set("v0", "uid 65534"), String::new(), 0, Dev::Is("v0", tap("user nobody"))),
+        (run(&["-n", "--vnet-hdr", "-t", "vtun"]), set("vtun", "uid 0"), String::new(), 0, Dev::Is("vtun", "tun type tun pi off vnet_hdr on persist on user root".into())),
+        (run(&["--multi-queue", "-u", "nobody", "-g", "nogroup", "-t", "mq0"]), set("mq0", "uid 65534 gid 65534"), String::new(), 0, Dev::Is("mq0", mqtap("off", "user nobody group nogroup"))),
+        (run(&["--vnet-hdr", "--multi-queue", "-t", "mq1"]), set("mq1", "uid 0"), String::new(), 0, Dev::Is("mq1", mqtap("on", "user root"))),
+        // Every attach must agree on multi_queue.
+        (run(&["-t", "mq0"]), String::new(), einval.clone(), 1, Dev::Is("mq0", mqtap("off", "user nobody group nogroup"))),
+        (run(&["-d", "mq0"]), String::new(), einval.clone(), 1, Dev::Is("mq0", mqtap("off", "user nobody group nogroup"))),
+        (run(&["--multi-queue", "-t", "v0"]), String::new(), einval, 1, Dev::Is("v0", tap("user nobody"))),
+        (run(&["--multi-queue", "-g", "4321", "-t", "mq0"]), set("mq0", "gid 4321"), String::new(), 0, Dev::Is("mq0", mqtap("off", "user nobody group 4321"))),
+        (run(&["--multi-queue", "-d", "mq0"]), gone("mq0"), String::new(), 0, Dev::Gone("mq0")),
+        (run(&["-d", "mq1", "--multi-queue"]), gone("mq1"), String::new(), 0, Dev::Gone("mq1")),
+        (run(&["-d", "v0"]), gone("v0"), String::new(), 0, Dev::Gone("v0")),
+        (run(&["-n", "-d", "vtun"]), gone("vtun"), String::new(), 0, Dev::Gone("vtun")),
+        // Not in the usage text either.
+        (run(&["--vnet-hdr", "foo"]), String::new(), usage(PROG), 1, Dev::Any),
+    ];
+    let steps: Vec<Step> = table.iter().map(|t| t.0.clone()).collect();
+    let ours = run_sequence(&workspace_bin("tunctl"), "tfeat", &steps);
+    for ((step, stdout, stderr, code, dev), o) in table.iter().zip(&ours) {
+        check_spec(o, &describe(step), stdout, stderr, *code, dev);
+    }
+}
+
+/// `ip tuntap show` of the namespace, one line per device, sorted.
+fn ip_tuntap_show(ns: &NetNs) -> Vec<String> {
+    let out = ns.ip(&["tuntap", "show"]);
+    assert!(out.success(), "ip tuntap show: {out}");
+    let mut lines: Vec<String> = out.stdout_str().lines().map(String::from).collect();
+    lines.sort();
+    lines
+}
+
+/// `--list` prints what `ip tuntap show` prints, in `ifindex` order (as
+/// `ip link` lists devices); `-b --list` just the names; it takes no
+/// option that creates or deletes; `--help` adds the new options to
+/// Debian's usage text, on stdout.
+#[test]
+fn list_matches_ip_tuntap_show_and_help() {
+    require!(
+        Requirement::Root,
+        Requirement::NetNs,
+        Requirement::DevNetTun
+    );
+    let ours = workspace_bin("tunctl");
+    let ns = NetNs::new("tlist");
+    let tunctl = |args: &[&str]| run_tunctl(&ns, &ours, &a(args), &[], &[]);
+
+    let empty = tunctl(&["--list"]);
+    assert_eq!(
+        (empty.code, empty.stdout_str(), empty.stderr_str()),
+        (Some(0), String::new(), String::new()),
+        "{empty}"
+    );
+
+    // Devices of every kind, made by both tools.
+    for args in [
+        &["-t", "plain"][..],
+        &["--vnet-hdr", "-u", "nobody", "-g", "nogroup", "-t", "vh"],
+        &["--multi-queue", "--vnet-hdr", "-g", "4321", "-t", "mqv"],
+        &["-n", "-t", "tn"],
+        &["-n", "--multi-queue", "-u", "1234", "-t", "tnmq"],
+    ] {
+        let out = tunctl(args);
+        assert!(out.success(), "tunctl {args:?}: {out}");
+    }
+    for args in [
+        &[
+            "tuntap",
+            "add",
+            "dev",
+            "ipa",
+            "mode",
+            "tap",
+            "one_queue",
+            "pi",
+            "user",
+            "7",
+        ][..],
+        &[
+            "tuntap",
+            "add",
+            "dev",
+            "ipb",
+            "mode",
+            "tun",
+            "vnet_hdr",
+            "multi_queue",
+            "group",
+            "8",
+        ],
+        &[
+            "link", "add", "veth0", "type", "veth", "peer", "name", "veth1",
+        ],
+    ] {
+        let out = ns.ip(args);
+        assert!(out.success(), "ip {args:?}: {out}");
+    }
+    let listed = tunctl(&["--list"]);
+    assert!(
+        listed.success() && listed.stderr_str().is_empty(),
+        "{listed}"
+    );
+    let ours_lines: Vec<String> = listed.stdout_str().lines().map(String::from).collect();
+    let mut sorted = ours_lines.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        ip_tuntap_show(&ns),
+        "tunctl --list vs ip tuntap show"
+    );
+    for line in [
+        "vh: tap vnet_hdr persist user 65534 group 65534",
+        "mqv: tap multi_queue vnet_hdr persist group 4321",
+        "tnmq: tun multi_queue persist user 1234",
+        "ipa: tap pi one_queue persist filter user 7",
+    ] {
+        assert!(
+            ours_lines.iter().any(|l| l == line),
+            "{line}: {ours_lines:#?}"
+        );
+    }
+    // ifindex order: that of `ip -o link show`, without lo and the veths.
+    let order: Vec<String> = links(&ns)
+        .iter()
+        .filter_map(|l| l.split(' ').next().map(String::from))
+        .filter(|n| !n.starts_with("veth"))
+        .collect();
+    let names: Vec<String> = ours_lines
+        .iter()
+        .map(|l| l.split(':').next().unwrap().to_string())
+        .collect();
+    assert_eq!(names, order);
+    assert_eq!(names, ["plain", "vh", "mqv", "tn", "tnmq", "ipa", "ipb"]);
+    let brief = tunctl(&["-b", "--list"]);
+    assert!(brief.success(), "{brief}");
+    assert_eq!(brief.stdout_str(), format!("{}\n", names.join("\n")));
+
+    let conflict = tunctl(&["--list", "-t", "x"]);
+    assert_eq!(conflict.code, Some(1), "{conflict}");
+    assert_eq!(
+        conflict
+            .stderr_str()
+            .replace(&ours.to_string_lossy().into_owned(), PROG),
+        format!("{PROG}: --list cannot be combined with -t; it takes only -b\n")
+    );
+    assert!(conflict.stdout_str().is_empty());
+    assert!(
+        !links(&ns).iter().any(|l| l.starts_with("x ")),
+        "--list -t x made x"
+    );
+
+    let help = tunctl(&["--help"]);
+    assert_eq!(
+        (help.code, help.stderr_str()),
+        (Some(0), String::new()),
+        "{help}"
+    );
+    let text = help
+        .stdout_str()
+        .replace(&ours.to_string_lossy().into_owned(), PROG);
+    assert!(text.starts_with(&usage(PROG)), "{text}");
+    for option in ["--vnet-hdr", "--multi-queue", "--list", "--help", "-n "] {
+        assert!(text.contains(&format!("\n{option}")), "{option}: {text}");
+    }
+}
+
+/// A 7.x guest (which has only the vector network driver) on
+/// `vec0:transport=tap,ifname=vt0` over a tap made by our `tunctl
+/// --vnet-hdr` pings the namespace and is pinged back. While the guest has
+/// the tap open `tunctl --list` shows the flags its vector driver asked
+/// for (`vnet_hdr`, no `multi_queue`); and the driver cannot attach to a
+/// tap made with `--multi-queue` (`vec1`), which is why the help text
+/// advises against it.
+#[test]
+fn linux7_guest_pings_over_a_tunctl_vnet_hdr_tap() {
+    require!(
+        Requirement::Root,
+        Requirement::LinuxUml7,
+        Requirement::NetNs,
+        Requirement::DevNetTun
+    );
+    if find_in_path("ping").is_none() {
+        skip_or_fail("`ping` not found (apt-get install iputils-ping)");
+        return;
+    }
+    let ours = workspace_bin("tunctl");
+    let ns = NetNs::new("tunctl-k7");
+    let tunctl = |args: &[&str]| run_tunctl(&ns, &ours, &a(args), &[], &[]);
+    for (args, want) in [
+        (
+            &["--vnet-hdr", "-t", "vt0"][..],
+            "Set 'vt0' persistent and owned by uid 0\n",
+        ),
+        (
+            &["--multi-queue", "-t", "mq1"],
+            "Set 'mq1' persistent and owned by uid 0\n",
+        ),
+    ] {
+        let out = tunctl(args);
+        assert_eq!(
+            (out.code, out.stdout_str().as_str()),
+            (Some(0), want),
+            "{out}"
+        );
+    }
+    for step in [
+        &["addr", "add", "10.0.7.254/24", "dev", "vt0"][..],
+        &["link", "set", "vt0", "up"],
+    ] {
+        let out = ns.ip(step);
+        assert!(out.success(), "ip {step:?}: {out}");
+    }
+
+    let mut cfg = UmlConfig::with_kernel("tunctl7", Kernel::Linux7);
+    cfg.netns = Some(ns.name().to_string());
+    cfg.lifetime = Duration::from_secs(120);
+    cfg.extra_args
+        .push("vec0:transport=tap,ifname=vt0".to_string());
+    cfg.extra_args
+        .push("vec1:transport=tap,ifname=mq1".to_string());
+    cfg.init_script = "ip link set vec1 up; echo \"TEST: vec1 up rc=$?\"\n\
+                       ip addr add 10.0.7.1/24 dev vec0\n\
+                       ip link set vec0 up\n\
+                       ping -c 3 -i 0.3 -w 20 10.0.7.254\n\
+                       echo \"TEST: ping rc=$?\"\n\
+                       while :; do sleep 3600; done\n"
+        .to_string();
+    let mut uml = Uml::boot(cfg).expect("boot the 7.x guest");
+    let seen = uml.wait_console("TEST: ping rc=", Duration::from_secs(60));
+    let console = uml.console();
+    assert!(
+        seen && console.lines().any(|l| l.trim_end() == "TEST: ping rc=0"),
+        "the guest's ping of 10.0.7.254 failed:\n{console}"
+    );
+    assert!(
+        console
+            .lines()
+            .any(|l| l.starts_with("TEST: vec1 up rc=") && l.trim_end() != "TEST: vec1 up rc=0"),
+        "the vector driver attached to a multi-queue tap:\n{console}"
+    );
+    let host_ping = run_with_timeout(
+        ns.exec("ping")
+            .args(["-c", "3", "-i", "0.3", "-w", "20", "10.0.7.1"]),
+        Duration::from_secs(30),
+    );
+    assert!(
+        host_ping.success(),
+        "ping from the namespace to the guest failed: {host_ping}\n{}",
+        uml.console()
+    );
+    let listed = tunctl(&["--list"]);
+    assert!(listed.success(), "{listed}");
+    assert_eq!(
+        listed.stdout_str(),
+        "vt0: tap vnet_hdr persist user 0\nmq1: tap multi_queue persist user 0\n",
+        "flags while the guest has vt0 open"
+    );
+
+    uml.halt().expect("halt");
+    assert!(
+        uml.wait_exit(Duration::from_secs(20)),
+        "UML did not halt:\n{}",
+        uml.console()
+    );
+    drop(uml);
+    for args in [&["-d", "vt0"][..], &["--multi-queue", "-d", "mq1"]] {
+        let out = tunctl(args);
+        assert!(out.success(), "tunctl {args:?}: {out}");
+    }
+    assert!(links(&ns).is_empty(), "{:#?}", links(&ns));
 }

@@ -10,6 +10,12 @@
 //! `--` ends the options. As in glibc, a `-` inside a cluster is just an
 //! unknown option (so `--help` is `invalid option -- '-'`), and `:` and
 //! `;` are never valid options.
+//!
+//! Long options, which Debian's tools do not have, are recognised only
+//! when an argument is exactly `--NAME` for a name given to
+//! [`Getopt::long_options`] (no abbreviations, no `=VALUE`); any other
+//! `--word` is parsed as the short-option cluster it is to plain getopt,
+//! so what Debian's tools did with it is unchanged.
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
@@ -23,6 +29,8 @@ pub enum Event<'a> {
     Invalid(u8),
     /// An option that needs an argument was last on the command line.
     MissingArgument(u8),
+    /// `--NAME`, one of the [long options](Getopt::long_options).
+    Long(&'a [u8]),
 }
 
 impl Event<'_> {
@@ -31,7 +39,7 @@ impl Event<'_> {
     /// requires an argument -- 'x'`. `None` for [`Event::Opt`].
     pub fn error_message(&self, argv0: &[u8]) -> Option<Vec<u8>> {
         let (text, c): (&[u8], u8) = match *self {
-            Event::Opt(..) => return None,
+            Event::Opt(..) | Event::Long(_) => return None,
             Event::Invalid(c) => (b": invalid option -- '", c),
             Event::MissingArgument(c) => (b": option requires an argument -- '", c),
         };
@@ -57,6 +65,7 @@ enum Takes {
 pub struct Getopt<'a> {
     args: &'a [OsString],
     optstring: &'a [u8],
+    long: &'a [&'a [u8]],
     require_order: bool,
     /// Next argument to look at.
     optind: usize,
@@ -77,12 +86,19 @@ impl<'a> Getopt<'a> {
         Getopt {
             args,
             optstring,
+            long: &[],
             require_order,
             optind: 1,
             nextchar: 0,
             operands: Vec::new(),
             done: false,
         }
+    }
+
+    /// Also recognise `--NAME` for each of `names` (without the dashes).
+    pub fn long_options(mut self, names: &'a [&'a [u8]]) -> Getopt<'a> {
+        self.long = names;
+        self
     }
 
     /// The arguments that are not options, in order. Complete once
@@ -141,6 +157,12 @@ impl<'a> Iterator for Getopt<'a> {
                 }
                 let is_operand = arg.len() < 2 || arg[0] != b'-';
                 if !is_operand {
+                    if let Some(name) = arg.strip_prefix(b"--") {
+                        if self.long.contains(&name) {
+                            self.optind += 1;
+                            return Some(Event::Long(name));
+                        }
+                    }
                     break;
                 }
                 if self.require_order {
@@ -216,6 +238,7 @@ mod tests {
                 Event::Opt(c, Some(v)) => format!("{}={}", c as char, String::from_utf8_lossy(v)),
                 Event::Invalid(c) => format!("?{}", c as char),
                 Event::MissingArgument(c) => format!(":{}", c as char),
+                Event::Long(name) => format!("--{}", String::from_utf8_lossy(name)),
             });
         }
         let ops: Vec<String> = g
@@ -274,6 +297,51 @@ mod tests {
             parse(&["-ofoo", "-o", "bar"], "o::", false),
             "o=foo o | bar"
         );
+    }
+
+    #[test]
+    fn long_options_only_when_named_exactly() {
+        let long: &[&[u8]] = &[b"list", b"vnet-hdr"];
+        let parse_long = |args: &[&str], posix: bool| {
+            let a = argv(args);
+            let mut g = Getopt::new(&a, OPTS.as_bytes(), posix).long_options(long);
+            let events: Vec<String> = g
+                .by_ref()
+                .map(|e| match e {
+                    Event::Long(n) => format!("--{}", String::from_utf8_lossy(n)),
+                    Event::Opt(c, None) => (c as char).to_string(),
+                    Event::Opt(c, Some(v)) => {
+                        format!("{}={}", c as char, String::from_utf8_lossy(v))
+                    }
+                    Event::Invalid(c) => format!("?{}", c as char),
+                    Event::MissingArgument(c) => format!(":{}", c as char),
+                })
+                .collect();
+            let ops: Vec<String> = g
+                .operands()
+                .iter()
+                .map(|o| String::from_utf8_lossy(o).into_owned())
+                .collect();
+            format!("{} | {}", events.join(" "), ops.join(" "))
+        };
+        assert_eq!(parse_long(&["--list", "-b"], false), "--list b | ");
+        assert_eq!(
+            parse_long(&["-b", "--vnet-hdr", "x"], false),
+            "b --vnet-hdr | x"
+        );
+        // Anything else is what plain getopt makes of it.
+        assert_eq!(parse_long(&["--lis"], false), "?- ?l ?i ?s | ");
+        assert_eq!(parse_long(&["--list=1"], false), "?- ?l ?i ?s t==1 | ");
+        assert_eq!(parse_long(&["--help"], false), "?- ?h ?e ?l p | ");
+        // A value, after `--`, or after an operand under POSIXLY_CORRECT:
+        // not an option.
+        assert_eq!(parse_long(&["-t", "--list"], false), "t=--list | ");
+        assert_eq!(parse_long(&["--", "--list"], false), " | --list");
+        assert_eq!(parse_long(&["x", "--list"], true), " | x --list");
+        assert_eq!(parse_long(&["x", "--list"], false), "--list | x");
+        // Without long options nothing changes.
+        assert_eq!(parse(&["--list"], OPTS, false), "?- ?l ?i ?s :t | ");
+        assert_eq!(Event::Long(b"list").error_message(b"p"), None);
     }
 
     #[test]

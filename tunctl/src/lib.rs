@@ -6,7 +6,13 @@
 //! string `bd:f:t:u:g:`, owner and group by name then by number (`strtol`
 //! base 0), `TUNSETPERSIST` before `TUNSETOWNER` and `TUNSETGROUP`, and
 //! the `TUNSETPERSIST` perror text for all three. New: `-n` makes a TUN
-//! device (`IFF_TUN`, IP packets), `-p` a TAP device (the default).
+//! device (`IFF_TUN`, IP packets), `-p` a TAP device (the default),
+//! `--vnet-hdr` and `--multi-queue` add `IFF_VNET_HDR` and
+//! `IFF_MULTI_QUEUE` (as `ip tuntap add` does), `--list` lists the TUN/TAP
+//! devices in `ip tuntap show`'s format and `--help` prints the usage text
+//! with these options. Long options are recognised only as whole
+//! arguments, so every other command line means what it means to Debian's
+//! getopt.
 //!
 //! [`parse`] turns argv into a [`Config`], [`execute`] makes the kernel
 //! calls and returns what to print; [`uumain`] ties them to the process.
@@ -21,12 +27,45 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 use uml_common::cli::strerror;
-use uml_common::sys::tun::{self, Mode, TunDevice, TunError};
+use uml_common::sys::nss;
+use uml_common::sys::tun::{self, Features, Listed, Mode, TunDevice, TunError};
 
 use crate::getopt::{Event, Getopt};
 
 /// Debian's option string plus the new `-n` (TUN) and `-p` (TAP).
 pub const OPTSTRING: &[u8] = b"bd:f:t:u:g:np";
+
+/// The new long options (none takes a value): `--vnet-hdr`,
+/// `--multi-queue`, `--list`, `--help`.
+pub const LONG_OPTIONS: &[&[u8]] = &[b"vnet-hdr", b"multi-queue", b"list", b"help"];
+
+/// What `--help` adds after Debian's usage text.
+const HELP_EXTRA: &[&str] = &[
+    "",
+    "New in this tunctl (not in Debian's):",
+    "-n              make a TUN device (IP packets); -p a TAP device (the default)",
+    "--vnet-hdr      set IFF_VNET_HDR: frames carry a virtio-net header",
+    "--multi-queue   make a multi-queue device (IFF_MULTI_QUEUE); such a device is",
+    "                taken over and deleted only with --multi-queue as well",
+    "--list          list the TUN/TAP devices with their flags, owner and group,",
+    "                as ip tuntap show does (with -b: just the names)",
+    "--help          print this text",
+    "",
+    "A tap for a Linux 7.x guest (vecN:transport=tap,ifname=NAME) needs neither:",
+    "the guest asks for virtio-net headers itself, and it cannot attach to a",
+    "multi-queue device.",
+];
+
+/// The `--help` text: Debian's usage text for `argv0`, then the new
+/// options.
+pub fn help(argv0: &[u8]) -> Vec<u8> {
+    let mut out = usage(argv0);
+    for line in HELP_EXTRA {
+        out.extend_from_slice(line.as_bytes());
+        out.push(b'\n');
+    }
+    out
+}
 
 /// Debian's usage text; `%s` is `argv[0]`.
 const USAGE: &str =
@@ -67,6 +106,22 @@ pub struct Config {
     pub group: Option<u32>,
     /// `-n` / `-p`: TUN or TAP (default).
     pub mode: Mode,
+    /// `--vnet-hdr`, `--multi-queue`.
+    pub features: Features,
+    /// What to do: create or delete (the default), list, or print help.
+    pub action: Action,
+}
+
+/// What `tunctl` was asked to do besides creating or deleting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Action {
+    /// Create, or delete with `-d` (Debian's behaviour).
+    #[default]
+    Change,
+    /// `--list`.
+    List,
+    /// `--help`.
+    Help,
 }
 
 impl Default for Config {
@@ -79,6 +134,8 @@ impl Default for Config {
             owner: None,
             group: None,
             mode: Mode::Tap,
+            features: Features::default(),
+            action: Action::Change,
         }
     }
 }
@@ -92,27 +149,19 @@ pub trait Accounts {
 }
 
 /// The system's user and group databases, through the C library's name
-/// services. In the static build only `/etc/passwd` and `/etc/group` are
-/// consulted (see `uml_common::sys::nss`); names that are not UTF-8 are
-/// never found.
+/// services as `/etc/nsswitch.conf` configures them (`tunctl` is linked
+/// dynamically for this; see `uml_common::sys::nss`). Names are looked up
+/// as bytes, as C's `getpwnam` does.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemAccounts;
 
 impl Accounts for SystemAccounts {
     fn uid_of(&self, name: &[u8]) -> Option<u32> {
-        let name = std::str::from_utf8(name).ok()?;
-        nix::unistd::User::from_name(name)
-            .ok()
-            .flatten()
-            .map(|u| u.uid.as_raw())
+        nss::user_by_name(name).map(|u| u.uid)
     }
 
     fn gid_of(&self, name: &[u8]) -> Option<u32> {
-        let name = std::str::from_utf8(name).ok()?;
-        nix::unistd::Group::from_name(name)
-            .ok()
-            .flatten()
-            .map(|g| g.gid.as_raw())
+        nss::group_by_name(name)
     }
 }
 
@@ -154,6 +203,12 @@ pub enum Error {
     /// `TUNSETGROUP` failed (Debian prints the `TUNSETPERSIST` text).
     #[error("TUNSETPERSIST: {}", strerror(.0))]
     Group(io::Error),
+    /// `--list` with an option that creates or deletes.
+    #[error("--list cannot be combined with {0}; it takes only -b")]
+    ListWith(&'static str),
+    /// The sysfs directory of network devices cannot be read.
+    #[error("cannot read {}: {}", tun::SYSFS_NET, strerror(.0))]
+    List(io::Error),
 }
 
 impl Error {
@@ -192,6 +247,12 @@ impl Error {
                 out.push(b'\n');
             }
             Error::SetIff(_) | Error::Persist(_) | Error::Owner(_) | Error::Group(_) => {
+                out.extend_from_slice(self.to_string().as_bytes());
+                out.push(b'\n');
+            }
+            Error::ListWith(_) | Error::List(_) => {
+                out.extend_from_slice(argv0);
+                out.extend_from_slice(b": ");
                 out.extend_from_slice(self.to_string().as_bytes());
                 out.push(b'\n');
             }
@@ -307,13 +368,36 @@ pub fn parse(
     accounts: &dyn Accounts,
 ) -> Result<Config, Error> {
     let mut cfg = Config::default();
-    let mut opts = Getopt::new(args, OPTSTRING, posixly_correct);
+    // The first option given that --list cannot be combined with.
+    let mut changes: Option<&'static str> = None;
+    let mut opts = Getopt::new(args, OPTSTRING, posixly_correct).long_options(LONG_OPTIONS);
     for event in opts.by_ref() {
         let (c, value) = match event {
             Event::Opt(c, value) => (c, value.unwrap_or_default()),
             Event::Invalid(c) => return Err(Error::InvalidOption(c)),
             Event::MissingArgument(c) => return Err(Error::MissingArgument(c)),
+            Event::Long(name) => {
+                match name {
+                    b"help" => {
+                        cfg.action = Action::Help;
+                        return Ok(cfg);
+                    }
+                    b"list" => cfg.action = Action::List,
+                    b"vnet-hdr" => {
+                        cfg.features.vnet_hdr = true;
+                        changes.get_or_insert("--vnet-hdr");
+                    }
+                    _ => {
+                        cfg.features.multi_queue = true;
+                        changes.get_or_insert("--multi-queue");
+                    }
+                }
+                continue;
+            }
         };
+        if let Some(i) = b"dftugnp".iter().position(|&o| o == c) {
+            changes.get_or_insert(["-d", "-f", "-t", "-u", "-g", "-n", "-p"][i]);
+        }
         match c {
             b'b' => cfg.brief = true,
             b'd' => {
@@ -342,7 +426,76 @@ pub fn parse(
     if !opts.operands().is_empty() {
         return Err(Error::Usage);
     }
+    if cfg.action == Action::List {
+        if let Some(option) = changes {
+            return Err(Error::ListWith(option));
+        }
+    }
     Ok(cfg)
+}
+
+/// The `--list` text for `devices`: per device, with `brief` its name,
+/// else what `ip tuntap show` prints (`tap0: tap vnet_hdr persist user
+/// 1000`): the kind, `pi`, `one_queue`, `multi_queue`, `vnet_hdr`,
+/// `persist` and iproute2's `filter` (printed whenever `pi` is, since
+/// `IFF_NOFILTER` is `IFF_NO_PI`'s bit), any other flags in hex, then the
+/// owner and group ids when set.
+pub fn list_text(devices: &[Listed], brief: bool) -> Vec<u8> {
+    let flag_words: [(u32, &str); 4] = [
+        (u32::from(tun::IFF_ONE_QUEUE), "one_queue"),
+        (u32::from(tun::IFF_MULTI_QUEUE), "multi_queue"),
+        (u32::from(tun::IFF_VNET_HDR), "vnet_hdr"),
+        (u32::from(tun::IFF_PERSIST), "persist"),
+    ];
+    let tun_flag = u32::from(tun::IFF_TUN);
+    let tap_flag = u32::from(tun::IFF_TAP);
+    let no_pi = u32::from(tun::IFF_NO_PI);
+    let mut out = Vec::new();
+    for d in devices {
+        out.extend_from_slice(&d.name);
+        if brief {
+            out.push(b'\n');
+            continue;
+        }
+        out.push(b':');
+        let mut words: Vec<String> = Vec::new();
+        if d.flags & tun_flag != 0 {
+            words.push("tun".into());
+        }
+        if d.flags & tap_flag != 0 {
+            words.push("tap".into());
+        }
+        let pi = d.flags & no_pi == 0;
+        if pi {
+            words.push("pi".into());
+        }
+        let mut known = tun_flag | tap_flag | no_pi;
+        for (flag, word) in flag_words {
+            known |= flag;
+            if d.flags & flag != 0 {
+                words.push(word.into());
+            }
+        }
+        if pi {
+            words.push("filter".into());
+        }
+        let rest = d.flags & !known;
+        if rest != 0 {
+            words.push(format!("{rest:#x}"));
+        }
+        if let Some(uid) = d.owner {
+            words.push(format!("user {uid}"));
+        }
+        if let Some(gid) = d.group {
+            words.push(format!("group {gid}"));
+        }
+        for w in words {
+            out.push(b' ');
+            out.extend_from_slice(w.as_bytes());
+        }
+        out.push(b'\n');
+    }
+    out
 }
 
 /// Does what `cfg` asks, in Debian's order, and returns the text for
@@ -352,17 +505,28 @@ pub fn parse(
 /// `TUNSETGROUP` (a failure there leaves the device persistent, as in C).
 /// Delete: `TUNSETIFF`, `TUNSETPERSIST(0)`.
 pub fn execute(cfg: &Config, euid: u32) -> Result<Vec<u8>, Error> {
+    match cfg.action {
+        Action::Change => {}
+        Action::Help => return Ok(Vec::new()),
+        Action::List => {
+            let devices =
+                tun::list_devices(std::path::Path::new(tun::SYSFS_NET)).map_err(Error::List)?;
+            return Ok(list_text(&devices, cfg.brief));
+        }
+    }
     let name = tun::truncate_name(&cfg.name);
-    let dev = TunDevice::attach(&cfg.clone_device, name, cfg.mode).map_err(|e| match e {
-        TunError::Open(source) => Error::Open {
-            path: cfg.clone_device.clone(),
-            source,
+    let dev = TunDevice::attach_with(&cfg.clone_device, name, cfg.mode, cfg.features).map_err(
+        |e| match e {
+            TunError::Open(source) => Error::Open {
+                path: cfg.clone_device.clone(),
+                source,
+            },
+            TunError::SetIff(e) => Error::SetIff(e),
+            // `truncate_name` made it fit and argv holds no NUL; were it
+            // otherwise, this is what the kernel would say.
+            TunError::BadName => Error::SetIff(nix::errno::Errno::EINVAL.into()),
         },
-        TunError::SetIff(e) => Error::SetIff(e),
-        // `truncate_name` made it fit and argv holds no NUL; were it
-        // otherwise, this is what the kernel would say.
-        TunError::BadName => Error::SetIff(nix::errno::Errno::EINVAL.into()),
-    })?;
+    )?;
     let mut out = Vec::new();
     if cfg.delete {
         dev.set_persist(false).map_err(Error::Persist)?;
@@ -413,12 +577,14 @@ pub fn uumain(args: impl IntoIterator<Item = OsString>) -> i32 {
     let argv0 = args
         .first()
         .map_or_else(|| b"tunctl".to_vec(), |a| a.as_bytes().to_vec());
-    // A failure leaves glibc's defaults, which only matter for names
-    // that /etc/passwd and /etc/group do not hold.
-    let _ = uml_common::sys::nss::builtin_services_only();
+    // Dynamic (the build's tunctl): nothing to do. Static: files only, as
+    // other services would crash it; a failure leaves glibc's defaults.
+    let _ = nss::prepare();
     let posixly_correct = std::env::var_os("POSIXLY_CORRECT").is_some();
-    let result = parse(&args, posixly_correct, &SystemAccounts)
-        .and_then(|cfg| execute(&cfg, nix::unistd::geteuid().as_raw()));
+    let result = parse(&args, posixly_correct, &SystemAccounts).and_then(|cfg| match cfg.action {
+        Action::Help => Ok(help(&argv0)),
+        _ => execute(&cfg, nix::unistd::geteuid().as_raw()),
+    });
     match result {
         Ok(out) => {
             // As in C (printf, exit status 0), a failed write is not an error.
@@ -613,7 +779,7 @@ mod tests {
         // ...unless POSIXLY_CORRECT stops at the first operand.
         assert!(matches!(p_env(&["foo", "-x"], true), Err(Error::Usage)));
         assert!(matches!(p(&["--", "-t"]), Err(Error::Usage)));
-        assert!(matches!(p(&["--help"]), Err(Error::InvalidOption(b'-'))));
+        assert!(matches!(p(&["--hel"]), Err(Error::InvalidOption(b'-'))));
         // -d still looks owners up.
         assert!(matches!(
             p(&["-d", "tap0", "-u", "bad"]),
@@ -645,6 +811,116 @@ mod tests {
             assert_eq!(e.stderr_text(b"x"), b"TUNSETPERSIST: Invalid argument\n");
             assert_eq!(e.exit_code(), 1);
         }
+    }
+
+    #[test]
+    fn new_long_options() {
+        let c = p(&["--vnet-hdr", "-t", "v0"]).unwrap();
+        assert!(c.features.vnet_hdr && !c.features.multi_queue);
+        assert_eq!(c.action, Action::Change);
+        let c = p(&["--multi-queue", "--vnet-hdr", "-n"]).unwrap();
+        assert!(c.features.vnet_hdr && c.features.multi_queue);
+        assert_eq!(c.mode, Mode::Tun);
+        let c = p(&["--multi-queue", "-d", "mq0"]).unwrap();
+        assert!(c.delete && c.features.multi_queue);
+        assert_eq!(p(&["--list"]).unwrap().action, Action::List);
+        let c = p(&["-b", "--list"]).unwrap();
+        assert!(c.brief && c.action == Action::List);
+        // --help wins over what follows it, not over errors before it.
+        assert_eq!(p(&["--help", "-x", "foo"]).unwrap().action, Action::Help);
+        assert!(matches!(
+            p(&["-x", "--help"]),
+            Err(Error::InvalidOption(b'x'))
+        ));
+        // A name that only looks like a long option is a name.
+        assert_eq!(p(&["-t", "--list"]).unwrap().name, b"--list");
+        // Not exactly one of ours: Debian's getopt reading.
+        assert!(matches!(p(&["--lis"]), Err(Error::InvalidOption(b'-'))));
+        assert!(matches!(
+            p(&["--vnet_hdr"]),
+            Err(Error::InvalidOption(b'-'))
+        ));
+        assert!(matches!(p(&["--list", "foo"]), Err(Error::Usage)));
+    }
+
+    #[test]
+    fn list_takes_only_brief() {
+        for (args, first) in [
+            (&["--list", "-t", "x"][..], "-t"),
+            (&["-d", "x", "--list"], "-d"),
+            (&["--list", "-u", "nobody", "-g", "nogroup"], "-u"),
+            (&["--list", "-g", "nogroup"], "-g"),
+            (&["--list", "-n"], "-n"),
+            (&["-p", "--list"], "-p"),
+            (&["--list", "-f", "/dev/net/tun"], "-f"),
+            (&["--vnet-hdr", "--list"], "--vnet-hdr"),
+            (&["--list", "--multi-queue"], "--multi-queue"),
+        ] {
+            match p(args) {
+                Err(Error::ListWith(o)) => assert_eq!(o, first, "{args:?}"),
+                other => panic!("{args:?}: {other:?}"),
+            }
+        }
+        assert_eq!(
+            err_text(&["--list", "-t", "x"]),
+            "/usr/bin/tunctl: --list cannot be combined with -t; it takes only -b\n"
+        );
+        let e = Error::List(io::Error::from_raw_os_error(2));
+        assert_eq!(
+            e.stderr_text(b"tunctl"),
+            b"tunctl: cannot read /sys/class/net: No such file or directory\n"
+        );
+        assert_eq!(e.exit_code(), 1);
+    }
+
+    #[test]
+    fn list_text_is_ip_tuntap_shows() {
+        let dev = |name: &str, flags: u32, owner: Option<u32>, group: Option<u32>| Listed {
+            name: name.as_bytes().to_vec(),
+            ifindex: 0,
+            flags,
+            owner,
+            group,
+        };
+        // As iproute2 6.1 printed these devices (see the integration test).
+        let devices = [
+            dev("t1", 0x5902, Some(65534), None),
+            dev("t3", 0x6901, None, None),
+            dev("tap0", 0x1802, Some(0), Some(100)),
+            dev("tun0", 0x1001, None, Some(4321)),
+            dev("odd", 0x1832, None, None),
+        ];
+        assert_eq!(
+            String::from_utf8(list_text(&devices, false)).unwrap(),
+            "t1: tap multi_queue vnet_hdr persist user 65534\n\
+             t3: tun pi one_queue multi_queue vnet_hdr persist filter\n\
+             tap0: tap persist user 0 group 100\n\
+             tun0: tun group 4321\n\
+             odd: tap persist 0x30\n"
+        );
+        assert_eq!(
+            String::from_utf8(list_text(&devices, true)).unwrap(),
+            "t1\nt3\ntap0\ntun0\nodd\n"
+        );
+        assert!(list_text(&[], false).is_empty());
+    }
+
+    #[test]
+    fn help_is_debians_usage_then_the_new_options() {
+        let h = String::from_utf8(help(b"/usr/bin/tunctl")).unwrap();
+        assert!(h.starts_with(USAGE_TEXT), "{h}");
+        for option in ["-n ", "--vnet-hdr", "--multi-queue", "--list", "--help"] {
+            assert!(h.contains(option), "{option} missing: {h}");
+        }
+        // Every long option is described.
+        for name in LONG_OPTIONS {
+            let name = String::from_utf8_lossy(name);
+            assert!(h.contains(&format!("\n--{name} ")), "--{name}: {h}");
+        }
+        let extra = &h[USAGE_TEXT.len()..];
+        assert!(extra.lines().all(|l| l.len() <= 80), "{extra}");
+        assert!(extra.contains("\n                taken over"), "{extra}");
+        assert!(h.ends_with("multi-queue device.\n"), "{h}");
     }
 
     #[test]
@@ -680,7 +956,7 @@ mod tests {
 
     #[test]
     fn system_accounts_know_root_and_survive_unknown_names() {
-        uml_common::sys::nss::builtin_services_only().unwrap();
+        nss::prepare().unwrap();
         assert_eq!(SystemAccounts.uid_of(b"root"), Some(0));
         assert_eq!(SystemAccounts.gid_of(b"root"), Some(0));
         // In the static build these crashed before the NSS restriction.

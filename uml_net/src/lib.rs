@@ -68,9 +68,12 @@ pub fn run(argv: &[String]) -> i32 {
         ),
         _ => None,
     };
-    // Names in the policy file are looked up in /etc files only: a static
+    // Names in the policy file resolve through the system's NSS
+    // configuration (uml_net is linked dynamically; glibc's secure mode
+    // keeps the loader's environment out, and the environment was cleared
+    // above). A static build would use /etc files only, since a static
     // binary cannot load other NSS modules safely.
-    let _ = uml_common::sys::nss::builtin_services_only();
+    let _ = uml_common::sys::nss::prepare();
 
     // 3. Only CAP_NET_ADMIN from here on.
     if let Err(text) = privs::drop_to_net_admin() {

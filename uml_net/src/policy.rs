@@ -161,18 +161,10 @@ pub fn load(path: &Path) -> Result<Option<Vec<Rule>>, String> {
             uml_common::cli::strerror(&e)
         )
     })?;
-    let user = |n: &str| {
-        nix::unistd::User::from_name(n)
-            .ok()
-            .flatten()
-            .map(|u| u.uid.as_raw())
-    };
-    let group = |n: &str| {
-        nix::unistd::Group::from_name(n)
-            .ok()
-            .flatten()
-            .map(|g| g.gid.as_raw())
-    };
+    // Through every NSS service of /etc/nsswitch.conf (uml_net is linked
+    // dynamically for this; see uml_common::sys::nss).
+    let user = |n: &str| uml_common::sys::nss::user_by_name(n.as_bytes()).map(|u| u.uid);
+    let group = |n: &str| uml_common::sys::nss::group_by_name(n.as_bytes());
     parse(&text, user, group).map(Some)
 }
 

@@ -9,7 +9,9 @@
 //! print them the way the C tools do.
 //!
 //! A device is created in the network namespace of the thread that opened
-//! the clone device.
+//! the clone device. [`list_devices`] reads the TUN/TAP devices of the
+//! network namespace sysfs shows (`/sys/class/net/*/tun_flags`, `owner`,
+//! `group`), as `ip tuntap show` does.
 
 use std::ffi::OsStr;
 use std::fmt;
@@ -18,6 +20,23 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+
+/// `IFF_TUN` (`linux/if_tun.h`): IP packets.
+pub const IFF_TUN: u16 = 0x0001;
+/// `IFF_TAP`: Ethernet frames.
+pub const IFF_TAP: u16 = 0x0002;
+/// `IFF_MULTI_QUEUE`: the device has several queues,
+/// one per attached descriptor.
+pub const IFF_MULTI_QUEUE: u16 = 0x0100;
+/// `IFF_VNET_HDR`: every frame on the descriptor starts with a
+/// `virtio_net_hdr`.
+pub const IFF_VNET_HDR: u16 = 0x4000;
+/// `IFF_NO_PI`: no 4-byte packet-information header.
+pub const IFF_NO_PI: u16 = 0x1000;
+/// `IFF_ONE_QUEUE` (obsolete, kept in the flags).
+pub const IFF_ONE_QUEUE: u16 = 0x2000;
+/// `IFF_PERSIST` (read-only: set by `TUNSETPERSIST`).
+pub const IFF_PERSIST: u16 = 0x0800;
 
 /// The standard clone device.
 pub const DEFAULT_CLONE_DEVICE: &str = "/dev/net/tun";
@@ -46,6 +65,34 @@ impl Mode {
         };
         // Both are small positive constants (2 and 1).
         flag as u16
+    }
+}
+
+/// Optional `TUNSETIFF` flags beyond the mode and `IFF_NO_PI`.
+///
+/// The kernel stores them per device but takes them again from every
+/// `TUNSETIFF`: `vnet_hdr` is whatever the last attach asked for, while
+/// `multi_queue` is fixed when the device is created and every later
+/// attach must ask for the same (else `EINVAL`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Features {
+    /// `IFF_VNET_HDR`.
+    pub vnet_hdr: bool,
+    /// `IFF_MULTI_QUEUE`.
+    pub multi_queue: bool,
+}
+
+impl Features {
+    /// The flag bits.
+    pub fn flags(self) -> u16 {
+        let mut f = 0;
+        if self.vnet_hdr {
+            f |= IFF_VNET_HDR;
+        }
+        if self.multi_queue {
+            f |= IFF_MULTI_QUEUE;
+        }
+        f
     }
 }
 
@@ -94,6 +141,8 @@ pub struct TunInfo {
     pub packet_info: bool,
     /// `IFF_VNET_HDR`.
     pub vnet_hdr: bool,
+    /// `IFF_MULTI_QUEUE`.
+    pub multi_queue: bool,
     /// All flags, as the kernel returned them.
     pub raw: u16,
 }
@@ -111,6 +160,7 @@ impl TunInfo {
             persistent: has(libc::IFF_PERSIST),
             packet_info: !has(libc::IFF_NO_PI),
             vnet_hdr: has(libc::IFF_VNET_HDR),
+            multi_queue: raw & IFF_MULTI_QUEUE != 0,
             raw,
         }
     }
@@ -136,6 +186,17 @@ impl TunDevice {
     /// device of the other kind, permissions) is its decision, reported
     /// as [`TunError::SetIff`].
     pub fn attach(clone_device: &Path, name: &[u8], mode: Mode) -> Result<TunDevice, TunError> {
+        Self::attach_with(clone_device, name, mode, Features::default())
+    }
+
+    /// [`TunDevice::attach`] with the optional flags `features`
+    /// (`IFF_VNET_HDR`, `IFF_MULTI_QUEUE`).
+    pub fn attach_with(
+        clone_device: &Path,
+        name: &[u8],
+        mode: Mode,
+        features: Features,
+    ) -> Result<TunDevice, TunError> {
         if name.len() > IFNAME_MAX || name.contains(&0) {
             return Err(TunError::BadName);
         }
@@ -144,16 +205,26 @@ impl TunDevice {
             .write(true)
             .open(clone_device)
             .map_err(TunError::Open)?;
-        Self::attach_file(file, name, mode)
+        Self::attach_file_with(file, name, mode, features)
     }
 
     /// Like [`TunDevice::attach`] on a clone device opened earlier (a
     /// setuid helper opens it before giving up root).
     pub fn attach_file(file: File, name: &[u8], mode: Mode) -> Result<TunDevice, TunError> {
+        Self::attach_file_with(file, name, mode, Features::default())
+    }
+
+    /// [`TunDevice::attach_file`] with the optional flags `features`.
+    pub fn attach_file_with(
+        file: File,
+        name: &[u8],
+        mode: Mode,
+        features: Features,
+    ) -> Result<TunDevice, TunError> {
         if name.len() > IFNAME_MAX || name.contains(&0) {
             return Err(TunError::BadName);
         }
-        let mut ifr = ifreq(name, mode.flag() | libc::IFF_NO_PI as u16);
+        let mut ifr = ifreq(name, mode.flag() | IFF_NO_PI | features.flags());
         // SAFETY: TUNSETIFF reads and writes one `struct ifreq` (40 bytes
         // on Linux x86_64) at the pointer; `ifr` is a live, writable
         // 40-byte buffer for the duration of the call. On a descriptor
@@ -268,6 +339,76 @@ fn ifreq_name(ifr: &[u8; IFREQ_LEN]) -> &[u8] {
     &field[..end]
 }
 
+/// A TUN/TAP device as sysfs shows it (`/sys/class/net/NAME/`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// The interface name.
+    pub name: Vec<u8>,
+    /// Its index (`ifindex`), 0 when unreadable.
+    pub ifindex: u32,
+    /// `tun_flags`: `IFF_TUN`/`IFF_TAP`, `IFF_PERSIST` and the features
+    /// (`IFF_NO_PI`, `IFF_VNET_HDR`, `IFF_MULTI_QUEUE`, ...).
+    pub flags: u32,
+    /// `owner`; `None` when unset (`-1`).
+    pub owner: Option<u32>,
+    /// `group`; `None` when unset (`-1`).
+    pub group: Option<u32>,
+}
+
+impl Listed {
+    /// [`TunInfo`] of the low 16 bits of the flags.
+    pub fn info(&self) -> TunInfo {
+        // tun_flags fit in the 16-bit ifr_flags.
+        TunInfo::from_flags(self.flags as u16)
+    }
+}
+
+/// The sysfs directory of network devices.
+pub const SYSFS_NET: &str = "/sys/class/net";
+
+/// The TUN/TAP devices under `sysfs_net` (normally [`SYSFS_NET`], which
+/// shows the network namespace sysfs was mounted in), in `ifindex`
+/// order: every entry with a `tun_flags` attribute. Devices that vanish
+/// while being read are left out.
+pub fn list_devices(sysfs_net: &Path) -> io::Result<Vec<Listed>> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(sysfs_net)? {
+        let entry = entry?;
+        let dir = entry.path();
+        let read = |attr: &str| std::fs::read_to_string(dir.join(attr)).ok();
+        let Some(flags) = read("tun_flags").and_then(|t| parse_hex(t.trim())) else {
+            continue;
+        };
+        let (Some(owner), Some(group)) = (read("owner"), read("group")) else {
+            continue;
+        };
+        found.push(Listed {
+            name: entry.file_name().as_bytes().to_vec(),
+            ifindex: read("ifindex")
+                .and_then(|t| t.trim().parse().ok())
+                .unwrap_or(0),
+            flags,
+            owner: parse_id(owner.trim()),
+            group: parse_id(group.trim()),
+        });
+    }
+    found.sort_by(|a, b| (a.ifindex, &a.name).cmp(&(b.ifindex, &b.name)));
+    Ok(found)
+}
+
+/// `0x1002` → 0x1002.
+fn parse_hex(text: &str) -> Option<u32> {
+    let digits = text
+        .strip_prefix("0x")
+        .or_else(|| text.strip_prefix("0X"))?;
+    u32::from_str_radix(digits, 16).ok()
+}
+
+/// sysfs `owner`/`group`: a number, or `-1` for none.
+fn parse_id(text: &str) -> Option<u32> {
+    text.parse::<u32>().ok().filter(|&id| id != u32::MAX)
+}
+
 /// Opens `/dev/net/tun` and attaches to (or creates) interface `name` with
 /// `IFF_NO_PI`. Returns the device file (blocking). An empty name is
 /// refused ([`TunDevice::attach`] accepts it).
@@ -293,6 +434,92 @@ mod tests {
         assert_eq!(libc::TUNGETIFF, 0x8004_54d2);
         assert_eq!(Mode::Tap.flag() | libc::IFF_NO_PI as u16, 0x1002);
         assert_eq!(Mode::Tun.flag() | libc::IFF_NO_PI as u16, 0x1001);
+        for (ours, libc) in [
+            (IFF_MULTI_QUEUE, libc::IFF_MULTI_QUEUE),
+            (IFF_VNET_HDR, libc::IFF_VNET_HDR),
+            (IFF_NO_PI, libc::IFF_NO_PI),
+            (IFF_ONE_QUEUE, libc::IFF_ONE_QUEUE),
+            (IFF_PERSIST, libc::IFF_PERSIST),
+            (IFF_TUN, libc::IFF_TUN),
+            (IFF_TAP, libc::IFF_TAP),
+        ] {
+            assert_eq!(libc::c_int::from(ours), libc);
+        }
+        let both = Features {
+            vnet_hdr: true,
+            multi_queue: true,
+        };
+        assert_eq!(both.flags(), 0x4100);
+        assert_eq!(Features::default().flags(), 0);
+    }
+
+    #[test]
+    fn sysfs_values() {
+        assert_eq!(parse_hex("0x5902"), Some(0x5902));
+        assert_eq!(parse_hex("5902"), None);
+        assert_eq!(parse_hex("0xzz"), None);
+        assert_eq!(parse_id("-1"), None);
+        assert_eq!(parse_id("65534"), Some(65534));
+        assert_eq!(parse_id("4294967295"), None);
+        assert_eq!(parse_id(""), None);
+    }
+
+    #[test]
+    fn listing_reads_tun_attributes_only() {
+        let dir = std::env::temp_dir().join(format!("tun-list-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let dev = |name: &str, attrs: &[(&str, &str)]| {
+            let d = dir.join(name);
+            std::fs::create_dir_all(&d).unwrap();
+            for (a, v) in attrs {
+                std::fs::write(d.join(a), format!("{v}\n")).unwrap();
+            }
+        };
+        dev("lo", &[("ifindex", "1")]);
+        dev(
+            "tap9",
+            &[
+                ("ifindex", "9"),
+                ("tun_flags", "0x5902"),
+                ("owner", "1000"),
+                ("group", "-1"),
+            ],
+        );
+        dev(
+            "tun3",
+            &[
+                ("ifindex", "3"),
+                ("tun_flags", "0x2801"),
+                ("owner", "-1"),
+                ("group", "100"),
+            ],
+        );
+        dev("half", &[("ifindex", "4"), ("tun_flags", "0x1002")]);
+        let got = list_devices(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            got,
+            vec![
+                Listed {
+                    name: b"tun3".to_vec(),
+                    ifindex: 3,
+                    flags: 0x2801,
+                    owner: None,
+                    group: Some(100),
+                },
+                Listed {
+                    name: b"tap9".to_vec(),
+                    ifindex: 9,
+                    flags: 0x5902,
+                    owner: Some(1000),
+                    group: None,
+                },
+            ]
+        );
+        let i = got[1].info();
+        assert!(i.multi_queue && i.vnet_hdr && i.persistent && !i.packet_info);
+        assert_eq!(i.mode, Some(Mode::Tap));
+        assert!(list_devices(Path::new("/nonexistent/net")).is_err());
     }
 
     #[test]
@@ -329,7 +556,8 @@ mod tests {
         assert!(i.persistent && !i.packet_info && !i.vnet_hdr);
         let i = TunInfo::from_flags(0x4001);
         assert_eq!(i.mode, Some(Mode::Tun));
-        assert!(!i.persistent && i.packet_info && i.vnet_hdr);
+        assert!(!i.persistent && i.packet_info && i.vnet_hdr && !i.multi_queue);
+        assert!(TunInfo::from_flags(0x1102).multi_queue);
         assert_eq!(TunInfo::from_flags(0).mode, None);
     }
 
@@ -415,6 +643,7 @@ mod tests {
             let info = a.info().unwrap();
             assert_eq!(info.mode, Some(Mode::Tap));
             assert!(!info.persistent && !info.packet_info && !info.vnet_hdr);
+            assert!(!info.multi_queue);
             a.set_persist(true).unwrap();
             assert!(a.info().unwrap().persistent);
             a.set_owner(65534).unwrap();
@@ -458,6 +687,38 @@ mod tests {
             // The simple form still works, and returns the device file.
             let f = open_tun("umlsw0", Mode::Tap).unwrap();
             assert!(f.as_raw_fd() >= 0);
+        });
+    }
+
+    #[test]
+    fn vnet_hdr_and_multi_queue() {
+        in_private_netns("vnet_hdr_and_multi_queue", || {
+            let both = Features {
+                vnet_hdr: true,
+                multi_queue: true,
+            };
+            let mq = TunDevice::attach_with(tun(), b"mq0", Mode::Tap, both).unwrap();
+            let info = mq.info().unwrap();
+            assert!(info.vnet_hdr && info.multi_queue, "{info:?}");
+            mq.set_persist(true).unwrap();
+            // A second queue of the same device.
+            let q2 = TunDevice::attach_with(tun(), b"mq0", Mode::Tap, both).unwrap();
+            // Every attach must agree on multi_queue...
+            match TunDevice::attach(tun(), b"mq0", Mode::Tap) {
+                Err(TunError::SetIff(e)) => assert_eq!(e.raw_os_error(), Some(libc::EINVAL)),
+                other => panic!("single-queue attach to mq0: {other:?}"),
+            }
+            drop((mq, q2));
+            // ...while vnet_hdr is what the last attach asked for.
+            let vh = Features {
+                vnet_hdr: true,
+                multi_queue: false,
+            };
+            let v = TunDevice::attach_with(tun(), b"vh0", Mode::Tap, vh).unwrap();
+            assert!(v.info().unwrap().vnet_hdr);
+            drop(v);
+            let plain = TunDevice::attach(tun(), b"vh0", Mode::Tap).unwrap();
+            assert!(!plain.info().unwrap().vnet_hdr);
         });
     }
 }
