@@ -75,9 +75,10 @@ impl PortFile {
 
 /// Where the data socket of port `label` of the control socket `ctl`
 /// lives: `CTL.LABEL` (e.g. `DIR/ctl.5`), unique per control socket and
-/// port. `None` when that does not fit in `sun_path`.
+/// port, absolute (the client resolves the reply in its own directory).
+/// `None` when that does not fit in `sun_path`.
 pub fn socket_path(ctl: &Path, label: i32) -> Option<PathBuf> {
-    let mut name = ctl.as_os_str().to_os_string();
+    let mut name = absolute(ctl).into_os_string();
     name.push(format!(".{label}"));
     (name.as_bytes().len() < SUN_PATH_LEN).then(|| PathBuf::from(name))
 }
@@ -445,6 +446,9 @@ mod tests {
         std::fs::create_dir(&long).unwrap();
         let ctl = long.join("ctl");
         assert!(socket_path(&ctl, 7).is_none());
+        // A relative control socket: the reply names an absolute path.
+        let rel = socket_path(Path::new("ctl"), 5).unwrap();
+        assert_eq!(rel, std::env::current_dir().unwrap().join("ctl.5"));
         let client_path = dir.path().join(".c");
         let client = UnixDatagram::bind(&client_path).unwrap();
         let addr = SockAddrUn::path(client_path.as_os_str().as_bytes());
