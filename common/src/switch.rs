@@ -13,6 +13,10 @@ use std::fmt;
 pub const MAGIC: u32 = 0xfeed_face;
 /// `REQ_NEW_CONTROL`, the only request type.
 pub const REQ_NEW_CONTROL: u32 = 0;
+/// vde clients (vdeplug4 `vde://DIR[N]`) ask for switch port N with
+/// `type = REQ_NEW_CONTROL + (N << 8)` in a v3 request; the bits above the
+/// low byte are such a port number, which is tolerated (not honoured).
+pub const REQ_TYPE_MASK: u32 = 0xff;
 /// `sizeof(struct sockaddr_un)` on Linux: 2-byte family + 108-byte path.
 pub const SOCKADDR_UN_LEN: usize = 110;
 /// Length of `sun_path`.
@@ -206,8 +210,9 @@ pub enum Parsed {
 /// are. Never looks at bytes that were not received: a prefix that cannot
 /// be decided yet yields [`Parsed::NeedMore`]. Rules as in spec §4.1/§4.4:
 /// first word ≠ magic → v0 (type = that word); version 3 → v3 (122 bytes
-/// suffice); 2 → rejected; > 3 → rejected; 0 or 1 → v1 (that word is the
-/// type).
+/// suffice; port bits above [`REQ_TYPE_MASK`] in its type are tolerated,
+/// see [`v3_requested_port`]); 2 → rejected; > 3 → rejected; 0 or 1 → v1
+/// (that word is the type).
 pub fn parse_request(buf: &[u8]) -> Parsed {
     let Some(w0) = u32_at(buf, 0) else {
         return Parsed::NeedMore;
@@ -236,7 +241,7 @@ pub fn parse_request(buf: &[u8]) -> Parsed {
             let Some(kind) = u32_at(buf, 8) else {
                 return Parsed::NeedMore;
             };
-            if kind != REQ_NEW_CONTROL {
+            if kind & REQ_TYPE_MASK != REQ_NEW_CONTROL {
                 return bad_type(kind);
             }
             match SockAddrUn::from_slice(buf.get(12..).unwrap_or(&[])) {
@@ -270,6 +275,16 @@ pub fn parse_request(buf: &[u8]) -> Parsed {
             ),
         },
     }
+}
+
+/// The switch port a v3 request asks for (vde clients: `type >> 8`), or
+/// `None` when it asks for none (or `buf` is not a v3 request).
+pub fn v3_requested_port(buf: &[u8]) -> Option<u32> {
+    if u32_at(buf, 0)? != MAGIC || u32_at(buf, 4)? != 3 {
+        return None;
+    }
+    let port = u32_at(buf, 8)? >> 8;
+    (port != 0).then_some(port)
 }
 
 /// Encodes a v3 request (124 bytes with the two padding bytes zero).
@@ -420,6 +435,25 @@ mod tests {
     }
 
     #[test]
+    fn v3_port_bits_are_tolerated() {
+        let addr = SockAddrUn::path(b"/tmp/sw/.01234-00000");
+        let mut req = encode_v3(&addr).to_vec();
+        assert_eq!(v3_requested_port(&req), None);
+        req[8..12].copy_from_slice(&(5u32 << 8).to_le_bytes());
+        assert_eq!(
+            parse_request(&req[..122]),
+            Parsed::Port {
+                version: Version::V3,
+                addr,
+                consumed: 122
+            }
+        );
+        assert_eq!(v3_requested_port(&req), Some(5));
+        assert_eq!(v3_requested_port(&req[..11]), None);
+        assert_eq!(v3_requested_port(&encode_v1(Mac([0; 6]), &addr)), None);
+    }
+
+    #[test]
     fn s2_reply_address() {
         let name = data_socket_name(0x5742, 0x090e47);
         let addr = SockAddrUn::abstract_name(&name);
@@ -512,6 +546,13 @@ mod tests {
             parse_request(&hex("ce fa ed fe 03 00 00 00 07 00 00 00")),
             Parsed::Reject {
                 message: "Bad request type : 7".into()
+            }
+        );
+        // Port bits do not make a bad type acceptable.
+        assert_eq!(
+            parse_request(&hex("ce fa ed fe 03 00 00 00 01 03 00 00")),
+            Parsed::Reject {
+                message: "Bad request type : 769".into()
             }
         );
         assert_eq!(

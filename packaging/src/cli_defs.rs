@@ -294,6 +294,14 @@ pub fn uml_switch() -> Tool {
              the only network driver) join a --bess socket instead: \
              vec0:transport=bess,dst=PATH. Each connection to it is one port, any number of \
              guests can share one socket, and it needs no privileges.\n\n\
+             The control socket also serves vdeplug4's vde_plug (Debian package vdeplug), \
+             which kernels from 6.16 on run for vec0:transport=vde,vnl=vde://DIR: name the \
+             control socket DIR/ctl (or join DIR/NAME with vnl=vde://DIR[NAME]). Each such \
+             port gets a data socket of its own, control-socket.N, connected to the \
+             client's; the switch logs the description vde_plug sends (user and pid). \
+             At start-up the switch prints the argument that joins each of its sockets.\n\n\
+             uml_switch --launch (see FD LAUNCHER) runs a guest on an inherited \
+             connection to a --bess socket: vec0:transport=fd,fd=N.\n\n\
              Guests on the vector driver's tunnel transports (vec0:transport=l2tpv3 over UDP \
              or IP, vec0:transport=gre) get one statically configured port each from \
              --l2tpv3 and --gre, which take the guest's own options, so the same string \
@@ -310,7 +318,10 @@ pub fn uml_switch() -> Tool {
                 .value_hint(ValueHint::FilePath)
                 .help(format!(
                     "Listen on control-socket instead of {ctl}. After -compat-v0 it takes a \
-                     second path, the data socket (default {data})."
+                     second path, the data socket (default {data}). Kernels before 6.16 join \
+                     with eth0=daemon,,unix,control-socket; with vde_plug, kernels from 6.16 \
+                     join with vec0:transport=vde,vnl=vde://DIR when control-socket is \
+                     DIR/ctl."
                 )),
         )
         .arg(
@@ -419,6 +430,26 @@ pub fn uml_switch() -> Tool {
                 vec![usage_block(uml_switch::cli::usage("uml_switch").as_bytes())],
             ),
             section(
+                "FD LAUNCHER",
+                vec![
+                    code("uml_switch --launch BESS-PATH [--fd N] [--] PROGRAM [ARG]..."),
+                    para(
+                        "Instead of running a switch: connect to the --bess socket BESS-PATH \
+                         of a running switch (one port of it), put the connection on \
+                         descriptor N (default 3, from 3 to 1023) without close-on-exec, \
+                         and run PROGRAM with ARGs in place of uml_switch (same pid). A UML \
+                         started so joins with vec0:transport=fd,fd=N and names no socket \
+                         on its command line. The kernel closes the descriptor when the \
+                         guest takes the interface down: one ip link set up per boot.",
+                    ),
+                    para(
+                        "Exit status when PROGRAM is not run: 1 for a missing or wrong \
+                         socket (\"not a --bess socket\"), a bad --fd or no PROGRAM; 127 \
+                         when PROGRAM is not found, 126 when it cannot be run.",
+                    ),
+                ],
+            ),
+            section(
                 "SIGNALS",
                 vec![
                     item(
@@ -469,6 +500,9 @@ pub fn uml_switch() -> Tool {
                      linux.uml ... eth0=daemon,,unix,/tmp/sw.ctl\n\
                      linux.uml ... vec0:transport=bess,dst=/tmp/sw.bess\n\
                      linux.uml ... vec0:transport=l2tpv3,$T\n\
+                     uml_switch --launch /tmp/sw.bess -- linux.uml ... vec0:transport=fd,fd=3\n\
+                     mkdir /tmp/sw; uml_switch -unix /tmp/sw/ctl &\n\
+                     linux.uml ... vec0:transport=vde,vnl=vde:///tmp/sw\n\
                      systemctl start uml-utilities     # the service, for eth0=daemon",
                 )],
             ),

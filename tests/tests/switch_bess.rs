@@ -178,8 +178,12 @@ fn startup_line_names_the_guest_argument() {
     let (sw, bess) = start();
     let lines: Vec<String> = sw.stdout().lines().map(str::to_string).collect();
     assert_eq!(lines.first(), Some(&sw.attached_line()), "{lines:?}");
+    // After the control socket's lines (daemon and vde arguments).
     assert_eq!(
-        lines.get(1).map(String::as_str),
+        lines
+            .iter()
+            .find(|l| l.starts_with("bess socket "))
+            .map(String::as_str),
         Some(
             format!(
                 "bess socket '{p}': guests join with vec0:transport=bess,dst={p}",

@@ -54,6 +54,7 @@ pub fn help(prog: &str) -> String {
          \x20  or: {prog} -compat-v0 [-unix control-socket data-socket] [-hub]\n\
          \x20        [-tap tap-device] [-daemon] [--bess PATH]... [--l2tpv3 OPTIONS]...\n\
          \x20        [--gre OPTIONS]...\n\
+         \x20  or: {prog} --launch BESS-PATH [--fd N] [--] PROGRAM [ARG]...\n\
          \n\
          A virtual Ethernet switch for User-Mode Linux guests: it learns where each MAC\n\
          address is and forwards frames between its ports.\n\
@@ -61,7 +62,11 @@ pub fn help(prog: &str) -> String {
          \x20 -unix control-socket\n\
          \x20                 the daemon protocol's control socket (default {DEFAULT_CTL},\n\
          \x20                 always served); guests of kernels before 6.16 join with\n\
-         \x20                 eth0=daemon,,unix,control-socket\n\
+         \x20                 eth0=daemon,,unix,control-socket. Named DIR/ctl, it also\n\
+         \x20                 serves vdeplug4's vde_plug: guests of 6.16 and later join\n\
+         \x20                 with vec0:transport=vde,vnl=vde://DIR (other names:\n\
+         \x20                 vde://DIR[NAME]); each such port gets its own data socket\n\
+         \x20                 control-socket.N. Both arguments are printed at start-up.\n\
          \x20 -hub            send every frame to every other port\n\
          \x20 -tap tap-device attach an existing host tap device as a port\n\
          \x20 -compat-v0      also serve protocol 0 clients; the data socket is then the\n\
@@ -87,6 +92,13 @@ pub fn help(prog: &str) -> String {
          \x20                 needs CAP_NET_RAW. Options that would make a guest panic\n\
          \x20                 (e.g. rx_session=0xffffffff: write -1 instead) or that it\n\
          \x20                 would misread are refused. Both may be given more than once.\n\
+         \x20 --launch BESS-PATH [--fd N] [--] PROGRAM [ARG]...\n\
+         \x20                 instead of running a switch: connect to the --bess socket\n\
+         \x20                 BESS-PATH of a running switch, put the connection on\n\
+         \x20                 descriptor N (default 3) and run PROGRAM with it, e.g.\n\
+         \x20                 linux.uml ... vec0:transport=fd,fd=N (the guest needs no\n\
+         \x20                 socket path). One port per launch; the guest's first\n\
+         \x20                 ip link set down closes it for good.\n\
          \x20 --help          print this help and exit\n\
          \n\
          SIGINT, SIGTERM and SIGHUP remove the sockets and end the switch; SIGUSR1 prints\n\
@@ -274,6 +286,8 @@ mod tests {
         let h = help("sw");
         assert!(h.starts_with("Usage: sw [-unix control-socket]"), "{h}");
         assert!(h.contains("vec0:transport=bess,dst=PATH"), "{h}");
+        assert!(h.contains("vec0:transport=vde,vnl=vde://DIR"), "{h}");
+        assert!(h.contains("vec0:transport=fd,fd=N"), "{h}");
         assert!(h.lines().all(|l| l.len() <= 80), "{h}");
     }
 

@@ -11,12 +11,24 @@
 //! padding or vde-style description arriving within [`TRAILER_GRACE`] are
 //! ignored; any other byte, or end of file, on a registered connection
 //! ends its port.
+//!
+//! Which data socket a new port gets is decided here, per request: a v3
+//! request naming a file-system path (vdeplug4's `vde_plug`, vde-2's
+//! libvdeplug: `DIR/.PPPPP-NNNNN`) becomes [`Action::RegisterVde`] — a data
+//! socket of its own, connected to the client before the reply names it
+//! (the client connects to the reply's address and unlinks its own path,
+//! spec `kernel7.md` §1.3); every other request (the abstract addresses of
+//! the kernel's daemon transport, v0, v1) becomes [`Action::Register`] on
+//! the shared data socket, as before.
 
 use std::io;
 use std::time::{Duration, Instant};
 
 use uml_common::cli::strerror;
-use uml_common::switch::{parse_request, Parsed, SockAddrUn, Version, V3_DESCRIPTION_MAX, V3_LEN};
+use uml_common::switch::{
+    parse_request, v3_requested_port, Parsed, SockAddrUn, Version, V3_DESCRIPTION_MAX, V3_LEN,
+    V3_MIN_LEN,
+};
 
 /// A new control connection must deliver its whole request within this.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -37,12 +49,40 @@ pub enum Action {
     Out(String),
     /// Print this line (with its `\n`) on stderr.
     Err(String),
-    /// The connection becomes a port whose frames go to this address.
+    /// The connection becomes a port whose frames go to this address
+    /// through the shared data socket.
     Register(SockAddrUn),
+    /// The connection becomes a port with a data socket of its own,
+    /// connected to the client's address; the reply names that socket.
+    RegisterVde(VdeRequest),
     /// Write the switch's 110-byte data socket address on the connection.
     Reply,
     /// Close the connection (and remove its port, if it has one).
     Close,
+}
+
+/// A request from a client whose data socket is a file-system path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VdeRequest {
+    /// The client's data socket.
+    pub addr: SockAddrUn,
+    /// The description received with the request (vde: `DESCR user=NAME
+    /// pid=N`), NULs removed and control characters replaced; may be
+    /// empty.
+    pub description: String,
+    /// The switch port it asked for (vde's `type >> 8`): tolerated, not
+    /// honoured.
+    pub requested_port: Option<u32>,
+}
+
+/// The printable form of a description tail: NULs dropped, control
+/// characters (a log line must stay one line) replaced by `?`.
+fn description_text(tail: &[u8]) -> String {
+    let tail: Vec<u8> = tail.iter().copied().filter(|&b| b != 0).collect();
+    String::from_utf8_lossy(&tail)
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }
 
 #[derive(Debug)]
@@ -102,7 +142,19 @@ impl ControlConn {
                 buf.extend_from_slice(bytes);
                 let received = buf.len();
                 let parsed = parse_request(buf);
-                self.on_request(parsed, received, now)
+                let vde = match &parsed {
+                    Parsed::Port {
+                        version: Version::V3,
+                        addr,
+                        ..
+                    } if !addr.is_abstract() => Some(VdeRequest {
+                        addr: *addr,
+                        description: description_text(buf.get(V3_MIN_LEN..).unwrap_or(&[])),
+                        requested_port: v3_requested_port(buf),
+                    }),
+                    _ => None,
+                };
+                self.on_request(parsed, received, vde, now)
             }
             State::Active {
                 grace_until,
@@ -119,7 +171,13 @@ impl ControlConn {
         }
     }
 
-    fn on_request(&mut self, parsed: Parsed, received: usize, now: Instant) -> Vec<Action> {
+    fn on_request(
+        &mut self,
+        parsed: Parsed,
+        received: usize,
+        vde: Option<VdeRequest>,
+        now: Instant,
+    ) -> Vec<Action> {
         match parsed {
             Parsed::NeedMore => Vec::new(),
             Parsed::Reject { message } => {
@@ -146,10 +204,11 @@ impl ControlConn {
                     grace_until: now + TRAILER_GRACE,
                     grace_left,
                 };
-                let mut actions = vec![
-                    Action::Register(addr),
-                    Action::Out("New connection\n".into()),
-                ];
+                let register = match vde {
+                    Some(request) => Action::RegisterVde(request),
+                    None => Action::Register(addr),
+                };
+                let mut actions = vec![register, Action::Out("New connection\n".into())];
                 let extra = received.saturating_sub(consumed);
                 if version != Version::V3 && extra > 0 {
                     actions.push(Action::Out("Bad request\n".into()));
@@ -190,6 +249,12 @@ impl ControlConn {
         self.close(vec![Action::Err(format!(
             "Sending data socket name: {why}\n"
         ))])
+    }
+
+    /// The port could not be set up (a vde client's data socket could not
+    /// be made or connected): `why` is printed on stderr.
+    pub fn on_register_failed(&mut self, why: &str) -> Vec<Action> {
+        self.close(vec![Action::Err(format!("{why}\n"))])
     }
 
     /// Checks the request deadline at `now`; `prog` and `label` (the
@@ -391,6 +456,116 @@ mod tests {
         let mut c = ControlConn::new(t);
         c.on_bytes(&encode_v1(mac, &addr()), t);
         assert_eq!(c.on_bytes(&[0], t), vec![out("Bad request"), Action::Close]);
+    }
+
+    fn vde_addr() -> SockAddrUn {
+        SockAddrUn::path(b"/tmp/sw/.01234-00000")
+    }
+
+    fn vde_request(description: &[u8], port: u32) -> Vec<u8> {
+        let mut r = encode_v3(&vde_addr())[..V3_MIN_LEN].to_vec();
+        r[8..12].copy_from_slice(&(port << 8).to_le_bytes());
+        r.extend_from_slice(description);
+        r
+    }
+
+    fn registered_vde(description: &str, requested_port: Option<u32>) -> Vec<Action> {
+        vec![
+            Action::RegisterVde(VdeRequest {
+                addr: vde_addr(),
+                description: description.into(),
+                requested_port,
+            }),
+            out("New connection"),
+            Action::Reply,
+        ]
+    }
+
+    #[test]
+    fn a_path_client_gets_its_own_data_socket_and_its_description_kept() {
+        let t = Instant::now();
+        // What vdeplug4 sends: 122 bytes and the description, no NUL.
+        let mut c = ControlConn::new(t);
+        let req = vde_request(b"UML user=root pid=14935", 0);
+        assert_eq!(req.len(), 145);
+        assert_eq!(
+            c.on_bytes(&req, t),
+            registered_vde("UML user=root pid=14935", None)
+        );
+        assert!(!c.is_pending());
+        // It may also end its port like any other.
+        assert_eq!(c.on_eof(), vec![out("Disconnect"), Action::Close]);
+        // Port bits in the type are tolerated and reported.
+        let mut c = ControlConn::new(t);
+        assert_eq!(
+            c.on_bytes(&vde_request(b"x", 3), t),
+            registered_vde("x", Some(3))
+        );
+        // NULs are dropped, control characters replaced.
+        let mut c = ControlConn::new(t);
+        assert_eq!(
+            c.on_bytes(&vde_request(b"\0\0a\nb\x1b", 0), t),
+            registered_vde("a?b?", None)
+        );
+        // The kernel's 124-byte form with a path: no description.
+        let mut c = ControlConn::new(t);
+        assert_eq!(
+            c.on_bytes(&encode_v3(&vde_addr()), t),
+            registered_vde("", None)
+        );
+    }
+
+    #[test]
+    fn a_split_vde_request_is_one_port_and_its_late_tail_is_ignored() {
+        let t = Instant::now();
+        let req = vde_request(&[b'd'; 128], 0);
+        let mut c = ControlConn::new(t);
+        assert_eq!(c.on_bytes(&req[..12], t), vec![]);
+        assert_eq!(c.on_bytes(&req[12..122], t), registered_vde("", None));
+        assert_eq!(c.on_bytes(&req[122..], t), vec![]);
+        // Room for 2 padding bytes and 128 of description (README
+        // deviation 3); more ends the port.
+        assert_eq!(c.on_bytes(b"xx", t), vec![]);
+        assert_eq!(c.on_bytes(b"x", t), vec![out("Bad request"), Action::Close]);
+        // An oversized tail in the same read: registered, then closed.
+        let mut c = ControlConn::new(t);
+        let big = vde_request(&[b'd'; 300], 0);
+        let first = c.read_size();
+        let mut actions = c.on_bytes(&big[..first], t);
+        actions.extend(c.on_bytes(&big[first..first + 1], t));
+        let mut want = registered_vde(&"d".repeat(first - V3_MIN_LEN), None);
+        want.push(out("Bad request"));
+        want.push(Action::Close);
+        assert_eq!(actions, want);
+    }
+
+    #[test]
+    fn abstract_and_older_requests_stay_on_the_shared_socket() {
+        let t = Instant::now();
+        let mut req = encode_v3(&addr()).to_vec();
+        req[8..12].copy_from_slice(&(7u32 << 8).to_le_bytes());
+        let mut c = ControlConn::new(t);
+        assert_eq!(c.on_bytes(&req, t), registered(true));
+        let mut c = ControlConn::new(t);
+        let v1 = encode_v1(Mac([2, 0, 0, 0, 0, 1]), &vde_addr());
+        assert_eq!(
+            c.on_bytes(&v1, t),
+            vec![
+                Action::Register(vde_addr()),
+                out("New connection"),
+                Action::Reply
+            ]
+        );
+    }
+
+    #[test]
+    fn a_failed_registration_closes_once() {
+        let t = Instant::now();
+        let mut c = ControlConn::new(t);
+        c.on_bytes(&vde_request(b"UML", 0), t);
+        assert_eq!(c.on_register_failed("why"), vec![err("why"), Action::Close]);
+        assert_eq!(c.on_bytes(b"x", t), vec![]);
+        assert_eq!(c.on_eof(), vec![]);
     }
 
     #[test]

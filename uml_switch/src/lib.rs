@@ -12,12 +12,15 @@
 //!   from a `PortSpec`;
 //! * `control`: the daemon protocol's control-connection state machine
 //!   (no sockets);
-//! * `output`: line-by-line stdout and stderr.
+//! * `output`: line-by-line stdout and stderr;
+//! * `launch`: `--launch`, which runs a program (a UML on
+//!   `vecN:transport=fd`) on a connection to a switch's bess socket.
 #![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod control;
 pub mod core;
+pub mod launch;
 pub mod output;
 pub mod port;
 pub mod server;
@@ -32,6 +35,9 @@ pub fn main_with_args(argv: &[OsString]) -> server::Exit {
         || "uml_switch".to_string(),
         |a| a.to_string_lossy().into_owned(),
     );
+    if argv.get(1).is_some_and(|a| a == "--launch") {
+        return launch::main(&prog, &argv[2..]);
+    }
     let parsed = cli::parse(&prog, argv.get(1..).unwrap_or(&[]));
     for notice in &parsed.notices {
         print!("{notice}");

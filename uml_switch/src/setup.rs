@@ -1,8 +1,8 @@
 //! Start-up, in the C switch's order: check the tunnel options (before
 //! anything is opened), check stdin, open the ports (binding the sockets,
 //! with the C switch's messages), print the `attached` line (then, for
-//! each `--bess` socket and tunnel port, the guest argument that joins
-//! it), open the tap, detach with `-daemon`, then build the event loop.
+//! the control socket, each `--bess` socket and tunnel port, the guest
+//! argument that joins it), open the tap, detach with `-daemon`, then build the event loop.
 
 use std::io::{self, IsTerminal};
 
@@ -104,6 +104,10 @@ pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, SetupFailed> {
     }
     line.push('\n');
     out(&line);
+    // How guests join the control socket (daemon transport, vde_plug).
+    if let Some(text) = endpoints.first().and_then(|e| e.announce()) {
+        out(&text);
+    }
     for path in &opts.bess {
         out(&format!(
             "bess socket '{}': guests join with {}\n",

@@ -10,6 +10,10 @@
 //! registered are dropped. Frames leave in `sendmmsg` batches, each port's
 //! on a socket connected to its address (README deviation 15), or with
 //! `sendto` on the data socket when that socket could not be made.
+//!
+//! vde clients (vdeplug4's `vde_plug vde://DIR`, which 7.x kernels run for
+//! `vecN:transport=vde`) use the same control socket; their ports get a
+//! data socket of their own instead of the shared one (`vde.rs`).
 
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
@@ -25,13 +29,15 @@ use uml_common::cli::strerror;
 use uml_common::switch::{data_socket_name, AddrKey, SockAddrUn, MAX_FRAME_LEN, SOCKADDR_UN_LEN};
 use uml_common::sys::fd::move_high;
 use uml_common::sys::mmsg::SendBatch;
+use uml_common::sys::seqpacket::peer_cred;
 
 use super::unix::{bind_with_stale_check, probe_dgram, probe_stream, BindOutcome};
+use super::vde;
 use super::{
     Ctx, Endpoint, Inbox, OpenFailed, Ready, Received, Stats, EAGAIN_COOLDOWN, EAGAIN_PATIENCE,
     HIGH_FD, SEND_BATCH,
 };
-use crate::control::{Action, ControlConn};
+use crate::control::{Action, ControlConn, VdeRequest};
 use crate::core::{MacHasher, PortId};
 use crate::output::{err, out};
 
@@ -43,19 +49,27 @@ const SUB_LISTENER: u32 = 0;
 const SUB_DATA: u32 = 1;
 /// Control connections: this plus the descriptor.
 const SUB_CONN_BASE: u32 = 2;
+/// Data sockets of vde ports: this plus the port id.
+const SUB_VDE_BASE: u32 = 1 << 31;
 
 struct Conn {
     stream: UnixStream,
     machine: ControlConn,
     port: Option<PortId>,
+    /// A vde port's own data socket address, replied instead of the
+    /// shared one, and the line printed once the reply is sent.
+    vde_reply: Option<(SockAddrUn, String)>,
 }
 
 /// A registered client: where its frames go.
 struct Client {
     addr: SockAddrUn,
-    /// A socket connected to `addr` (see [`connected_socket`]).
+    /// A socket connected to `addr` (see [`connected_socket`]); for a vde
+    /// port, its own data socket (frames are received on it too).
     tx: Option<OwnedFd>,
     send_error_reported: bool,
+    /// Set for a vde port.
+    vde: Option<vde::PortFile>,
 }
 
 /// The daemon protocol endpoint.
@@ -233,6 +247,7 @@ impl Daemon {
                             stream,
                             machine: ControlConn::new(Instant::now()),
                             port: None,
+                            vde_reply: None,
                         },
                     );
                 }
@@ -296,11 +311,27 @@ impl Daemon {
                         conn.port = Some(id);
                     }
                 }
+                Action::RegisterVde(request) => {
+                    if let Err(why) = self.add_vde_client(fd, &request, ctx) {
+                        let Some(conn) = self.conns.get_mut(&fd) else {
+                            return;
+                        };
+                        let more = conn.machine.on_register_failed(&why);
+                        return self.apply(fd, more, ctx);
+                    }
+                }
                 Action::Reply => {
                     let Some(conn) = self.conns.get_mut(&fd) else {
                         return;
                     };
-                    let failed = match conn.stream.write(&self.data_addr.0) {
+                    let (reply, line) = match conn.vde_reply.take() {
+                        Some((addr, line)) => (addr, Some(line)),
+                        None => (self.data_addr, None),
+                    };
+                    if let Some(line) = line {
+                        out(&line);
+                    }
+                    let failed = match conn.stream.write(&reply.0) {
                         Ok(SOCKADDR_UN_LEN) => None,
                         Ok(_) => Some(conn.machine.on_reply_failed(None)),
                         Err(e) => Some(conn.machine.on_reply_failed(Some(&e))),
@@ -338,18 +369,89 @@ impl Daemon {
             addr,
             tx,
             send_error_reported: false,
+            vde: None,
         });
     }
 
+    /// Makes the port of control connection `fd` for a vde client: its
+    /// own data socket, connected to the client's (before the reply names
+    /// it). The error is the line to print.
+    fn add_vde_client(
+        &mut self,
+        fd: RawFd,
+        request: &VdeRequest,
+        ctx: &mut Ctx<'_>,
+    ) -> Result<(), String> {
+        let Some(conn) = self.conns.get_mut(&fd) else {
+            return Ok(());
+        };
+        let sock = vde::open_port(&self.ctl, fd, request)?;
+        let port = ctx.add_port(fd);
+        if let Err(e) = ctx.watch(&sock.fd, SUB_VDE_BASE + port) {
+            ctx.remove_port(port);
+            let mut file = sock.file;
+            file.unlink();
+            return Err(format!("vde port {fd}: epoll: {}", strerror(&e)));
+        }
+        let cred = peer_cred(conn.stream.as_fd()).ok().map(|c| (c.pid, c.uid));
+        conn.port = Some(port);
+        conn.vde_reply = Some((sock.reply, vde::describe(fd, cred, request)));
+        let i = port as usize;
+        if self.clients.len() <= i {
+            self.clients.resize_with(i + 1, || None);
+        }
+        self.clients[i] = Some(Client {
+            addr: request.addr,
+            tx: Some(sock.fd),
+            send_error_reported: false,
+            vde: Some(sock.file),
+        });
+        Ok(())
+    }
+
+    /// Receives one batch on the data socket of vde port `port`.
+    fn recv_vde(&mut self, port: PortId, ctx: &mut Ctx<'_>, inbox: &mut Inbox) -> Ready {
+        let Some(Some(Client { tx: Some(sock), .. })) = self.clients.get(port as usize) else {
+            return Ready::Done;
+        };
+        match vde::recv(sock.as_fd(), port, inbox, ctx.stats) {
+            Ok(ready) => ready,
+            Err(e) => {
+                // Broken for good: end the port (the client sees its
+                // control connection close).
+                inbox.frames.clear();
+                if let Some(label) = ctx.ports.label(port) {
+                    err(&format!("vde port {label}: receiving: {}\n", strerror(&e)));
+                    self.close_conn(label, ctx);
+                }
+                Ready::Done
+            }
+        }
+    }
+
     fn remove_client(&mut self, port: PortId) {
-        let Some(client) = self.clients.get_mut(port as usize).and_then(Option::take) else {
+        let Some(mut client) = self.clients.get_mut(port as usize).and_then(Option::take) else {
             return;
         };
+        self.tx.forget_tag(port);
+        if let Some(file) = &mut client.vde {
+            // Its data socket closes with `client` (and so leaves epoll).
+            file.unlink();
+            return;
+        }
         let key = client.addr.key();
         if self.by_addr.get(&key) == Some(&port) {
             self.by_addr.remove(&key);
         }
-        self.tx.forget_tag(port);
+    }
+
+    /// Removes the socket files of the vde ports.
+    fn unlink_vde_files(&mut self) {
+        for client in self.clients.iter_mut().flatten() {
+            if let Some(file) = &mut client.vde {
+                file.unlink();
+            }
+        }
     }
 }
 
@@ -369,6 +471,7 @@ impl Endpoint for Daemon {
         match sub {
             SUB_DATA => return self.recv_data(inbox, ctx.stats),
             SUB_LISTENER => self.accept(ctx),
+            s if s >= SUB_VDE_BASE => return self.recv_vde(s - SUB_VDE_BASE, ctx, inbox),
             s => self.handle_conn((s - SUB_CONN_BASE) as RawFd, ctx),
         }
         Ready::Done
@@ -405,13 +508,24 @@ impl Endpoint for Daemon {
             if let Some(Some(client)) = self.clients.get_mut(tag as usize) {
                 if !client.send_error_reported {
                     client.send_error_reported = true;
-                    err(&format!(
-                        "send_sock sending to fd {data_fd} {}\n",
-                        strerror(&e)
-                    ));
+                    match &client.vde {
+                        Some(file) => err(&format!(
+                            "vde port {}: sending: {}\n",
+                            file.label,
+                            strerror(&e)
+                        )),
+                        None => err(&format!(
+                            "send_sock sending to fd {data_fd} {}\n",
+                            strerror(&e)
+                        )),
+                    }
                 }
             }
         }
+    }
+
+    fn announce(&self) -> Option<String> {
+        Some(vde::announce(&self.ctl))
     }
 
     fn next_deadline(&self) -> Option<Instant> {
@@ -448,6 +562,7 @@ impl Endpoint for Daemon {
     }
 
     fn cleanup(&mut self) {
+        self.unlink_vde_files();
         if let Err(e) = std::fs::remove_file(&self.ctl) {
             out(&format!(
                 "Couldn't remove control socket '{}' : ",
@@ -464,6 +579,7 @@ impl Endpoint for Daemon {
     }
 
     fn discard(&mut self) {
+        self.unlink_vde_files();
         let _ = std::fs::remove_file(&self.ctl);
         if let Some(d) = &self.data_path {
             let _ = std::fs::remove_file(d);

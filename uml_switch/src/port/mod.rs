@@ -8,7 +8,10 @@
 //!   `transport=bess` (one port per connection);
 //! * [`l2tpv3`], [`gre`]: a statically configured tunnel to one guest of
 //!   the vector driver's `transport=l2tpv3` or `transport=gre` (one port;
-//!   the socket, batching and counters they share are [`tunnel`]'s).
+//!   the socket, batching and counters they share are [`tunnel`]'s);
+//! * [`vde`]: vde clients (`vde_plug vde://DIR`, 7.x guests'
+//!   `vecN:transport=vde`) of the daemon control socket, each with a data
+//!   socket of its own (used by [`daemon`]).
 //!
 //! An endpoint owns its descriptors and carries one port or many. The
 //! event loop (`server.rs`) hands it readiness events for the descriptors
@@ -26,6 +29,7 @@ pub mod l2tpv3;
 pub mod tap;
 pub mod tunnel;
 pub mod unix;
+pub mod vde;
 
 use std::io;
 use std::os::fd::{AsFd, RawFd};
