@@ -203,10 +203,13 @@ impl Daemon {
                 }
                 continue;
             };
-            if inbox.rx.truncated(i) {
+            // Longer frames are cut to 1514 bytes, as the C switch does,
+            // however long the switch's own frames may be (--mtu).
+            let len = inbox.rx.frame(i).len();
+            if inbox.rx.truncated(i) || len > MAX_FRAME_LEN {
                 stats.truncated += 1;
             }
-            let len = inbox.rx.frame(i).len();
+            let len = len.min(MAX_FRAME_LEN);
             inbox.frames.push(Received { port, slot: i, len });
         }
         // Keep reading while frames keep coming (the next recvmmsg is
@@ -469,6 +472,23 @@ impl Endpoint for Daemon {
             let _ = std::fs::remove_file(d);
         }
     }
+
+    /// The legacy daemon transport carries frames of at most 1514 bytes
+    /// (its devices' MTU cannot exceed 1500), whatever `--mtu` says.
+    fn frame_limit(&self, _max_frame: usize) -> usize {
+        MAX_FRAME_LEN
+    }
+}
+
+/// The kernel argument that joins a daemon switch at control socket `ctl`
+/// (made absolute against the current directory).
+pub fn guest_argument(ctl: &Path) -> String {
+    let abs = if ctl.is_absolute() {
+        ctl.to_path_buf()
+    } else {
+        std::env::current_dir().map_or_else(|_| ctl.to_path_buf(), |d| d.join(ctl))
+    };
+    format!("eth0=daemon,,unix,{}", abs.display())
 }
 
 /// A socket connected to a port's data address, so that the frames
