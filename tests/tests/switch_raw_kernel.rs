@@ -486,3 +486,119 @@ fn bess_guests_at_mtu_9000_and_a_daemon_guest() {
     assert!(out.contains("New connection"), "{out}");
     eprintln!("--- switch output (MTU 9000) ---\n{out}");
 }
+
+/// Linux 7.x guests on `transport=tap` and `transport=hybrid`, each on a
+/// tap of its own that the switch attaches with `--raw`, ping a bess
+/// guest; the tap guest also sends it 1 MiB over TCP (its TSO frames
+/// come through the tap and are cut by the switch).
+#[test]
+fn kernel7_tap_and_hybrid_guests_ping_a_bess_guest() {
+    require!(
+        Requirement::Root,
+        Requirement::LinuxUml7,
+        Requirement::NetNs,
+        Requirement::DevNetTun
+    );
+    require_program!("ping", "iputils-ping");
+    require_program!("busybox", "busybox");
+    require_ours!();
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = tempfile::Builder::new()
+        .prefix("umlsw-")
+        .tempdir()
+        .expect("tempdir");
+    let ns = NetNs::new("tapk");
+    for key in [
+        "net.ipv6.conf.all.disable_ipv6",
+        "net.ipv6.conf.default.disable_ipv6",
+    ] {
+        ns.sysctl(key, "1").unwrap();
+    }
+    for tap in ["tapt", "taph"] {
+        ip(&ns, &["tuntap", "add", "dev", tap, "mode", "tap"]);
+        ip(&ns, &["link", "set", tap, "up"]);
+    }
+    let bess = dir.path().join("sw.bess");
+    let args: Vec<OsString> = vec![
+        "-unix".into(),
+        dir.path().join("sw.ctl").into(),
+        "--bess".into(),
+        bess.clone().into(),
+        "--raw".into(),
+        "tapt".into(),
+        "--raw".into(),
+        "taph".into(),
+    ];
+    let (mut sw, tap_arg) = start_switch(&ns, dir.path(), args, "raw port ");
+    assert_eq!(tap_arg, "vec0:transport=tap,ifname=tapt");
+    let out = sw.output();
+    let hybrid_line = out
+        .lines()
+        .find(|l| l.contains(" on 'taph' "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        hybrid_line.ends_with("guests join with vec0:transport=tap,ifname=taph"),
+        "{hybrid_line}"
+    );
+
+    let mut peer = boot(
+        &ns,
+        Kernel::Linux7,
+        &format!("vec0:transport=bess,dst={},mac={}", bess.display(), mac(1)),
+        "vec0",
+        1,
+        "busybox nc -l -p 5000 > \"$OUT/recv.bin\"\necho \"TEST: recv rc=$?\"\n\
+         while :; do sleep 3600; done",
+    );
+    expect_step_ok(&mut peer, "link up", &mut sw, &[]);
+    let mut hybrid = boot(
+        &ns,
+        Kernel::Linux7,
+        &format!("vec0:transport=hybrid,ifname=taph,mac={}", mac(3)),
+        "vec0",
+        3,
+        "ping -c 3 -i 0.3 -w 30 10.0.0.1\necho \"TEST: ping rc=$?\"",
+    );
+    let mut tap = boot(
+        &ns,
+        Kernel::Linux7,
+        &format!("{tap_arg},mac={}", mac(2)),
+        "vec0",
+        2,
+        &format!(
+            "ping -c 3 -i 0.3 -w 30 10.0.0.1\necho \"TEST: ping rc=$?\"\n\
+             head -c {TCP_BYTES} /dev/urandom > /tmp/data && cp /tmp/data \"$OUT/sent.bin\"\n\
+             timeout 60 busybox nc 10.0.0.1 5000 < /tmp/data\necho \"TEST: send rc=$?\""
+        ),
+    );
+    expect_step_ok(&mut hybrid, "link up", &mut sw, &[&peer, &tap]);
+    expect_step_ok(&mut hybrid, "ping", &mut sw, &[&peer, &tap]);
+    expect_step_ok(&mut tap, "link up", &mut sw, &[&peer, &hybrid]);
+    expect_step_ok(&mut tap, "ping", &mut sw, &[&peer, &hybrid]);
+    expect_step_ok(&mut tap, "send", &mut sw, &[&peer, &hybrid]);
+    let recv_path = peer.work_dir().join("out").join("recv.bin");
+    let complete = wait_until(GUEST_STEP, || {
+        std::fs::metadata(&recv_path).is_ok_and(|m| m.len() as usize >= TCP_BYTES)
+    });
+    let got = std::fs::read(&recv_path).unwrap_or_default();
+    let data = std::fs::read(tap.work_dir().join("out").join("sent.bin")).unwrap_or_default();
+    assert!(
+        complete && got == data,
+        "received {} of {TCP_BYTES} bytes\n{}",
+        got.len(),
+        sw.report()
+    );
+    for g in [&mut tap, &mut hybrid] {
+        assert!(
+            g.wait_exit(UML_EXIT),
+            "{} did not power off:\n{}",
+            g.umid(),
+            g.console()
+        );
+    }
+    halt(&mut peer);
+    assert!(sw.running(), "switch ended:\n{}", sw.report());
+    let out = sw.output();
+    assert!(!out.contains(" old port "), "{out}");
+    eprintln!("--- switch output (tap and hybrid guests) ---\n{out}");
+}

@@ -5,9 +5,10 @@
 //! the offloads of the guests behind the interface (TSO, checksums left
 //! to the "hardware") are visible and can be completed. Frames this socket
 //! sends are never received back by it (`PACKET_IGNORE_OUTGOING`; where
-//! the kernel lacks it, the receiver checks [`is_outgoing`]); sends skip
-//! the qdisc layer (`PACKET_QDISC_BYPASS`), so the socket's own frames do
-//! not reach other packet sockets on the interface either.
+//! the kernel lacks it, the receiver checks [`is_outgoing`]). Sends go
+//! through the interface's qdisc, not around it (`PACKET_QDISC_BYPASS`):
+//! a guest on the vector `hybrid` transport reads its tap with a packet
+//! socket, which sees what is sent out of the tap only that way.
 //!
 //! Everything is non-blocking and close-on-exec. Needs `CAP_NET_RAW`.
 
@@ -102,7 +103,7 @@ fn set_int(fd: &OwnedFd, name: libc::c_int, value: libc::c_int) -> io::Result<()
 
 /// Opens an `AF_PACKET` socket on interface `name` as the module describes:
 /// virtio-net headers, promiscuous mode (released when the socket closes),
-/// own frames ignored, qdisc bypassed, bound to the interface.
+/// own frames ignored, bound to the interface.
 pub fn open(name: &str) -> Result<PacketSocket, PacketError> {
     let ifindex = ifindex(name)?;
     let proto = ETH_P_ALL.to_be();
@@ -123,8 +124,6 @@ pub fn open(name: &str) -> Result<PacketSocket, PacketError> {
     set_int(&fd, libc::PACKET_VNET_HDR, 1)
         .map_err(|e| PacketError::Option("PACKET_VNET_HDR", e))?;
     let ignores_outgoing = set_int(&fd, libc::PACKET_IGNORE_OUTGOING, 1).is_ok();
-    // Only a speed-up (and one more guard against seeing our own frames).
-    let _ = set_int(&fd, libc::PACKET_QDISC_BYPASS, 1);
     let mreq = libc::packet_mreq {
         mr_ifindex: ifindex as libc::c_int,
         mr_type: libc::PACKET_MR_PROMISC as libc::c_ushort,

@@ -22,9 +22,13 @@
 //! Frames are received with `recvmmsg` into buffers of 64 KiB and copied
 //! into the shared inbox; one TSO frame may fill many inbox slots, so what
 //! does not fit waits for the next call, and an eventfd makes the event
-//! loop come back for it. They are sent with `sendmmsg`. The port's limit
-//! is the smaller of the switch's largest frame and the interface's MTU
-//! plus the Ethernet header; longer frames are dropped and counted.
+//! loop come back for it. They are sent with `sendmmsg`, through the
+//! interface's qdisc (a `hybrid` guest reads its tap with a packet socket,
+//! which sees only what passes there). The port's limit is the smaller of
+//! the switch's largest frame and the interface's MTU plus the Ethernet
+//! header; longer frames are dropped and counted. Send errors of an
+//! interface whose far side is not up yet (`ENETDOWN`; `ENOBUFS` from a
+//! tap no guest has attached) are counted, not reported.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -360,9 +364,7 @@ impl Raw {
         self.counts.sent += f.sent as u64;
         self.counts.send_errors += errors + f.would_block as u64;
         if let Some(e) = first_error {
-            // A link that is down refuses every frame: not a fault of the
-            // switch, and reported once at start-up already.
-            if !self.send_error_reported && e.raw_os_error() != Some(libc::ENETDOWN) {
+            if !self.send_error_reported && !is_link_down(&e) {
                 self.send_error_reported = true;
                 err(&format!(
                     "Sending to {}: {}\n",
@@ -372,6 +374,16 @@ impl Raw {
             }
         }
     }
+}
+
+/// Errors of an interface whose other side is not there yet (a link that
+/// is down; a tap whose guest has not attached, which drops what is sent
+/// to it): counted, not reported.
+fn is_link_down(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENETDOWN | libc::ENOBUFS | libc::ENXIO)
+    )
 }
 
 impl Endpoint for Raw {
@@ -413,7 +425,7 @@ impl Endpoint for Raw {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    if !self.recv_error_reported && e.raw_os_error() != Some(libc::ENETDOWN) {
+                    if !self.recv_error_reported && !is_link_down(&e) {
                         self.recv_error_reported = true;
                         err(&format!(
                             "Receiving on {}: {}\n",
