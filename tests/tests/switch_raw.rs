@@ -418,6 +418,13 @@ fn raw_port_carries_frames_and_completes_offloads() {
     guest.send(plain, &marker_frame(id));
     assert_eq!(bess_until_marker(&bess, id), Vec::<Vec<u8>>::new());
 
+    // A VLAN-tagged frame: the kernel takes the tag out before packet
+    // sockets see it; the switch puts it back.
+    let mut tagged = frame(BROADCAST, mac(1), b"on VLAN 7");
+    tagged.splice(12..12, [0x81, 0x00, 0x00, 0x07]);
+    guest.send(plain, &tagged);
+    assert_eq!(bess.recv(WAIT), Some(tagged));
+
     // Checksum offload: a UDP datagram whose checksum is left to do.
     let mut udp = vec![0x30, 0x39, 0x00, 0x35, 0, 0, 0, 0];
     udp.extend_from_slice(b"checksum me, odd length");
@@ -480,7 +487,7 @@ fn raw_port_carries_frames_and_completes_offloads() {
     );
     assert!(
         out.contains(&format!(
-            "raw port {label} on 'vb': frames in 6 (1 segmented, 1 checksummed), out 3,"
+            "raw port {label} on 'vb': frames in 7 (1 segmented, 1 checksummed), out 3,"
         )),
         "{out}"
     );
@@ -542,6 +549,82 @@ fn raw_port_carries_large_frames_with_mtu() {
     assert!(
         out.contains(" frames dropped as longer than 9014 bytes"),
         "{out}"
+    );
+}
+
+/// A raw port on an interface that is down: reported at start-up, and
+/// frames flow once it is up.
+#[test]
+fn raw_port_on_a_down_interface_works_once_it_is_up() {
+    require!(Requirement::Root, Requirement::NetNs);
+    require_ours!();
+    let ns = veth_namespace("rawd", 1500);
+    ip(&ns, &["link", "set", "vb", "down"]);
+    let dir = new_temp_dir();
+    let bess_path = dir.path().join("sw.bess");
+    let args: Vec<OsString> = vec![
+        "-unix".into(),
+        dir.path().join("sw.ctl").into(),
+        "--bess".into(),
+        bess_path.clone().into(),
+        "--raw".into(),
+        "vb".into(),
+    ];
+    let mut sw =
+        NsSwitch::start(&ns, dir.path(), &args, LIFETIME).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        sw.wait_output(WAIT, |o| o.contains("raw port ")),
+        "{}",
+        sw.report()
+    );
+    assert!(
+        sw.output().contains(
+            "--raw 'vb': the interface is down; frames flow once it is up (ip link set vb up)"
+        ),
+        "{}",
+        sw.report()
+    );
+    let guest = PacketGuest::open(&ns, "va");
+    let bess = BessClient::connect(&bess_path).unwrap();
+    assert!(
+        sw.wait_output(WAIT, |o| o.contains("New bess connection")),
+        "{}",
+        sw.report()
+    );
+    // While it is down, what the switch sends it is lost quietly.
+    bess.send(&frame(BROADCAST, mac(2), b"into a down link"));
+    ip(&ns, &["link", "set", "vb", "up"]);
+    let plain = [0u8; 10];
+    let f = frame(BROADCAST, mac(1), b"after the link came up");
+    // The veth pair may take a moment to carry frames after it is up.
+    let mut got = None;
+    let ok = wait_until(WAIT, || {
+        guest.send(plain, &f);
+        got = bess.recv(Duration::from_millis(100));
+        got.is_some()
+    });
+    assert!(ok, "nothing arrived:\n{}", sw.report());
+    assert_eq!(got, Some(f));
+    let back = frame(mac(1), mac(2), b"and back");
+    bess.send(&back);
+    let mut seen = Vec::new();
+    let mut arrived = false;
+    while let Some((_, g)) = guest.recv(WAIT) {
+        if g == back {
+            arrived = true;
+            break;
+        }
+        seen.push(g);
+    }
+    assert!(arrived, "the unicast never arrived; saw {seen:?}");
+    assert!(
+        seen.iter().all(|g| g[6..12] == mac(2)),
+        "unexpected frames: {seen:?}"
+    );
+    assert!(
+        !sw.output().contains("Receiving on") && !sw.output().contains("Sending to"),
+        "{}",
+        sw.report()
     );
 }
 

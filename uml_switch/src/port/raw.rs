@@ -17,7 +17,9 @@
 //! Those frames are completed here ([`super::offload`]: checksums filled
 //! in, TSO frames cut into segments) before they are forwarded, so the
 //! other ports get ordinary frames. Frames leave with an all-zero header
-//! (complete frames).
+//! (complete frames). The kernel takes the VLAN tag out of a received
+//! frame before packet sockets see it; the tag comes alongside and is put
+//! back, so tagged frames cross the switch tagged.
 //!
 //! Frames are received with `recvmmsg` into buffers of 64 KiB and copied
 //! into the shared inbox; one TSO frame may fill many inbox slots, so what
@@ -39,8 +41,8 @@ use nix::sys::eventfd::{EfdFlags, EventFd};
 use uml_common::cli::strerror;
 use uml_common::switch::{ETH_HEADER_LEN, MAX_FRAME_LEN};
 use uml_common::sys::fd::move_high;
-use uml_common::sys::mmsg::{RecvBatch, SendBatch};
-use uml_common::sys::packet::{self, PacketError};
+use uml_common::sys::mmsg::SendBatch;
+use uml_common::sys::packet::{self, PacketBatch, PacketError, VlanTag};
 
 use super::offload::{complete_checksum, OffloadError, Tso, VnetHdr, F_NEEDS_CSUM, VNET_HDR_LEN};
 use super::{
@@ -94,7 +96,9 @@ pub struct Raw {
     port: Option<PortId>,
     if_mtu: u32,
     guest_argument: Option<String>,
-    rx: RecvBatch,
+    rx: PacketBatch,
+    /// A frame with its VLAN tag put back.
+    scratch: Vec<u8>,
     cursor: Cursor,
     wake: File,
     wake_armed: bool,
@@ -137,6 +141,90 @@ fn guest_argument(ifname: &str, ifindex: u32) -> Option<String> {
     // that links back is the other end.
     (sys(&peer, "iflink") == Some(ifindex) && sys(&peer, "ifindex") == Some(peer_index))
         .then(|| format!("vec0:transport=raw,ifname={peer}"))
+}
+
+/// What became of one received frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// In the inbox (all its segments), its checksum completed or not, cut
+    /// or not.
+    Done { checksummed: bool, tso: bool },
+    /// The inbox filled up first: the rest of its segments come next time.
+    Full,
+    /// Shorter than the virtio-net header.
+    Short,
+    /// Longer than the switch's largest frame (or the receive buffer).
+    TooLong,
+    /// An offload that cannot be done.
+    Bad(OffloadError),
+}
+
+/// `frame` with VLAN tag `tag` put back after the MAC addresses, in
+/// `scratch`.
+fn with_tag<'a>(frame: &[u8], tag: VlanTag, scratch: &'a mut Vec<u8>) -> &'a mut [u8] {
+    scratch.clear();
+    let at = frame.len().min(12);
+    scratch.extend_from_slice(&frame[..at]);
+    scratch.extend_from_slice(&tag.bytes());
+    scratch.extend_from_slice(&frame[at..]);
+    scratch
+}
+
+/// Completes `frame` as its virtio-net header `h` says and puts it (or
+/// its segments from `*seg` on, counting them in `*seg`) into the inbox.
+fn complete(
+    frame: &mut [u8],
+    h: &VnetHdr,
+    seg: &mut usize,
+    port: PortId,
+    inbox: &mut Inbox,
+) -> Outcome {
+    let cap = inbox.rx.capacity();
+    let room = inbox.rx.buffer_mut(0).len();
+    match Tso::plan(frame, h) {
+        Err(e) => Outcome::Bad(e),
+        Ok(None) => {
+            if frame.len() > room {
+                return Outcome::TooLong;
+            }
+            let checksummed = h.flags & F_NEEDS_CSUM != 0;
+            if checksummed {
+                let (start, offset) = (usize::from(h.csum_start), usize::from(h.csum_offset));
+                if let Err(e) = complete_checksum(frame, start, offset) {
+                    return Outcome::Bad(e);
+                }
+            }
+            let slot = inbox.frames.len();
+            inbox.rx.buffer_mut(slot)[..frame.len()].copy_from_slice(frame);
+            inbox.frames.push(Received {
+                port,
+                slot,
+                len: frame.len(),
+            });
+            Outcome::Done {
+                checksummed,
+                tso: false,
+            }
+        }
+        Ok(Some(t)) => {
+            if t.max_segment_len() > room {
+                return Outcome::TooLong;
+            }
+            while *seg < t.count {
+                let slot = inbox.frames.len();
+                if slot == cap {
+                    return Outcome::Full;
+                }
+                let n = t.write_segment(frame, *seg, inbox.rx.buffer_mut(slot));
+                inbox.frames.push(Received { port, slot, len: n });
+                *seg += 1;
+            }
+            Outcome::Done {
+                checksummed: false,
+                tso: true,
+            }
+        }
+    }
 }
 
 impl Raw {
@@ -209,7 +297,8 @@ impl Raw {
             port: None,
             if_mtu,
             guest_argument,
-            rx: RecvBatch::new(1, 1),
+            rx: PacketBatch::new(1, 1),
+            scratch: Vec::new(),
             cursor: Cursor::default(),
             wake: File::from(wake),
             wake_armed: false,
@@ -249,96 +338,53 @@ impl Raw {
     /// is used up. Returns whether the inbox is full.
     fn drain(&mut self, port: PortId, ctx: &mut Ctx<'_>, inbox: &mut Inbox) -> bool {
         let cap = inbox.rx.capacity();
-        let room = inbox.rx.buffer_mut(0).len();
         while self.cursor.next < self.cursor.filled {
             if inbox.frames.len() == cap {
                 return true;
             }
             let i = self.cursor.next;
-            let len = self.rx.frame(i).len();
-            if !self.ignores_outgoing && packet::is_outgoing(self.rx.sender(i)) {
+            if !self.ignores_outgoing && self.rx.outgoing(i) {
                 self.counts.own += 1;
                 self.cursor.next += 1;
                 continue;
             }
-            let first = self.cursor.seg == 0;
-            if first {
+            if self.cursor.seg == 0 {
                 ctx.stats.frames_in += 1;
                 self.counts.received += 1;
             }
-            let Some(h) = VnetHdr::parse(self.rx.frame(i)) else {
-                // Shorter than the header: nothing to forward.
-                ctx.stats.short += 1;
-                self.cursor.next += 1;
-                continue;
+            let outcome = if self.rx.truncated(i) {
+                Outcome::TooLong
+            } else {
+                match VnetHdr::parse(self.rx.frame(i)) {
+                    None => Outcome::Short,
+                    Some(h) => {
+                        let vlan = self.rx.vlan(i);
+                        let frame = match vlan {
+                            None => &mut self.rx.frame_mut(i)[VNET_HDR_LEN..],
+                            Some(tag) => {
+                                with_tag(&self.rx.frame(i)[VNET_HDR_LEN..], tag, &mut self.scratch)
+                            }
+                        };
+                        let h = match vlan {
+                            Some(_) if h.flags & F_NEEDS_CSUM != 0 => VnetHdr {
+                                csum_start: h.csum_start.saturating_add(4),
+                                ..h
+                            },
+                            _ => h,
+                        };
+                        complete(frame, &h, &mut self.cursor.seg, port, inbox)
+                    }
+                }
             };
-            if self.rx.truncated(i) {
-                ctx.drop_oversized(port);
-                self.cursor.next += 1;
-                continue;
-            }
-            let tso = match Tso::plan(&self.rx.frame(i)[VNET_HDR_LEN..], &h) {
-                Ok(t) => t,
-                Err(e) => {
-                    self.bad_offload(e);
-                    self.cursor.next += 1;
-                    continue;
+            match outcome {
+                Outcome::Full => return true,
+                Outcome::Done { checksummed, tso } => {
+                    self.counts.checksummed += u64::from(checksummed);
+                    self.counts.segmented += u64::from(tso);
                 }
-            };
-            match tso {
-                None => {
-                    let frame = &mut self.rx.buffer_mut(i)[VNET_HDR_LEN..len];
-                    if frame.len() > room {
-                        ctx.drop_oversized(port);
-                        self.cursor.next += 1;
-                        continue;
-                    }
-                    let done = if h.flags & F_NEEDS_CSUM != 0 {
-                        complete_checksum(
-                            frame,
-                            usize::from(h.csum_start),
-                            usize::from(h.csum_offset),
-                        )
-                        .map(|()| true)
-                    } else {
-                        Ok(false)
-                    };
-                    let slot = inbox.frames.len();
-                    if done.is_ok() {
-                        inbox.rx.buffer_mut(slot)[..frame.len()].copy_from_slice(frame);
-                    }
-                    match done {
-                        Ok(checksummed) => {
-                            self.counts.checksummed += u64::from(checksummed);
-                            inbox.frames.push(Received {
-                                port,
-                                slot,
-                                len: len - VNET_HDR_LEN,
-                            });
-                        }
-                        Err(e) => self.bad_offload(e),
-                    }
-                }
-                Some(t) => {
-                    if t.max_segment_len() > room {
-                        ctx.drop_oversized(port);
-                        self.cursor.next += 1;
-                        continue;
-                    }
-                    if first {
-                        self.counts.segmented += 1;
-                    }
-                    let frame = &self.rx.frame(i)[VNET_HDR_LEN..];
-                    while self.cursor.seg < t.count {
-                        let slot = inbox.frames.len();
-                        if slot == cap {
-                            return true;
-                        }
-                        let n = t.write_segment(frame, self.cursor.seg, inbox.rx.buffer_mut(slot));
-                        inbox.frames.push(Received { port, slot, len: n });
-                        self.cursor.seg += 1;
-                    }
-                }
+                Outcome::Short => ctx.stats.short += 1,
+                Outcome::TooLong => ctx.drop_oversized(port),
+                Outcome::Bad(e) => self.bad_offload(e),
             }
             self.cursor.next += 1;
             self.cursor.seg = 0;
@@ -388,7 +434,8 @@ fn is_link_down(e: &io::Error) -> bool {
 
 impl Endpoint for Raw {
     fn register(&mut self, ctx: &mut Ctx<'_>) -> io::Result<()> {
-        self.rx = RecvBatch::new(super::BATCH, RX_BUF);
+        self.rx = PacketBatch::new(super::BATCH, RX_BUF);
+        self.scratch = Vec::with_capacity(RX_BUF + 4);
         if ctx.max_frame != MAX_FRAME_LEN {
             self.tx = SendBatch::new(SEND_BATCH, ctx.max_frame + VNET_HDR_LEN);
             self.tx
