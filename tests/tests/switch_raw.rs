@@ -964,3 +964,75 @@ fn mtu_refusals() {
         assert!(text.contains(o), "{o}: {text}");
     }
 }
+
+/// With `--mtu 9000`, an l2tpv3/UDP tunnel guest at `mtu=9000` and a bess
+/// client exchange 9014-byte frames; a longer frame from the tunnel is
+/// dropped and counted (in a namespace of its own).
+#[test]
+fn mtu_applies_to_tunnel_ports() {
+    require!(Requirement::Root, Requirement::NetNs);
+    require_ours!();
+    let ns = NetNs::new("mtut");
+    let guest = in_ns(&ns, || UdpSocket::bind("127.0.0.1:0")).unwrap();
+    guest.set_read_timeout(Some(WAIT)).unwrap();
+    let opts = format!(
+        "udp=1,src=127.0.0.1,srcport={},dst=127.0.0.1,dstport=0,rx_session=1,tx_session=2,\
+         mtu=9000",
+        guest.local_addr().unwrap().port()
+    );
+    let dir = new_temp_dir();
+    let bess_path = dir.path().join("sw.bess");
+    let args: Vec<OsString> = vec![
+        "-unix".into(),
+        dir.path().join("sw.ctl").into(),
+        "--mtu=9000".into(),
+        "--bess".into(),
+        bess_path.clone().into(),
+        "--l2tpv3".into(),
+        opts.into(),
+    ];
+    let mut sw =
+        NsSwitch::start(&ns, dir.path(), &args, LIFETIME).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        sw.wait_output(WAIT, |o| o.contains(": the guest joins with ")),
+        "{}",
+        sw.report()
+    );
+    let out = sw.output();
+    let port: u16 = out
+        .split(",dstport=")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no dstport in:\n{out}"));
+    guest.connect(("127.0.0.1", port)).unwrap();
+    let bess = BessClient::connect(&bess_path).unwrap();
+    assert!(
+        sw.wait_output(WAIT, |o| o.contains("New bess connection")),
+        "{}",
+        sw.report()
+    );
+    let header_in = [0, 3, 0, 0, 0, 0, 0, 2];
+    let header_out = [0, 3, 0, 0, 0, 0, 0, 1];
+    let big = frame(BROADCAST, mac(1), &[0x77; 9000]);
+    let mut packet = header_in.to_vec();
+    packet.extend_from_slice(&big);
+    guest.send(&packet).unwrap();
+    assert_eq!(bess.recv(WAIT), Some(big));
+    let back = frame(mac(1), mac(2), &[0x88; 9000]);
+    bess.send(&back);
+    let mut buf = vec![0u8; 65536];
+    let n = guest.recv(&mut buf).expect("the large frame back");
+    assert_eq!(&buf[..8], &header_out);
+    assert_eq!(&buf[8..n], &back[..]);
+    let mut longer = header_in.to_vec();
+    longer.extend_from_slice(&frame(BROADCAST, mac(1), &[1; 9001]));
+    guest.send(&longer).unwrap();
+    let id = new_marker_id();
+    let mut marker = header_in.to_vec();
+    marker.extend_from_slice(&marker_frame(id));
+    guest.send(&marker).unwrap();
+    assert_eq!(bess_until_marker(&bess, id), Vec::<Vec<u8>>::new());
+    let out = counters_ns(&ns, &mut sw, "l2tpv3 port ");
+    assert_eq!(counter(&out, "too long"), 1, "{out}");
+}
