@@ -30,8 +30,8 @@ use crate::tunnel::{CookieLen, L2tpv3Layout, IPPROTO_GRE, IPPROTO_L2TP};
 
 /// The vector driver reads at most this many `key=value` options.
 pub const MAX_OPTIONS: usize = 20;
-/// Largest `mtu=` a tunnel guest may use: the switch forwards frames of
-/// at most 1514 bytes.
+/// Largest `mtu=` a tunnel guest may use when the switch forwards frames
+/// of at most 1514 bytes (its default; see [`parse_tunnel_with_mtu`]).
 pub const MAX_GUEST_MTU: u32 = 1500;
 /// Largest `depth=` accepted: 4096 works on 6.1 and 7.2; a huge depth
 /// (`depth=100000000`) crashes both when the interface comes up (their
@@ -455,7 +455,7 @@ fn hint_for_unknown(kind: TunnelKind, key: &str) -> String {
     )
 }
 
-fn check_guest_only(items: &Items<'_>) -> Result<(), TunnelOptError> {
+fn check_guest_only(items: &Items<'_>, max_mtu: u32) -> Result<(), TunnelOptError> {
     if let Some(mac) = items.get("mac") {
         let parts: Vec<&str> = mac.split(':').collect();
         let ok = parts.len() == 6
@@ -470,10 +470,16 @@ fn check_guest_only(items: &Items<'_>) -> Result<(), TunnelOptError> {
         }
     }
     if let Some(mtu) = items.decimal("mtu")? {
-        if !(576..=MAX_GUEST_MTU).contains(&mtu) {
+        if !(576..=max_mtu).contains(&mtu) {
+            let hint = if max_mtu == MAX_GUEST_MTU && mtu > max_mtu && mtu < 65535 {
+                " (or give the switch --mtu)"
+            } else {
+                ""
+            };
             return Err(TunnelOptError::new(format!(
-                "mtu={mtu}: the switch forwards frames of at most 1514 bytes; use an mtu from \
-                 576 to {MAX_GUEST_MTU}"
+                "mtu={mtu}: the switch forwards frames of at most {} bytes; use an mtu from \
+                 576 to {max_mtu}{hint}",
+                max_mtu + 14
             )));
         }
     }
@@ -697,8 +703,19 @@ fn parse_gre(items: &Items<'_>) -> Result<Encap, TunnelOptError> {
 }
 
 /// Reads a tunnel port's options: the guest's options for `kind`, with or
-/// without `transport=KIND` and a leading `vecN:`.
+/// without `transport=KIND` and a leading `vecN:`, for a switch that
+/// forwards frames of at most 1514 bytes (`mtu=` up to 1500).
 pub fn parse_tunnel(kind: TunnelKind, spec: &str) -> Result<TunnelConfig, TunnelOptError> {
+    parse_tunnel_with_mtu(kind, spec, MAX_GUEST_MTU)
+}
+
+/// [`parse_tunnel`] for a switch whose MTU is `max_mtu` (`--mtu`): the
+/// guest's `mtu=` may be up to that.
+pub fn parse_tunnel_with_mtu(
+    kind: TunnelKind,
+    spec: &str,
+    max_mtu: u32,
+) -> Result<TunnelConfig, TunnelOptError> {
     let (unit, opts) = split_unit(spec)?;
     let mut items = split_items(opts)?;
     if let Some(i) = items.iter().position(|(k, _)| k == "transport") {
@@ -723,7 +740,7 @@ pub fn parse_tunnel(kind: TunnelKind, spec: &str) -> Result<TunnelConfig, Tunnel
         return Err(TunnelOptError::new(hint_for_unknown(kind, key)));
     }
     let view = Items(&items);
-    check_guest_only(&view)?;
+    check_guest_only(&view, max_mtu)?;
     let v6 = view.flag("v6")?;
     let src = address(&view, "src", v6)?;
     let dst = address(&view, "dst", v6)?;
@@ -983,7 +1000,10 @@ mod tests {
                 format!("udp=0x1,src=127.0.0.2,srcport=1,dst=127.0.0.1,dstport=2,{ok}"),
                 "udp=0 or",
             ),
-            (format!("{UDP},{ok},mtu=9000"), "1514"),
+            (
+                format!("{UDP},{ok},mtu=9000"),
+                "1514 bytes; use an mtu from 576 to 1500 (or give",
+            ),
             (format!("{UDP},{ok},depth=0"), "no frame"),
             (format!("{UDP},{ok},depth=x"), "decimal"),
             (format!("{UDP},{ok},mac=zz"), "hex pairs"),
@@ -1087,6 +1107,22 @@ mod tests {
         let ip = l2("src=127.0.0.2,dst=127.0.0.1,rx_session=1,tx_session=2").unwrap();
         assert_eq!(g1.conflict(&ip), None);
         assert_eq!(a.conflict(&ip), None);
+    }
+
+    #[test]
+    fn a_switch_mtu_lets_guests_use_larger_frames() {
+        let opts = "udp=1,src=127.0.0.2,srcport=1,dst=127.0.0.1,dstport=2,rx_session=1,\
+                    tx_session=2,mtu=9000";
+        assert!(parse_tunnel_with_mtu(TunnelKind::L2tpv3, opts, 9000).is_ok());
+        let e = parse_tunnel_with_mtu(TunnelKind::L2tpv3, opts, 8999).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("at most 9013 bytes; use an mtu from 576 to 8999"),
+            "{e}"
+        );
+        assert!(!e.to_string().contains("--mtu"), "{e}");
+        let e = parse_tunnel(TunnelKind::L2tpv3, opts).unwrap_err();
+        assert!(e.to_string().contains("(or give the switch --mtu)"), "{e}");
     }
 
     #[test]

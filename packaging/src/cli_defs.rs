@@ -306,6 +306,11 @@ pub fn uml_switch() -> Tool {
              or IP, vec0:transport=gre) get one statically configured port each from \
              --l2tpv3 and --gre, which take the guest's own options, so the same string \
              works on both sides.\n\n\
+             A host interface can be a port too (--raw): one end of a veth pair whose other \
+             end a guest uses with vec0:transport=raw, or the tap of a guest on \
+             vec0:transport=tap or hybrid. Guests on the legacy multicast transport \
+             (eth0=mcast, kernels before 6.16) are one port of the switch with --mcast. \
+             --mtu lets guests with a larger MTU exchange larger frames.\n\n\
              The legacy options are words with a single dash and are read from left to \
              right; the options the rewrite added have two dashes. Any other argument \
              prints the usage text and exits with status 1."
@@ -381,7 +386,7 @@ pub fn uml_switch() -> Tool {
                      dstport= for UDP, else L2TPv3 over IP, which needs CAP_NET_RAW; \
                      rx_cookie=, tx_cookie= and cookie64=1; counter=1, pin_counter=1; v6=1; \
                      transport=l2tpv3, a leading vecN: and the guest's mac=, mtu= (at most \
-                     1500), depth= (1 to 4096), headroom=, gro=, vec=, bpffile=, bpfflash= \
+                     1500, or --mtu), depth= (1 to 4096), headroom=, gro=, vec=, bpffile=, bpfflash= \
                      are accepted too). The switch binds the guest's dst[:dstport], sends to its \
                      src[:srcport], expects its tx_session and tx_cookie and sends its \
                      rx_session and rx_cookie, with the same header layout. dstport=0 lets \
@@ -410,6 +415,53 @@ pub fn uml_switch() -> Tool {
                      tx_key and sends rx_key, with the key and sequence bits the guest uses \
                      and never a checksum. Each GRE port needs its own pair of addresses \
                      (e.g. 127.0.0.2 for the guest, 127.0.0.1 for the switch).",
+                ),
+        )
+        .arg(
+            Arg::new("raw")
+                .long("raw")
+                .value_name("IFNAME")
+                .action(ArgAction::Append)
+                .help(
+                    "Also attach the host interface IFNAME as a port, through an AF_PACKET \
+                     socket, which needs CAP_NET_RAW: one end of a veth pair whose other end \
+                     a guest uses with vec0:transport=raw,ifname=OTHER, or an existing tap \
+                     that a guest uses with vec0:transport=tap,ifname=TAP (or hybrid). The \
+                     switch prints the guest's argument at start-up. Frames the switch sends \
+                     are never received back. The guests' drivers turn on TCP segmentation \
+                     and checksum offload: their checksums are completed and their TSO frames \
+                     cut into segments before other ports get them. May be given more than \
+                     once.",
+                ),
+        )
+        .arg(
+            Arg::new("mcast")
+                .long("mcast")
+                .value_name("GROUP[,PORT[,TTL]]")
+                .num_args(0..=1)
+                .require_equals(true)
+                .action(ArgAction::Append)
+                .help(
+                    "Also join the multicast group of guests on the legacy transport \
+                     eth0=mcast,MAC,GROUP,PORT,TTL (kernels before 6.16); the whole group is \
+                     one port. The defaults are the kernel's: 239.192.168.1, port 1102, TTL 1; \
+                     a value is given with = only. The switch sends from a port of its own \
+                     and drops its own frames when they loop back. A route to the group must \
+                     exist (ip route add 224.0.0.0/4 dev IFACE), for the guests too. May be \
+                     given more than once, for different groups.",
+                ),
+        )
+        .arg(
+            Arg::new("mtu")
+                .long("mtu")
+                .value_name("N")
+                .help(
+                    "Forward frames of up to N + 14 bytes (N from 1500 to 65535; default \
+                     1500) between the ports that take them: bess, tunnel (whose guests may \
+                     then use mtu= up to N) and raw ports (up to their interface's MTU). \
+                     Daemon and mcast ports keep 1514 bytes. A frame longer than a port takes \
+                     is dropped and counted for that port, not cut, except that frames from \
+                     daemon ports are cut to 1514 bytes as before.",
                 ),
         )
         .arg(
@@ -459,7 +511,9 @@ pub fn uml_switch() -> Tool {
                     ),
                     item(
                         "SIGUSR1",
-                        "Print frame and drop counters on standard error.",
+                        "Print frame and drop counters on standard error, then the ports \
+                         that dropped frames too long for them, then each tunnel, raw and \
+                         mcast port's own counters.",
                     ),
                     para(
                         "When standard input is a terminal, end of file on it also ends the \
@@ -503,6 +557,9 @@ pub fn uml_switch() -> Tool {
                      uml_switch --launch /tmp/sw.bess -- linux.uml ... vec0:transport=fd,fd=3\n\
                      mkdir /tmp/sw; uml_switch -unix /tmp/sw/ctl &\n\
                      linux.uml ... vec0:transport=vde,vnl=vde:///tmp/sw\n\
+                     uml_switch -unix /tmp/sw.ctl --raw vb --mcast &   # as root\n\
+                     linux.uml ... vec0:transport=raw,ifname=va         # va: vb's veth peer\n\
+                     linux.uml ... eth0=mcast,,239.192.168.1,1102,1\n\
                      systemctl start uml-utilities     # the service, for eth0=daemon",
                 )],
             ),

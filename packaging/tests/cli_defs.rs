@@ -179,7 +179,10 @@ fn uml_switch_accepts_every_documented_option() {
     let t = tool("uml_switch");
     for arg in options(&t) {
         let mut argv = vec![spelling(&t, &arg)];
-        if takes_value(&arg) {
+        if arg.is_require_equals_set() {
+            // An optional value (`--mcast[=VALUE]`): alone, and with `=`.
+            argv.push(format!("{}=/tmp/x", argv[0]));
+        } else if takes_value(&arg) {
             argv.push("/tmp/x".into());
         }
         let parsed = uml_switch::cli::parse(

@@ -282,9 +282,23 @@ impl RunningSwitch {
             stderr_path,
         };
         let attached = sw.attached_line();
-        match sw.wait_line(Stream::Stdout, &attached, 1, START_TIMEOUT) {
-            Ok(()) => Ok(sw),
-            Err(e) => Err(format!("switch did not start: {e}")),
+        if let Err(e) = sw.wait_line(Stream::Stdout, &attached, 1, START_TIMEOUT) {
+            return Err(format!("switch did not start: {e}"));
+        }
+        // The lines after `attached` (how guests join each listener) are
+        // written before the switch first waits for events: once it does,
+        // the whole start-up output is in the file. (A switch that has
+        // exited, e.g. after -daemon forked, has written all it will.)
+        let pid = sw.pid();
+        if crate::wait_until(START_TIMEOUT, || {
+            !crate::pid_alive(pid) || crate::wait_idle(pid, Duration::ZERO)
+        }) {
+            Ok(sw)
+        } else {
+            Err(format!(
+                "switch did not reach its event loop:\n{}",
+                sw.output_report()
+            ))
         }
     }
 

@@ -22,7 +22,7 @@ use nix::sys::signal::Signal;
 use uml_integration_tests::run_with_timeout;
 use uml_integration_tests::switch_client::{
     describe_frames, frame, mac, mac_str, marker_id, new_temp_dir, BessClient, BessRecv, FramePort,
-    RunningSwitch, Stream, SwitchBinary, SwitchMode, BROADCAST, MAX_FRAME, WAIT,
+    RunningSwitch, Stream, SwitchBinary, SwitchMode, BROADCAST, WAIT,
 };
 
 /// Returns from the test when the switch under test is the C reference,
@@ -145,7 +145,8 @@ fn counters(sw: &mut RunningSwitch) -> Vec<(String, u64)> {
         .unwrap()
         .to_string();
     // "...: ports 3, MAC entries 2, frames in 10, out 9, truncated 1,
-    // dropped: short 3, unknown sender 0, queue full 0, send errors 0;
+    // dropped: short 3, too long 0, unknown sender 0, queue full 0, send
+    // errors 0;
     // MACs not learned (table full) 0"
     let mut out = Vec::new();
     let words: Vec<&str> = line.split([',', ';', ':']).collect();
@@ -178,7 +179,18 @@ fn startup_line_names_the_guest_argument() {
     let (sw, bess) = start();
     let lines: Vec<String> = sw.stdout().lines().map(str::to_string).collect();
     assert_eq!(lines.first(), Some(&sw.attached_line()), "{lines:?}");
-    // After the control socket's lines (daemon and vde arguments).
+    // The control socket's line comes first (daemon, then vde argument).
+    assert_eq!(
+        lines.get(1).map(String::as_str),
+        Some(
+            format!(
+                "control socket '{c}': kernels before 6.16 join with eth0=daemon,,unix,{c}",
+                c = sw.ctl().display()
+            )
+            .as_str()
+        ),
+        "{lines:?}"
+    );
     assert_eq!(
         lines
             .iter()
@@ -373,9 +385,9 @@ fn many_bess_clients_share_one_socket() {
 // ---------------------------------------------------------------------------
 
 /// Empty (also 1000 in a row), runt, oversized and garbage messages: runts
-/// are dropped and counted, oversized frames are truncated to 1514 bytes
-/// (as on daemon ports), the client keeps its port, and the others keep
-/// working.
+/// and frames longer than 1514 bytes (the switch's largest without
+/// `--mtu`) are dropped and counted (not truncated, unlike on daemon
+/// ports), the client keeps its port, and the others keep working.
 #[test]
 fn hostile_messages_affect_only_their_sender() {
     require_ours!();
@@ -397,10 +409,10 @@ fn hostile_messages_affect_only_their_sender() {
     }
     let big = frame(BROADCAST, mac(9), &[0x5a; 3000]);
     h.send(&big);
-    // The others got the truncated frame and nothing of the runts.
+    // The others got nothing of the runts and of the long frame.
     let got = deliveries(&sw, &[&h, &a, &d]);
-    assert_got(&sw, &got, 1, &[&big[..MAX_FRAME]], "bess port a");
-    assert_got(&sw, &got, 2, &[&big[..MAX_FRAME]], "daemon port d");
+    assert_got(&sw, &got, 1, &[], "bess port a");
+    assert_got(&sw, &got, 2, &[], "daemon port d");
     // Garbage: pseudo-random lengths and bytes, multicast sources (bit 0
     // of byte 6 set) so that nothing is learned from them, in groups the
     // daemon port's receive queue (net.unix.max_dgram_qlen, 10) holds.
@@ -432,6 +444,11 @@ fn hostile_messages_affect_only_their_sender() {
     );
     assert_eq!(
         counter(&after, "truncated") - counter(&before, "truncated"),
+        0,
+        "{after:?}"
+    );
+    assert_eq!(
+        counter(&after, "too long") - counter(&before, "too long"),
         1,
         "{after:?}"
     );

@@ -1,7 +1,8 @@
 //! The legacy command line, parsed left to right like the C switch:
 //! `-hub` and `-compat-v0` print their notice as soon as they are seen.
-//! New options are GNU-style long options (`--bess PATH`, `--help`); the
-//! usage text of an error stays the C switch's.
+//! New options are GNU-style long options (`--bess PATH`, `--help`; an
+//! optional value, as `--mcast`'s, only with `=`); the usage text of an
+//! error stays the C switch's.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -34,6 +35,14 @@ pub struct Options {
     /// options unchecked (checked at start-up, before anything is
     /// opened).
     pub tunnels: Vec<(TunnelKind, String)>,
+    /// Host interfaces to attach through `AF_PACKET` (`--raw IFNAME`), in
+    /// order.
+    pub raw: Vec<String>,
+    /// Legacy mcast groups (`--mcast`, `--mcast=GROUP[,PORT[,TTL]]`; the
+    /// value, empty for the defaults), unchecked.
+    pub mcast: Vec<String>,
+    /// `--mtu N`: the largest frame forwarded is N + 14 bytes (unchecked).
+    pub mtu: Option<String>,
     /// `--help`: print the help text and exit 0.
     pub help: bool,
 }
@@ -51,10 +60,11 @@ pub fn help(prog: &str) -> String {
     format!(
         "Usage: {prog} [-unix control-socket] [-hub] [-tap tap-device]\n\
          \x20        [-daemon] [--bess PATH]... [--l2tpv3 OPTIONS]... [--gre OPTIONS]...\n\
+         \x20        [--raw IFNAME]... [--mcast[=GROUP[,PORT[,TTL]]]]... [--mtu N]\n\
          \x20  or: {prog} -compat-v0 [-unix control-socket data-socket] [-hub]\n\
          \x20        [-tap tap-device] [-daemon] [--bess PATH]... [--l2tpv3 OPTIONS]...\n\
-         \x20        [--gre OPTIONS]...\n\
-         \x20  or: {prog} --launch BESS-PATH [--fd N] [--] PROGRAM [ARG]...\n\
+         \x20        [--gre OPTIONS]... [--raw IFNAME]... [--mcast[=...]]... [--mtu N]
+         \x20  or: {prog} --launch BESS-PATH [--fd N] [--] PROGRAM [ARG]...
          \n\
          A virtual Ethernet switch for User-Mode Linux guests: it learns where each MAC\n\
          address is and forwards frames between its ports.\n\
@@ -92,6 +102,21 @@ pub fn help(prog: &str) -> String {
          \x20                 needs CAP_NET_RAW. Options that would make a guest panic\n\
          \x20                 (e.g. rx_session=0xffffffff: write -1 instead) or that it\n\
          \x20                 would misread are refused. Both may be given more than once.\n\
+         \x20 --raw IFNAME     attach the host interface IFNAME through an AF_PACKET socket\n\
+         \x20                 (needs CAP_NET_RAW): one end of a veth pair whose other end a\n\
+         \x20                 guest uses with vec0:transport=raw,ifname=OTHER, or the tap of\n\
+         \x20                 a guest on vec0:transport=tap,ifname=TAP. The guests' TCP\n\
+         \x20                 segmentation and checksum offloads are completed. May be given\n\
+         \x20                 more than once.\n\
+         \x20 --mcast[=GROUP[,PORT[,TTL]]]\n\
+         \x20                 join the multicast group of guests on the legacy transport\n\
+         \x20                 eth0=mcast,MAC,GROUP,PORT,TTL (kernels before 6.16; defaults\n\
+         \x20                 239.192.168.1, 1102, 1, the kernel's); the group is one port.\n\
+         \x20                 Needs a route to the group (ip route add 224.0.0.0/4 dev IF).\n\
+         \x20 --mtu N          forward frames of up to N + 14 bytes (N from 1500 to 65535,\n\
+         \x20                 default 1500) between ports that take them: bess, tunnel and\n\
+         \x20                 raw ports (guests with mtu=N); daemon and mcast ports keep\n\
+         \x20                 1514. Longer frames are dropped and counted per port.\n\
          \x20 --launch BESS-PATH [--fd N] [--] PROGRAM [ARG]...\n\
          \x20                 instead of running a switch: connect to the --bess socket\n\
          \x20                 BESS-PATH of a running switch, put the connection on\n\
@@ -128,6 +153,9 @@ pub fn parse(prog: &str, args: &[OsString]) -> Parsed {
         daemon: false,
         bess: Vec::new(),
         tunnels: Vec::new(),
+        raw: Vec::new(),
+        mcast: Vec::new(),
+        mtu: None,
         help: false,
     };
     let mut it = args.iter();
@@ -184,6 +212,35 @@ pub fn parse(prog: &str, args: &[OsString]) -> Parsed {
             }
             Some(a) if a.starts_with("--bess=") && a.len() > "--bess=".len() => {
                 o.bess.push(PathBuf::from(&a["--bess=".len()..]));
+            }
+            Some("--raw") => {
+                let Some(name) = it.next() else {
+                    return Parsed {
+                        notices,
+                        options: None,
+                    };
+                };
+                o.raw.push(name.to_string_lossy().into_owned());
+            }
+            Some(a) if a.starts_with("--raw=") && a.len() > "--raw=".len() => {
+                o.raw.push(a["--raw=".len()..].to_string());
+            }
+            // The value is optional, so only `--mcast=VALUE` gives one.
+            Some("--mcast") => o.mcast.push(String::new()),
+            Some(a) if a.starts_with("--mcast=") && a.len() > "--mcast=".len() => {
+                o.mcast.push(a["--mcast=".len()..].to_string());
+            }
+            Some("--mtu") => {
+                let Some(n) = it.next() else {
+                    return Parsed {
+                        notices,
+                        options: None,
+                    };
+                };
+                o.mtu = Some(n.to_string_lossy().into_owned());
+            }
+            Some(a) if a.starts_with("--mtu=") && a.len() > "--mtu=".len() => {
+                o.mtu = Some(a["--mtu=".len()..].to_string());
             }
             Some(a) if tunnel_option(a).is_some() => {
                 let Some((kind, inline)) = tunnel_option(a) else {
@@ -328,6 +385,45 @@ mod tests {
             h.contains("--l2tpv3 OPTIONS") && h.contains("--gre OPTIONS"),
             "{h}"
         );
+    }
+
+    #[test]
+    fn raw_mcast_and_mtu() {
+        let o = p(&[
+            "--raw",
+            "vb0",
+            "--mcast",
+            "--raw=tap1",
+            "--mcast=239.1.1.1,5",
+            "--mtu",
+            "9000",
+        ])
+        .options
+        .unwrap();
+        assert_eq!(o.raw, ["vb0", "tap1"]);
+        assert_eq!(o.mcast, ["", "239.1.1.1,5"]);
+        assert_eq!(o.mtu.as_deref(), Some("9000"));
+        assert_eq!(
+            p(&["--mtu=65535"]).options.unwrap().mtu.as_deref(),
+            Some("65535")
+        );
+        for bad in [
+            &["--raw"][..],
+            &["--raw="],
+            &["--mcast="],
+            &["--mtu"],
+            &["--mtu="],
+            &["-raw", "x"],
+            &["--rawx"],
+            &["--mcastx"],
+        ] {
+            assert_eq!(p(bad).options, None, "{bad:?}");
+        }
+        let h = help("sw");
+        for o in ["--raw IFNAME", "--mcast[=GROUP[,PORT[,TTL]]]", "--mtu N"] {
+            assert!(h.contains(o), "{o}\n{h}");
+        }
+        assert!(h.lines().all(|l| l.len() <= 80), "{h}");
     }
 
     #[test]

@@ -51,6 +51,10 @@ pub struct Switch {
     ports: PortTable,
     forwarder: Forwarder,
     inbox: Inbox,
+    /// The longest frame forwarded (the inbox's buffer length).
+    max_frame: usize,
+    /// Per endpoint: the longest frame its ports take.
+    limits: Vec<usize>,
     stats: Stats,
     start: Instant,
     now_secs: u32,
@@ -66,7 +70,8 @@ impl std::fmt::Debug for Switch {
 
 impl Switch {
     /// The event loop over `endpoints` (registered here), the signalfd
-    /// `signals`, and stdin when it is a terminal.
+    /// `signals`, and stdin when it is a terminal; frames of up to
+    /// `max_frame` bytes (at least 1514) are forwarded.
     pub fn new(
         prog: &str,
         hub: bool,
@@ -74,9 +79,15 @@ impl Switch {
         signals: File,
         watch_stdin: bool,
         endpoints: Vec<Box<dyn Endpoint>>,
+        max_frame: usize,
     ) -> Result<Switch, SetupFailed> {
         let now = Instant::now();
         let n = endpoints.len();
+        let max_frame = max_frame.max(MAX_FRAME_LEN);
+        let limits = endpoints
+            .iter()
+            .map(|e| e.frame_limit(max_frame).min(max_frame))
+            .collect();
         let mut sw = Switch {
             prog: prog.to_string(),
             epoll,
@@ -86,7 +97,9 @@ impl Switch {
             is_dirty: vec![false; n],
             ports: PortTable::default(),
             forwarder: Forwarder::new(hub, DEFAULT_TABLE_CAP),
-            inbox: Inbox::new(BATCH, MAX_FRAME_LEN),
+            inbox: Inbox::new(BATCH, max_frame),
+            max_frame,
+            limits,
             stats: Stats::default(),
             start: now,
             now_secs: 0,
@@ -110,6 +123,7 @@ impl Switch {
                 ports,
                 forwarder,
                 stats,
+                max_frame,
                 ..
             } = &mut sw;
             let mut ctx = Ctx {
@@ -119,6 +133,7 @@ impl Switch {
                 ports,
                 macs: &mut forwarder.table,
                 stats,
+                max_frame: *max_frame,
             };
             failure = endpoints[id].register(&mut ctx).err();
         }
@@ -188,6 +203,7 @@ impl Switch {
                 forwarder,
                 stats,
                 inbox,
+                max_frame,
                 ..
             } = self;
             let Some(endpoint) = endpoints.get_mut(ep as usize) else {
@@ -200,6 +216,7 @@ impl Switch {
                 ports,
                 macs: &mut forwarder.table,
                 stats,
+                max_frame: *max_frame,
             };
             let ready = endpoint.ready(sub, flags, &mut ctx, inbox);
             if !self.inbox.frames.is_empty() {
@@ -224,6 +241,7 @@ impl Switch {
             stats,
             now_secs,
             last_unknown_notice,
+            limits,
             ..
         } = self;
         for &received in &inbox.frames {
@@ -253,10 +271,17 @@ impl Switch {
             if let Some(src) = unknown {
                 unknown_notice(last_unknown_notice, ports, src, from);
             }
+            let id_limit = ports.id_limit();
             let mut deliver = |to: PortId| {
                 let Some(ep) = ports.endpoint(to) else {
                     return;
                 };
+                if frame.len() > limits[ep as usize] {
+                    // Not truncated: a cut frame is of no use to anyone.
+                    stats.oversized += 1;
+                    ports.count_oversized(to);
+                    return;
+                }
                 endpoints[ep as usize].queue(to, frame, stats);
                 if !is_dirty[ep as usize] {
                     is_dirty[ep as usize] = true;
@@ -271,7 +296,7 @@ impl Switch {
                 }
                 Verdict::To(to) => deliver(to),
                 Verdict::Flood => {
-                    for id in 0..ports.id_limit() {
+                    for id in 0..id_limit {
                         if id != from {
                             deliver(id);
                         }
@@ -315,6 +340,7 @@ impl Switch {
             ports,
             forwarder,
             stats,
+            max_frame,
             ..
         } = self;
         for (id, endpoint) in endpoints.iter_mut().enumerate() {
@@ -326,6 +352,7 @@ impl Switch {
                     ports,
                     macs: &mut forwarder.table,
                     stats,
+                    max_frame: *max_frame,
                 };
                 endpoint.on_deadline(now, &mut ctx);
             }
@@ -371,7 +398,7 @@ impl Switch {
     pub fn print_stats(&self) {
         let s = self.stats;
         err(&format!(
-            "{}: ports {}, MAC entries {}, frames in {}, out {}, truncated {}, dropped: short {}, unknown sender {}, queue full {}, send errors {}; MACs not learned (table full) {}\n",
+            "{}: ports {}, MAC entries {}, frames in {}, out {}, truncated {}, dropped: short {}, too long {}, unknown sender {}, queue full {}, send errors {}; MACs not learned (table full) {}\n",
             self.prog,
             self.ports.count(),
             self.forwarder.table.len(),
@@ -379,11 +406,26 @@ impl Switch {
             s.frames_out,
             s.truncated,
             s.short,
+            s.oversized,
             s.unknown_sender,
             s.queue_full,
             s.send_errors,
             s.table_full,
         ));
+        for id in 0..self.ports.id_limit() {
+            let n = self.ports.oversized(id);
+            if n == 0 {
+                continue;
+            }
+            let (Some(label), Some(ep)) = (self.ports.label(id), self.ports.endpoint(id)) else {
+                continue;
+            };
+            err(&format!(
+                "{}: port {label}: {n} frames dropped as longer than {} bytes (this port's \
+                 limit; the switch's is {})\n",
+                self.prog, self.limits[ep as usize], self.max_frame
+            ));
+        }
         for e in &self.endpoints {
             e.print_stats(&self.prog);
         }

@@ -1,8 +1,9 @@
-//! Start-up, in the C switch's order: check the tunnel options (before
-//! anything is opened), check stdin, open the ports (binding the sockets,
-//! with the C switch's messages), print the `attached` line (then, for
-//! the control socket, each `--bess` socket and tunnel port, the guest
-//! argument that joins it), open the tap, detach with `-daemon`, then build the event loop.
+//! Start-up, in the C switch's order: check `--mtu` and the tunnel and
+//! mcast options (before anything is opened), check stdin, open the ports
+//! (binding the sockets, with the C switch's messages), print the
+//! `attached` line (then, for the control socket, each `--bess` socket,
+//! tunnel, raw and mcast port, the guest argument that joins it), open the
+//! tap, detach with `-daemon`, then build the event loop.
 
 use std::io::{self, IsTerminal};
 
@@ -12,13 +13,36 @@ use uml_common::sys::fd::move_high;
 
 use crate::cli::Options;
 use crate::output::{err, out};
-use crate::port::{self, bess, tunnel, Endpoint, PortSpec, HIGH_FD};
+use crate::port::{self, bess, mcast, tunnel, Endpoint, PortSpec, HIGH_FD};
 use crate::server::Switch;
 use crate::signals;
 
 /// Why set-up failed; the message has been printed.
 #[derive(Debug)]
 pub struct SetupFailed;
+
+/// The largest `--mtu`: a frame of 65535 + 14 bytes still fits a bess
+/// message and a guest's 64 KiB `gro=1` buffers hold 65536.
+pub const MAX_MTU: u32 = 65_535;
+/// The smallest (and default) `--mtu`: the daemon ports' frames.
+pub const MIN_MTU: u32 = 1_500;
+
+/// Checks `--mtu` (default 1500).
+fn check_mtu(prog: &str, value: Option<&str>) -> Result<u32, SetupFailed> {
+    let Some(v) = value else {
+        return Ok(MIN_MTU);
+    };
+    match v.parse::<u32>() {
+        Ok(n) if (MIN_MTU..=MAX_MTU).contains(&n) => Ok(n),
+        _ => {
+            err(&format!(
+                "{prog}: --mtu '{v}': expected a number from {MIN_MTU} to {MAX_MTU} (the \
+                 guests' mtu=; frames of up to N + 14 bytes are forwarded)\n"
+            ));
+            Err(SetupFailed)
+        }
+    }
+}
 
 /// Removes the socket files of what was opened so far and fails.
 fn abandon(endpoints: &mut [Box<dyn Endpoint>]) -> SetupFailed {
@@ -31,7 +55,9 @@ fn abandon(endpoints: &mut [Box<dyn Endpoint>]) -> SetupFailed {
 /// Creates and binds the sockets, prints the start-up lines and returns the
 /// switch ready to run.
 pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, SetupFailed> {
-    let tunnels = tunnel::check_options(prog, &opts.tunnels)?;
+    let mtu = check_mtu(prog, opts.mtu.as_deref())?;
+    let tunnels = tunnel::check_options(prog, &opts.tunnels, mtu)?;
+    let groups = mcast::check_options(prog, &opts.mcast)?;
     // Checked first: a terminal hung up right after start-up still counts
     // as one (the C switch checks after its first message).
     let stdin_is_tty = io::stdin().is_terminal();
@@ -90,6 +116,22 @@ pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, SetupFailed> {
             Ok(None) | Err(_) => return Err(abandon(&mut endpoints)),
         }
     }
+    let others = opts
+        .raw
+        .iter()
+        .map(|ifname| PortSpec::Raw {
+            ifname: ifname.clone(),
+        })
+        .chain(groups.into_iter().map(PortSpec::Mcast));
+    for spec in others {
+        match port::open(prog, &spec) {
+            Ok(Some(e)) => {
+                announcements.extend(e.announce());
+                endpoints.push(e);
+            }
+            Ok(None) | Err(_) => return Err(abandon(&mut endpoints)),
+        }
+    }
 
     let mut line = match &opts.data {
         Some(d) => format!(
@@ -103,21 +145,24 @@ pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, SetupFailed> {
         line.push_str(&format!(" tap device '{t}'"));
     }
     line.push('\n');
-    out(&line);
-    // How guests join the control socket (daemon transport, vde_plug).
+    // Then how guests join each listener: the control socket (daemon
+    // transport, vde_plug), each bess socket, the tunnel, raw and mcast
+    // ports. Written at once with the `attached` line, so that whoever
+    // waits for that line finds the others too.
     if let Some(text) = endpoints.first().and_then(|e| e.announce()) {
-        out(&text);
+        line.push_str(&text);
     }
     for path in &opts.bess {
-        out(&format!(
+        line.push_str(&format!(
             "bess socket '{}': guests join with {}\n",
             path.display(),
             bess::guest_argument(path)
         ));
     }
-    for line in &announcements {
-        out(line);
+    for a in &announcements {
+        line.push_str(a);
     }
+    out(&line);
 
     if let Some(name) = &opts.tap {
         // A tap that cannot be opened is reported; the switch runs without.
@@ -153,5 +198,13 @@ pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, SetupFailed> {
             return Err(abandon(&mut endpoints));
         }
     };
-    Switch::new(prog, opts.hub, epoll, signals, stdin_is_tty, endpoints)
+    Switch::new(
+        prog,
+        opts.hub,
+        epoll,
+        signals,
+        stdin_is_tty,
+        endpoints,
+        mtu as usize + uml_common::switch::ETH_HEADER_LEN,
+    )
 }

@@ -6,9 +6,10 @@
 //! number of guests may use one socket.
 //!
 //! Wire format: one Ethernet frame per message, no header, both ways.
-//! Frames are received with `recvmmsg` into 1514-byte buffers (longer ones
-//! are truncated and counted, as on daemon ports; runts are dropped by the
-//! core) and sent with `sendmmsg` on each connection, without blocking: a
+//! Frames are received with `recvmmsg` into buffers of the switch's
+//! largest frame (1514 bytes, or `--mtu` + 14; longer messages are dropped
+//! and counted for the port; runts are dropped by the core) and sent with
+//! `sendmmsg` on each connection, without blocking: a
 //! guest that stops reading fills only its own connection's send buffer,
 //! its frames are then dropped and counted (after the same brief wait as
 //! on daemon ports). End of file, a reset or `EPOLLRDHUP` ends the port
@@ -255,7 +256,9 @@ impl Bess {
         for i in 0..frames {
             ctx.stats.frames_in += 1;
             if inbox.rx.truncated(i) {
-                ctx.stats.truncated += 1;
+                // Longer than the switch's largest frame: not cut.
+                ctx.drop_oversized(port);
+                continue;
             }
             let len = inbox.rx.frame(i).len();
             inbox.frames.push(Received { port, slot: i, len });
@@ -290,6 +293,11 @@ fn peer_shut_down(fd: BorrowedFd<'_>) -> bool {
 
 impl Endpoint for Bess {
     fn register(&mut self, ctx: &mut Ctx<'_>) -> io::Result<()> {
+        if ctx.max_frame != MAX_FRAME_LEN {
+            self.tx = SendBatch::new(SEND_BATCH, ctx.max_frame);
+            self.tx
+                .set_eagain_patience(EAGAIN_PATIENCE, EAGAIN_COOLDOWN);
+        }
         ctx.watch(&self.listener, SUB_LISTENER)
     }
 

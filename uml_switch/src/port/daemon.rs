@@ -217,10 +217,13 @@ impl Daemon {
                 }
                 continue;
             };
-            if inbox.rx.truncated(i) {
+            // Longer frames are cut to 1514 bytes, as the C switch does,
+            // however long the switch's own frames may be (--mtu).
+            let len = inbox.rx.frame(i).len();
+            if inbox.rx.truncated(i) || len > MAX_FRAME_LEN {
                 stats.truncated += 1;
             }
-            let len = inbox.rx.frame(i).len();
+            let len = len.min(MAX_FRAME_LEN);
             inbox.frames.push(Received { port, slot: i, len });
         }
         // Keep reading while frames keep coming (the next recvmmsg is
@@ -584,6 +587,12 @@ impl Endpoint for Daemon {
         if let Some(d) = &self.data_path {
             let _ = std::fs::remove_file(d);
         }
+    }
+
+    /// The legacy daemon transport carries frames of at most 1514 bytes
+    /// (its devices' MTU cannot exceed 1500), whatever `--mtu` says.
+    fn frame_limit(&self, _max_frame: usize) -> usize {
+        MAX_FRAME_LEN
     }
 }
 

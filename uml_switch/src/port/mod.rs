@@ -11,7 +11,11 @@
 //!   the socket, batching and counters they share are [`tunnel`]'s);
 //! * [`vde`]: vde clients (`vde_plug vde://DIR`, 7.x guests'
 //!   `vecN:transport=vde`) of the daemon control socket, each with a data
-//!   socket of its own (used by [`daemon`]).
+//!   socket of its own (used by [`daemon`]);
+//! * [`raw`]: an `AF_PACKET` socket on a host interface (one port), for
+//!   guests on `transport=raw` behind a veth pair or `transport=tap`;
+//! * [`mcast`]: a member of the legacy `ethN=mcast` transport's multicast
+//!   group (one port for the whole group).
 //!
 //! An endpoint owns its descriptors and carries one port or many. The
 //! event loop (`server.rs`) hands it readiness events for the descriptors
@@ -21,11 +25,21 @@
 //! [`Endpoint::flush`] once per batch. Ports are created and removed
 //! through [`Ctx`], which keeps the port table and purges the MAC
 //! addresses of a removed port.
+//!
+//! Frame size: the switch forwards frames of at most [`Ctx::max_frame`]
+//! bytes (`--mtu` plus the Ethernet header; 1514 by default); an endpoint
+//! may take less ([`Endpoint::frame_limit`]: the daemon ports keep 1514).
+//! A frame longer than a port's limit is not sent to it but dropped and
+//! counted for that port ([`PortTable::oversized`]); endpoints size their
+//! buffers from `max_frame` when they register.
 
 pub mod bess;
 pub mod daemon;
 pub mod gre;
 pub mod l2tpv3;
+pub mod mcast;
+pub mod offload;
+pub mod raw;
 pub mod tap;
 pub mod tunnel;
 pub mod unix;
@@ -79,6 +93,8 @@ pub struct Stats {
     pub send_errors: u64,
     /// Addresses not learned because the table was full.
     pub table_full: u64,
+    /// Dropped: longer than the receiving or the sending port takes.
+    pub oversized: u64,
 }
 
 /// What a port is, as parsed from the command line.
@@ -104,6 +120,13 @@ pub enum PortSpec {
     },
     /// An l2tpv3 or gre tunnel to one guest (checked options).
     Tunnel(TunnelConfig),
+    /// An `AF_PACKET` socket on a host interface.
+    Raw {
+        /// The interface's name.
+        ifname: String,
+    },
+    /// A member of a legacy `mcast` group (checked options).
+    Mcast(mcast::McastConfig),
 }
 
 /// Why an endpoint could not be opened; the message has been printed.
@@ -128,6 +151,8 @@ pub fn open(prog: &str, spec: &PortSpec) -> Result<Option<Box<dyn Endpoint>>, Op
             TunnelKind::L2tpv3 => Box::new(l2tpv3::open(prog, config)?),
             TunnelKind::Gre => Box::new(gre::open(prog, config)?),
         })),
+        PortSpec::Raw { ifname } => Ok(Some(Box::new(raw::Raw::open(prog, ifname)?))),
+        PortSpec::Mcast(config) => Ok(Some(Box::new(mcast::Mcast::open(prog, config)?))),
     }
 }
 
@@ -191,6 +216,13 @@ pub trait Endpoint {
     /// On SIGUSR1, after the switch's counters: the endpoint's own
     /// counters, if it keeps any (on stderr).
     fn print_stats(&self, _prog: &str) {}
+
+    /// The longest frame this endpoint's ports take (and are sent), given
+    /// the switch's largest frame `max_frame`; frames longer than that are
+    /// dropped and counted for the port. Default: `max_frame`.
+    fn frame_limit(&self, max_frame: usize) -> usize {
+        max_frame
+    }
 }
 
 /// Index of an endpoint in the event loop.
@@ -236,6 +268,8 @@ impl Inbox {
 struct PortEntry {
     endpoint: EndpointId,
     label: RawFd,
+    /// Frames dropped as longer than this port (or its sender) takes.
+    oversized: u64,
 }
 
 /// Every port of the switch: its endpoint and its label (the number the
@@ -270,13 +304,33 @@ impl PortTable {
         }
     }
 
+    /// Counts a frame dropped because it is longer than `port` takes
+    /// (received from it, or to be sent to it).
+    pub fn count_oversized(&mut self, port: PortId) {
+        if let Some(Some(e)) = self.entries.get_mut(port as usize) {
+            e.oversized += 1;
+        }
+    }
+
+    /// Frames dropped as too long for `port` so far.
+    pub fn oversized(&self, port: PortId) -> u64 {
+        match self.entries.get(port as usize) {
+            Some(Some(e)) => e.oversized,
+            _ => 0,
+        }
+    }
+
     /// Number of ports.
     pub fn count(&self) -> usize {
         self.entries.iter().flatten().count()
     }
 
     fn add(&mut self, endpoint: EndpointId, label: RawFd) -> PortId {
-        let entry = Some(PortEntry { endpoint, label });
+        let entry = Some(PortEntry {
+            endpoint,
+            label,
+            oversized: 0,
+        });
         match self.free.pop() {
             Some(id) => {
                 self.entries[id as usize] = entry;
@@ -315,6 +369,9 @@ pub struct Ctx<'a> {
     pub macs: &'a mut MacTable,
     /// Counters.
     pub stats: &'a mut Stats,
+    /// The longest frame the switch forwards (`--mtu` + 14; at least
+    /// 1514): the length of the inbox's buffers.
+    pub max_frame: usize,
 }
 
 /// Epoll token of `sub` of `endpoint` (tokens below 2^32 are the event
@@ -351,6 +408,13 @@ impl Ctx<'_> {
     /// A new port of this endpoint, printed as `label`.
     pub fn add_port(&mut self, label: RawFd) -> PortId {
         self.ports.add(self.endpoint, label)
+    }
+
+    /// Counts a frame received on `port` and dropped because it is longer
+    /// than the port takes.
+    pub fn drop_oversized(&mut self, port: PortId) {
+        self.stats.oversized += 1;
+        self.ports.count_oversized(port);
     }
 
     /// Removes `port` and every MAC address learned on it.
@@ -397,5 +461,12 @@ mod tests {
         assert_eq!(t.count(), 1);
         assert_eq!(t.add(2, 9), a);
         assert_eq!(t.id_limit(), 2);
+        t.count_oversized(a);
+        t.count_oversized(a);
+        t.count_oversized(7);
+        assert_eq!((t.oversized(a), t.oversized(b), t.oversized(7)), (2, 0, 0));
+        assert!(t.remove(a));
+        assert_eq!(t.add(3, 10), a);
+        assert_eq!(t.oversized(a), 0, "a new port starts at 0");
     }
 }

@@ -30,7 +30,7 @@ use uml_common::sys::fd::move_high;
 use uml_common::sys::ipsock::{self, IpSocketError, IpSocketKind};
 use uml_common::sys::mmsg::{RecvBatch, SendBatch};
 use uml_common::tunnel::{decode_ipv4, IPV4_MAX_HEADER, L2TPV3_MAX_HEADER};
-use uml_common::tunnel_opts::{parse_tunnel, Carrier, TunnelConfig, TunnelKind};
+use uml_common::tunnel_opts::{parse_tunnel_with_mtu, Carrier, TunnelConfig, TunnelKind};
 
 use super::{
     Ctx, Endpoint, Inbox, OpenFailed, Ready, Received, Stats, EAGAIN_COOLDOWN, EAGAIN_PATIENCE,
@@ -58,11 +58,12 @@ pub fn option_name(kind: TunnelKind) -> &'static str {
 pub fn check_options(
     prog: &str,
     options: &[(TunnelKind, String)],
+    max_mtu: u32,
 ) -> Result<Vec<TunnelConfig>, crate::setup::SetupFailed> {
     let mut configs: Vec<TunnelConfig> = Vec::with_capacity(options.len());
     for (i, (kind, value)) in options.iter().enumerate() {
         let option = option_name(*kind);
-        let config = match parse_tunnel(*kind, value) {
+        let config = match parse_tunnel_with_mtu(*kind, value, max_mtu) {
             Ok(c) => c,
             Err(e) => {
                 err(&format!("{prog}: {option} '{value}': {e}\n"));
@@ -138,6 +139,12 @@ pub trait Codec {
 
     /// Says, for the log, what was expected instead of `r`.
     fn explain(&self, r: Reject) -> String;
+
+    /// The length of the header [`Codec::encode`] writes (its longest,
+    /// if it varies).
+    fn header_len(&self) -> usize {
+        MAX_HEADER
+    }
 }
 
 /// Per-port counters, printed on SIGUSR1.
@@ -364,13 +371,15 @@ impl<C: Codec> Tunnel<C> {
                     continue;
                 }
             };
-            let buf = inbox.rx.buffer_mut(slot);
-            let len = frame.len().min(buf.len());
-            buf[..len].copy_from_slice(&frame[..len]);
-            if len < frame.len() || rx.truncated(i) {
-                ctx.stats.truncated += 1;
-            }
             ctx.stats.frames_in += 1;
+            let buf = inbox.rx.buffer_mut(slot);
+            if frame.len() > buf.len() || rx.truncated(i) {
+                // Longer than the switch's largest frame: not cut.
+                ctx.drop_oversized(port);
+                continue;
+            }
+            let len = frame.len();
+            buf[..len].copy_from_slice(frame);
             self.counts.received += 1;
             inbox.frames.push(Received { port, slot, len });
             slot += 1;
@@ -414,6 +423,11 @@ impl<C: Codec> Tunnel<C> {
 
 impl<C: Codec> Endpoint for Tunnel<C> {
     fn register(&mut self, ctx: &mut Ctx<'_>) -> io::Result<()> {
+        if ctx.max_frame != MAX_FRAME_LEN {
+            self.tx = SendBatch::new(SEND_BATCH, ctx.max_frame + MAX_HEADER);
+            self.tx
+                .set_eagain_patience(EAGAIN_PATIENCE, EAGAIN_COOLDOWN);
+        }
         ctx.watch(&self.sock, 0)?;
         self.port = Some(ctx.add_port(self.label));
         Ok(())
@@ -464,6 +478,18 @@ impl<C: Codec> Endpoint for Tunnel<C> {
             self.describe(),
             self.guest_argument()
         ))
+    }
+
+    /// A datagram or IP packet carries at most 65535 bytes: an IPv4 UDP
+    /// payload at most 65507, of which the tunnel header takes its part.
+    fn frame_limit(&self, max_frame: usize) -> usize {
+        let payload = match (self.config.carrier, self.local.is_ipv4()) {
+            (Carrier::Udp, true) => 65_507,
+            (Carrier::Udp, false) => 65_527,
+            (Carrier::Raw(_), true) => 65_515,
+            (Carrier::Raw(_), false) => 65_535,
+        };
+        max_frame.min(payload - self.codec.header_len())
     }
 
     fn print_stats(&self, prog: &str) {
