@@ -320,3 +320,53 @@ fn scripts_test_as_root_fetches_the_7x_kernel() {
         );
     }
 }
+
+/// README's `scripts/demo`, end to end, as a user runs it: two 6.1 guests
+/// on the switch's daemon socket ping each other, a 7.x guest joins the
+/// same switch over bess and pings the first, all three answer
+/// `uml_mconsole`, and everything is cleaned up (its namespace is gone).
+/// Takes a release build (shared with `packaging/build-deb` in CI).
+#[test]
+fn demo_runs_end_to_end_with_a_7x_guest() {
+    use uml_integration_tests::{linux_uml7, require, Requirement};
+    require!(
+        Requirement::Root,
+        Requirement::LinuxUml,
+        Requirement::LinuxUml7,
+        Requirement::NetNs
+    );
+    let kernel7 = linux_uml7().unwrap();
+    let out = run_with_timeout(
+        Command::new(repo_root().join("scripts/demo"))
+            .env("UML_KERNEL7", &kernel7.path)
+            .env_remove("UML_SWITCH")
+            .env_remove("UML_DEMO_KERNEL7"),
+        Duration::from_secs(1200),
+    );
+    assert!(out.success(), "{out}");
+    let text = out.stdout_str();
+    assert!(
+        text.contains("PASS: the guests (a b c) pinged each other through uml_switch"),
+        "{out}"
+    );
+    // c's own ping replies, printed between its section and mconsole's.
+    let c = text
+        .split("joins over bess and pings a ====")
+        .nth(1)
+        .and_then(|rest| rest.split("==== uml_mconsole version").next())
+        .unwrap_or_else(|| panic!("no section of guest c:\n{out}"));
+    assert_eq!(c.matches("bytes from 10.0.0.1").count(), 3, "{out}");
+    assert!(
+        text.contains(&format!("UML c ({}", kernel7.version)),
+        "{out}"
+    );
+    // Its namespace was removed.
+    let pid_ns = text
+        .lines()
+        .find_map(|l| l.strip_prefix("deleted namespace "))
+        .unwrap_or_else(|| panic!("the demo did not delete its namespace:\n{out}"));
+    assert!(
+        !Path::new("/run/netns").join(pid_ns).exists(),
+        "{pid_ns} left behind"
+    );
+}
