@@ -5,6 +5,7 @@
 // Test code: a failed setup step should abort the test with its message.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+use std::io::Write;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -31,6 +32,8 @@ fn ours() -> PathBuf {
 struct FakeServer {
     dir: tempfile::TempDir,
     handle: Option<thread::JoinHandle<Vec<Vec<u8>>>>,
+    /// Datagrams sent so far (each queued at the client when counted).
+    sent: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl FakeServer {
@@ -39,6 +42,8 @@ impl FakeServer {
         let sock = UnixDatagram::bind(dir.path().join("mconsole")).expect("bind fake server");
         sock.set_read_timeout(Some(Duration::from_millis(100)))
             .expect("timeout");
+        let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = std::sync::Arc::clone(&sent);
         let handle = thread::spawn(move || {
             let deadline = Instant::now() + Duration::from_secs(15);
             let mut seen = Vec::new();
@@ -53,6 +58,7 @@ impl FakeServer {
                 };
                 for dgram in answer(&command) {
                     let _ = sock.send_to_addr(&dgram, &from);
+                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 }
                 seen.push(command);
             }
@@ -61,7 +67,12 @@ impl FakeServer {
         FakeServer {
             dir,
             handle: Some(handle),
+            sent,
         }
+    }
+
+    fn sent(&self) -> usize {
+        self.sent.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn socket(&self) -> PathBuf {
@@ -186,13 +197,34 @@ fn stale_and_foreign_datagrams_are_not_taken_for_the_reply() {
             vec![encode_reply_packet(0, false, b"two")]
         }
     });
-    let input = b"first\nsecond\n";
-    let out = run_with_timeout_input(Command::new(ours()).arg(server.socket()), input, LIMIT);
-    assert_eq!(out.code, Some(0), "{out}");
+    // The kernel queues both at once; here the client types `second` only
+    // once both datagrams of the first answer are in its queue (else the
+    // stray one might arrive after the client looked for leftovers).
+    let mut child = Command::new(ours())
+        .arg(server.socket())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(b"first\n").expect("write");
+    assert!(
+        uml_integration_tests::wait_until(LIMIT, || server.sent() >= 2),
+        "the fake server did not answer `first`"
+    );
+    stdin.write_all(b"second\n").expect("write");
+    drop(stdin);
+    let pid = child.id();
+    if !uml_integration_tests::wait_until(LIMIT, || !uml_integration_tests::pid_alive(pid)) {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
     let name = server.socket().to_string_lossy().into_owned();
     let short: String = name.chars().take(11).collect();
     assert_eq!(
-        out.stdout_str(),
+        String::from_utf8_lossy(&out.stdout),
         format!("({short}) first\nOK one\n({short}) second\nOK two\n({short}) \n")
     );
 }
