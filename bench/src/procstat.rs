@@ -163,6 +163,27 @@ impl Snapshot {
     }
 }
 
+impl Snapshot {
+    /// The processes called `comm` in namespace `netns`.
+    pub fn pids_named(&self, netns: u64, comm: &str) -> Vec<u32> {
+        let mut v: Vec<u32> = self
+            .procs
+            .iter()
+            .filter(|(_, p)| p.netns == netns && p.comm == comm)
+            .map(|(pid, _)| *pid)
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// How busy all CPUs were from `self` to `later`, in % of one core.
+    pub fn busy_pct(&self, later: &Snapshot, tick: f64) -> Option<f64> {
+        let secs = later.at.duration_since(self.at).as_secs_f64().max(1e-6);
+        let (a, b) = (self.busy?, later.busy?);
+        Some(b.saturating_sub(a) as f64 / tick / secs * 100.0)
+    }
+}
+
 /// Clock ticks per second (`sysconf(_SC_CLK_TCK)`, 100 when unknown).
 pub fn clock_ticks() -> f64 {
     match nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK) {
@@ -227,6 +248,10 @@ mod tests {
         let u = a.usage(&b, 0, me, "", clock_ticks());
         assert!(u.ours >= 0.0 && u.other >= 0.0);
         assert_eq!(u.switch, 0.0);
+        let comm = a.procs.get(&me).map(|p| p.comm.clone()).unwrap_or_default();
+        let ns = a.procs.get(&me).map_or(0, |p| p.netns);
+        assert!(a.pids_named(ns, &comm).contains(&me));
+        assert!(a.busy_pct(&b, clock_ticks()).is_some_and(|b| b >= 0.0));
         assert!(comm_of(Path::new("/x/uml_switch")) == "uml_switch");
         assert_eq!(comm_of(Path::new("a-very-long-program-name")).len(), 15);
     }

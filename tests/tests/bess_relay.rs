@@ -112,7 +112,7 @@ fn relays_every_message_both_ways_and_ends_with_a_guest() {
     drop(a);
     assert_eq!(
         lines.recv_timeout(WAIT).as_deref(),
-        Ok("bess-relay: connection 1 closed")
+        Ok("bess-relay: connection 1 closed; 0 frames dropped")
     );
     assert_eq!(b.recv_event(WAIT), BessRecv::Closed);
     let deadline = std::time::Instant::now() + WAIT;

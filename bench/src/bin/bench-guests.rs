@@ -67,9 +67,10 @@ Options:
   --c-switch PATH   Debian's C uml_switch (default /usr/bin/uml_switch)
   --relay PATH      the minimal relay (default: bess-relay beside this driver)
   --keep-going      do not skip a path after two failed runs
-  --max-other PCT   a run during which other processes used more than PCT %
-                    of one core is disturbed: it is run again (default 50)
-  --retries N       at most N more times, keeping the least disturbed (default 2)
+  --max-other PCT   before each run, wait (at most 120 s) until the machine is
+                    busy at most PCT % of one core; a run during which other
+                    processes used more is disturbed: it is run again (default 25)
+  --retries N       at most N more times, keeping the least disturbed (default 3)
   -h, --help        this text
 ";
 
@@ -193,8 +194,8 @@ fn parse_args(args: Vec<OsString>) -> Result<Options, Error> {
         c_switch: PathBuf::from("/usr/bin/uml_switch"),
         relay: sibling("bess-relay"),
         keep_going: false,
-        max_other: 50.0,
-        retries: 2,
+        max_other: 25.0,
+        retries: 3,
         help: false,
     };
     let mut it = args.into_iter();
@@ -463,6 +464,9 @@ struct Sample {
     mbits: f64,
     retransmits: u64,
     cpu: Usage,
+    /// Frames the switch dropped because a guest's queue was full (ours:
+    /// `queue full` of its SIGUSR1 counters; the relay: its exit line).
+    drops: Option<u64>,
 }
 
 /// What a run gives.
@@ -686,28 +690,63 @@ fn run_once(env: &Env<'_>, spec: &PathSpec, round: usize) -> Result<RunResult, E
     })?;
     let after = Snapshot::take();
     let cpu = before.usage(&after, netns, ctx.me, &switch_comm, ctx.tick);
+    let ours = matches!(
+        spec.via,
+        Via::OursDaemon | Via::OursBess | Via::OursVde | Via::OursL2tpv3
+    );
+    if ours {
+        // Our switch prints its counters on SIGUSR1 (the C switch would
+        // die of it).
+        for pid in after.pids_named(netns, &switch_comm) {
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGUSR1);
+        }
+    }
     let json = std::fs::read_to_string(client.out_dir().join("iperf.json")).unwrap_or_default();
     let rc = console_value(&client.console(), "BENCH: iperf rc=").map(str::to_string);
-    let result = match (done, rc.as_deref(), parse_iperf(&json)) {
-        (true, Some("0"), Some((mbits, retransmits))) => RunResult::Ok(Sample {
-            mbits,
-            retransmits,
-            cpu,
-        }),
+    let measured = match (done, rc.as_deref(), parse_iperf(&json)) {
+        (true, Some("0"), Some(m)) => Ok(m),
         _ => {
             let why = format!("iperf3 failed (rc {rc:?}): {}", tail(&json, 5));
-            RunResult::Failed(report(&why, &server, &client, &switch))
+            Err(report(&why, &server, &client, &switch))
         }
     };
-    // Guests power off by themselves once iperf3 is done; what is left is
-    // halted by the harness when dropped.
-    let _ = ctx.wait(GUEST_EXIT, || !client.is_running() && !server.is_running());
+    // Guests power off by themselves once iperf3 is done (a relay ends
+    // with them); what is left is halted by the harness when dropped.
+    let _ = ctx.wait(GUEST_EXIT, || !client.is_running() && !server.is_running())?;
+    let drops = switch.as_ref().and_then(|sw| {
+        let out = sw.output();
+        if ours {
+            last_number_after(&out, "queue full ")
+        } else if spec.via == Via::Relay {
+            last_number_after(&out, "closed; ")
+        } else {
+            None
+        }
+    });
     drop(client);
     drop(server);
     drop(switch);
     drop(ns);
     drop(dir);
-    Ok(result)
+    Ok(match measured {
+        Ok((mbits, retransmits)) => RunResult::Ok(Sample {
+            mbits,
+            retransmits,
+            cpu,
+            drops,
+        }),
+        Err(why) => RunResult::Failed(why),
+    })
+}
+
+/// The number right after the last `key` in `text`.
+fn last_number_after(text: &str, key: &str) -> Option<u64> {
+    let at = text.rfind(key)? + key.len();
+    let digits: String = text[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
 }
 
 /// The guest arguments a switch announced for its tunnel ports.
@@ -804,8 +843,8 @@ fn report(tallies: &[Tally], opts: &Options, versions: &str) -> String {
     let c = find(tallies, "c-daemon").and_then(Tally::median);
     let _ = writeln!(
         s,
-        "{:<18} {:<24} {:>6} {:>5} {:>8}  {:>8}  {:>5}  {:>5}  {:>5}  runs (Mbit/s)",
-        "path", "", "kernel", "MTU", "Mbit/s", "vs C", "sw %", "oth %", "retr"
+        "{:<18} {:<24} {:>6} {:>5} {:>8}  {:>8}  {:>5}  {:>5}  {:>5}  {:>5}  runs (Mbit/s)",
+        "path", "", "kernel", "MTU", "Mbit/s", "vs C", "sw %", "oth %", "retr", "drops"
     );
     for t in tallies {
         let head = format!(
@@ -831,6 +870,11 @@ fn report(tallies: &[Tally], opts: &Options, versions: &str) -> String {
         let sw = median(t.samples.iter().map(|x| x.cpu.switch));
         let oth = median(t.samples.iter().map(|x| x.cpu.other));
         let retr = median(t.samples.iter().map(|x| x.retransmits as f64));
+        let drops = if t.samples.iter().all(|x| x.drops.is_some()) {
+            median(t.samples.iter().filter_map(|x| x.drops.map(|d| d as f64)))
+        } else {
+            None
+        };
         let runs: Vec<String> = t
             .samples
             .iter()
@@ -847,12 +891,13 @@ fn report(tallies: &[Tally], opts: &Options, versions: &str) -> String {
         };
         let _ = writeln!(
             s,
-            "{head} {:>8.0}  {:>8}  {:>5}  {:>5}  {:>5}  {}{fails}",
+            "{head} {:>8.0}  {:>8}  {:>5}  {:>5}  {:>5}  {:>5}  {}{fails}",
             m,
             vs_c,
             pct(sw, t.spec.via != Via::Direct),
             pct(oth, true),
             pct(retr, true),
+            pct(drops, true),
             runs.join(" ")
         );
     }
@@ -860,7 +905,8 @@ fn report(tallies: &[Tally], opts: &Options, versions: &str) -> String {
         s,
         "\n  vs C = median / median of C uml_switch on daemon; sw % = CPU of the switch \
          (or relay), oth % = CPU of\n  every other process on the machine (other users), \
-         both in % of one core while iperf3 ran; retr = TCP retransmits"
+         both in % of one core while iperf3 ran; retr = TCP retransmits;\n  drops = frames the \
+         switch dropped because a guest's queue stayed full (ours and the relay only)"
     );
 
     let _ = writeln!(s, "\nTargets (issue 11, same run):");
@@ -968,6 +1014,36 @@ fn kernel_versions() -> String {
     format!("6.1 = linux.uml {v61}; 7.x = {v7}")
 }
 
+/// Longest wait for the machine to calm down before a run.
+const QUIET_WAIT: Duration = Duration::from_secs(120);
+
+/// Waits (at most [`QUIET_WAIT`]) until the machine — with no run of ours
+/// going — was busy at most `max` % of one core over a second: other
+/// users' builds then disturb the next run less.
+fn wait_quiet(ctx: &Ctx<'_>, max: f64) -> Result<(), Error> {
+    let deadline = Instant::now() + QUIET_WAIT;
+    let mut told = false;
+    loop {
+        let a = Snapshot::take();
+        ctx.wait(Duration::from_secs(1), || false)?;
+        let busy = a.busy_pct(&Snapshot::take(), ctx.tick).unwrap_or(0.0);
+        if busy <= max {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            eprintln!("bench-guests: still busy ({busy:.0}% of a core); going on");
+            return Ok(());
+        }
+        if !told {
+            eprintln!(
+                "bench-guests: machine busy ({busy:.0}% of a core), waiting for at most {} s",
+                QUIET_WAIT.as_secs()
+            );
+            told = true;
+        }
+    }
+}
+
 fn run(opts: &Options, stop: &AtomicBool) -> Result<(), Error> {
     if opts.list {
         for p in paths() {
@@ -1031,7 +1107,7 @@ fn run(opts: &Options, stop: &AtomicBool) -> Result<(), Error> {
             }
             let mut best: Option<Sample> = None;
             for attempt in 0..=opts.retries {
-                env.ctx.check()?;
+                wait_quiet(&env.ctx, opts.max_other)?;
                 let started = Instant::now();
                 let r = run_once(&env, &t.spec, round)?;
                 let took = started.elapsed().as_secs_f64();
@@ -1045,12 +1121,13 @@ fn run(opts: &Options, stop: &AtomicBool) -> Result<(), Error> {
                 };
                 let disturbed = x.cpu.other > opts.max_other;
                 eprintln!(
-                    "[{round}/{}] {:<18} {:>6.0} Mbit/s  retr {:>5}  switch CPU {:>3.0}%  \
-                     other CPU {:>3.0}%  ({took:.0} s){}",
+                    "[{round}/{}] {:<18} {:>6.0} Mbit/s  retr {:>5}  drops {:>5}  switch CPU \
+                     {:>3.0}%  other CPU {:>3.0}%  ({took:.0} s){}",
                     opts.runs,
                     t.spec.name,
                     x.mbits,
                     x.retransmits,
+                    x.drops.map_or("-".to_string(), |d| d.to_string()),
                     x.cpu.switch,
                     x.cpu.other,
                     match (disturbed, attempt < opts.retries) {

@@ -10,7 +10,8 @@
 //! no epoll: one `poll` on the two connections while idle. When the
 //! receiver's queue is full it waits for it (`poll` for `POLLOUT`, at most
 //! 10 ms, then that frame is dropped). It ends (status 0) when either
-//! guest disconnects; signals just end it.
+//! guest disconnects, saying how many frames it dropped; signals just end
+//! it.
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -70,6 +71,7 @@ fn send_all(
     n: usize,
     to: BorrowedFd<'_>,
     fwd: &mut ForwardBatch,
+    dropped: &mut u64,
 ) -> Result<(), ()> {
     let mut start = 0;
     while start < n {
@@ -80,10 +82,14 @@ fn send_all(
                 Some(libc::EAGAIN) => {
                     if !wait_writable(to) {
                         start += 1;
+                        *dropped += 1;
                     }
                 }
                 Some(libc::EPIPE | libc::ECONNRESET | libc::ENOTCONN) => return Err(()),
-                _ => start += 1,
+                _ => {
+                    start += 1;
+                    *dropped += 1;
+                }
             },
         }
     }
@@ -97,6 +103,7 @@ fn forward(
     to: BorrowedFd<'_>,
     rx: &mut RecvBatch,
     fwd: &mut ForwardBatch,
+    dropped: &mut u64,
 ) -> Flow {
     for _ in 0..ROUNDS {
         let n = match rx.recv(from) {
@@ -114,10 +121,10 @@ fn forward(
             while frames > 0 && rx.frame(frames - 1).is_empty() {
                 frames -= 1;
             }
-            let _ = send_all(rx, frames, to, fwd);
+            let _ = send_all(rx, frames, to, fwd, dropped);
             return Flow::Closed;
         }
-        if send_all(rx, frames, to, fwd).is_err() {
+        if send_all(rx, frames, to, fwd, dropped).is_err() {
             return Flow::Closed;
         }
         if !full {
@@ -164,6 +171,7 @@ fn run(path: &Path, depth: usize) -> Result<(), String> {
     let mut rx = RecvBatch::new(depth, BUF_LEN);
     let mut fwd = ForwardBatch::new(depth);
     let events = PollFlags::POLLIN;
+    let mut dropped = 0u64;
     loop {
         let mut fds = [
             PollFd::new(conns[0].as_fd(), events),
@@ -183,8 +191,11 @@ fn run(path: &Path, depth: usize) -> Result<(), String> {
                 continue;
             }
             let (from, to) = (conns[i].as_fd(), conns[1 - i].as_fd());
-            if forward(from, hangup(r), to, &mut rx, &mut fwd) == Flow::Closed {
-                println!("bess-relay: connection {} closed", i + 1);
+            if forward(from, hangup(r), to, &mut rx, &mut fwd, &mut dropped) == Flow::Closed {
+                println!(
+                    "bess-relay: connection {} closed; {dropped} frames dropped",
+                    i + 1
+                );
                 return Ok(());
             }
         }
