@@ -256,6 +256,12 @@ fn parse_args(args: Vec<OsString>) -> Result<Options, Error> {
             }
         }
     }
+    // Switches run in a temp dir: relative paths would not be found there.
+    for p in [&mut o.ours, &mut o.c_switch, &mut o.relay] {
+        if let Ok(abs) = std::fs::canonicalize(&*p) {
+            *p = abs;
+        }
+    }
     Ok(o)
 }
 
