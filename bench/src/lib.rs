@@ -3,6 +3,7 @@
 //! * [`driver`]: the drivers' error type and binary lookup;
 //! * [`fake`]: what a fake mconsole server answers (the kernel's request
 //!   processing order, reduced to the `version` command);
+//! * [`procstat`]: CPU used by the benchmark's processes and by others;
 //! * [`stats`]: quantiles of timing samples;
 //! * [`switchload`]: a load generator speaking the `uml_switch` daemon
 //!   protocol (ports, learning, unicast/broadcast blasts, ping-pong).
@@ -15,6 +16,7 @@
 
 pub mod driver;
 pub mod fake;
+pub mod procstat;
 pub mod stats;
 pub mod switchload;
 pub mod watchdog;
