@@ -1489,6 +1489,114 @@ fn mac_at(f: &[u8], off: usize) -> [u8; 6] {
     m
 }
 
+// ---------------------------------------------------------------------------
+// Checks shared by the switch tests of every port kind
+// ---------------------------------------------------------------------------
+
+/// What each of `ports` received since the last check, collected up to
+/// marker frames: `ports[0]` sends one that reaches every other port,
+/// `ports[1]` one that reaches `ports[0]` and the others (the switch keeps
+/// the order of one port's frames to each destination; the two markers
+/// may arrive in either order).
+pub fn marker_deliveries(sw: &RunningSwitch, ports: &[&dyn FramePort]) -> Vec<Vec<Vec<u8>>> {
+    let m0 = ports[0].send_marker_frame();
+    let m1 = ports[1].send_marker_frame();
+    ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let mut expect: Vec<u32> = [(0, m0), (1, m1)]
+                .into_iter()
+                .filter(|&(sender, _)| sender != i)
+                .map(|(_, m)| m)
+                .collect();
+            let deadline = Instant::now() + WAIT;
+            let mut got = Vec::new();
+            while !expect.is_empty() {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let f = p.recv_frame(left).unwrap_or_else(|| {
+                    panic!(
+                        "port #{i}: markers {expect:?} did not arrive within {WAIT:?}; \
+                         received before: {}\n{}",
+                        describe_frames(&got),
+                        sw.output_report()
+                    )
+                });
+                match marker_id(&f) {
+                    Some(m) if expect.contains(&m) => expect.retain(|&x| x != m),
+                    _ => got.push(f),
+                }
+            }
+            got
+        })
+        .collect()
+}
+
+#[track_caller]
+pub fn assert_delivered(
+    sw: &RunningSwitch,
+    got: &[Vec<Vec<u8>>],
+    i: usize,
+    want: &[&[u8]],
+    what: &str,
+) {
+    let want: Vec<Vec<u8>> = want.iter().map(|f| f.to_vec()).collect();
+    assert!(
+        got[i] == want,
+        "{what}: port #{i} received {} but should have received {}\n{}",
+        describe_frames(&got[i]),
+        describe_frames(&want),
+        sw.output_report()
+    );
+}
+
+/// The label the switch printed when it learned `m` (` Addr: m New port N`).
+pub fn learned_port(sw: &mut RunningSwitch, m: [u8; 6]) -> String {
+    let prefix = format!(" Addr: {} New port ", mac_str(m));
+    let line = sw
+        .wait_line_starting(Stream::Stdout, &prefix, WAIT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    line[prefix.len()..].to_string()
+}
+
+/// The counters line printed on SIGUSR1, as (name, value) pairs.
+pub fn counters(sw: &mut RunningSwitch) -> Vec<(String, u64)> {
+    let before = sw.count_containing(Stream::Stderr, ", frames in ");
+    sw.signal(Signal::SIGUSR1);
+    sw.wait_until(WAIT, |s| {
+        s.count_containing(Stream::Stderr, ", frames in ") > before
+    })
+    .unwrap_or_else(|e| panic!("no counters after SIGUSR1: {e}"));
+    let line = sw
+        .stderr()
+        .lines()
+        .rfind(|l| l.contains(", frames in "))
+        .unwrap_or_else(|| panic!("no counters line:\n{}", sw.output_report()))
+        .to_string();
+    // "...: ports 3, MAC entries 2, frames in 10, out 9, truncated 1,
+    // dropped: short 3, too long 0, unknown sender 0, queue full 0, send
+    // errors 0;
+    // MACs not learned (table full) 0"
+    let mut out = Vec::new();
+    let words: Vec<&str> = line.split([',', ';', ':']).collect();
+    for w in words {
+        let w = w.trim();
+        if let Some((name, value)) = w.rsplit_once(' ') {
+            if let Ok(v) = value.parse() {
+                out.push((name.to_string(), v));
+            }
+        }
+    }
+    out
+}
+
+pub fn counter(c: &[(String, u64)], name: &str) -> u64 {
+    c.iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| *v)
+        .unwrap_or_else(|| panic!("no counter {name:?} in {c:?}"))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {

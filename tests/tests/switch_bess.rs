@@ -21,8 +21,9 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use uml_integration_tests::run_with_timeout;
 use uml_integration_tests::switch_client::{
-    describe_frames, frame, mac, mac_str, marker_id, new_temp_dir, BessClient, BessRecv, FramePort,
-    RunningSwitch, Stream, SwitchBinary, SwitchMode, BROADCAST, WAIT,
+    assert_delivered, counter, counters, describe_frames, frame, learned_port, mac,
+    marker_deliveries, new_temp_dir, BessClient, BessRecv, FramePort, RunningSwitch, Stream,
+    SwitchBinary, SwitchMode, BROADCAST, WAIT,
 };
 
 /// Returns from the test when the switch under test is the C reference,
@@ -68,104 +69,6 @@ fn client(sw: &mut RunningSwitch, path: &Path) -> BessClient {
     })
     .unwrap_or_else(|e| panic!("bess connection not accepted: {e}"));
     c
-}
-
-/// What each of `ports` received since the last check, collected up to
-/// marker frames: `ports[0]` sends one that reaches every other port,
-/// `ports[1]` one that reaches `ports[0]` and the others (the switch keeps
-/// the order of one port's frames to each destination; the two markers
-/// may arrive in either order).
-fn deliveries(sw: &RunningSwitch, ports: &[&dyn FramePort]) -> Vec<Vec<Vec<u8>>> {
-    let m0 = ports[0].send_marker_frame();
-    let m1 = ports[1].send_marker_frame();
-    ports
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let mut expect: Vec<u32> = [(0, m0), (1, m1)]
-                .into_iter()
-                .filter(|&(sender, _)| sender != i)
-                .map(|(_, m)| m)
-                .collect();
-            let deadline = Instant::now() + WAIT;
-            let mut got = Vec::new();
-            while !expect.is_empty() {
-                let left = deadline.saturating_duration_since(Instant::now());
-                let f = p.recv_frame(left).unwrap_or_else(|| {
-                    panic!(
-                        "port #{i}: markers {expect:?} did not arrive within {WAIT:?}; \
-                         received before: {}\n{}",
-                        describe_frames(&got),
-                        sw.output_report()
-                    )
-                });
-                match marker_id(&f) {
-                    Some(m) if expect.contains(&m) => expect.retain(|&x| x != m),
-                    _ => got.push(f),
-                }
-            }
-            got
-        })
-        .collect()
-}
-
-#[track_caller]
-fn assert_got(sw: &RunningSwitch, got: &[Vec<Vec<u8>>], i: usize, want: &[&[u8]], what: &str) {
-    let want: Vec<Vec<u8>> = want.iter().map(|f| f.to_vec()).collect();
-    assert!(
-        got[i] == want,
-        "{what}: port #{i} received {} but should have received {}\n{}",
-        describe_frames(&got[i]),
-        describe_frames(&want),
-        sw.output_report()
-    );
-}
-
-/// The label the switch printed when it learned `m` (` Addr: m New port N`).
-fn learned_port(sw: &mut RunningSwitch, m: [u8; 6]) -> String {
-    let prefix = format!(" Addr: {} New port ", mac_str(m));
-    let line = sw
-        .wait_line_starting(Stream::Stdout, &prefix, WAIT)
-        .unwrap_or_else(|e| panic!("{e}"));
-    line[prefix.len()..].to_string()
-}
-
-/// The counters line printed on SIGUSR1, as (name, value) pairs.
-fn counters(sw: &mut RunningSwitch) -> Vec<(String, u64)> {
-    let before = sw.count_containing(Stream::Stderr, ", frames in ");
-    sw.signal(Signal::SIGUSR1);
-    sw.wait_until(WAIT, |s| {
-        s.count_containing(Stream::Stderr, ", frames in ") > before
-    })
-    .unwrap_or_else(|e| panic!("no counters after SIGUSR1: {e}"));
-    let line = sw
-        .stderr()
-        .lines()
-        .rfind(|l| l.contains(", frames in "))
-        .unwrap()
-        .to_string();
-    // "...: ports 3, MAC entries 2, frames in 10, out 9, truncated 1,
-    // dropped: short 3, too long 0, unknown sender 0, queue full 0, send
-    // errors 0;
-    // MACs not learned (table full) 0"
-    let mut out = Vec::new();
-    let words: Vec<&str> = line.split([',', ';', ':']).collect();
-    for w in words {
-        let w = w.trim();
-        if let Some((name, value)) = w.rsplit_once(' ') {
-            if let Ok(v) = value.parse() {
-                out.push((name.to_string(), v));
-            }
-        }
-    }
-    out
-}
-
-fn counter(c: &[(String, u64)], name: &str) -> u64 {
-    c.iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| *v)
-        .unwrap_or_else(|| panic!("no counter {name:?} in {c:?}"))
 }
 
 // ---------------------------------------------------------------------------
@@ -290,33 +193,33 @@ fn bess_and_daemon_ports_learn_and_flood() {
     // Broadcast from the bess port: everyone else gets it.
     let bc = frame(BROADCAST, mac(1), b"bess broadcast");
     b.send(&bc);
-    let got = deliveries(&sw, &[&b, &d, &c]);
-    assert_got(&sw, &got, 1, &[&bc], "daemon port, bess broadcast");
-    assert_got(&sw, &got, 2, &[&bc], "bess port, bess broadcast");
+    let got = marker_deliveries(&sw, &[&b, &d, &c]);
+    assert_delivered(&sw, &got, 1, &[&bc], "daemon port, bess broadcast");
+    assert_delivered(&sw, &got, 2, &[&bc], "bess port, bess broadcast");
     let b_label = learned_port(&mut sw, mac(1));
     assert!(line.contains(&format!("port {b_label} ")), "{line:?}");
 
     // Daemon port to the learned bess MAC: only b.
     let uc = frame(mac(1), mac(2), b"daemon to bess");
     d.send(&uc);
-    let got = deliveries(&sw, &[&d, &b, &c]);
-    assert_got(&sw, &got, 1, &[&uc], "bess port b, unicast from daemon");
-    assert_got(&sw, &got, 2, &[], "bess port c, unicast for b");
+    let got = marker_deliveries(&sw, &[&d, &b, &c]);
+    assert_delivered(&sw, &got, 1, &[&uc], "bess port b, unicast from daemon");
+    assert_delivered(&sw, &got, 2, &[], "bess port c, unicast for b");
     learned_port(&mut sw, mac(2));
 
     // Bess port to the learned daemon MAC: only d.
     let uc = frame(mac(2), mac(1), b"bess to daemon");
     b.send(&uc);
-    let got = deliveries(&sw, &[&b, &d, &c]);
-    assert_got(&sw, &got, 1, &[&uc], "daemon port, unicast from bess");
-    assert_got(&sw, &got, 2, &[], "bess port c, unicast for d");
+    let got = marker_deliveries(&sw, &[&b, &d, &c]);
+    assert_delivered(&sw, &got, 1, &[&uc], "daemon port, unicast from bess");
+    assert_delivered(&sw, &got, 2, &[], "bess port c, unicast for d");
 
     // Unknown unicast from the daemon port floods to both bess ports.
     let unknown = frame(mac(9), mac(2), b"to nobody yet");
     d.send(&unknown);
-    let got = deliveries(&sw, &[&d, &b, &c]);
-    assert_got(&sw, &got, 1, &[&unknown], "bess port b, unknown unicast");
-    assert_got(&sw, &got, 2, &[&unknown], "bess port c, unknown unicast");
+    let got = marker_deliveries(&sw, &[&d, &b, &c]);
+    assert_delivered(&sw, &got, 1, &[&unknown], "bess port b, unknown unicast");
+    assert_delivered(&sw, &got, 2, &[&unknown], "bess port c, unknown unicast");
 }
 
 /// Many guests on one socket (and a second socket): each gets every
@@ -410,9 +313,9 @@ fn hostile_messages_affect_only_their_sender() {
     let big = frame(BROADCAST, mac(9), &[0x5a; 3000]);
     h.send(&big);
     // The others got nothing of the runts and of the long frame.
-    let got = deliveries(&sw, &[&h, &a, &d]);
-    assert_got(&sw, &got, 1, &[], "bess port a");
-    assert_got(&sw, &got, 2, &[], "daemon port d");
+    let got = marker_deliveries(&sw, &[&h, &a, &d]);
+    assert_delivered(&sw, &got, 1, &[], "bess port a");
+    assert_delivered(&sw, &got, 2, &[], "daemon port d");
     // Garbage: pseudo-random lengths and bytes, multicast sources (bit 0
     // of byte 6 set) so that nothing is learned from them, in groups the
     // daemon port's receive queue (net.unix.max_dgram_qlen, 10) holds.
@@ -431,9 +334,9 @@ fn hostile_messages_affect_only_their_sender() {
             garbage.push(g);
         }
         let want: Vec<&[u8]> = garbage.iter().map(Vec::as_slice).collect();
-        let got = deliveries(&sw, &[&h, &a, &d]);
-        assert_got(&sw, &got, 1, &want, "bess port a, garbage");
-        assert_got(&sw, &got, 2, &want, "daemon port d, garbage");
+        let got = marker_deliveries(&sw, &[&h, &a, &d]);
+        assert_delivered(&sw, &got, 1, &want, "bess port a, garbage");
+        assert_delivered(&sw, &got, 2, &want, "daemon port d, garbage");
     }
 
     let after = counters(&mut sw);
@@ -457,9 +360,9 @@ fn hostile_messages_affect_only_their_sender() {
     h.send(&bc);
     let uc = frame(BROADCAST, mac(1), b"a to all");
     a.send(&uc);
-    let got = deliveries(&sw, &[&a, &d, &h]);
-    assert_got(&sw, &got, 1, &[&bc, &uc], "daemon port d");
-    assert_got(&sw, &got, 2, &[&uc], "hostile port h");
+    let got = marker_deliveries(&sw, &[&a, &d, &h]);
+    assert_delivered(&sw, &got, 1, &[&bc, &uc], "daemon port d");
+    assert_delivered(&sw, &got, 2, &[&uc], "hostile port h");
     assert_eq!(
         sw.count_containing(Stream::Stdout, " disconnected"),
         0,
@@ -540,16 +443,16 @@ fn disconnect_purges_every_mac_of_the_port() {
     for m in [mac(1), mac(3)] {
         a.send(&frame(BROADCAST, m, b"learn me"));
     }
-    let got = deliveries(&sw, &[&a, &b, &d]);
+    let got = marker_deliveries(&sw, &[&a, &b, &d]);
     assert_eq!(got[2].len(), 2, "{}", describe_frames(&got[2]));
     let label = learned_port(&mut sw, mac(1));
     learned_port(&mut sw, mac(3));
     // While a is connected, unicast to its MACs goes to a only.
     let uc = frame(mac(3), mac(2), b"for a");
     d.send(&uc);
-    let got = deliveries(&sw, &[&d, &a, &b]);
-    assert_got(&sw, &got, 1, &[&uc], "a, while connected");
-    assert_got(&sw, &got, 2, &[], "b, while a is connected");
+    let got = marker_deliveries(&sw, &[&d, &a, &b]);
+    assert_delivered(&sw, &got, 1, &[&uc], "a, while connected");
+    assert_delivered(&sw, &got, 2, &[], "b, while a is connected");
 
     a.disconnect();
     let gone = format!("Bess port {label} (pid ");
@@ -562,8 +465,8 @@ fn disconnect_purges_every_mac_of_the_port() {
     for m in [mac(1), mac(3)] {
         let uc = frame(m, mac(2), b"after a left");
         d.send(&uc);
-        let got = deliveries(&sw, &[&d, &b]);
-        assert_got(&sw, &got, 1, &[&uc], "b: unicast to a purged MAC floods");
+        let got = marker_deliveries(&sw, &[&d, &b]);
+        assert_delivered(&sw, &got, 1, &[&uc], "b: unicast to a purged MAC floods");
     }
     assert!(
         sw.count_containing(Stream::Stdout, "unknown Addr: ") >= 1,
@@ -590,14 +493,14 @@ fn hub_mode_repeats_to_bess_ports() {
     let b = client(&mut sw, &bess);
     let c = client(&mut sw, &bess);
     a.send(&frame(BROADCAST, mac(1), b"learn a"));
-    let got = deliveries(&sw, &[&a, &b, &c]);
+    let got = marker_deliveries(&sw, &[&a, &b, &c]);
     assert_eq!(got[1].len(), 1);
     learned_port(&mut sw, mac(1));
     let uc = frame(mac(1), mac(2), b"b to a");
     b.send(&uc);
-    let got = deliveries(&sw, &[&b, &a, &c]);
-    assert_got(&sw, &got, 1, &[&uc], "a");
-    assert_got(&sw, &got, 2, &[&uc], "c (hub)");
+    let got = marker_deliveries(&sw, &[&b, &a, &c]);
+    assert_delivered(&sw, &got, 1, &[&uc], "a");
+    assert_delivered(&sw, &got, 2, &[&uc], "c (hub)");
 }
 
 /// Frames a guest sent right before closing are forwarded (they usually
@@ -635,8 +538,8 @@ fn frames_sent_just_before_closing_are_forwarded_then_purged() {
         // mac(1) went with a's port: unicast to it floods to c.
         let uc = frame(mac(1), mac(2), &[b'u', round]);
         b.send(&uc);
-        let got = deliveries(&sw, &[&b, &c]);
-        assert_got(&sw, &got, 1, &[&uc], "c: unicast to a purged MAC");
+        let got = marker_deliveries(&sw, &[&b, &c]);
+        assert_delivered(&sw, &got, 1, &[&uc], "c: unicast to a purged MAC");
     }
     assert_eq!(
         sw.count_containing(Stream::Stdout, "New port -1"),

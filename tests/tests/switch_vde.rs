@@ -36,9 +36,10 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use uml_integration_tests::switch_client::{
-    connect_control, describe_frames, frame, mac, mac_str, marker_id, new_temp_dir, path_sockaddr,
-    read_control_until_closed, read_reply, reply_to_addr, request_versioned, BessClient, FramePort,
-    RunningSwitch, Stream, SwitchBinary, SwitchMode, BROADCAST, MAX_FRAME, WAIT,
+    assert_delivered, connect_control, counter, counters, frame, learned_port, mac,
+    marker_deliveries, new_temp_dir, path_sockaddr, read_control_until_closed, read_reply,
+    reply_to_addr, request_versioned, BessClient, FramePort, RunningSwitch, Stream, SwitchBinary,
+    SwitchMode, BROADCAST, MAX_FRAME, WAIT,
 };
 use uml_integration_tests::{find_in_path, run_with_timeout, wait_until};
 
@@ -306,92 +307,6 @@ fn start_with_bess() -> (RunningSwitch, PathBuf) {
     (sw, bess)
 }
 
-/// What each of `ports` received since the last check, collected up to
-/// marker frames sent by `ports[0]` and `ports[1]`.
-fn deliveries(sw: &RunningSwitch, ports: &[&dyn FramePort]) -> Vec<Vec<Vec<u8>>> {
-    let m0 = ports[0].send_marker_frame();
-    let m1 = ports[1].send_marker_frame();
-    ports
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let mut expect: Vec<u32> = [(0, m0), (1, m1)]
-                .into_iter()
-                .filter(|&(sender, _)| sender != i)
-                .map(|(_, m)| m)
-                .collect();
-            let deadline = Instant::now() + WAIT;
-            let mut got = Vec::new();
-            while !expect.is_empty() {
-                let left = deadline.saturating_duration_since(Instant::now());
-                let f = p.recv_frame(left).unwrap_or_else(|| {
-                    panic!(
-                        "port #{i}: markers {expect:?} did not arrive within {WAIT:?}; \
-                         received before: {}\n{}",
-                        describe_frames(&got),
-                        sw.output_report()
-                    )
-                });
-                match marker_id(&f) {
-                    Some(m) if expect.contains(&m) => expect.retain(|&x| x != m),
-                    _ => got.push(f),
-                }
-            }
-            got
-        })
-        .collect()
-}
-
-#[track_caller]
-fn assert_got(sw: &RunningSwitch, got: &[Vec<Vec<u8>>], i: usize, want: &[&[u8]], what: &str) {
-    let want: Vec<Vec<u8>> = want.iter().map(|f| f.to_vec()).collect();
-    assert!(
-        got[i] == want,
-        "{what}: port #{i} received {} but should have received {}\n{}",
-        describe_frames(&got[i]),
-        describe_frames(&want),
-        sw.output_report()
-    );
-}
-
-/// The label the switch printed when it learned `m`.
-fn learned_port(sw: &mut RunningSwitch, m: [u8; 6]) -> String {
-    let prefix = format!(" Addr: {} New port ", mac_str(m));
-    let line = sw
-        .wait_line_starting(Stream::Stdout, &prefix, WAIT)
-        .unwrap_or_else(|e| panic!("{e}"));
-    line[prefix.len()..].to_string()
-}
-
-/// The counters printed on SIGUSR1, as (name, value) pairs.
-fn counters(sw: &mut RunningSwitch) -> Vec<(String, u64)> {
-    let before = sw.count_containing(Stream::Stderr, ", frames in ");
-    sw.signal(Signal::SIGUSR1);
-    sw.wait_until(WAIT, |s| {
-        s.count_containing(Stream::Stderr, ", frames in ") > before
-    })
-    .unwrap_or_else(|e| panic!("no counters after SIGUSR1: {e}"));
-    let line = sw
-        .stderr()
-        .lines()
-        .rfind(|l| l.contains(", frames in "))
-        .unwrap()
-        .to_string();
-    line.split([',', ';', ':'])
-        .filter_map(|w| {
-            let (name, value) = w.trim().rsplit_once(' ')?;
-            Some((name.to_string(), value.parse().ok()?))
-        })
-        .collect()
-}
-
-fn counter(c: &[(String, u64)], name: &str) -> u64 {
-    c.iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| *v)
-        .unwrap_or_else(|| panic!("no counter {name:?} in {c:?}"))
-}
-
 /// The per-port data socket files (`ctl.N`) in the switch's directory.
 fn port_files(sw: &RunningSwitch) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(sw.dir())
@@ -549,9 +464,9 @@ fn vde_plug_clients_share_a_segment_with_daemon_and_bess_ports() {
     );
     let uc = frame(mac(1), mac(3), b"to a gone vde port: flooded");
     d1.send(&uc);
-    let got = deliveries(&sw, &[&d1, &v2, &d2, &b]);
+    let got = marker_deliveries(&sw, &[&d1, &v2, &d2, &b]);
     for k in 1..4 {
-        assert_got(&sw, &got, k, &[&uc], "unicast to a purged MAC");
+        assert_delivered(&sw, &got, k, &[&uc], "unicast to a purged MAC");
     }
 }
 
@@ -784,10 +699,10 @@ fn hostile_vde_frames_affect_only_their_sender() {
     h.send(&big);
     let jumbo = frame(BROADCAST, mac(9), &[0xa5; 9000]);
     h.send(&jumbo);
-    let got = deliveries(&sw, &[&h, &a, &d]);
+    let got = marker_deliveries(&sw, &[&h, &a, &d]);
     let want: [&[u8]; 2] = [&big[..MAX_FRAME], &jumbo[..MAX_FRAME]];
-    assert_got(&sw, &got, 1, &want, "vde port a");
-    assert_got(&sw, &got, 2, &want, "daemon port d");
+    assert_delivered(&sw, &got, 1, &want, "vde port a");
+    assert_delivered(&sw, &got, 2, &want, "daemon port d");
     let mut seed = 0x9e37_79b9_u32;
     for _ in 0..10 {
         let mut garbage = Vec::new();
@@ -803,9 +718,9 @@ fn hostile_vde_frames_affect_only_their_sender() {
             garbage.push(g);
         }
         let want: Vec<&[u8]> = garbage.iter().map(Vec::as_slice).collect();
-        let got = deliveries(&sw, &[&h, &a, &d]);
-        assert_got(&sw, &got, 1, &want, "vde port a, garbage");
-        assert_got(&sw, &got, 2, &want, "daemon port d, garbage");
+        let got = marker_deliveries(&sw, &[&h, &a, &d]);
+        assert_delivered(&sw, &got, 1, &want, "vde port a, garbage");
+        assert_delivered(&sw, &got, 2, &want, "daemon port d, garbage");
     }
     let after = counters(&mut sw);
     assert_eq!(counter(&after, "short") - counter(&before, "short"), 202);
