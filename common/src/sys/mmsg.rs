@@ -258,9 +258,9 @@ impl SendBatch {
 
     /// During that wait (see [`SendBatch::set_eagain_patience`]), sleep in
     /// `poll` until a message's connected socket has room again, instead
-    /// of yielding the CPU between attempts: the receiver — on a busy
-    /// machine perhaps waiting for this very CPU — can then drain its
-    /// queue, and fewer frames are dropped. Messages for the shared
+    /// of yielding the CPU between attempts: the wait then costs no CPU,
+    /// which the receiver — on a busy machine perhaps waiting for this
+    /// very CPU — may need to drain its queue. Messages for the shared
     /// socket (with an address) still yield: its `POLLOUT` does not
     /// reflect their receivers.
     pub fn set_sleep_while_full(&mut self, on: bool) {
