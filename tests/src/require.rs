@@ -31,6 +31,9 @@ pub enum Requirement {
     /// The glibc NSS module `libnss_<name>.so.2` (Debian package
     /// `libnss-<name>`), e.g. `extrausers`.
     NssModule(&'static str),
+    /// A host program on `PATH` (guests run the host's programs through
+    /// hostfs), with the Debian package that provides it.
+    Program(&'static str, &'static str),
 }
 
 impl Requirement {
@@ -59,6 +62,9 @@ impl Requirement {
             Requirement::NssModule(name) => nss_module(name).is_none().then(|| {
                 format!("NSS module libnss_{name}.so.2 not found (apt-get install libnss-{name})")
             }),
+            Requirement::Program(program, package) => find_in_path(program)
+                .is_none()
+                .then(|| format!("`{program}` not found (apt-get install {package})")),
             Requirement::NetNs => {
                 if find_in_path("ip").is_none() {
                     Some("`ip` not found (apt-get install iproute2)".to_string())

@@ -18,7 +18,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use uml_integration_tests::switch_client::{NsSwitch, SwitchBinary};
-use uml_integration_tests::{find_in_path, require, NetNs, Requirement, Uml, UmlConfig};
+use uml_integration_tests::{require, NetNs, Requirement, Uml, UmlConfig};
 
 /// Hard lifetime of the switch process (`timeout -k 5 ...`).
 const SWITCH_LIFETIME: Duration = Duration::from_secs(120);
@@ -35,22 +35,6 @@ const SWITCH_REPORT: Duration = Duration::from_secs(10);
 const IDLE: &str = "while :; do sleep 3600; done";
 /// Guest-side ping of 10.0.0.1 with its result on the console.
 const PING_A: &str = "ping -c 3 -i 0.3 -w 20 10.0.0.1\necho \"TEST: ping rc=$?\"";
-
-/// Returns from the test unless `program` is installed on the host (the
-/// guests run the host's programs through hostfs): fails under `CI=true`,
-/// else skips loudly.
-macro_rules! require_program {
-    ($program:expr, $package:expr) => {
-        if find_in_path($program).is_none() {
-            let reason = format!("`{}` not found (apt-get install {})", $program, $package);
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("{reason}; CI must provide it");
-            }
-            let _ = writeln!(std::io::stderr(), "SKIP: {reason}");
-            return;
-        }
-    };
-}
 
 /// Returns from the test when the switch under test is the C reference,
 /// which has no `--bess`.
@@ -165,7 +149,7 @@ fn start_switch(ns: &NetNs, dir: &Path) -> NsSwitch {
 #[test]
 fn two_bess_guests_ping_each_other() {
     require!(Requirement::Root, Requirement::LinuxUml, Requirement::NetNs);
-    require_program!("ping", "iputils-ping");
+    require!(Requirement::Program("ping", "iputils-ping"));
     require_ours!();
     let dir = tempfile::Builder::new()
         .prefix("umlsw-")
@@ -205,7 +189,7 @@ fn two_bess_guests_ping_each_other() {
 #[test]
 fn bess_guest_pings_a_daemon_guest() {
     require!(Requirement::Root, Requirement::LinuxUml, Requirement::NetNs);
-    require_program!("ping", "iputils-ping");
+    require!(Requirement::Program("ping", "iputils-ping"));
     require_ours!();
     let dir = tempfile::Builder::new()
         .prefix("umlsw-")

@@ -14,7 +14,6 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::fs;
-use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
@@ -24,7 +23,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 use uml_integration_tests::{
-    binary_under_test, find_in_path, require, run_with_timeout, NetNs, Requirement, Uml, UmlConfig,
+    binary_under_test, require, run_with_timeout, NetNs, Requirement, Uml, UmlConfig,
 };
 
 /// Environment variable naming the switch binary to test instead of ours.
@@ -48,28 +47,6 @@ const SWITCH_REPORT: Duration = Duration::from_secs(10);
 /// Guest addresses: MAC `fe:fd:0a:00:00:0N`, IP `10.0.0.N/24`.
 fn mac(n: u8) -> String {
     format!("fe:fd:0a:00:00:{n:02x}")
-}
-
-/// Returns from the test unless `program` is installed on the host (the
-/// guests run the host's programs through hostfs). Mirrors
-/// [`uml_integration_tests::require`]: fails under `CI=true`, else skips
-/// loudly.
-macro_rules! require_program {
-    ($program:expr, $package:expr) => {
-        if find_in_path($program).is_none() {
-            let reason = format!("`{}` not found (apt-get install {})", $program, $package);
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("{reason}; CI must provide it");
-            }
-            let current = std::thread::current();
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIP {}: {reason}",
-                current.name().unwrap_or("<unknown test>")
-            );
-            return;
-        }
-    };
 }
 
 /// The switch binary under test and whether it is the C reference.
@@ -256,7 +233,7 @@ const PING_A: &str = "ping -c 3 -i 0.3 -w 20 10.0.0.1\necho \"TEST: ping rc=$?\"
 /// messages (switch.md §8) before and after both UMLs are gone.
 fn two_umls_ping(tag: &str, hub: bool) {
     require!(Requirement::Root, Requirement::LinuxUml, Requirement::NetNs);
-    require_program!("ping", "iputils-ping");
+    require!(Requirement::Program("ping", "iputils-ping"));
     let dir = tempfile::Builder::new()
         .prefix("umlsw-")
         .tempdir()
@@ -348,7 +325,7 @@ fn tap_port_pings_both_ways() {
         Requirement::NetNs,
         Requirement::DevNetTun
     );
-    require_program!("ping", "iputils-ping");
+    require!(Requirement::Program("ping", "iputils-ping"));
     let dir = tempfile::Builder::new()
         .prefix("umlsw-")
         .tempdir()

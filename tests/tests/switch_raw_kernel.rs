@@ -26,9 +26,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use uml_integration_tests::switch_client::{NsSwitch, SwitchBinary};
-use uml_integration_tests::{
-    find_in_path, require, wait_until, Kernel, NetNs, Requirement, Uml, UmlConfig,
-};
+use uml_integration_tests::{require, wait_until, Kernel, NetNs, Requirement, Uml, UmlConfig};
 
 /// Hard lifetime of the switch process (`timeout -k 5 ...`).
 const SWITCH_LIFETIME: Duration = Duration::from_secs(240);
@@ -49,22 +47,6 @@ const IDLE: &str = "while :; do sleep 3600; done";
 
 /// One test of this file at a time: each boots several kernels.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-/// Returns from the test unless `program` is installed on the host (the
-/// guests run the host's programs through hostfs): fails under `CI=true`,
-/// else skips loudly.
-macro_rules! require_program {
-    ($program:expr, $package:expr) => {
-        if find_in_path($program).is_none() {
-            let reason = format!("`{}` not found (apt-get install {})", $program, $package);
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("{reason}; CI must provide it");
-            }
-            let _ = writeln!(std::io::stderr(), "SKIP: {reason}");
-            return;
-        }
-    };
-}
 
 /// Returns from the test when the switch under test is the C reference.
 macro_rules! require_ours {
@@ -320,8 +302,8 @@ fn kernel7_raw_guest_pings_and_sends_to_a_bess_guest() {
         Requirement::LinuxUml7,
         Requirement::NetNs
     );
-    require_program!("ping", "iputils-ping");
-    require_program!("busybox", "busybox");
+    require!(Requirement::Program("ping", "iputils-ping"));
+    require!(Requirement::Program("busybox", "busybox"));
     require_ours!();
     raw_guest_pings_and_sends_to_a_bess_guest(Kernel::Linux7);
 }
@@ -330,8 +312,8 @@ fn kernel7_raw_guest_pings_and_sends_to_a_bess_guest() {
 #[test]
 fn kernel61_raw_guest_pings_and_sends_to_a_bess_guest() {
     require!(Requirement::Root, Requirement::LinuxUml, Requirement::NetNs);
-    require_program!("ping", "iputils-ping");
-    require_program!("busybox", "busybox");
+    require!(Requirement::Program("ping", "iputils-ping"));
+    require!(Requirement::Program("busybox", "busybox"));
     require_ours!();
     raw_guest_pings_and_sends_to_a_bess_guest(Kernel::Linux61);
 }
@@ -341,7 +323,7 @@ fn kernel61_raw_guest_pings_and_sends_to_a_bess_guest() {
 #[test]
 fn kernel61_mcast_guests_ping_each_other_and_a_bess_guest() {
     require!(Requirement::Root, Requirement::LinuxUml, Requirement::NetNs);
-    require_program!("ping", "iputils-ping");
+    require!(Requirement::Program("ping", "iputils-ping"));
     require_ours!();
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::Builder::new()
@@ -422,7 +404,7 @@ fn bess_guests_at_mtu_9000_and_a_daemon_guest() {
         Requirement::LinuxUml7,
         Requirement::NetNs
     );
-    require_program!("ping", "iputils-ping");
+    require!(Requirement::Program("ping", "iputils-ping"));
     require_ours!();
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::Builder::new()
@@ -499,8 +481,8 @@ fn kernel7_tap_and_hybrid_guests_ping_a_bess_guest() {
         Requirement::NetNs,
         Requirement::DevNetTun
     );
-    require_program!("ping", "iputils-ping");
-    require_program!("busybox", "busybox");
+    require!(Requirement::Program("ping", "iputils-ping"));
+    require!(Requirement::Program("busybox", "busybox"));
     require_ours!();
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::Builder::new()

@@ -25,7 +25,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use uml_integration_tests::switch_client::{NsSwitch, SwitchBinary};
-use uml_integration_tests::{find_in_path, require, Kernel, NetNs, Requirement, Uml, UmlConfig};
+use uml_integration_tests::{require, Kernel, NetNs, Requirement, Uml, UmlConfig};
 
 /// Hard lifetime of the switch process (`timeout -k 5 ...`).
 const SWITCH_LIFETIME: Duration = Duration::from_secs(240);
@@ -46,22 +46,6 @@ const PING_PEER: &str = "ping -c 3 -i 0.3 -w 30 10.0.0.1\necho \"TEST: ping rc=$
 
 /// One test of this file at a time: each boots four kernels.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-/// Returns from the test unless `program` is installed on the host (the
-/// guests run the host's programs through hostfs): fails under `CI=true`,
-/// else skips loudly.
-macro_rules! require_program {
-    ($program:expr, $package:expr) => {
-        if find_in_path($program).is_none() {
-            let reason = format!("`{}` not found (apt-get install {})", $program, $package);
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("{reason}; CI must provide it");
-            }
-            let _ = writeln!(std::io::stderr(), "SKIP: {reason}");
-            return;
-        }
-    };
-}
 
 /// Returns from the test when the switch under test is the C reference.
 macro_rules! require_ours {
@@ -277,7 +261,7 @@ fn kernel7_tunnel_guests_ping_a_bess_guest() {
         Requirement::LinuxUml7,
         Requirement::NetNs
     );
-    require_program!("ping", "iputils-ping");
+    require!(Requirement::Program("ping", "iputils-ping"));
     require_ours!();
     tunnel_guests_ping_a_bess_guest(Kernel::Linux7);
 }
@@ -286,7 +270,7 @@ fn kernel7_tunnel_guests_ping_a_bess_guest() {
 #[test]
 fn kernel61_tunnel_guests_ping_a_bess_guest() {
     require!(Requirement::Root, Requirement::LinuxUml, Requirement::NetNs);
-    require_program!("ping", "iputils-ping");
+    require!(Requirement::Program("ping", "iputils-ping"));
     require_ours!();
     tunnel_guests_ping_a_bess_guest(Kernel::Linux61);
 }
@@ -301,7 +285,7 @@ fn kernel7_l2tpv3_guest_pings_a_daemon_guest() {
         Requirement::LinuxUml7,
         Requirement::NetNs
     );
-    require_program!("ping", "iputils-ping");
+    require!(Requirement::Program("ping", "iputils-ping"));
     require_ours!();
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::Builder::new()
