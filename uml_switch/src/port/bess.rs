@@ -284,15 +284,19 @@ impl Bess {
     }
 }
 
-/// Whether the peer of `fd` has closed or shut down its sending side.
+/// Whether the peer of `fd` has closed its socket (or it failed).
+///
+/// Asks for POLLIN only: the kernel then reports no bits beyond POLLIN,
+/// POLLHUP and POLLERR. (Asking for POLLRDHUP made nix's `revents()`
+/// return `None` whenever the kernel set it, as nix 0.29 has no name for
+/// that bit, so a closed peer was never seen here.) A closed peer of a
+/// `SOCK_SEQPACKET` socket sets POLLHUP.
 fn peer_shut_down(fd: BorrowedFd<'_>) -> bool {
-    // nix has no name for POLLRDHUP.
-    let rdhup = PollFlags::from_bits_retain(libc::POLLRDHUP);
-    let mut fds = [PollFd::new(fd, rdhup)];
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
     matches!(poll(&mut fds, PollTimeout::ZERO), Ok(1))
         && fds[0]
             .revents()
-            .is_some_and(|r| r.intersects(rdhup | PollFlags::POLLHUP | PollFlags::POLLERR))
+            .is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR))
 }
 
 impl Endpoint for Bess {
@@ -389,5 +393,22 @@ impl Endpoint for Bess {
 
     fn discard(&mut self) {
         let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+    use std::os::unix::net::UnixStream;
+
+    #[test]
+    fn a_closed_peer_is_seen() {
+        // A stream pair stands in for the seqpacket connection: a closed
+        // peer sets POLLHUP on both kinds.
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        assert!(!peer_shut_down(ours.as_fd()));
+        drop(theirs);
+        assert!(peer_shut_down(ours.as_fd()));
     }
 }
