@@ -35,7 +35,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use uml_integration_tests::run_with_timeout;
 use uml_integration_tests::switch_client::{
-    bind_data_socket, connect_control, describe_frames, describe_status, frame, mac, mac_str,
+    bind_data_socket, check_backlog_delivery, connect_control, counter, counters,
+    describe_frames, describe_status, frame, mac, mac_str, numbered_broadcast,
     new_temp_dir, read_control, read_control_until_closed, read_reply, request_versioned, FakePort,
     RunningSwitch, Stream, SwitchBinary, SwitchMode, Version, BROADCAST, MAX_FRAME, SWITCH_MAGIC,
     WAIT,
@@ -582,6 +583,37 @@ fn stalled_ports_do_not_block_the_others() {
     let context = format!("with {} ports not reading", stalled.len());
     broadcasts_reach(&sw, &a, &c, n, "s", &context);
     drop(stalled);
+}
+
+/// Ours: a port that stops reading keeps a backlog (its socket full, the
+/// frames wait in the switch and are sent once it reads): it then gets the
+/// oldest frames in order, at least a backlog's worth beyond what its
+/// socket held; every other frame is counted as dropped, and the reading
+/// port lost nothing meanwhile. (C drops every frame a full port refuses.)
+#[test]
+fn a_stalled_port_gets_its_backlog_in_order() {
+    if SwitchBinary::under_test().is_c_reference {
+        let _ = writeln!(std::io::stderr(), "SKIP: the C switch keeps no backlog");
+        return;
+    }
+    let mut sw = RunningSwitch::start();
+    let a = sw.port();
+    let reader = sw.port();
+    let stalled = sw.port();
+    let n = 3000;
+    for i in 0..n {
+        let f = numbered_broadcast(mac(1), i);
+        a.send(&f);
+        assert_eq!(
+            reader.recv(WAIT).as_ref(),
+            Some(&f),
+            "frame {i} of {n} to the reading port\n{}",
+            sw.output_report()
+        );
+    }
+    let c = counters(&mut sw);
+    let queued = stalled.drain(Duration::from_millis(300));
+    check_backlog_delivery(&queued, mac(1), n, counter(&c, "queue full"));
 }
 
 // ---------------------------------------------------------------------------

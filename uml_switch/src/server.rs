@@ -311,7 +311,7 @@ impl Switch {
         for ep in self.dirty.drain(..) {
             self.is_dirty[ep as usize] = false;
             if let Some(e) = self.endpoints.get_mut(ep as usize) {
-                e.flush(&mut self.stats);
+                e.flush(&self.epoll, &mut self.stats);
             }
         }
     }

@@ -27,7 +27,7 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
-use nix::sys::epoll::EpollFlags;
+use nix::sys::epoll::{Epoll, EpollFlags};
 use uml_common::cli::strerror;
 use uml_common::switch::MAX_FRAME_LEN;
 use uml_common::sys::fd::move_high;
@@ -354,7 +354,7 @@ impl Endpoint for Mcast {
         self.tx.push_connected(frame, self.tx_sock.as_fd(), 0);
     }
 
-    fn flush(&mut self, stats: &mut Stats) {
+    fn flush(&mut self, _epoll: &Epoll, stats: &mut Stats) {
         self.flush_tx(stats);
     }
 

@@ -7,7 +7,7 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd};
 
-use nix::sys::epoll::EpollFlags;
+use nix::sys::epoll::{Epoll, EpollFlags};
 use uml_common::cli::strerror;
 use uml_common::sys::tun;
 
@@ -102,5 +102,5 @@ impl Endpoint for Tap {
         }
     }
 
-    fn flush(&mut self, _stats: &mut Stats) {}
+    fn flush(&mut self, _epoll: &Epoll, _stats: &mut Stats) {}
 }
