@@ -178,6 +178,10 @@ pub struct SendFailure {
     pub error: io::Error,
 }
 
+/// Where [`SendBatch::flush_deferring`] hands a refused message: its tag
+/// and bytes.
+type OnBlocked<'a> = dyn FnMut(u32, &[u8]) + 'a;
+
 /// Largest tag for which messages are grouped by destination with a
 /// counting sort (tags are meant to be small, dense port ids).
 const MAX_SORTED_TAG: usize = 1 << 16;
@@ -438,7 +442,7 @@ impl SendBatch {
         &mut self,
         fd: BorrowedFd<'_>,
         mut on_error: impl FnMut(SendFailure),
-        mut on_blocked: Option<&mut dyn FnMut(u32, &[u8])>,
+        mut on_blocked: Option<&mut OnBlocked<'_>>,
     ) -> Flushed {
         let mut out = Flushed::default();
         let n = self.n;
