@@ -5,6 +5,7 @@
 //! socket or a kernel. I/O and policy live in the binary crates.
 #![deny(unsafe_code)]
 
+pub mod activation;
 pub mod cli;
 pub mod cow;
 pub mod inuse;
@@ -16,3 +17,5 @@ pub mod tunnel;
 pub mod tunnel_opts;
 pub mod umid;
 pub mod umlnet;
+pub mod vlan;
+pub mod vxlan;
