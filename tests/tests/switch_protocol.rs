@@ -35,11 +35,10 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use uml_integration_tests::run_with_timeout;
 use uml_integration_tests::switch_client::{
-    bind_data_socket, check_backlog_delivery, connect_control, counter, counters,
-    describe_frames, describe_status, frame, mac, mac_str, numbered_broadcast,
-    new_temp_dir, read_control, read_control_until_closed, read_reply, request_versioned, FakePort,
-    RunningSwitch, Stream, SwitchBinary, SwitchMode, Version, BROADCAST, MAX_FRAME, SWITCH_MAGIC,
-    WAIT,
+    bind_data_socket, check_backlog_delivery, connect_control, counter, counters, describe_frames,
+    describe_status, frame, mac, mac_str, new_temp_dir, numbered_broadcast, read_control,
+    read_control_until_closed, read_reply, request_versioned, FakePort, RunningSwitch, Stream,
+    SwitchBinary, SwitchMode, Version, BROADCAST, MAX_FRAME, SWITCH_MAGIC, WAIT,
 };
 
 /// How long a closed connection may take to show EOF.
