@@ -1,6 +1,6 @@
 //! The `uml_switch` control protocol (request versions 0, 1, 3; the data
 //! socket address reply), Ethernet frame header helpers and the MAC type
-//! (spec: `switch.md` §4, §5, §11).
+//! (`docs/switch.md` §4, §5, §11).
 //!
 //! Socket addresses are opaque 110-byte `sockaddr_un` values: both ends put
 //! uninitialised bytes into them, so they are stored, compared and sent

@@ -1,4 +1,4 @@
-//! umid → mconsole socket path resolution (spec: `mconsole.md` §1.1, §5.2).
+//! umid → mconsole socket path resolution (`docs/mconsole.md` §1.1, §5.2).
 //!
 //! The search order and the warning texts are those of Debian's
 //! `uml_mconsole`; the file-system checks are passed in as a closure so the
@@ -144,8 +144,9 @@ pub fn parse_pid(content: &[u8]) -> Option<i32> {
     (pid > 0).then_some(pid)
 }
 
-/// The umid directory of a UML: `UML_DIR/UMID/` (spec §1.1), with the
-/// trailing `/` the kernel appends to `uml_dir` when it is missing.
+/// The umid directory of a UML: `UML_DIR/UMID/` (`docs/mconsole.md` §1.1),
+/// with the trailing `/` the kernel appends to `uml_dir` when it is
+/// missing.
 pub fn umid_dir(uml_dir: &Path, umid: &str) -> PathBuf {
     uml_dir.join(umid)
 }

@@ -1,5 +1,5 @@
 //! A switch under test and fake UML ports that speak the `uml_switch`
-//! control and data protocol directly (spec `switch.md` §4, §5).
+//! control and data protocol directly (`docs/switch.md` §4, §5).
 //!
 //! * [`SwitchBinary`]: which switch to run — `workspace_bin("uml_switch")`,
 //!   or the program named by `UML_SWITCH_UNDER_TEST` (e.g. Debian's
@@ -43,7 +43,7 @@ use crate::process::{signal_pid, wait_bounded, POLL};
 /// workspace build.
 pub const SWITCH_ENV: &str = "UML_SWITCH_UNDER_TEST";
 
-/// `SWITCH_MAGIC` (spec §4.1).
+/// `SWITCH_MAGIC` (`docs/switch.md` §4.1).
 pub const SWITCH_MAGIC: u32 = 0xfeed_face;
 
 /// Size of a `struct sockaddr_un` on the wire.
@@ -741,7 +741,7 @@ pub fn describe_status(status: Option<ExitStatus>) -> String {
 // Wire formats
 // ---------------------------------------------------------------------------
 
-/// Request layouts of spec §4.1.
+/// Request layouts of `docs/switch.md` §4.1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Version {
     /// 120 bytes, no magic, no reply (needs `-compat-v0`).

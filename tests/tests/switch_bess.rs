@@ -1,7 +1,7 @@
 //! `uml_switch --bess PATH` at the protocol level: the test process acts
 //! as bess guests (the vector driver's `transport=bess`: a
 //! `SOCK_SEQPACKET` connection to PATH, one Ethernet frame per message,
-//! spec `vector.md` §2) and as daemon-protocol ports, and checks learning
+//! `docs/vector.md` §2) and as daemon-protocol ports, and checks learning
 //! and flooding between both kinds on one switch, many guests on one
 //! socket, hostile clients (empty, runt, oversized and garbage messages, a
 //! client that stops reading), the purge of a closed port's MACs, the

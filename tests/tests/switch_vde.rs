@@ -1,5 +1,5 @@
 //! vde clients of `uml_switch`'s control socket at the protocol level
-//! (spec `kernel7.md` §1.3 and §5, `interop.md` §3.2): real vdeplug4
+//! (`docs/kernel7.md` §1.3 and §5, `docs/interop.md` §3.2): real vdeplug4
 //! `vde_plug vde://DIR` processes (what a 7.x kernel runs for
 //! `vecN:transport=vde`; here with stdin/stdout as their other end) and
 //! fake vde clients that do what vdeplug4 does byte for byte (a data socket

@@ -1,4 +1,4 @@
-//! The bess port kind (`--bess PATH`; spec `vector.md` §2): a listening
+//! The bess port kind (`--bess PATH`; `docs/vector.md` §2): a listening
 //! `SOCK_SEQPACKET` unix socket at PATH; every accepted connection is one
 //! port, numbered by its descriptor like the daemon ports. Guests join
 //! with `vecN:transport=bess,dst=PATH` (kernels with the vector driver,

@@ -1,4 +1,4 @@
-//! The daemon port kind (spec `switch.md`): the control socket, its
+//! The daemon port kind (`docs/switch.md`): the control socket, its
 //! connections — one port each, numbered by the connection's descriptor
 //! as in C — and the one data socket all these ports share.
 //!

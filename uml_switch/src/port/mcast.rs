@@ -1,4 +1,4 @@
-//! The mcast port kind (`--mcast[=GROUP[,PORT[,TTL]]]`; spec `vector.md`
+//! The mcast port kind (`--mcast[=GROUP[,PORT[,TTL]]]`; `docs/vector.md`
 //! §7): one port that is a member of the multicast group of the legacy
 //! `ethN=mcast` transport (kernels up to 6.15; 6.16 removed it). Guests
 //! join with `eth0=mcast,MAC,GROUP,PORT,TTL`; the defaults are the

@@ -1,4 +1,4 @@
-//! The raw port kind (`--raw IFNAME`; spec `vector.md` §6): one port that
+//! The raw port kind (`--raw IFNAME`; `docs/vector.md` §6): one port that
 //! is a host network interface, read and written through an `AF_PACKET`
 //! socket bound to it (`CAP_NET_RAW`). What the guests behind it use:
 //!

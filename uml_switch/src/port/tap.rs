@@ -1,4 +1,4 @@
-//! The tap port kind (`-tap DEV`, spec `switch.md` §6.4): one port, a host
+//! The tap port kind (`-tap DEV`, `docs/switch.md` §6.4): one port, a host
 //! tap device opened with `IFF_TAP | IFF_NO_PI`, numbered by its
 //! descriptor as in C. Frames are read and written one `read`/`write` each
 //! (a tun descriptor has no batch calls), without blocking.

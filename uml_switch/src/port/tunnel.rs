@@ -51,8 +51,8 @@ pub fn option_name(kind: TunnelKind) -> &'static str {
     }
 }
 
-/// Checks every `--l2tpv3`/`--gre` option (the guest's options, spec
-/// `vector.md` §4, §5) before anything is opened: refuses, with a message
+/// Checks every `--l2tpv3`/`--gre` option (the guest's options, see
+/// `docs/vector.md` §4, §5) before anything is opened: refuses, with a message
 /// on stderr, any a guest would panic on or misread, and two ports that
 /// would share a socket address.
 pub fn check_options(
