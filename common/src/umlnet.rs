@@ -161,16 +161,24 @@ pub enum Transport {
     Del,
 }
 
+/// Every transport word [`parse_argv`] knows, with its transport: the
+/// parser looks the word up here, so it knows no other. (`uml_net` has no
+/// options; packaging's tests check that these are the transports of its
+/// description, `uml_net/src/command.rs`.)
+pub const TRANSPORTS: &[(&str, Transport)] = &[
+    ("ethertap", Transport::Ethertap),
+    ("slip", Transport::Slip),
+    ("tuntap", Transport::Tuntap),
+    ("add", Transport::Add),
+    ("del", Transport::Del),
+];
+
 impl Transport {
     fn from_word(w: &str) -> Option<Transport> {
-        Some(match w {
-            "ethertap" => Transport::Ethertap,
-            "slip" => Transport::Slip,
-            "tuntap" => Transport::Tuntap,
-            "add" => Transport::Add,
-            "del" => Transport::Del,
-            _ => return None,
-        })
+        TRANSPORTS
+            .iter()
+            .find(|(word, _)| *word == w)
+            .map(|&(_, transport)| transport)
     }
 
     /// Whether the C helper has a handler for this transport and version.

@@ -29,6 +29,9 @@
 
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "clap-command")]
+pub mod command;
+
 use std::ffi::{CString, OsString};
 use std::fmt;
 use std::io::{self, Write};

@@ -1,5 +1,5 @@
 //! Man pages (clap_mangen) and shell completions (clap_complete) from the
-//! descriptions in [`crate::cli_defs`].
+//! descriptions the tools' crates give ([`crate::tools`]).
 //!
 //! Both generators know only GNU-style `--long` options; the options a tool
 //! spells with one dash ([`Tool::single_dash`]) are rewritten in their
@@ -13,7 +13,7 @@ use clap_complete::Shell;
 use clap_mangen::Man;
 use roff::{bold, italic, roman, Inline, Roff};
 
-use crate::cli_defs::{Block, Section, Tool, VERSION};
+use crate::tools::{Block, Section, Tool, VERSION};
 
 /// The shells completions are written for.
 pub const SHELLS: [Shell; 3] = [Shell::Bash, Shell::Zsh, Shell::Fish];
@@ -211,9 +211,20 @@ fn section_roff(roff: &mut Roff, s: &Section) {
     }
 }
 
-/// The completion script of `tool` for `shell`.
+/// The completion script of `tool` for `shell`. An option's description
+/// is its `long_help` (its man page paragraph) where it has one: its
+/// `help` is its line in the `--help` text ([`crate::help`]).
 pub fn completion(tool: &Tool, shell: Shell) -> Vec<u8> {
-    let mut cmd = tool.command.clone();
+    let mut cmd = tool
+        .command
+        .clone()
+        .mut_args(|arg| match arg.get_long_help() {
+            Some(long) => {
+                let long = long.clone();
+                arg.help(long)
+            }
+            None => arg,
+        });
     let mut out = Vec::new();
     clap_complete::generate(shell, &mut cmd, tool.name, &mut out);
     let text = String::from_utf8_lossy(&out).into_owned();

@@ -96,7 +96,7 @@ fn unit_runs_the_packaged_wrapper() {
 
 #[test]
 fn programs_are_installed_at_debians_paths() {
-    for tool in uml_utilities_packaging::cli_defs::tools() {
+    for tool in uml_utilities_packaging::tools::tools() {
         let src = format!("target/release/{}", tool.name);
         assert_eq!(installed(&src), tool.path, "{}", tool.name);
     }

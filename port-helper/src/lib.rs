@@ -25,7 +25,10 @@
 
 #![forbid(unsafe_code)]
 
-use std::ffi::OsString;
+#[cfg(feature = "clap-command")]
+pub mod command;
+
+use std::ffi::{OsStr, OsString};
 use std::io::{self, IoSlice, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
@@ -52,6 +55,17 @@ pub const TERMINAL_FD: RawFd = 0;
 /// Printed for `-uml-socket` without a path.
 pub const USAGE: &str = "Usage : port-helper [-uml-socket socket-path]\n";
 
+/// Every option [`parse_args`] knows (only as the first argument): the C
+/// helper's `-uml-socket`. Packaging's tests check that this is the set of
+/// options in the description (`command.rs`).
+pub const OPTIONS: &[&str] = &["-uml-socket"];
+
+/// Whether `arg` is option `name`; only the names in [`OPTIONS`] ever
+/// match, so the parser cannot accept an option that is not listed.
+fn is_option(arg: &OsStr, name: &str) -> bool {
+    OPTIONS.contains(&name) && arg.as_bytes() == name.as_bytes()
+}
+
 /// Where the channel to the kernel comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
@@ -64,7 +78,7 @@ pub enum Mode {
 /// Parses the arguments after the program name; `None`: usage.
 pub fn parse_args(args: &[OsString]) -> Option<Mode> {
     match args {
-        [first, rest @ ..] if first.as_bytes() == b"-uml-socket" => {
+        [first, rest @ ..] if is_option(first, "-uml-socket") => {
             rest.first().map(|p| Mode::Socket(PathBuf::from(p)))
         }
         // The C helper looks at nothing else.

@@ -19,6 +19,8 @@
 
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "clap-command")]
+pub mod command;
 pub mod getopt;
 
 use std::ffi::{OsStr, OsString};
@@ -32,7 +34,10 @@ use uml_common::sys::tun::{self, Features, Listed, Mode, TunDevice, TunError};
 
 use crate::getopt::{Event, Getopt};
 
-/// Debian's option string plus the new `-n` (TUN) and `-p` (TAP).
+/// Debian's option string plus the new `-n` (TUN) and `-p` (TAP). With
+/// [`LONG_OPTIONS`], the options [`parse`] accepts (it runs getopt on
+/// them); packaging's tests check that they are the options of the
+/// description (`command.rs`).
 pub const OPTSTRING: &[u8] = b"bd:f:t:u:g:np";
 
 /// The new long options (none takes a value): `--vnet-hdr`,
@@ -57,7 +62,8 @@ const HELP_EXTRA: &[&str] = &[
 ];
 
 /// The `--help` text: Debian's usage text for `argv0`, then the new
-/// options.
+/// options. Packaging's tests check that it is the text rendered from the
+/// description (`command.rs`).
 pub fn help(argv0: &[u8]) -> Vec<u8> {
     let mut out = usage(argv0);
     for line in HELP_EXTRA {

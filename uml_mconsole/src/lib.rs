@@ -4,6 +4,8 @@
 
 pub mod absolutize;
 pub mod client;
+#[cfg(feature = "clap-command")]
+pub mod command;
 pub mod interactive;
 pub mod notify;
 pub mod options;

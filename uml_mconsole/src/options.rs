@@ -50,7 +50,15 @@ pub enum UsageError {
 /// Debian's usage line (stderr, exit 1).
 pub const USAGE: &str = "Usage : uml_mconsole socket-name [command]\n";
 
-/// `--help` text.
+/// Every option [`parse`] recognises (before socket-name; `--` ends
+/// them), with a value after `=` or in the next argument for `--timeout`
+/// and `--notify`. [`parse`] looks each `--` argument up here first, so it
+/// accepts no option that is not listed; packaging's tests check that this
+/// is the set of options in the description (`command.rs`).
+pub const OPTIONS: &[&str] = &["--timeout", "--notify", "--help", "--version"];
+
+/// `--help` text; packaging's tests check that it is the text rendered
+/// from the description (`command.rs`).
 pub const HELP: &str = "\
 Usage: uml_mconsole [OPTIONS] socket-name [command...]
        uml_mconsole --notify SOCKET
@@ -103,48 +111,56 @@ pub fn parse(args: &[OsString]) -> Result<Options, UsageError> {
             break;
         }
         i += 1;
-        match a {
-            b"--" => break,
-            b"--help" => {
+        if a == b"--" {
+            break;
+        }
+        let (name, inline) = match a.iter().position(|&b| b == b'=') {
+            Some(at) => (&a[..at], Some(&a[at + 1..])),
+            None => (a, None),
+        };
+        let unrecognized = || {
+            UsageError::Bad(format!(
+                "uml_mconsole: unrecognized option '{}'\nTry 'uml_mconsole --help' for more information.\n",
+                String::from_utf8_lossy(a)
+            ))
+        };
+        // Only the options of the table are recognised.
+        let Some(&option) = OPTIONS.iter().find(|o| o.as_bytes() == name) else {
+            return Err(unrecognized());
+        };
+        match (option, inline) {
+            ("--help", None) => {
                 return Ok(Options {
                     mode: Mode::Help,
                     timeout,
                 })
             }
-            b"--version" => {
+            ("--version", None) => {
                 return Ok(Options {
                     mode: Mode::Version,
                     timeout,
                 })
             }
-            b"--timeout" | b"--notify" => {
-                let Some(value) = args.get(i) else {
-                    return Err(UsageError::Bad(format!(
-                        "uml_mconsole: option '{}' needs a value\n",
-                        String::from_utf8_lossy(a)
-                    )));
+            ("--timeout" | "--notify", _) => {
+                let value = match inline {
+                    Some(value) => value,
+                    None => {
+                        let Some(value) = args.get(i) else {
+                            return Err(UsageError::Bad(format!(
+                                "uml_mconsole: option '{option}' needs a value\n"
+                            )));
+                        };
+                        i += 1;
+                        value.as_bytes()
+                    }
                 };
-                i += 1;
-                if a == b"--timeout" {
-                    timeout = parse_timeout(value.as_bytes())?;
+                if option == "--timeout" {
+                    timeout = parse_timeout(value)?;
                 } else {
-                    notify = Some(value.clone());
+                    notify = Some(OsString::from(std::ffi::OsStr::from_bytes(value)));
                 }
             }
-            _ if a.starts_with(b"--timeout=") => {
-                timeout = parse_timeout(&a[b"--timeout=".len()..])?;
-            }
-            _ if a.starts_with(b"--notify=") => {
-                notify = Some(OsString::from(std::ffi::OsStr::from_bytes(
-                    &a[b"--notify=".len()..],
-                )));
-            }
-            _ => {
-                return Err(UsageError::Bad(format!(
-                    "uml_mconsole: unrecognized option '{}'\nTry 'uml_mconsole --help' for more information.\n",
-                    String::from_utf8_lossy(a)
-                )))
-            }
+            _ => return Err(unrecognized()),
         }
     }
     let rest = &args[i..];

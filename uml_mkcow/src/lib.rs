@@ -38,6 +38,9 @@
 //! guests only read (the usual case: other COW files on it) is fine.
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "clap-command")]
+pub mod command;
+
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
@@ -57,6 +60,18 @@ pub const EXIT_FAILURE: i32 = 1;
 /// The bitmap and data alignment: the page size, as `sysconf(_SC_PAGESIZE)`
 /// gives it to the C tool and `PAGE_SIZE` to the kernel (4096 on x86_64).
 pub const ALIGNMENT: u32 = 4096;
+
+/// Every option, as [`parse_args`] and [`run`] match it: `-f` (first),
+/// `--ignore-locks` (anywhere; [`inuse::IGNORE_LOCKS`]) and `--help`
+/// (alone). Packaging's tests check that this is the set of options in
+/// the description (`command.rs`).
+pub const OPTIONS: &[&str] = &["-f", inuse::IGNORE_LOCKS, "--help"];
+
+/// Whether `arg` is option `name`; only the names in [`OPTIONS`] ever
+/// match, so the parser cannot accept an option that is not listed.
+fn is_option(arg: &OsStr, name: &str) -> bool {
+    OPTIONS.contains(&name) && arg.as_bytes() == name.as_bytes()
+}
 
 /// The usage text for program name `prog` (stderr, status 2).
 pub fn usage(prog: &[u8]) -> Vec<u8> {
@@ -81,7 +96,8 @@ const MORE_HELP: &str = concat!(
 );
 
 /// `--help`: the usage text, then the options this implementation adds
-/// (stdout, status 0).
+/// (stdout, status 0). Packaging's tests check that it is the text
+/// rendered from the description (`command.rs`).
 pub fn help(prog: &[u8]) -> Vec<u8> {
     let mut out = usage(prog);
     out.extend_from_slice(MORE_HELP.as_bytes());
@@ -109,7 +125,7 @@ pub fn parse_args(args: &[OsString]) -> Option<Options> {
     let (args, ignore_locks) = inuse::take_ignore_locks(args, &[]);
     let mut rest = &args[..];
     let first = rest.first()?;
-    let force = first.as_bytes() == b"-f";
+    let force = is_option(first, "-f");
     if force {
         rest = rest.get(1..)?;
     }
@@ -449,7 +465,7 @@ pub fn run(args: &[OsString], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         .map(|a| a.as_bytes().to_vec())
         .unwrap_or_else(|| b"uml_mkcow".to_vec());
     let rest = args.get(1..).unwrap_or_default();
-    if rest.len() == 1 && rest[0].as_bytes() == b"--help" {
+    if rest.len() == 1 && is_option(&rest[0], "--help") {
         let _ = out.write_all(&help(&prog));
         return 0;
     }

@@ -43,10 +43,12 @@
 //! can still be merged from (without `-d`).
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "clap-command")]
+pub mod command;
 pub mod merge;
 pub mod output;
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -62,6 +64,18 @@ use crate::output::Output;
 
 /// Exit status of every failure (and of the usage text), as in C.
 pub const EXIT_FAILURE: i32 = 1;
+
+/// Every option, as [`parse_args`] and [`run`] match it: `-d` (first),
+/// `-b FILE` (next), `--ignore-locks` (anywhere; [`inuse::IGNORE_LOCKS`])
+/// and `--help` (alone). Packaging's tests check that this is the set of
+/// options in the description (`command.rs`).
+pub const OPTIONS: &[&str] = &["-d", "-b", inuse::IGNORE_LOCKS, "--help"];
+
+/// Whether `arg` is option `name`; only the names in [`OPTIONS`] ever
+/// match, so the parser cannot accept an option that is not listed.
+fn is_option(arg: &OsStr, name: &str) -> bool {
+    OPTIONS.contains(&name) && arg.as_bytes() == name.as_bytes()
+}
 
 const USAGE: &str = "%s usage:\n\
 \t%s [ -b <actual backing file> ] <COW file> <new backing file>\n\
@@ -97,7 +111,8 @@ const MORE_HELP: &str = concat!(
 );
 
 /// `--help`: the usage text, then the options this implementation adds
-/// (stdout, status 0).
+/// (stdout, status 0). Packaging's tests check that it is the text
+/// rendered from the description (`command.rs`).
 pub fn help(prog: &[u8]) -> Vec<u8> {
     let mut out = usage(prog);
     out.extend_from_slice(MORE_HELP.as_bytes());
@@ -125,12 +140,12 @@ pub struct Options {
 pub fn parse_args(args: &[OsString]) -> Option<Options> {
     let (args, ignore_locks) = inuse::take_ignore_locks(args, &["-b"]);
     let mut rest = &args[..];
-    let in_place = rest.first()?.as_bytes() == b"-d";
+    let in_place = is_option(rest.first()?, "-d");
     if in_place {
         rest = rest.get(1..)?;
     }
     let mut backing = None;
-    if rest.first().is_some_and(|a| a.as_bytes() == b"-b") {
+    if rest.first().is_some_and(|a| is_option(a, "-b")) {
         backing = Some(PathBuf::from(rest.get(1)?));
         rest = rest.get(2..)?;
     }
@@ -371,7 +386,7 @@ pub fn run(args: &[OsString], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         .map(|a| a.as_bytes().to_vec())
         .unwrap_or_else(|| b"uml_moo".to_vec());
     let rest = args.get(1..).unwrap_or_default();
-    if rest.len() == 1 && rest[0].as_bytes() == b"--help" {
+    if rest.len() == 1 && is_option(&rest[0], "--help") {
         let _ = out.write_all(&help(&prog));
         return 0;
     }

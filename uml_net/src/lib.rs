@@ -10,6 +10,8 @@
 #![forbid(unsafe_code)]
 
 pub mod actions;
+#[cfg(feature = "clap-command")]
+pub mod command;
 pub mod nl;
 pub mod policy;
 pub mod privs;

@@ -9,6 +9,30 @@ use std::path::PathBuf;
 
 use uml_common::tunnel_opts::TunnelKind;
 
+#[cfg(feature = "clap-command")]
+pub mod command;
+
+/// Every option [`parse`] recognises, as it is spelled: the C switch's
+/// single-dash words, which take their value from the next argument, and
+/// the GNU-style options of the rewrite, which also take it after `=`.
+/// [`parse`] looks each argument up here first, so it accepts no option
+/// that is not listed; packaging's tests check that this is the set of
+/// options in the description (`cli/command.rs`).
+pub const OPTIONS: &[&str] = &[
+    "-unix",
+    "-hub",
+    "-tap",
+    "-compat-v0",
+    "-daemon",
+    "--bess",
+    "--l2tpv3",
+    "--gre",
+    "--raw",
+    "--mcast",
+    "--mtu",
+    "--help",
+];
+
 /// Default control socket.
 pub const DEFAULT_CTL: &str = "/tmp/uml.ctl";
 /// Default data socket of `-compat-v0`.
@@ -55,7 +79,8 @@ pub fn usage(prog: &str) -> String {
     )
 }
 
-/// The `--help` text (stdout, exit 0).
+/// The `--help` text (stdout, exit 0); packaging's tests check that it is
+/// the text rendered from the description (`cli/command.rs`).
 pub fn help(prog: &str) -> String {
     format!(
         "Usage: {prog} [-unix control-socket] [-hub] [-tap tap-device]\n\
@@ -63,13 +88,13 @@ pub fn help(prog: &str) -> String {
          \x20        [--raw IFNAME]... [--mcast[=GROUP[,PORT[,TTL]]]]... [--mtu N]\n\
          \x20  or: {prog} -compat-v0 [-unix control-socket data-socket] [-hub]\n\
          \x20        [-tap tap-device] [-daemon] [--bess PATH]... [--l2tpv3 OPTIONS]...\n\
-         \x20        [--gre OPTIONS]... [--raw IFNAME]... [--mcast[=...]]... [--mtu N]
-         \x20  or: {prog} --launch BESS-PATH [--fd N] [--] PROGRAM [ARG]...
+         \x20        [--gre OPTIONS]... [--raw IFNAME]... [--mcast[=...]]... [--mtu N]\n\
+         \x20  or: {prog} --launch BESS-PATH [--fd N] [--] PROGRAM [ARG]...\n\
          \n\
          A virtual Ethernet switch for User-Mode Linux guests: it learns where each MAC\n\
          address is and forwards frames between its ports.\n\
          \n\
-         \x20 -unix control-socket\n\
+         \x20 -unix control-socket [data-socket]\n\
          \x20                 the daemon protocol's control socket (default {DEFAULT_CTL},\n\
          \x20                 always served); guests of kernels before 6.16 join with\n\
          \x20                 eth0=daemon,,unix,control-socket. Named DIR/ctl, it also\n\
@@ -97,12 +122,12 @@ pub fn help(prog: &str) -> String {
          \x20                 sends to src, expects the tx_ values and sends the rx_ ones;\n\
          \x20                 dstport=0 lets it choose a port. It prints the guest's\n\
          \x20                 argument at start-up.\n\
-         \x20 --gre OPTIONS    a port for one guest on vecN:transport=gre,OPTIONS (src=,dst=\n\
+         \x20 --gre OPTIONS   a port for one guest on vecN:transport=gre,OPTIONS (src=,dst=\n\
          \x20                 [,rx_key=,tx_key=][,sequence=1[,pin_sequence=1]][,v6=1]);\n\
          \x20                 needs CAP_NET_RAW. Options that would make a guest panic\n\
          \x20                 (e.g. rx_session=0xffffffff: write -1 instead) or that it\n\
          \x20                 would misread are refused. Both may be given more than once.\n\
-         \x20 --raw IFNAME     attach the host interface IFNAME through an AF_PACKET socket\n\
+         \x20 --raw IFNAME    attach the host interface IFNAME through an AF_PACKET socket\n\
          \x20                 (needs CAP_NET_RAW): one end of a veth pair whose other end a\n\
          \x20                 guest uses with vec0:transport=raw,ifname=OTHER, or the tap of\n\
          \x20                 a guest on vec0:transport=tap,ifname=TAP. The guests' TCP\n\
@@ -113,10 +138,11 @@ pub fn help(prog: &str) -> String {
          \x20                 eth0=mcast,MAC,GROUP,PORT,TTL (kernels before 6.16; defaults\n\
          \x20                 239.192.168.1, 1102, 1, the kernel's); the group is one port.\n\
          \x20                 Needs a route to the group (ip route add 224.0.0.0/4 dev IF).\n\
-         \x20 --mtu N          forward frames of up to N + 14 bytes (N from 1500 to 65535,\n\
+         \x20 --mtu N         forward frames of up to N + 14 bytes (N from 1500 to 65535,\n\
          \x20                 default 1500) between ports that take them: bess, tunnel and\n\
          \x20                 raw ports (guests with mtu=N); daemon and mcast ports keep\n\
          \x20                 1514. Longer frames are dropped and counted per port.\n\
+         \x20 --help          print this help and exit\n\
          \x20 --launch BESS-PATH [--fd N] [--] PROGRAM [ARG]...\n\
          \x20                 instead of running a switch: connect to the --bess socket\n\
          \x20                 BESS-PATH of a running switch, put the connection on\n\
@@ -124,7 +150,6 @@ pub fn help(prog: &str) -> String {
          \x20                 linux.uml ... vec0:transport=fd,fd=N (the guest needs no\n\
          \x20                 socket path). One port per launch; the guest's first\n\
          \x20                 ip link set down closes it for good.\n\
-         \x20 --help          print this help and exit\n\
          \n\
          SIGINT, SIGTERM and SIGHUP remove the sockets and end the switch; SIGUSR1 prints\n\
          frame and drop counters on stderr.\n"
@@ -160,8 +185,14 @@ pub fn parse(prog: &str, args: &[OsString]) -> Parsed {
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
-        match arg.to_str() {
-            Some("-unix") => {
+        let Some((option, inline)) = arg.to_str().and_then(option_of) else {
+            return Parsed {
+                notices,
+                options: None,
+            };
+        };
+        match (option, inline) {
+            ("-unix", None) => {
                 let Some(ctl) = it.next() else {
                     return Parsed {
                         notices,
@@ -179,11 +210,11 @@ pub fn parse(prog: &str, args: &[OsString]) -> Parsed {
                     o.data = Some(PathBuf::from(data));
                 }
             }
-            Some("-hub") => {
+            ("-hub", None) => {
                 notices.push(format!("{prog} will be a hub instead of a switch\n"));
                 o.hub = true;
             }
-            Some("-tap") => {
+            ("-tap", None) => {
                 let Some(dev) = it.next() else {
                     return Parsed {
                         notices,
@@ -192,73 +223,33 @@ pub fn parse(prog: &str, args: &[OsString]) -> Parsed {
                 };
                 o.tap = Some(dev.to_string_lossy().into_owned());
             }
-            Some("-compat-v0") => {
+            ("-compat-v0", None) => {
                 notices.push("Control protocol 0 compatibility\n".to_string());
                 o.compat_v0 = true;
                 if o.data.is_none() {
                     o.data = Some(PathBuf::from(DEFAULT_DATA));
                 }
             }
-            Some("-daemon") => o.daemon = true,
-            Some("--help") => o.help = true,
-            Some("--bess") => {
-                let Some(path) = it.next() else {
-                    return Parsed {
-                        notices,
-                        options: None,
-                    };
-                };
-                o.bess.push(PathBuf::from(path));
-            }
-            Some(a) if a.starts_with("--bess=") && a.len() > "--bess=".len() => {
-                o.bess.push(PathBuf::from(&a["--bess=".len()..]));
-            }
-            Some("--raw") => {
-                let Some(name) = it.next() else {
-                    return Parsed {
-                        notices,
-                        options: None,
-                    };
-                };
-                o.raw.push(name.to_string_lossy().into_owned());
-            }
-            Some(a) if a.starts_with("--raw=") && a.len() > "--raw=".len() => {
-                o.raw.push(a["--raw=".len()..].to_string());
-            }
+            ("-daemon", None) => o.daemon = true,
+            ("--help", None) => o.help = true,
             // The value is optional, so only `--mcast=VALUE` gives one.
-            Some("--mcast") => o.mcast.push(String::new()),
-            Some(a) if a.starts_with("--mcast=") && a.len() > "--mcast=".len() => {
-                o.mcast.push(a["--mcast=".len()..].to_string());
-            }
-            Some("--mtu") => {
-                let Some(n) = it.next() else {
+            ("--mcast", _) => o.mcast.push(inline.unwrap_or_default().to_string()),
+            ("--bess" | "--raw" | "--mtu" | "--l2tpv3" | "--gre", _) => {
+                // The value: after `=`, else the next argument.
+                let Some(v) = inline.map(OsString::from).or_else(|| it.next().cloned()) else {
                     return Parsed {
                         notices,
                         options: None,
                     };
                 };
-                o.mtu = Some(n.to_string_lossy().into_owned());
-            }
-            Some(a) if a.starts_with("--mtu=") && a.len() > "--mtu=".len() => {
-                o.mtu = Some(a["--mtu=".len()..].to_string());
-            }
-            Some(a) if tunnel_option(a).is_some() => {
-                let Some((kind, inline)) = tunnel_option(a) else {
-                    continue;
-                };
-                let value = match inline {
-                    Some(v) => v.to_string(),
-                    None => match it.next() {
-                        Some(v) => v.to_string_lossy().into_owned(),
-                        None => {
-                            return Parsed {
-                                notices,
-                                options: None,
-                            }
-                        }
-                    },
-                };
-                o.tunnels.push((kind, value));
+                let text = v.to_string_lossy().into_owned();
+                match option {
+                    "--bess" => o.bess.push(PathBuf::from(v)),
+                    "--raw" => o.raw.push(text),
+                    "--mtu" => o.mtu = Some(text),
+                    "--l2tpv3" => o.tunnels.push((TunnelKind::L2tpv3, text)),
+                    _ => o.tunnels.push((TunnelKind::Gre, text)),
+                }
             }
             _ => {
                 return Parsed {
@@ -274,22 +265,19 @@ pub fn parse(prog: &str, args: &[OsString]) -> Parsed {
     }
 }
 
-/// `--l2tpv3`/`--gre`, alone or with `=VALUE` (non-empty).
-fn tunnel_option(arg: &str) -> Option<(TunnelKind, Option<&str>)> {
-    for kind in [TunnelKind::L2tpv3, TunnelKind::Gre] {
-        let Some(rest) = arg
-            .strip_prefix("--")
-            .and_then(|a| a.strip_prefix(kind.name()))
-        else {
-            continue;
-        };
-        match rest.strip_prefix('=') {
-            None if rest.is_empty() => return Some((kind, None)),
-            Some(v) if !v.is_empty() => return Some((kind, Some(v))),
-            _ => {}
-        }
+/// The entry of [`OPTIONS`] that `arg` is, with the value given after
+/// `=` (non-empty; GNU-style options only), or `None` for an argument that
+/// is no option.
+fn option_of(arg: &str) -> Option<(&'static str, Option<&str>)> {
+    if let Some(&option) = OPTIONS.iter().find(|&&o| o == arg) {
+        return Some((option, None));
     }
-    None
+    let (name, value) = arg.split_once('=')?;
+    if !name.starts_with("--") || value.is_empty() {
+        return None;
+    }
+    let &option = OPTIONS.iter().find(|&&o| o == name)?;
+    Some((option, Some(value)))
 }
 
 #[cfg(test)]

@@ -28,6 +28,9 @@
 
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "clap-command")]
+pub mod command;
+
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
@@ -54,6 +57,13 @@ pub const KILL_PAUSE: Duration = Duration::from_secs(1);
 /// The ready byte written to the kernel at start-up.
 pub const READY_BYTE: u8 = 0;
 
+/// Every option [`parse_args`] knows: the C helper's single-dash words,
+/// each with its value in the next argument. [`parse_args`] looks the
+/// first argument up here, so it accepts no option that is not listed;
+/// packaging's tests check that this is the set of options in the
+/// description (`command.rs`).
+pub const OPTIONS: &[&str] = &["-pid", "-mconsole"];
+
 /// What to do when the timer expires.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
@@ -73,14 +83,15 @@ pub fn parse_args(args: &[OsString]) -> Option<Mode> {
         [switch, value, ..] => (switch.as_bytes(), value),
         _ => return None,
     };
-    match switch {
-        b"-pid" => {
+    let &option = OPTIONS.iter().find(|o| o.as_bytes() == switch)?;
+    match option {
+        "-pid" => {
             let pid = c_integer(value.as_bytes())?;
             // The kernel passes its own (positive) pid. 0 and negative
             // values would name process groups or every process.
             i32::try_from(pid).ok().filter(|&p| p > 0).map(Mode::Pid)
         }
-        b"-mconsole" => Some(Mode::Mconsole(PathBuf::from(value))),
+        "-mconsole" => Some(Mode::Mconsole(PathBuf::from(value))),
         _ => None,
     }
 }

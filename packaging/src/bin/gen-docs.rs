@@ -1,6 +1,6 @@
 //! `gen-docs --out DIR [--date DATE]`: writes the man pages and the shell
 //! completions of every program in the package, from the clap descriptions
-//! in `cli_defs.rs`:
+//! that the tools' crates give (collected in `tools.rs`):
 //!
 //! ```text
 //! DIR/man/man1/uml_switch.1 ...   DIR/man/man8/tunctl.8
@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap_complete::Shell;
-use uml_utilities_packaging::{cli_defs, render};
+use uml_utilities_packaging::{render, tools};
 
 const USAGE: &str = "usage: gen-docs --out DIR [--date DATE]\n";
 
@@ -31,7 +31,7 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
 
 fn generate(out: &Path, date: Option<&str>) -> Result<usize, String> {
     let mut count = 0;
-    for tool in cli_defs::tools() {
+    for tool in tools::tools() {
         let page = render::man_page(&tool, date)
             .map_err(|e| format!("cannot render the man page of {}: {e}", tool.name))?;
         let man = out

@@ -1,8 +1,12 @@
-//! The descriptions in `cli_defs.rs` against the tools' own hand-written
-//! parsers: every option documented is accepted by the tool in the form
-//! documented (one dash or two, with or without a value), the option
-//! strings agree, and the rendered man pages and completions spell the
-//! options as the tools read them.
+//! Each tool's description (its crate's `command::command()`) against the
+//! tool itself, per tool and in both directions: the options its
+//! hand-written parser accepts (the table it matches against: `OPTIONS`,
+//! tunctl's `OPTSTRING` and `LONG_OPTIONS`) are exactly the options
+//! described, and the parser accepts every option described in the form
+//! described (one dash or two, with or without a value); the `--help` text
+//! the program prints is the text rendered from the description; and the
+//! rendered man pages and completions spell the options as the tools read
+//! them.
 
 // Test code: a broken fixture should stop the test with its message.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
@@ -12,8 +16,8 @@ use std::ffi::OsString;
 
 use clap::{Arg, ArgAction, Command};
 use clap_complete::Shell;
-use uml_utilities_packaging::cli_defs::{self, Tool};
-use uml_utilities_packaging::render;
+use uml_utilities_packaging::tools::{self, Tool};
+use uml_utilities_packaging::{help, render};
 
 fn os(v: &[&str]) -> Vec<OsString> {
     v.iter().map(OsString::from).collect()
@@ -43,24 +47,37 @@ fn options(tool: &Tool) -> Vec<Arg> {
 
 /// The spelling of `arg` as the tool reads it.
 fn spelling(tool: &Tool, arg: &Arg) -> String {
-    match (arg.get_short(), arg.get_long()) {
-        (Some(s), _) => format!("-{s}"),
-        (None, Some(l)) if tool.single_dash.contains(&l) => format!("-{l}"),
-        (None, Some(l)) => format!("--{l}"),
-        (None, None) => panic!("{}: option without a name", tool.name),
-    }
+    let name = help::option_name(arg, tool.single_dash);
+    assert!(!name.is_empty(), "{}: option without a name", tool.name);
+    name
+}
+
+/// The options described, as the tool spells them.
+fn described(tool: &Tool) -> BTreeSet<String> {
+    options(tool).iter().map(|a| spelling(tool, a)).collect()
+}
+
+fn set(names: &[&str]) -> BTreeSet<String> {
+    let set: BTreeSet<String> = names.iter().map(|n| n.to_string()).collect();
+    assert_eq!(set.len(), names.len(), "a name twice in {names:?}");
+    set
 }
 
 fn tool(name: &str) -> Tool {
-    cli_defs::tools()
+    tools::tools()
         .into_iter()
         .find(|t| t.name == name)
         .unwrap_or_else(|| panic!("no tool {name}"))
 }
 
+/// The `--help` text rendered from `name`'s description.
+fn rendered_help(name: &str) -> String {
+    help::help_text(&tool(name)).unwrap_or_else(|| panic!("{name} has no help layout"))
+}
+
 #[test]
 fn every_packaged_program_is_described_once() {
-    let names: Vec<&str> = cli_defs::tools().iter().map(|t| t.name).collect();
+    let names: Vec<&str> = tools::tools().iter().map(|t| t.name).collect();
     let unique: BTreeSet<&str> = names.iter().copied().collect();
     assert_eq!(names.len(), unique.len());
     assert_eq!(
@@ -77,7 +94,7 @@ fn every_packaged_program_is_described_once() {
             "uml_watchdog",
         ])
     );
-    for t in cli_defs::tools() {
+    for t in tools::tools() {
         assert_eq!(t.command.get_name(), t.name);
         assert!(t.path.ends_with(&format!("/{}", t.name)), "{}", t.path);
         assert_eq!(t.section, if t.name == "tunctl" { "8" } else { "1" });
@@ -95,7 +112,7 @@ fn every_packaged_program_is_described_once() {
 }
 
 #[test]
-fn tunctl_options_are_its_getopt_string() {
+fn tunctl_options_are_the_described_ones() {
     let t = tool("tunctl");
     let mut described = String::new();
     let mut long: Vec<String> = Vec::new();
@@ -138,14 +155,17 @@ fn tunctl_options_are_its_getopt_string() {
     }
     expected.sort();
     got.sort();
-    assert_eq!(got, expected, "cli_defs vs tunctl::OPTSTRING");
+    assert_eq!(got, expected, "the description vs tunctl::OPTSTRING");
     let mut expected_long: Vec<String> = tunctl::LONG_OPTIONS
         .iter()
         .map(|l| String::from_utf8_lossy(l).into_owned())
         .collect();
     expected_long.sort();
     long.sort();
-    assert_eq!(long, expected_long, "cli_defs vs tunctl::LONG_OPTIONS");
+    assert_eq!(
+        long, expected_long,
+        "the description vs tunctl::LONG_OPTIONS"
+    );
     // The tool's parser accepts each as documented.
     for l in &long {
         let args = if l == "list" {
@@ -175,8 +195,13 @@ fn tunctl_options_are_its_getopt_string() {
 }
 
 #[test]
-fn uml_switch_accepts_every_documented_option() {
+fn uml_switch_options_are_the_described_ones() {
     let t = tool("uml_switch");
+    assert_eq!(
+        set(uml_switch::cli::OPTIONS),
+        described(&t),
+        "uml_switch::cli::OPTIONS vs the description"
+    );
     for arg in options(&t) {
         let mut argv = vec![spelling(&t, &arg)];
         if arg.is_require_equals_set() {
@@ -201,8 +226,41 @@ fn uml_switch_accepts_every_documented_option() {
 }
 
 #[test]
-fn uml_mconsole_accepts_every_documented_option() {
+fn uml_switch_launcher_is_described() {
+    // `--launch` is a mode of its own, with its own parser
+    // (uml_switch::launch): --help and the man page show its usage line.
+    let usage = uml_switch::launch::usage("uml_switch");
+    let synopsis = usage.trim_end().trim_start_matches("Usage: ");
+    let help = rendered_help("uml_switch");
+    assert!(help.contains(&format!("\n   or: {synopsis}\n")), "{help}");
+    let t = tool("uml_switch");
+    let launcher = t
+        .sections
+        .iter()
+        .find(|s| s.title == "FD LAUNCHER")
+        .expect("an FD LAUNCHER section");
+    assert_eq!(
+        launcher.blocks.first(),
+        Some(&tools::Block::Code(synopsis.to_string()))
+    );
+}
+
+#[test]
+fn uml_switch_help_is_rendered_from_the_description() {
+    assert_eq!(
+        uml_switch::cli::help("uml_switch"),
+        rendered_help("uml_switch")
+    );
+}
+
+#[test]
+fn uml_mconsole_options_are_the_described_ones() {
     let t = tool("uml_mconsole");
+    assert_eq!(
+        set(uml_mconsole::options::OPTIONS),
+        described(&t),
+        "uml_mconsole::options::OPTIONS vs the description"
+    );
     for arg in options(&t) {
         let mut argv = vec![spelling(&t, &arg)];
         if takes_value(&arg) {
@@ -220,50 +278,105 @@ fn uml_mconsole_accepts_every_documented_option() {
 }
 
 #[test]
-fn cow_tools_accept_their_documented_forms() {
-    assert!(uml_moo::parse_args(&os(&["-d", "-b", "back", "root.cow"])).is_some());
-    assert!(uml_moo::parse_args(&os(&["-b", "back", "root.cow", "new.img"])).is_some());
-    assert!(uml_moo::parse_args(&os(&["root.cow", "new.img"])).is_some());
-    let t = tool("uml_moo");
-    let shorts: BTreeSet<char> = options(&t).iter().filter_map(Arg::get_short).collect();
-    assert_eq!(shorts, BTreeSet::from(['b', 'd']));
-    let longs: BTreeSet<String> = options(&t)
-        .iter()
-        .filter_map(|a| a.get_long().map(str::to_string))
-        .collect();
-    assert_eq!(
-        longs,
-        BTreeSet::from(["help".into(), "ignore-locks".into()])
-    );
-    let o = uml_moo::parse_args(&os(&["--ignore-locks", "root.cow", "new.img"])).unwrap();
-    assert!(o.ignore_locks);
-    assert!(String::from_utf8(uml_moo::help(b"uml_moo"))
-        .unwrap()
-        .contains("  --ignore-locks  "));
-
-    assert!(uml_mkcow::parse_args(&os(&["-f", "root.cow", "root.img"])).is_some());
-    assert!(uml_mkcow::parse_args(&os(&["root.cow", "root.img"])).is_some());
-    let t = tool("uml_mkcow");
-    let shorts: BTreeSet<char> = options(&t).iter().filter_map(Arg::get_short).collect();
-    assert_eq!(shorts, BTreeSet::from(['f']));
-    let longs: BTreeSet<String> = options(&t)
-        .iter()
-        .filter_map(|a| a.get_long().map(str::to_string))
-        .collect();
-    assert_eq!(
-        longs,
-        BTreeSet::from(["help".into(), "ignore-locks".into()])
-    );
-    let o = uml_mkcow::parse_args(&os(&["-f", "root.cow", "root.img", "--ignore-locks"])).unwrap();
-    assert!(o.force && o.ignore_locks);
-    assert!(String::from_utf8(uml_mkcow::help(b"uml_mkcow"))
-        .unwrap()
-        .contains("  --ignore-locks  "));
+fn uml_mconsole_help_is_rendered_from_the_description() {
+    assert_eq!(uml_mconsole::options::HELP, rendered_help("uml_mconsole"));
 }
 
 #[test]
-fn helpers_accept_their_documented_forms() {
+fn tunctl_help_is_rendered_from_the_description() {
+    let help = String::from_utf8(tunctl::help(b"tunctl")).unwrap();
+    assert_eq!(help, rendered_help("tunctl"));
+}
+
+/// Runs a COW tool's `run` with `args`: its status and standard output.
+fn run_cow_tool(
+    run: fn(&[OsString], &mut dyn std::io::Write, &mut dyn std::io::Write) -> i32,
+    args: &[&str],
+) -> (i32, Vec<u8>) {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let status = run(&os(args), &mut out, &mut err);
+    (status, out)
+}
+
+#[test]
+fn uml_moo_options_are_the_described_ones() {
+    let t = tool("uml_moo");
+    assert_eq!(
+        set(uml_moo::OPTIONS),
+        described(&t),
+        "uml_moo::OPTIONS vs the description"
+    );
+    for name in described(&t) {
+        let accepted = match name.as_str() {
+            "-d" => {
+                uml_moo::parse_args(&os(&["-d", "root.cow"])).is_some_and(|o| o.output.is_none())
+            }
+            "-b" => uml_moo::parse_args(&os(&["-b", "back", "root.cow", "new.img"]))
+                .is_some_and(|o| o.backing.is_some()),
+            "--ignore-locks" => {
+                uml_moo::parse_args(&os(&["--ignore-locks", "root.cow", "new.img"]))
+                    .is_some_and(|o| o.ignore_locks)
+            }
+            "--help" => {
+                run_cow_tool(uml_moo::run, &["uml_moo", "--help"]) == (0, uml_moo::help(b"uml_moo"))
+            }
+            other => panic!("uml_moo: no form to try for {other}"),
+        };
+        assert!(accepted, "uml_moo does not accept {name} as described");
+    }
+    // -d before -b, as documented.
+    assert!(uml_moo::parse_args(&os(&["-d", "-b", "back", "root.cow"])).is_some());
+    assert!(uml_moo::parse_args(&os(&["root.cow", "new.img"])).is_some());
+}
+
+#[test]
+fn uml_moo_help_is_rendered_from_the_description() {
+    let help = String::from_utf8(uml_moo::help(b"uml_moo")).unwrap();
+    assert_eq!(help, rendered_help("uml_moo"));
+}
+
+#[test]
+fn uml_mkcow_options_are_the_described_ones() {
+    let t = tool("uml_mkcow");
+    assert_eq!(
+        set(uml_mkcow::OPTIONS),
+        described(&t),
+        "uml_mkcow::OPTIONS vs the description"
+    );
+    for name in described(&t) {
+        let accepted = match name.as_str() {
+            "-f" => {
+                uml_mkcow::parse_args(&os(&["-f", "root.cow", "root.img"])).is_some_and(|o| o.force)
+            }
+            "--ignore-locks" => {
+                uml_mkcow::parse_args(&os(&["-f", "root.cow", "root.img", "--ignore-locks"]))
+                    .is_some_and(|o| o.force && o.ignore_locks)
+            }
+            "--help" => {
+                run_cow_tool(uml_mkcow::run, &["uml_mkcow", "--help"])
+                    == (0, uml_mkcow::help(b"uml_mkcow"))
+            }
+            other => panic!("uml_mkcow: no form to try for {other}"),
+        };
+        assert!(accepted, "uml_mkcow does not accept {name} as described");
+    }
+    assert!(uml_mkcow::parse_args(&os(&["root.cow", "root.img"])).is_some());
+}
+
+#[test]
+fn uml_mkcow_help_is_rendered_from_the_description() {
+    let help = String::from_utf8(uml_mkcow::help(b"uml_mkcow")).unwrap();
+    assert_eq!(help, rendered_help("uml_mkcow"));
+}
+
+#[test]
+fn uml_watchdog_options_are_the_described_ones() {
     let t = tool("uml_watchdog");
+    assert_eq!(
+        set(uml_watchdog::OPTIONS),
+        described(&t),
+        "uml_watchdog::OPTIONS vs the description"
+    );
     for arg in options(&t) {
         let value = if arg.get_long() == Some("pid") {
             "42"
@@ -277,31 +390,51 @@ fn helpers_accept_their_documented_forms() {
         );
         assert!(uml_watchdog::parse_args(&os(&[&format!("-{flag}"), value])).is_none());
     }
+}
+
+#[test]
+fn port_helper_options_are_the_described_ones() {
     let t = tool("port-helper");
+    assert_eq!(
+        set(port_helper::OPTIONS),
+        described(&t),
+        "port_helper::OPTIONS vs the description"
+    );
     let flag = spelling(&t, &options(&t)[0]);
     assert_eq!(flag, "-uml-socket");
     assert!(matches!(
         port_helper::parse_args(&os(&[&flag, "/tmp/s"])),
         Some(port_helper::Mode::Socket(_))
     ));
+}
+
+#[test]
+fn jail_uml_has_operands_only() {
+    // jail_uml has no options: every argument is an operand, as in C.
+    assert_eq!(described(&tool("jail_uml")), BTreeSet::new());
     let plan = jail_uml::parse(&os(&["/srv/jail", "1000", "/linux", "mem=64M"]), |_| None);
     assert!(plan.is_ok(), "{plan:?}");
 }
 
 #[test]
-fn uml_net_knows_every_documented_transport() {
+fn uml_net_has_operands_only_and_knows_every_described_transport() {
     let t = tool("uml_net");
+    assert_eq!(described(&t), BTreeSet::new());
     let cmd = built(&t);
     let transport = cmd
         .get_arguments()
         .find(|a| a.get_id() == "transport")
         .expect("transport operand");
-    let values: Vec<String> = transport
+    let values: BTreeSet<String> = transport
         .get_possible_values()
         .iter()
         .map(|v| v.get_name().to_string())
         .collect();
-    assert_eq!(values.len(), 5);
+    let known: Vec<&str> = uml_common::umlnet::TRANSPORTS
+        .iter()
+        .map(|(word, _)| *word)
+        .collect();
+    assert_eq!(set(&known), values, "umlnet::TRANSPORTS vs the description");
     for v in values {
         let argv: Vec<String> = ["uml_net", "4", &v, "x"].map(String::from).to_vec();
         if let uml_common::umlnet::Parsed::Stdout(text) = uml_common::umlnet::parse_argv(&argv) {
@@ -311,8 +444,36 @@ fn uml_net_knows_every_documented_transport() {
 }
 
 #[test]
+fn help_texts_exist_where_the_programs_print_one() {
+    let with: BTreeSet<&str> = tools::tools()
+        .iter()
+        .filter(|t| help::help_text(t).is_some())
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(
+        with,
+        BTreeSet::from([
+            "tunctl",
+            "uml_mconsole",
+            "uml_mkcow",
+            "uml_moo",
+            "uml_switch"
+        ])
+    );
+    // Where a program has a help text, --help is an option of it, and the
+    // option list leaves nothing out that the text should show.
+    for t in tools::tools() {
+        let Some(text) = help::help_text(&t) else {
+            continue;
+        };
+        assert!(described(&t).contains("--help"), "{}", t.name);
+        assert!(text.contains("--help "), "{}: {text}", t.name);
+    }
+}
+
+#[test]
 fn man_pages_spell_options_as_the_tools_read_them() {
-    for t in cli_defs::tools() {
+    for t in tools::tools() {
         let page = String::from_utf8(render::man_page(&t, Some("2026-01-01")).expect("render"))
             .expect("utf-8");
         assert!(
@@ -345,7 +506,7 @@ fn man_pages_spell_options_as_the_tools_read_them() {
 
 #[test]
 fn completions_spell_options_as_the_tools_read_them() {
-    for t in cli_defs::tools().into_iter().filter(|t| t.completions) {
+    for t in tools::tools().into_iter().filter(|t| t.completions) {
         for shell in render::SHELLS {
             let text = String::from_utf8(render::completion(&t, shell)).expect("utf-8");
             for name in t.single_dash {

@@ -1,0 +1,304 @@
+//! The one description of `uml_switch`'s command line, as a clap
+//! [`Command`] (feature `clap-command`), for the man page, the shell
+//! completions and the `--help` text ([`super::help`], checked against the
+//! text rendered from it); packaging's tests check it against the parser's
+//! [`super::OPTIONS`] in both directions. The conventions are in
+//! `uml-utilities-packaging`'s `help` module. The fd launcher (`--launch`,
+//! its own small parser in `crate::launch`) is described in `after_help`
+//! and in the man page's FD LAUNCHER section.
+//!
+//! Documentation, not a parser: the switch reads its argv by hand
+//! ([`super::parse`]) and does not carry clap.
+
+use clap::{Arg, ArgAction, Command, ValueHint};
+
+use super::{DEFAULT_CTL, DEFAULT_DATA};
+
+/// The indent of the option list in `--help` and the column its texts
+/// start at.
+pub const HELP_LAYOUT: (usize, usize) = (2, 18);
+
+/// The long options the switch spells with one dash (`-unix`), as the C
+/// switch did.
+pub const SINGLE_DASH: &[&str] = &["unix", "hub", "tap", "compat-v0", "daemon"];
+
+/// The command line of `uml_switch`.
+pub fn command() -> Command {
+    let ctl = DEFAULT_CTL;
+    let data = DEFAULT_DATA;
+    // The launcher's usage line, as `--launch` prints it.
+    let launch = crate::launch::usage("uml_switch");
+    let launch_usage = launch.replacen("Usage:", "   or:", 1);
+    let launch_synopsis = launch
+        .trim_end()
+        .trim_start_matches("Usage: uml_switch ")
+        .to_string();
+    let fd = crate::launch::DEFAULT_FD;
+    Command::new("uml_switch")
+        .version(env!("CARGO_PKG_VERSION"))
+        .disable_help_flag(true)
+        .disable_version_flag(true)
+        .about("virtual Ethernet switch for User-Mode Linux")
+        .long_about(format!(
+            "uml_switch connects the network interfaces of User-Mode Linux kernels that use \
+             the daemon transport (eth0=daemon), and optionally a host tap device, as one \
+             Ethernet segment. It learns where each MAC address is and forwards frames like a \
+             switch, or repeats every frame to every port with -hub.\n\n\
+             Kernels connect to the control socket (a Unix stream socket, default {ctl}); \
+             frames travel over datagram sockets in the abstract namespace, so the switch \
+             and its kernels must share one network namespace. Debian's kernel connects to \
+             /var/run/uml-utilities/uml_switch.ctl when no socket is given (eth0=daemon): \
+             that is the socket of the uml-utilities service, which runs uml_switch as user \
+             uml-net (see /etc/default/uml-utilities).\n\n\
+             Guests of kernels with the vector driver (all current kernels; from 6.16 on \
+             the only network driver) join a --bess socket instead: \
+             vec0:transport=bess,dst=PATH. Each connection to it is one port, any number of \
+             guests can share one socket, and it needs no privileges.\n\n\
+             The control socket also serves vdeplug4's vde_plug (Debian package vdeplug), \
+             which kernels from 6.16 on run for vec0:transport=vde,vnl=vde://DIR: name the \
+             control socket DIR/ctl (or join DIR/NAME with vnl=vde://DIR[NAME]). Each such \
+             port gets a data socket of its own, control-socket.N, connected to the \
+             client's; the switch logs the description vde_plug sends (user and pid). \
+             At start-up the switch prints the argument that joins each of its sockets.\n\n\
+             uml_switch --launch (see FD LAUNCHER) runs a guest on an inherited \
+             connection to a --bess socket: vec0:transport=fd,fd=N.\n\n\
+             Guests on the vector driver's tunnel transports (vec0:transport=l2tpv3 over UDP \
+             or IP, vec0:transport=gre) get one statically configured port each from \
+             --l2tpv3 and --gre, which take the guest's own options, so the same string \
+             works on both sides.\n\n\
+             A host interface can be a port too (--raw): one end of a veth pair whose other \
+             end a guest uses with vec0:transport=raw, or the tap of a guest on \
+             vec0:transport=tap or hybrid. Guests on the legacy multicast transport \
+             (eth0=mcast, kernels before 6.16) are one port of the switch with --mcast. \
+             --mtu lets guests with a larger MTU exchange larger frames.\n\n\
+             The legacy options are words with a single dash and are read from left to \
+             right; the options the rewrite added have two dashes. Any other argument \
+             prints the usage text and exits with status 1."
+        ))
+        .before_help(format!(
+            "Usage: uml_switch [-unix control-socket] [-hub] [-tap tap-device]\n\
+             \x20        [-daemon] [--bess PATH]... [--l2tpv3 OPTIONS]... [--gre OPTIONS]...\n\
+             \x20        [--raw IFNAME]... [--mcast[=GROUP[,PORT[,TTL]]]]... [--mtu N]\n\
+             \x20  or: uml_switch -compat-v0 [-unix control-socket data-socket] [-hub]\n\
+             \x20        [-tap tap-device] [-daemon] [--bess PATH]... [--l2tpv3 OPTIONS]...\n\
+             \x20        [--gre OPTIONS]... [--raw IFNAME]... [--mcast[=...]]... [--mtu N]\n\
+             {launch_usage}\
+             \n\
+             A virtual Ethernet switch for User-Mode Linux guests: it learns where each MAC\n\
+             address is and forwards frames between its ports.\n\
+             \n"
+        ))
+        .after_help(format!(
+            "  {launch_synopsis}\n\
+             \x20                 instead of running a switch: connect to the --bess socket\n\
+             \x20                 BESS-PATH of a running switch, put the connection on\n\
+             \x20                 descriptor N (default {fd}) and run PROGRAM with it, e.g.\n\
+             \x20                 linux.uml ... vec0:transport=fd,fd=N (the guest needs no\n\
+             \x20                 socket path). One port per launch; the guest's first\n\
+             \x20                 ip link set down closes it for good.\n\
+             \n\
+             SIGINT, SIGTERM and SIGHUP remove the sockets and end the switch; SIGUSR1 prints\n\
+             frame and drop counters on stderr.\n"
+        ))
+        .arg(
+            Arg::new("unix")
+                .long("unix")
+                .value_names(["control-socket", "data-socket"])
+                .num_args(1..=2)
+                .value_hint(ValueHint::FilePath)
+                .help(format!("the daemon protocol's control socket (default {ctl},\n\
+                     always served); guests of kernels before 6.16 join with\n\
+                     eth0=daemon,,unix,control-socket. Named DIR/ctl, it also\n\
+                     serves vdeplug4's vde_plug: guests of 6.16 and later join\n\
+                     with vec0:transport=vde,vnl=vde://DIR (other names:\n\
+                     vde://DIR[NAME]); each such port gets its own data socket\n\
+                     control-socket.N. Both arguments are printed at start-up."))
+                .long_help(format!(
+                    "Listen on control-socket instead of {ctl}. After -compat-v0 it takes a \
+                     second path, the data socket (default {data}). Kernels before 6.16 join \
+                     with eth0=daemon,,unix,control-socket; with vde_plug, kernels from 6.16 \
+                     join with vec0:transport=vde,vnl=vde://DIR when control-socket is \
+                     DIR/ctl."
+                )),
+        )
+        .arg(
+            Arg::new("hub")
+                .long("hub")
+                .action(ArgAction::SetTrue)
+                .help("send every frame to every other port")
+                .long_help("Be a hub: send every frame to every other port."),
+        )
+        .arg(Arg::new("tap").long("tap").value_name("tap-device").help("attach an existing host tap device as a port")
+                .long_help(
+            "Attach the host tap device tap-device as a port. It must exist and be \
+                     usable by the switch's user (a persistent tap made with tunctl -u), or \
+                     the switch must run as root; if it cannot be opened the switch runs \
+                     without it.",
+        ))
+        .arg(
+            Arg::new("compat-v0")
+                .long("compat-v0")
+                .action(ArgAction::SetTrue)
+                .help(format!("also serve protocol 0 clients; the data socket is then the\n\
+                     file {data}, or the second path of a later -unix"))
+                .long_help(
+                    "Also serve clients of control protocol 0, which send their frames to a \
+                     data socket with a file name.",
+                ),
+        )
+        .arg(
+            Arg::new("daemon")
+                .long("daemon")
+                .action(ArgAction::SetTrue)
+                .help("detach after set-up")
+                .long_help(
+                    "Detach from the terminal after setting up (socket paths are made \
+                     absolute first).",
+                ),
+        )
+        .arg(
+            Arg::new("bess")
+                .long("bess")
+                .value_name("PATH")
+                .action(ArgAction::Append)
+                .value_hint(ValueHint::FilePath)
+                .help("listen on the SOCK_SEQPACKET socket PATH for guests of the\n\
+                     vector driver's bess transport (any kernel with vecN:,\n\
+                     including 6.16 and later); every connection is a port, any\n\
+                     number of guests can use one socket. Guests join with\n\
+                     vec0:transport=bess,dst=PATH (PATH absolute, without ',' or\n\
+                     '='). May be given more than once.")
+                .long_help(
+                    "Also listen on the Unix SOCK_SEQPACKET socket PATH for guests of the \
+                     vector driver's bess transport, which join with \
+                     vec0:transport=bess,dst=PATH (absolute, without ',' or '='; the switch \
+                     prints this argument at start-up). Every connection is a port, with \
+                     its peer's pid and uid in the log lines; a closed connection removes \
+                     the port and its MAC addresses. A stale socket at PATH is replaced; \
+                     anything else there is refused. May be given more than once.",
+                ),
+        )
+        .arg(
+            Arg::new("l2tpv3")
+                .long("l2tpv3")
+                .value_name("OPTIONS")
+                .action(ArgAction::Append)
+                .help("a port for one guest on vecN:transport=l2tpv3,OPTIONS: give\n\
+                     the guest's own options (src=,dst=,rx_session=,tx_session=;\n\
+                     udp=1,srcport=,dstport= for UDP, else IP, which needs\n\
+                     CAP_NET_RAW; rx_cookie=,tx_cookie=[,cookie64=1];\n\
+                     counter=1[,pin_counter=1]; v6=1). The switch binds dst,\n\
+                     sends to src, expects the tx_ values and sends the rx_ ones;\n\
+                     dstport=0 lets it choose a port. It prints the guest's\n\
+                     argument at start-up.")
+                .long_help(
+                    "Also serve one guest on vecN:transport=l2tpv3,OPTIONS: OPTIONS are the \
+                     guest's own (src=, dst=, rx_session=, tx_session=; udp=1, srcport=, \
+                     dstport= for UDP, else L2TPv3 over IP, which needs CAP_NET_RAW; \
+                     rx_cookie=, tx_cookie= and cookie64=1; counter=1, pin_counter=1; v6=1; \
+                     transport=l2tpv3, a leading vecN: and the guest's mac=, mtu= (at most \
+                     1500, or --mtu), depth= (1 to 4096), headroom=, gro=, vec=, bpffile=, bpfflash= \
+                     are accepted too). The switch binds the guest's dst[:dstport], sends to its \
+                     src[:srcport], expects its tx_session and tx_cookie and sends its \
+                     rx_session and rx_cookie, with the same header layout. dstport=0 lets \
+                     the switch choose a free port. At start-up it prints the guest's \
+                     argument (\"l2tpv3 port N (...): the guest joins with \
+                     vec0:transport=l2tpv3,...\"). Packets with another session or cookie are \
+                     dropped and counted (the first of each kind is reported). Options a \
+                     guest would panic on (a session or key written as hex of 0x80000000 or \
+                     more: write it as a negative number, e.g. -1 for 0xffffffff; a missing \
+                     session; rx_cookie without tx_cookie; a depth above 4096) or would \
+                     misread are refused \
+                     before anything is opened (status 1). May be given more than once; \
+                     each UDP port needs its own dstport.",
+                ),
+        )
+        .arg(
+            Arg::new("gre")
+                .long("gre")
+                .value_name("OPTIONS")
+                .action(ArgAction::Append)
+                .help("a port for one guest on vecN:transport=gre,OPTIONS (src=,dst=\n\
+                     [,rx_key=,tx_key=][,sequence=1[,pin_sequence=1]][,v6=1]);\n\
+                     needs CAP_NET_RAW. Options that would make a guest panic\n\
+                     (e.g. rx_session=0xffffffff: write -1 instead) or that it\n\
+                     would misread are refused. Both may be given more than once.")
+                .long_help(
+                    "Also serve one guest on vecN:transport=gre,OPTIONS (src=, dst=; rx_key= \
+                     and tx_key=, both or neither; sequence=1, pin_sequence=1; v6=1): GRE \
+                     over a raw IP socket, which needs CAP_NET_RAW. As for --l2tpv3, the \
+                     options are the guest's: the switch binds dst, sends to src, expects \
+                     tx_key and sends rx_key, with the key and sequence bits the guest uses \
+                     and never a checksum. Each GRE port needs its own pair of addresses \
+                     (e.g. 127.0.0.2 for the guest, 127.0.0.1 for the switch).",
+                ),
+        )
+        .arg(
+            Arg::new("raw")
+                .long("raw")
+                .value_name("IFNAME")
+                .action(ArgAction::Append)
+                .help("attach the host interface IFNAME through an AF_PACKET socket\n\
+                     (needs CAP_NET_RAW): one end of a veth pair whose other end a\n\
+                     guest uses with vec0:transport=raw,ifname=OTHER, or the tap of\n\
+                     a guest on vec0:transport=tap,ifname=TAP. The guests' TCP\n\
+                     segmentation and checksum offloads are completed. May be given\n\
+                     more than once.")
+                .long_help(
+                    "Also attach the host interface IFNAME as a port, through an AF_PACKET \
+                     socket, which needs CAP_NET_RAW: one end of a veth pair whose other end \
+                     a guest uses with vec0:transport=raw,ifname=OTHER, or an existing tap \
+                     that a guest uses with vec0:transport=tap,ifname=TAP (or hybrid). The \
+                     switch prints the guest's argument at start-up. Frames the switch sends \
+                     are never received back. The guests' drivers turn on TCP segmentation \
+                     and checksum offload: their checksums are completed and their TSO frames \
+                     cut into segments before other ports get them. May be given more than \
+                     once.",
+                ),
+        )
+        .arg(
+            Arg::new("mcast")
+                .long("mcast")
+                .value_name("GROUP[,PORT[,TTL]]")
+                .num_args(0..=1)
+                .require_equals(true)
+                .action(ArgAction::Append)
+                .help("join the multicast group of guests on the legacy transport\n\
+                     eth0=mcast,MAC,GROUP,PORT,TTL (kernels before 6.16; defaults\n\
+                     239.192.168.1, 1102, 1, the kernel's); the group is one port.\n\
+                     Needs a route to the group (ip route add 224.0.0.0/4 dev IF).")
+                .long_help(
+                    "Also join the multicast group of guests on the legacy transport \
+                     eth0=mcast,MAC,GROUP,PORT,TTL (kernels before 6.16); the whole group is \
+                     one port. The defaults are the kernel's: 239.192.168.1, port 1102, TTL 1; \
+                     a value is given with = only. The switch sends from a port of its own \
+                     and drops its own frames when they loop back. A route to the group must \
+                     exist (ip route add 224.0.0.0/4 dev IFACE), for the guests too. May be \
+                     given more than once, for different groups.",
+                ),
+        )
+        .arg(
+            Arg::new("mtu")
+                .long("mtu")
+                .value_name("N")
+                .help("forward frames of up to N + 14 bytes (N from 1500 to 65535,\n\
+                     default 1500) between ports that take them: bess, tunnel and\n\
+                     raw ports (guests with mtu=N); daemon and mcast ports keep\n\
+                     1514. Longer frames are dropped and counted per port.")
+                .long_help(
+                    "Forward frames of up to N + 14 bytes (N from 1500 to 65535; default \
+                     1500) between the ports that take them: bess, tunnel (whose guests may \
+                     then use mtu= up to N) and raw ports (up to their interface's MTU). \
+                     Daemon and mcast ports keep 1514 bytes. A frame longer than a port takes \
+                     is dropped and counted for that port, not cut, except that frames from \
+                     daemon ports are cut to 1514 bytes as before.",
+                ),
+        )
+        .arg(
+            Arg::new("help")
+                .long("help")
+                .action(ArgAction::Help)
+                .help("print this help and exit")
+                .long_help("Print a summary of the options and exit."),
+        )
+}
