@@ -21,8 +21,7 @@ use nix::fcntl::{fcntl, FcntlArg, FdFlag};
 use uml_common::cli::strerror;
 use uml_common::sys::seqpacket;
 
-use crate::output::err;
-use crate::server::Exit;
+use crate::Error;
 
 /// The descriptor the connection is put on unless `--fd` says otherwise.
 pub const DEFAULT_FD: RawFd = 3;
@@ -107,32 +106,32 @@ pub fn connect(bess: &Path, fd: RawFd) -> Result<(), String> {
     Ok(())
 }
 
-/// `uml_switch --launch ARGS`: returns only on failure.
-pub fn main(prog: &str, args: &[OsString]) -> Exit {
+/// `uml_switch --launch ARGS`: execs the program; returns only on
+/// failure, with why.
+pub fn run(prog: &str, args: &[OsString]) -> Error {
     let launch = match parse(args) {
         Ok(l) => l,
         Err(why) => {
-            err(&format!("{prog} --launch: {why}\n{}", usage(prog)));
-            return Exit::Status(1);
+            return Error::LaunchUsage {
+                prog: prog.to_string(),
+                why,
+            }
         }
     };
     if let Err(why) = connect(Path::new(&launch.bess), launch.fd) {
-        err(&format!("{prog} --launch: {why}\n"));
-        return Exit::Status(1);
+        return Error::LaunchConnect {
+            prog: prog.to_string(),
+            why,
+        };
     }
-    let e = Command::new(&launch.command[0])
+    let source = Command::new(&launch.command[0])
         .args(&launch.command[1..])
         .exec();
-    err(&format!(
-        "{prog} --launch: cannot run '{}': {}\n",
-        launch.command[0].to_string_lossy(),
-        strerror(&e)
-    ));
-    Exit::Status(if e.kind() == std::io::ErrorKind::NotFound {
-        127
-    } else {
-        126
-    })
+    Error::LaunchExec {
+        prog: prog.to_string(),
+        program: launch.command[0].clone(),
+        source,
+    }
 }
 
 #[cfg(test)]

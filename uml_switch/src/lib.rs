@@ -14,12 +14,15 @@
 //!   (no sockets);
 //! * `output`: line-by-line stdout and stderr;
 //! * `launch`: `--launch`, which runs a program (a UML on
-//!   `vecN:transport=fd`) on a connection to a switch's bess socket.
+//!   `vecN:transport=fd`) on a connection to a switch's bess socket;
+//! * `error`: why the switch ends at start-up ([`Error`]), printed by
+//!   [`uumain`] only.
 #![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod control;
 pub mod core;
+mod error;
 pub mod launch;
 pub mod output;
 pub mod port;
@@ -29,26 +32,51 @@ pub mod signals;
 
 use std::ffi::OsString;
 
-/// Runs the switch with `argv`; returns how the process must end.
-pub fn main_with_args(argv: &[OsString]) -> server::Exit {
+pub use error::{BessRefusal, Error, McastRefusal, RawRefusal, TunnelRefusal};
+use server::Exit;
+
+/// The program: `args` is argv (program name first). Returns the exit
+/// status: 0, or the error's ([`Error::exit_code`]) after printing it on
+/// stderr, the one place start-up failures are printed. A switch ended by
+/// a signal (SIGINT, SIGTERM, SIGHUP) dies by that signal here, after its
+/// cleanup, as the C switch does: its default action is restored and it is
+/// raised again; only if that does not end the process is `128 + signal`
+/// returned.
+pub fn uumain(args: impl IntoIterator<Item = OsString>) -> i32 {
+    let argv: Vec<OsString> = args.into_iter().collect();
+    match run(&argv) {
+        Ok(Exit::Status(code)) => code,
+        Ok(Exit::Signal(sig)) => {
+            let _ = uml_common::sys::signal::reraise_default(sig);
+            128 + sig
+        }
+        Err(e) => {
+            output::err(&format!("{e}\n"));
+            e.exit_code()
+        }
+    }
+}
+
+/// Runs the switch (or `--launch`) with `argv`: how it ended, or why it
+/// could not start.
+fn run(argv: &[OsString]) -> Result<Exit, Error> {
     let prog = argv.first().map_or_else(
         || "uml_switch".to_string(),
         |a| a.to_string_lossy().into_owned(),
     );
     if argv.get(1).is_some_and(|a| a == "--launch") {
-        return launch::main(&prog, &argv[2..]);
+        return Err(launch::run(&prog, &argv[2..]));
     }
     let parsed = cli::parse(&prog, argv.get(1..).unwrap_or(&[]));
     for notice in &parsed.notices {
         print!("{notice}");
     }
     let Some(opts) = parsed.options else {
-        eprint!("{}", cli::usage(&prog));
-        return server::Exit::Status(1);
+        return Err(Error::Usage { prog });
     };
     if opts.help {
         print!("{}", cli::help(&prog));
-        return server::Exit::Status(0);
+        return Ok(Exit::Status(0));
     }
     server::run(&prog, opts)
 }

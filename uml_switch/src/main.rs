@@ -1,13 +1,7 @@
-//! `uml_switch` entry point.
+//! `uml_switch` entry point: everything, including dying by a signal after
+//! cleanup, is in [`uml_switch::uumain`].
 #![forbid(unsafe_code)]
 
 fn main() {
-    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    match uml_switch::main_with_args(&argv) {
-        uml_switch::server::Exit::Status(code) => std::process::exit(code),
-        uml_switch::server::Exit::Signal(sig) => {
-            let _ = uml_common::sys::signal::reraise_default(sig);
-            std::process::exit(128 + sig);
-        }
-    }
+    std::process::exit(uml_switch::uumain(std::env::args_os()))
 }

@@ -18,8 +18,9 @@ use crate::cli::Options;
 use crate::core::{Event, Forwarder, PortId, Verdict, DEFAULT_TABLE_CAP};
 use crate::output::{err, out};
 use crate::port::{split_token, Ctx, Endpoint, EndpointId, Inbox, PortTable, Ready, Stats, BATCH};
-use crate::setup::{setup, SetupFailed};
+use crate::setup::setup;
 use crate::signals;
+use crate::Error;
 
 /// MAC aging period (C: 2 s).
 const AGING_PERIOD: Duration = Duration::from_secs(2);
@@ -80,7 +81,7 @@ impl Switch {
         watch_stdin: bool,
         endpoints: Vec<Box<dyn Endpoint>>,
         max_frame: usize,
-    ) -> Result<Switch, SetupFailed> {
+    ) -> Result<Switch, Error> {
         let now = Instant::now();
         let n = endpoints.len();
         let max_frame = max_frame.max(MAX_FRAME_LEN);
@@ -138,11 +139,10 @@ impl Switch {
             failure = endpoints[id].register(&mut ctx).err();
         }
         if let Some(e) = failure {
-            err(&format!("epoll: {}\n", strerror(&e)));
-            for e in &mut sw.endpoints {
-                e.discard();
+            for endpoint in &mut sw.endpoints {
+                endpoint.discard();
             }
-            return Err(SetupFailed);
+            return Err(Error::Epoll(e));
         }
         if watch_stdin {
             let stdin = io::stdin();
@@ -461,11 +461,9 @@ fn unknown_notice(
     }
 }
 
-/// Entry point: returns the process exit (status or signal to die by).
-pub fn run(prog: &str, opts: Options) -> Exit {
-    let mut sw = match setup(prog, opts) {
-        Ok(sw) => sw,
-        Err(SetupFailed) => return Exit::Status(1),
-    };
-    sw.run()
+/// Sets the switch up and runs it: how the process must end (status or
+/// signal to die by), or why set-up failed (not printed; what was opened
+/// has been removed).
+pub fn run(prog: &str, opts: Options) -> Result<Exit, Error> {
+    Ok(setup(prog, opts)?.run())
 }

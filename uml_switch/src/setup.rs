@@ -8,18 +8,14 @@
 use std::io::{self, IsTerminal};
 
 use nix::sys::epoll::{Epoll, EpollCreateFlags};
-use uml_common::cli::strerror;
 use uml_common::sys::fd::move_high;
 
 use crate::cli::Options;
-use crate::output::{err, out};
+use crate::output::out;
 use crate::port::{self, bess, mcast, tunnel, Endpoint, PortSpec, HIGH_FD};
 use crate::server::Switch;
 use crate::signals;
-
-/// Why set-up failed; the message has been printed.
-#[derive(Debug)]
-pub struct SetupFailed;
+use crate::Error;
 
 /// The largest `--mtu`: a frame of 65535 + 14 bytes still fits a bess
 /// message and a guest's 64 KiB `gro=1` buffers hold 65536.
@@ -28,33 +24,31 @@ pub const MAX_MTU: u32 = 65_535;
 pub const MIN_MTU: u32 = 1_500;
 
 /// Checks `--mtu` (default 1500).
-fn check_mtu(prog: &str, value: Option<&str>) -> Result<u32, SetupFailed> {
+fn check_mtu(prog: &str, value: Option<&str>) -> Result<u32, Error> {
     let Some(v) = value else {
         return Ok(MIN_MTU);
     };
     match v.parse::<u32>() {
         Ok(n) if (MIN_MTU..=MAX_MTU).contains(&n) => Ok(n),
-        _ => {
-            err(&format!(
-                "{prog}: --mtu '{v}': expected a number from {MIN_MTU} to {MAX_MTU} (the \
-                 guests' mtu=; frames of up to N + 14 bytes are forwarded)\n"
-            ));
-            Err(SetupFailed)
-        }
+        _ => Err(Error::Mtu {
+            prog: prog.to_string(),
+            value: v.to_string(),
+        }),
     }
 }
 
-/// Removes the socket files of what was opened so far and fails.
-fn abandon(endpoints: &mut [Box<dyn Endpoint>]) -> SetupFailed {
-    for e in endpoints {
-        e.discard();
+/// Removes the socket files of what was opened so far and passes `e` on.
+fn abandon(endpoints: &mut [Box<dyn Endpoint>], e: Error) -> Error {
+    for endpoint in endpoints {
+        endpoint.discard();
     }
-    SetupFailed
+    e
 }
 
 /// Creates and binds the sockets, prints the start-up lines and returns the
-/// switch ready to run.
-pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, SetupFailed> {
+/// switch ready to run; on failure, what was opened is removed again and
+/// the error is for the caller to print.
+pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, Error> {
     let mtu = check_mtu(prog, opts.mtu.as_deref())?;
     let tunnels = tunnel::check_options(prog, &opts.tunnels, mtu)?;
     let groups = mcast::check_options(prog, &opts.mcast)?;
@@ -64,13 +58,7 @@ pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, SetupFailed> {
     // Block the signals we handle before the control socket exists (and
     // before -daemon forks): one arriving during set-up then waits for the
     // event loop and still gets the socket removed.
-    let mask = match signals::block_handled() {
-        Ok(m) => m,
-        Err(e) => {
-            err(&format!("sigprocmask: {e}\n"));
-            return Err(SetupFailed);
-        }
-    };
+    let mask = signals::block_handled().map_err(Error::Sigprocmask)?;
     // Fix of C pitfall 37: a relative path could not be removed after
     // -daemon's chdir("/").
     if opts.daemon {
@@ -95,15 +83,13 @@ pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, SetupFailed> {
         ctl: opts.ctl.clone(),
         data: opts.data.clone(),
     };
+    // Only a tap is optional (Ok(None)); it is opened below.
     let mut endpoints: Vec<Box<dyn Endpoint>> = Vec::new();
-    match port::open(prog, &daemon_spec) {
-        Ok(Some(e)) => endpoints.push(e),
-        Ok(None) | Err(_) => return Err(SetupFailed),
-    }
+    endpoints.extend(port::open(prog, &daemon_spec)?);
     for path in &opts.bess {
         match port::open(prog, &PortSpec::Bess { path: path.clone() }) {
-            Ok(Some(e)) => endpoints.push(e),
-            Ok(None) | Err(_) => return Err(abandon(&mut endpoints)),
+            Ok(e) => endpoints.extend(e),
+            Err(e) => return Err(abandon(&mut endpoints, e)),
         }
     }
     let mut announcements = Vec::new();
@@ -113,7 +99,8 @@ pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, SetupFailed> {
                 announcements.extend(e.announce());
                 endpoints.push(e);
             }
-            Ok(None) | Err(_) => return Err(abandon(&mut endpoints)),
+            Ok(None) => {}
+            Err(e) => return Err(abandon(&mut endpoints, e)),
         }
     }
     let others = opts
@@ -129,7 +116,8 @@ pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, SetupFailed> {
                 announcements.extend(e.announce());
                 endpoints.push(e);
             }
-            Ok(None) | Err(_) => return Err(abandon(&mut endpoints)),
+            Ok(None) => {}
+            Err(e) => return Err(abandon(&mut endpoints, e)),
         }
     }
 
@@ -165,15 +153,15 @@ pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, SetupFailed> {
     out(&line);
 
     if let Some(name) = &opts.tap {
-        // A tap that cannot be opened is reported; the switch runs without.
+        // A tap that cannot be opened is reported (a warning, printed by
+        // Tap::open); the switch runs without.
         if let Ok(Some(e)) = port::open(prog, &PortSpec::Tap { name: name.clone() }) {
             endpoints.push(e);
         }
     }
     if opts.daemon {
         if let Err(e) = nix::unistd::daemon(false, true) {
-            err(&format!("daemon: {}\n", e.desc()));
-            return Err(abandon(&mut endpoints));
+            return Err(abandon(&mut endpoints, Error::Daemon(e)));
         }
     }
 
@@ -186,17 +174,11 @@ pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, SetupFailed> {
         .map(Epoll);
     let epoll = match epoll {
         Ok(e) => e,
-        Err(e) => {
-            err(&format!("epoll: {}\n", strerror(&e)));
-            return Err(abandon(&mut endpoints));
-        }
+        Err(e) => return Err(abandon(&mut endpoints, Error::Epoll(e))),
     };
     let signals = match signals::open_signalfd(&mask, HIGH_FD) {
         Ok(s) => s,
-        Err(e) => {
-            err(&format!("signalfd: {}\n", strerror(&e)));
-            return Err(abandon(&mut endpoints));
-        }
+        Err(e) => return Err(abandon(&mut endpoints, Error::Signalfd(e))),
     };
     Switch::new(
         prog,

@@ -32,12 +32,11 @@ use uml_common::sys::mmsg::SendBatch;
 use uml_common::sys::seqpacket::{self, PeerCred};
 
 use super::backlog::{watch_writable, Backlogs, Kept};
-use super::unix::{bind_with_stale_check, BindOutcome};
-use super::{
-    Ctx, Endpoint, EndpointId, Inbox, OpenFailed, Ready, Received, Stats, HIGH_FD, SEND_BATCH,
-};
+use super::unix::bind_with_stale_check;
+use super::{Ctx, Endpoint, EndpointId, Inbox, Ready, Received, Stats, HIGH_FD, SEND_BATCH};
 use crate::core::PortId;
 use crate::output::{err, out};
+use crate::{BessRefusal, Error};
 
 /// Queue of connections not accepted yet.
 const BACKLOG: i32 = 128;
@@ -112,47 +111,32 @@ pub fn guest_argument(path: &Path) -> String {
 impl Bess {
     /// Listens on `path`, replacing a stale socket (one nobody listens on)
     /// but nothing else.
-    pub fn open(prog: &str, path: &Path) -> Result<Bess, OpenFailed> {
-        let shown = path.display();
-        let refuse = |why: &str| {
-            err(&format!("{prog}: --bess '{shown}': {why}\n"));
-            OpenFailed
+    pub fn open(prog: &str, path: &Path) -> Result<Bess, Error> {
+        let refuse = |why: BessRefusal| Error::Bess {
+            prog: prog.to_string(),
+            path: path.to_path_buf(),
+            why,
         };
         if path.to_string_lossy().contains(UNNAMEABLE) {
-            return Err(refuse(
-                "a guest cannot name a path with ',' or '=' (vecN:transport=bess,dst=PATH)",
-            ));
+            return Err(refuse(BessRefusal::Unnameable));
         }
         if let Ok(meta) = std::fs::symlink_metadata(path) {
             if !meta.file_type().is_socket() {
-                return Err(refuse("exists and is not a socket"));
+                return Err(refuse(BessRefusal::NotASocket));
             }
         }
-        let (outcome, listener) = bind_with_stale_check(
+        let listener = bind_with_stale_check(
             path,
             |p| seqpacket::listen(p, BACKLOG),
             |p| seqpacket::connect(p).map(drop),
-        );
-        let listener = match (outcome, listener) {
-            (BindOutcome::Bound, Some(l)) => l,
-            (BindOutcome::InUse, _) => {
-                return Err(refuse("another server is attached to this socket"))
-            }
-            _ => {
-                return Err(refuse(
-                    "cannot listen there (or a stale socket there could not be removed)",
-                ))
-            }
-        };
+        )
+        .map_err(|f| refuse(BessRefusal::Bind(f)))?;
         // Kept above the descriptors that are port numbers, so that -tap
         // and the control connections keep the C switch's numbers.
-        let listener = match move_high(listener, HIGH_FD) {
-            Ok(l) => l,
-            Err(e) => {
-                let _ = std::fs::remove_file(path);
-                return Err(refuse(&strerror(&e)));
-            }
-        };
+        let listener = move_high(listener, HIGH_FD).map_err(|e| {
+            let _ = std::fs::remove_file(path);
+            refuse(BessRefusal::MoveHigh(e))
+        })?;
         Ok(Bess {
             path: path.to_path_buf(),
             listener,

@@ -35,15 +35,16 @@ use uml_common::sys::mmsg::SendBatch;
 use uml_common::sys::seqpacket::peer_cred;
 
 use super::backlog::{watch_writable, Backlogs, Kept};
-use super::unix::{bind_with_stale_check, probe_dgram, probe_stream, BindOutcome};
+use super::unix::{bind_with_stale_check, probe_dgram, probe_stream};
 use super::vde;
 use super::{
-    Ctx, Endpoint, EndpointId, Inbox, OpenFailed, Ready, Received, Stats, EAGAIN_COOLDOWN,
-    EAGAIN_PATIENCE, HIGH_FD, SEND_BATCH,
+    Ctx, Endpoint, EndpointId, Inbox, Ready, Received, Stats, EAGAIN_COOLDOWN, EAGAIN_PATIENCE,
+    HIGH_FD, SEND_BATCH,
 };
 use crate::control::{Action, ControlConn, VdeRequest};
 use crate::core::{MacHasher, PortId};
 use crate::output::{err, out};
+use crate::Error;
 
 /// How often request deadlines are checked (and a paused listener is
 /// tried again) while there is something to check.
@@ -128,49 +129,40 @@ impl std::fmt::Debug for Daemon {
 impl Daemon {
     /// Binds the control socket `ctl` and the data socket (the file
     /// `data_path` with `-compat-v0`, else an abstract address), with the
-    /// C switch's stale-socket handling and messages.
-    pub fn open(prog: &str, ctl: &Path, data_path: Option<&Path>) -> Result<Daemon, OpenFailed> {
-        let (ctl_outcome, listener) =
-            bind_with_stale_check(ctl, |p| UnixListener::bind(p), probe_stream);
-        let (data, data_addr) = if let Some(data_path) = data_path {
+    /// C switch's stale-socket handling; on failure, removes what it bound.
+    pub fn open(prog: &str, ctl: &Path, data_path: Option<&Path>) -> Result<Daemon, Error> {
+        let listener = bind_with_stale_check(ctl, |p| UnixListener::bind(p), probe_stream);
+        let (listener, data, data_addr) = if let Some(data_path) = data_path {
             // Both sockets are tried, as in C, so the message covers both.
-            let (data_outcome, data) =
-                bind_with_stale_check(data_path, |p| UnixDatagram::bind(p), probe_dgram);
-            match (listener.is_some(), data) {
-                (true, Some(d)) => {
+            let data = bind_with_stale_check(data_path, |p| UnixDatagram::bind(p), probe_dgram);
+            match (listener, data) {
+                (Ok(l), Ok(d)) => {
                     let addr = SockAddrUn::path(data_path.as_os_str().as_encoded_bytes());
-                    (d, addr)
+                    (l, d, addr)
                 }
-                _ => {
-                    if ctl_outcome == BindOutcome::Bound {
+                (listener, data) => {
+                    let ctl_failure = listener.err().map(Box::new);
+                    let data_failure = data.err().map(Box::new);
+                    if ctl_failure.is_none() {
                         let _ = std::fs::remove_file(ctl);
                     }
-                    if data_outcome == BindOutcome::Bound {
+                    if data_failure.is_none() {
                         let _ = std::fs::remove_file(data_path);
                     }
-                    compat_bind_failure(prog, ctl, data_path, ctl_outcome, data_outcome);
-                    return Err(OpenFailed);
+                    return Err(Error::CompatSockets {
+                        prog: prog.to_string(),
+                        ctl: ctl.to_path_buf(),
+                        data: data_path.to_path_buf(),
+                        ctl_failure,
+                        data_failure,
+                    });
                 }
             }
         } else {
-            match ctl_outcome {
-                BindOutcome::Bound => {}
-                BindOutcome::InUse => {
-                    err(&format!(
-                        "The control socket '{c}' has another server attached to it\n\
-                         You can either\n\tremove '{c}'\n\tor rerun with a different, unused filename for a socket\n",
-                        c = ctl.display()
-                    ));
-                    return Err(OpenFailed);
-                }
-                BindOutcome::CantRemove => {
-                    err(&format!(
-                        "The control socket '{}' exists, isn't used, but couldn't be removed\n",
-                        ctl.display()
-                    ));
-                    return Err(OpenFailed);
-                }
-            }
+            let listener = listener.map_err(|failure| Error::ControlSocket {
+                path: ctl.to_path_buf(),
+                failure,
+            })?;
             let usecs = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.subsec_micros())
@@ -179,27 +171,22 @@ impl Daemon {
             let bound =
                 SocketAddr::from_abstract_name(name).and_then(|a| UnixDatagram::bind_addr(&a));
             match bound {
-                Ok(d) => (d, SockAddrUn::abstract_name(&name)),
+                Ok(d) => (listener, d, SockAddrUn::abstract_name(&name)),
                 Err(e) => {
-                    err(&format!("Binding to data socket: {}\n", strerror(&e)));
                     let _ = std::fs::remove_file(ctl);
-                    return Err(OpenFailed);
+                    return Err(Error::DataSocket(e));
                 }
             }
         };
-        let Some(listener) = listener else {
-            return Err(OpenFailed);
-        };
-        let fail = |what: &str, e: &io::Error| {
-            err(&format!("{what}: {}\n", strerror(e)));
+        let fail = |what: &'static str, source: io::Error| {
             let _ = std::fs::remove_file(ctl);
-            OpenFailed
+            Error::Nonblocking { what, source }
         };
         listener
             .set_nonblocking(true)
-            .map_err(|e| fail("Setting O_NONBLOCK on connection fd", &e))?;
+            .map_err(|e| fail("Setting O_NONBLOCK on connection fd", e))?;
         data.set_nonblocking(true)
-            .map_err(|e| fail("Setting O_NONBLOCK on data fd", &e))?;
+            .map_err(|e| fail("Setting O_NONBLOCK on data fd", e))?;
         let mut tx = SendBatch::new(SEND_BATCH, MAX_FRAME_LEN);
         tx.set_eagain_patience(EAGAIN_PATIENCE, EAGAIN_COOLDOWN);
         Ok(Daemon {
@@ -723,44 +710,4 @@ fn connected_socket(addr: &SockAddrUn) -> Option<OwnedFd> {
     sock.connect_addr(&target).ok()?;
     sock.set_nonblocking(true).ok()?;
     move_high(OwnedFd::from(sock), HIGH_FD).ok()
-}
-
-fn compat_bind_failure(
-    prog: &str,
-    ctl: &Path,
-    data: &Path,
-    ctl_outcome: BindOutcome,
-    data_outcome: BindOutcome,
-) {
-    let (c, d) = (ctl.display(), data.display());
-    let mut msg = String::new();
-    let mut removable = Vec::new();
-    for (kind, path, outcome) in [("control", &c, ctl_outcome), ("data", &d, data_outcome)] {
-        match outcome {
-            BindOutcome::InUse => msg.push_str(&format!(
-                "The {kind} socket '{path}' has another server attached to it\n"
-            )),
-            // A socket nobody uses that could not be removed automatically
-            // is one the user can remove; one in use is not (the C switch
-            // then only suggests other names).
-            BindOutcome::CantRemove => {
-                msg.push_str(&format!(
-                    "The {kind} socket '{path}' exists, isn't used, but couldn't be removed\n"
-                ));
-                removable.push(format!("'{path}'"));
-            }
-            BindOutcome::Bound => {}
-        }
-    }
-    if removable.is_empty() {
-        msg.push_str(&format!(
-            "You should rerun with different, unused filenames for sockets:\n\t{prog} -unix <control> <data>\n\tand run the UMLs with 'eth0=daemon,,unix,<control>,<data>'\n"
-        ));
-    } else {
-        msg.push_str(&format!(
-            "You can either\n\tremove {}\n\tor rerun with different, unused filenames for sockets:\n\t\t{prog} -unix <control> <data>\n\t\tand run the UMLs with 'eth0=daemon,,unix,<control>,<data>\n",
-            removable.join(" and ")
-        ));
-    }
-    err(&msg);
 }

@@ -19,10 +19,10 @@
 //! network namespace without GRE devices that does not interfere.
 
 use uml_common::tunnel::{decode_gre, encode_gre, GreHeader};
-use uml_common::tunnel_opts::{Encap, GreParams, TunnelConfig};
+use uml_common::tunnel_opts::{GreParams, TunnelConfig};
 
 use super::tunnel::{Codec, Reject, Tunnel};
-use super::OpenFailed;
+use crate::Error;
 
 /// The command-line option of this kind.
 pub const OPTION: &str = "--gre";
@@ -94,11 +94,8 @@ impl Codec for GreCodec {
     }
 }
 
-/// Opens the port of `config` (a gre configuration).
-pub fn open(prog: &str, config: &TunnelConfig) -> Result<Tunnel<GreCodec>, OpenFailed> {
-    let Encap::Gre(p) = config.encap else {
-        return Err(OpenFailed);
-    };
+/// Opens the port of `config` (a gre configuration, with its parameters `p`).
+pub fn open(prog: &str, config: &TunnelConfig, p: GreParams) -> Result<Tunnel<GreCodec>, Error> {
     Tunnel::open(prog, OPTION, config, GreCodec::new(p))
 }
 

@@ -19,10 +19,10 @@
 //! opened; the socket, batching and counters are `tunnel.rs`'s.
 
 use uml_common::tunnel::{decode_l2tpv3, encode_l2tpv3, CookieLen, L2tpv3Fields};
-use uml_common::tunnel_opts::{Encap, L2tpv3Params, TunnelConfig};
+use uml_common::tunnel_opts::{L2tpv3Params, TunnelConfig};
 
 use super::tunnel::{Codec, Reject, Tunnel};
-use super::OpenFailed;
+use crate::Error;
 
 /// The command-line option of this kind.
 pub const OPTION: &str = "--l2tpv3";
@@ -98,11 +98,12 @@ impl Codec for L2tpv3Codec {
     }
 }
 
-/// Opens the port of `config` (an l2tpv3 configuration).
-pub fn open(prog: &str, config: &TunnelConfig) -> Result<Tunnel<L2tpv3Codec>, OpenFailed> {
-    let Encap::L2tpv3(p) = config.encap else {
-        return Err(OpenFailed);
-    };
+/// Opens the port of `config` (an l2tpv3 configuration, with its parameters `p`).
+pub fn open(
+    prog: &str,
+    config: &TunnelConfig,
+    p: L2tpv3Params,
+) -> Result<Tunnel<L2tpv3Codec>, Error> {
     Tunnel::open(prog, OPTION, config, L2tpv3Codec::new(p))
 }
 

@@ -31,15 +31,16 @@ use nix::sys::epoll::{Epoll, EpollFlags};
 use uml_common::cli::strerror;
 use uml_common::switch::MAX_FRAME_LEN;
 use uml_common::sys::fd::move_high;
-use uml_common::sys::mcast::{self, McastError};
+use uml_common::sys::mcast;
 use uml_common::sys::mmsg::SendBatch;
 
 use super::{
-    Ctx, Endpoint, Inbox, OpenFailed, Ready, Received, Stats, EAGAIN_COOLDOWN, EAGAIN_PATIENCE,
-    HIGH_FD, SEND_BATCH,
+    Ctx, Endpoint, Inbox, Ready, Received, Stats, EAGAIN_COOLDOWN, EAGAIN_PATIENCE, HIGH_FD,
+    SEND_BATCH,
 };
 use crate::core::PortId;
 use crate::output::err;
+use crate::{Error, McastRefusal};
 
 /// The command-line option of this kind.
 pub const OPTION: &str = "--mcast";
@@ -126,30 +127,20 @@ impl McastConfig {
 /// Checks every `--mcast` value before anything is opened; refuses two
 /// ports on the same group and port (each would receive the other's
 /// frames as a guest's and send them back).
-pub fn check_options(
-    prog: &str,
-    values: &[String],
-) -> Result<Vec<McastConfig>, crate::setup::SetupFailed> {
+pub fn check_options(prog: &str, values: &[String]) -> Result<Vec<McastConfig>, Error> {
     let mut out: Vec<McastConfig> = Vec::new();
     for v in values {
-        let shown = if v.is_empty() {
-            OPTION.to_string()
-        } else {
-            format!("{OPTION}={v}")
-        };
-        let c = match McastConfig::parse(v) {
-            Ok(c) => c,
-            Err(why) => {
-                err(&format!("{prog}: {shown}: {why}\n"));
-                return Err(crate::setup::SetupFailed);
-            }
-        };
+        let c = McastConfig::parse(v).map_err(|why| Error::McastOption {
+            prog: prog.to_string(),
+            value: v.clone(),
+            why,
+        })?;
         if out.iter().any(|o| o.group == c.group && o.port == c.port) {
-            err(&format!(
-                "{prog}: {shown}: group {}:{} given twice (one port serves the whole group)\n",
-                c.group, c.port
-            ));
-            return Err(crate::setup::SetupFailed);
+            return Err(Error::McastTwice {
+                prog: prog.to_string(),
+                value: v.clone(),
+                config: c,
+            });
         }
         out.push(c);
     }
@@ -193,50 +184,28 @@ fn is_own(own: SocketAddrV4, from: Option<SocketAddrV4>) -> bool {
     })
 }
 
-fn describe_error(e: &McastError) -> String {
-    match e {
-        McastError::Join(io) if io.raw_os_error() == Some(libc::ENODEV) => format!(
-            "cannot join the group: {} (no route to it: add one, e.g. ip route add \
-             224.0.0.0/4 dev IFACE; the guests need it too)",
-            strerror(io)
-        ),
-        McastError::Connect(io) if io.raw_os_error() == Some(libc::ENETUNREACH) => format!(
-            "cannot send to the group: {} (no route to it: add one, e.g. ip route add \
-             224.0.0.0/4 dev IFACE; the guests need it too)",
-            strerror(io)
-        ),
-        McastError::Socket(io) => format!("socket: {}", strerror(io)),
-        McastError::Option(what, io) => format!("setsockopt {what}: {}", strerror(io)),
-        McastError::Bind(io) => format!("cannot bind: {}", strerror(io)),
-        McastError::Join(io) => format!("cannot join the group: {}", strerror(io)),
-        McastError::Connect(io) => format!("cannot send to the group: {}", strerror(io)),
-    }
-}
-
 impl Mcast {
-    /// Joins the group of `config` (refusing with a message on stderr).
-    pub fn open(prog: &str, config: &McastConfig) -> Result<Mcast, OpenFailed> {
-        let refuse = |why: String| {
-            err(&format!(
-                "{prog}: {OPTION}={},{},{}: {why}\n",
-                config.group, config.port, config.ttl
-            ));
-            OpenFailed
+    /// Joins the group of `config`.
+    pub fn open(prog: &str, config: &McastConfig) -> Result<Mcast, Error> {
+        let refuse = |why: McastRefusal| Error::Mcast {
+            prog: prog.to_string(),
+            config: *config,
+            why,
         };
         let rx = mcast::open_receiver(config.group, config.port)
-            .map_err(|e| refuse(describe_error(&e)))?;
+            .map_err(|e| refuse(McastRefusal::Open(e)))?;
         let tx_sock = mcast::open_sender(config.group, config.port, config.ttl)
-            .map_err(|e| refuse(describe_error(&e)))?;
+            .map_err(|e| refuse(McastRefusal::Open(e)))?;
         let own = match tx_sock.local_addr() {
             Ok(SocketAddr::V4(a)) => a,
-            Ok(other) => return Err(refuse(format!("unexpected local address {other}"))),
-            Err(e) => return Err(refuse(format!("getsockname: {}", strerror(&e)))),
+            Ok(other) => return Err(refuse(McastRefusal::UnexpectedLocal(other))),
+            Err(e) => return Err(refuse(McastRefusal::Getsockname(e))),
         };
         // Above the descriptors that are port numbers, so that -tap and the
         // control connections keep the C switch's numbers.
         let high = |s: UdpSocket| move_high(OwnedFd::from(s), HIGH_FD);
-        let rx = high(rx).map_err(|e| refuse(strerror(&e)))?;
-        let tx_sock = high(tx_sock).map_err(|e| refuse(strerror(&e)))?;
+        let rx = high(rx).map_err(|e| refuse(McastRefusal::MoveHigh(e)))?;
+        let tx_sock = high(tx_sock).map_err(|e| refuse(McastRefusal::MoveHigh(e)))?;
         let mut tx = SendBatch::new(SEND_BATCH, MAX_FRAME_LEN);
         tx.set_eagain_patience(EAGAIN_PATIENCE, EAGAIN_COOLDOWN);
         Ok(Mcast {

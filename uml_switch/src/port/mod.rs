@@ -53,9 +53,10 @@ use std::time::{Duration, Instant};
 
 use nix::sys::epoll::{Epoll, EpollEvent, EpollFlags};
 use uml_common::sys::mmsg::RecvBatch;
-use uml_common::tunnel_opts::{TunnelConfig, TunnelKind};
+use uml_common::tunnel_opts::{Encap, TunnelConfig};
 
 use crate::core::{MacTable, PortId};
+use crate::Error;
 
 /// Lowest descriptor number of descriptors users never see (the event
 /// loop's own, per-port sending sockets): ports keep the descriptor
@@ -130,14 +131,11 @@ pub enum PortSpec {
     Mcast(mcast::McastConfig),
 }
 
-/// Why an endpoint could not be opened; the message has been printed.
-#[derive(Debug)]
-pub struct OpenFailed;
-
-/// Opens the endpoint `spec` describes (binding its sockets, printing the
-/// C switch's messages). `Ok(None)`: the kind is optional and could not be
-/// opened (a tap); the switch runs without it.
-pub fn open(prog: &str, spec: &PortSpec) -> Result<Option<Box<dyn Endpoint>>, OpenFailed> {
+/// Opens the endpoint `spec` describes (binding its sockets). `Ok(None)`:
+/// the kind is optional and could not be opened (a tap: the warning has
+/// been printed); the switch runs without it. The error says why a port
+/// the switch cannot run without could not be opened (not printed).
+pub fn open(prog: &str, spec: &PortSpec) -> Result<Option<Box<dyn Endpoint>>, Error> {
     match spec {
         PortSpec::Daemon { ctl, data } => Ok(Some(Box::new(daemon::Daemon::open(
             prog,
@@ -148,9 +146,9 @@ pub fn open(prog: &str, spec: &PortSpec) -> Result<Option<Box<dyn Endpoint>>, Op
             Ok(tap::Tap::open(name).map(|t| Box::new(t) as Box<dyn Endpoint>))
         }
         PortSpec::Bess { path } => Ok(Some(Box::new(bess::Bess::open(prog, path)?))),
-        PortSpec::Tunnel(config) => Ok(Some(match config.kind {
-            TunnelKind::L2tpv3 => Box::new(l2tpv3::open(prog, config)?),
-            TunnelKind::Gre => Box::new(gre::open(prog, config)?),
+        PortSpec::Tunnel(config) => Ok(Some(match config.encap {
+            Encap::L2tpv3(p) => Box::new(l2tpv3::open(prog, config, p)?),
+            Encap::Gre(p) => Box::new(gre::open(prog, config, p)?),
         })),
         PortSpec::Raw { ifname } => Ok(Some(Box::new(raw::Raw::open(prog, ifname)?))),
         PortSpec::Mcast(config) => Ok(Some(Box::new(mcast::Mcast::open(prog, config)?))),

@@ -46,11 +46,12 @@ use uml_common::sys::packet::{self, PacketBatch, PacketError, VlanTag};
 
 use super::offload::{complete_checksum, OffloadError, Tso, VnetHdr, F_NEEDS_CSUM, VNET_HDR_LEN};
 use super::{
-    Ctx, Endpoint, Inbox, OpenFailed, Ready, Received, Stats, EAGAIN_COOLDOWN, EAGAIN_PATIENCE,
-    HIGH_FD, SEND_BATCH,
+    Ctx, Endpoint, Inbox, Ready, Received, Stats, EAGAIN_COOLDOWN, EAGAIN_PATIENCE, HIGH_FD,
+    SEND_BATCH,
 };
 use crate::core::PortId;
 use crate::output::err;
+use crate::{Error, RawRefusal};
 
 /// The command-line option of this kind.
 pub const OPTION: &str = "--raw";
@@ -228,50 +229,23 @@ fn complete(
 }
 
 impl Raw {
-    /// Opens the packet socket on `ifname` (refusing with a message on
-    /// stderr).
-    pub fn open(prog: &str, ifname: &str) -> Result<Raw, OpenFailed> {
-        let refuse = |why: String| {
-            err(&format!("{prog}: {OPTION} '{ifname}': {why}\n"));
-            OpenFailed
+    /// Opens the packet socket on `ifname`. An interface that is down is
+    /// a warning (printed here): frames flow once it is up.
+    pub fn open(prog: &str, ifname: &str) -> Result<Raw, Error> {
+        let refuse = |why: RawRefusal| Error::Raw {
+            prog: prog.to_string(),
+            ifname: ifname.to_string(),
+            why,
         };
-        let ps = match packet::open(ifname) {
-            Ok(s) => s,
-            Err(PacketError::BadName) => {
-                return Err(refuse(
-                    "not an interface name (1 to 15 bytes, no NUL)".to_string(),
-                ))
-            }
-            Err(PacketError::NoDevice(_)) => {
-                return Err(refuse(
-                    "no such interface in this network namespace (create it first, e.g. \
-                     ip link add NAME type veth peer name OTHER, or tunctl -t NAME)"
-                        .to_string(),
-                ))
-            }
-            Err(PacketError::Socket(e)) if e.raw_os_error() == Some(libc::EPERM) => {
-                return Err(refuse(format!(
-                    "cannot open an AF_PACKET socket: {} (raw ports need CAP_NET_RAW: run the \
-                     switch as root or give it that capability)",
-                    strerror(&e)
-                )))
-            }
-            Err(PacketError::Socket(e)) => {
-                return Err(refuse(format!(
-                    "cannot open an AF_PACKET socket: {}",
-                    strerror(&e)
-                )))
-            }
-            Err(PacketError::Option(what, e)) => {
-                return Err(refuse(format!("setsockopt {what}: {}", strerror(&e))))
-            }
-            Err(PacketError::Bind(e)) => {
-                return Err(refuse(format!(
-                    "cannot bind to the interface: {}",
-                    strerror(&e)
-                )))
-            }
-        };
+        let ps = packet::open(ifname).map_err(|e| {
+            refuse(match e {
+                PacketError::BadName => RawRefusal::BadName,
+                PacketError::NoDevice(_) => RawRefusal::NoDevice,
+                PacketError::Socket(e) => RawRefusal::Socket(e),
+                PacketError::Option(what, e) => RawRefusal::Option(what, e),
+                PacketError::Bind(e) => RawRefusal::Bind(e),
+            })
+        })?;
         let if_mtu = packet::interface_mtu(ps.fd.as_fd(), ifname).unwrap_or(1500);
         if !packet::interface_is_up(ps.fd.as_fd(), ifname).unwrap_or(true) {
             err(&format!(
@@ -282,11 +256,11 @@ impl Raw {
         let guest_argument = guest_argument(ifname, ps.ifindex);
         // Above the descriptors that are port numbers, so that -tap and the
         // control connections keep the C switch's numbers.
-        let sock = move_high(ps.fd, HIGH_FD).map_err(|e| refuse(strerror(&e)))?;
+        let sock = move_high(ps.fd, HIGH_FD).map_err(|e| refuse(RawRefusal::MoveHigh(e)))?;
         let wake = EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)
             .map_err(io::Error::from)
             .and_then(|fd| move_high(OwnedFd::from(fd), HIGH_FD))
-            .map_err(|e| refuse(format!("eventfd: {}", strerror(&e))))?;
+            .map_err(|e| refuse(RawRefusal::Eventfd(e)))?;
         let mut tx = SendBatch::new(SEND_BATCH, MAX_FRAME_LEN + VNET_HDR_LEN);
         tx.set_eagain_patience(EAGAIN_PATIENCE, EAGAIN_COOLDOWN);
         Ok(Raw {

@@ -33,11 +33,12 @@ use uml_common::tunnel::{decode_ipv4, IPV4_MAX_HEADER, L2TPV3_MAX_HEADER};
 use uml_common::tunnel_opts::{parse_tunnel_with_mtu, Carrier, TunnelConfig, TunnelKind};
 
 use super::{
-    Ctx, Endpoint, Inbox, OpenFailed, Ready, Received, Stats, EAGAIN_COOLDOWN, EAGAIN_PATIENCE,
-    HIGH_FD, SEND_BATCH,
+    Ctx, Endpoint, Inbox, Ready, Received, Stats, EAGAIN_COOLDOWN, EAGAIN_PATIENCE, HIGH_FD,
+    SEND_BATCH,
 };
 use crate::core::PortId;
 use crate::output::err;
+use crate::{Error, TunnelRefusal};
 
 /// Room for a tunnel header (the longest: L2TPv3 over UDP with a 64-bit
 /// cookie and a counter; GRE headers are shorter).
@@ -52,35 +53,37 @@ pub fn option_name(kind: TunnelKind) -> &'static str {
 }
 
 /// Checks every `--l2tpv3`/`--gre` option (the guest's options, see
-/// `docs/vector.md` §4, §5) before anything is opened: refuses, with a message
-/// on stderr, any a guest would panic on or misread, and two ports that
-/// would share a socket address.
+/// `docs/vector.md` §4, §5) before anything is opened: refuses any a
+/// guest would panic on or misread, and two ports that would share a
+/// socket address.
 pub fn check_options(
     prog: &str,
     options: &[(TunnelKind, String)],
     max_mtu: u32,
-) -> Result<Vec<TunnelConfig>, crate::setup::SetupFailed> {
+) -> Result<Vec<TunnelConfig>, Error> {
     let mut configs: Vec<TunnelConfig> = Vec::with_capacity(options.len());
     for (i, (kind, value)) in options.iter().enumerate() {
-        let option = option_name(*kind);
-        let config = match parse_tunnel_with_mtu(*kind, value, max_mtu) {
-            Ok(c) => c,
-            Err(e) => {
-                err(&format!("{prog}: {option} '{value}': {e}\n"));
-                return Err(crate::setup::SetupFailed);
-            }
-        };
+        let config =
+            parse_tunnel_with_mtu(*kind, value, max_mtu).map_err(|reason| Error::TunnelOption {
+                prog: prog.to_string(),
+                kind: *kind,
+                value: value.clone(),
+                reason,
+            })?;
         if let Some((j, why)) = configs
             .iter()
             .enumerate()
             .find_map(|(j, c)| config.conflict(c).map(|why| (j, why)))
         {
             let (other_kind, other_value) = &options[j];
-            err(&format!(
-                "{prog}: {option} '{value}' and {} '{other_value}': {why}\n",
-                option_name(*other_kind)
-            ));
-            return Err(crate::setup::SetupFailed);
+            return Err(Error::TunnelConflict {
+                prog: prog.to_string(),
+                kind: *kind,
+                value: value.clone(),
+                other_kind: *other_kind,
+                other_value: other_value.clone(),
+                why,
+            });
         }
         debug_assert_eq!(configs.len(), i);
         configs.push(config);
@@ -207,70 +210,53 @@ fn is_unreachable(e: &io::Error) -> bool {
 }
 
 impl<C: Codec> Tunnel<C> {
-    /// Opens the socket of `config` (refusing with a message on stderr).
+    /// Opens the socket of `config`.
     pub fn open(
         prog: &str,
         option: &'static str,
         config: &TunnelConfig,
         codec: C,
-    ) -> Result<Tunnel<C>, OpenFailed> {
-        let refuse = |why: String| {
-            err(&format!(
-                "{prog}: {option} '{}': {why}\n",
-                config.guest_argument(config.local.port())
-            ));
-            OpenFailed
+    ) -> Result<Tunnel<C>, Error> {
+        let refuse = |why: TunnelRefusal| Error::Tunnel {
+            prog: prog.to_string(),
+            option,
+            argument: config.guest_argument(config.local.port()),
+            why,
         };
         let kind = match config.carrier {
             Carrier::Udp => IpSocketKind::Udp,
             Carrier::Raw(p) => IpSocketKind::Raw(p),
         };
-        let sock = match ipsock::open_connected(kind, config.local, config.guest) {
-            Ok(s) => s,
-            Err(IpSocketError::Socket(e)) if e.raw_os_error() == Some(libc::EPERM) => {
-                return Err(refuse(format!(
-                    "cannot open a raw IP socket: {} ({} needs CAP_NET_RAW: run the switch \
-                     as root or give it that capability; only l2tpv3 with udp=1 needs none)",
-                    strerror(&e),
-                    match config.carrier {
-                        Carrier::Raw(115) => "L2TPv3 over IP",
-                        _ => "GRE",
+        let sock = ipsock::open_connected(kind, config.local, config.guest).map_err(|e| {
+            refuse(match e {
+                IpSocketError::Socket(error) if error.raw_os_error() == Some(libc::EPERM) => {
+                    TunnelRefusal::RawSocketDenied {
+                        protocol: match config.carrier {
+                            Carrier::Raw(115) => "L2TPv3 over IP",
+                            _ => "GRE",
+                        },
+                        error,
                     }
-                )))
-            }
-            Err(IpSocketError::Socket(e)) => {
-                return Err(refuse(format!("cannot open a socket: {}", strerror(&e))))
-            }
-            Err(IpSocketError::Bind(e)) => {
-                let hint = match e.raw_os_error() {
-                    Some(libc::EADDRNOTAVAIL) => {
-                        " (the switch binds the guest's dst=, which must be an address of \
-                         this host)"
-                    }
-                    Some(libc::EADDRINUSE) => " (another program uses this dstport)",
-                    _ => "",
-                };
-                let at = match config.carrier {
-                    Carrier::Udp => config.local.to_string(),
-                    Carrier::Raw(_) => config.local.ip().to_string(),
-                };
-                return Err(refuse(format!("cannot bind {at}: {}{hint}", strerror(&e))));
-            }
-            Err(IpSocketError::Connect(e)) => {
-                return Err(refuse(format!(
-                    "cannot connect to the guest's address {}: {}",
-                    config.guest,
-                    strerror(&e)
-                )))
-            }
-        };
-        let local = match ipsock::local_addr(sock.as_fd()) {
-            Ok(a) => a,
-            Err(e) => return Err(refuse(format!("getsockname: {}", strerror(&e)))),
-        };
+                }
+                IpSocketError::Socket(e) => TunnelRefusal::Socket(e),
+                IpSocketError::Bind(error) => TunnelRefusal::Bind {
+                    at: match config.carrier {
+                        Carrier::Udp => config.local.to_string(),
+                        Carrier::Raw(_) => config.local.ip().to_string(),
+                    },
+                    error,
+                },
+                IpSocketError::Connect(error) => TunnelRefusal::Connect {
+                    guest: config.guest,
+                    error,
+                },
+            })
+        })?;
+        let local =
+            ipsock::local_addr(sock.as_fd()).map_err(|e| refuse(TunnelRefusal::Getsockname(e)))?;
         // Above the descriptors that are port numbers, so that -tap and
         // the control connections keep the C switch's numbers.
-        let sock = move_high(sock, HIGH_FD).map_err(|e| refuse(strerror(&e)))?;
+        let sock = move_high(sock, HIGH_FD).map_err(|e| refuse(TunnelRefusal::MoveHigh(e)))?;
         let mut tx = SendBatch::new(SEND_BATCH, MAX_FRAME_LEN + MAX_HEADER);
         tx.set_eagain_patience(EAGAIN_PATIENCE, EAGAIN_COOLDOWN);
         Ok(Tunnel {
