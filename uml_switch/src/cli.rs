@@ -166,7 +166,7 @@ pub struct Parsed {
     pub options: Option<Options>,
 }
 
-/// Parses `args` (without argv[0]); `prog` is argv[0] as invoked.
+/// Parses `args` (without `argv[0]`); `prog` is `argv[0]` as invoked.
 pub fn parse(prog: &str, args: &[OsString]) -> Parsed {
     let mut notices = Vec::new();
     let mut o = Options {

@@ -32,7 +32,7 @@ pub mod signals;
 
 use std::ffi::OsString;
 
-pub use error::{BessRefusal, Error, McastRefusal, RawRefusal, TunnelRefusal};
+pub use error::{BessRefusal, BindFailure, Error, McastRefusal, RawRefusal, TunnelRefusal};
 use server::Exit;
 
 /// The program: `args` is argv (program name first). Returns the exit
