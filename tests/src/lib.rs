@@ -16,7 +16,9 @@
 //! * [`run_with_timeout`]: run a client with a hard deadline;
 //! * [`mconsole_request`] and [`NotifyListener`]: a raw mconsole client and
 //!   notification socket built on `uml_common`;
-//! * [`workspace_bin`]: the path of a binary built from this workspace.
+//! * [`workspace_bin`]: the path of a binary built from this workspace;
+//! * [`diff`]: run Debian's C tool and ours the same way and compare what
+//!   they print and how they end.
 //!
 //! Every wait in here is bounded. Helpers that can only fail because the
 //! test machine is broken panic with a message saying what to do; helpers
@@ -24,6 +26,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod diff;
 mod mconsole;
 mod netns;
 mod process;

@@ -14,49 +14,36 @@
 use std::fs::{self, File};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, UNIX_EPOCH};
 
+use uml_integration_tests::diff::{self, Differential, Side, Side::Ours, Side::C};
 use uml_integration_tests::sparse::{assert_never_less_sparse, assert_same_allocation};
 use uml_integration_tests::uml_common::cow::{Geometry, Header, Version};
-use uml_integration_tests::{require, run_with_timeout, workspace_bin, Requirement, RunOutput};
+use uml_integration_tests::{require, workspace_bin, Requirement, RunOutput};
 
 const LIMIT: Duration = Duration::from_secs(60);
 /// 2020-01-02 03:04:05 UTC, the spec's backing-file mtime.
 const MTIME: u64 = 1_577_934_245;
 
-/// Runs `tool` (C: `/usr/bin/<tool>`, else ours) in `cwd` with argv[0] =
-/// the tool's name.
-fn run(c: bool, tool: &str, cwd: &Path, args: &[&str]) -> RunOutput {
-    let bin = if c {
-        PathBuf::from("/usr/bin").join(tool)
-    } else {
-        workspace_bin(tool)
-    };
-    let mut cmd = Command::new(&bin);
-    cmd.arg0(tool).args(args).current_dir(cwd);
-    let out = run_with_timeout(&mut cmd, LIMIT);
-    assert!(!out.timed_out, "{} {args:?} timed out", bin.display());
-    out
+/// `tool`, Debian's (`/usr/bin/<tool>`) and ours, run in `cwd` with
+/// argv[0] = the tool's name.
+fn cow_tool(tool: &str, cwd: &Path) -> Differential<'static> {
+    Differential::new(Path::new("/usr/bin").join(tool), tool)
+        .arg0(tool)
+        .current_dir(cwd)
+        .limit(LIMIT)
 }
 
-/// Runs both and asserts equal stdout, stderr and status.
+/// Runs one side of [`cow_tool`].
+fn run(side: Side, tool: &str, cwd: &Path, args: &[&str]) -> RunOutput {
+    cow_tool(tool, cwd).run(side, args)
+}
+
+/// Runs both and asserts equal stdout, stderr and status; returns ours.
 fn same(tool: &str, cwd: &Path, args: &[&str]) -> RunOutput {
-    let theirs = run(true, tool, cwd, args);
-    let ours = run(false, tool, cwd, args);
-    assert_eq!(
-        (ours.stdout_str(), ours.stderr_str(), ours.code, ours.signal),
-        (
-            theirs.stdout_str(),
-            theirs.stderr_str(),
-            theirs.code,
-            theirs.signal
-        ),
-        "{tool} {args:?}: ours (left) vs C (right)"
-    );
-    ours
+    cow_tool(tool, cwd).same(args)
 }
 
 fn set_mtime(path: &Path, secs: u64) {
@@ -120,13 +107,10 @@ fn mkcow_usage_and_errors_match() {
     // the same texts (C leaves the empty COW file; we remove it).
     let long = "a".repeat(5000);
     for (cow, back) in [("long1.cow", long.as_str()), ("long2.cow", "nodir/x")] {
-        let theirs = run(true, "uml_mkcow", &d, &[cow, back]);
+        let theirs = run(C, "uml_mkcow", &d, &[cow, back]);
         fs::remove_file(d.join(cow)).unwrap();
-        let ours = run(false, "uml_mkcow", &d, &[cow, back]);
-        assert_eq!(
-            (ours.stdout_str(), ours.stderr_str(), ours.code),
-            (theirs.stdout_str(), theirs.stderr_str(), theirs.code)
-        );
+        let ours = run(Ours, "uml_mkcow", &d, &[cow, back]);
+        diff::assert_same(&format!("uml_mkcow {cow} {back}"), &theirs, &ours);
         assert!(!d.join(cow).exists());
     }
 }
@@ -137,14 +121,14 @@ fn mkcow_missing_backing_is_reported_truthfully() {
         return;
     }
     let (_g, d) = dir();
-    let theirs = run(true, "uml_mkcow", &d, &["c.cow", "missing.img"]);
+    let theirs = run(C, "uml_mkcow", &d, &["c.cow", "missing.img"]);
     assert_eq!(theirs.code, Some(1));
     assert_eq!(
         theirs.stderr_str(),
         "write_cow_header: Operation not permitted\n"
     );
     assert_eq!(fs::metadata(d.join("c.cow")).unwrap().len(), 0);
-    let ours = run(false, "uml_mkcow", &d, &["o.cow", "missing.img"]);
+    let ours = run(Ours, "uml_mkcow", &d, &["o.cow", "missing.img"]);
     assert_eq!(ours.code, Some(1));
     assert_eq!(
         ours.stdout_str(),
@@ -191,8 +175,8 @@ fn mkcow_writes_the_same_bytes() {
     ] {
         n += 1;
         let (c, o) = (d.join(format!("c{n}.cow")), d.join(format!("o{n}.cow")));
-        let theirs = run(true, "uml_mkcow", &cwd, &[s(&c), &back]);
-        let ours = run(false, "uml_mkcow", &cwd, &[s(&o), &back]);
+        let theirs = run(C, "uml_mkcow", &cwd, &[s(&c), &back]);
+        let ours = run(Ours, "uml_mkcow", &cwd, &[s(&o), &back]);
         assert_eq!(
             (theirs.code, ours.code),
             (Some(0), Some(0)),
@@ -214,11 +198,11 @@ fn mkcow_writes_the_same_bytes() {
     assert_eq!(ob.len(), 1_060_864);
     // -f over an existing file: same header, same size.
     assert_eq!(
-        run(true, "uml_mkcow", &d, &["-f", "c1.cow", "back.img"]).code,
+        run(C, "uml_mkcow", &d, &["-f", "c1.cow", "back.img"]).code,
         Some(0)
     );
     assert_eq!(
-        run(false, "uml_mkcow", &d, &["-f", "o1.cow", "back.img"]).code,
+        run(Ours, "uml_mkcow", &d, &["-f", "o1.cow", "back.img"]).code,
         Some(0)
     );
     assert!(fs::read(d.join("c1.cow")).unwrap() == fs::read(d.join("o1.cow")).unwrap());
@@ -292,9 +276,9 @@ fn moo_usage_and_header_errors_match() {
         assert!(out.stderr_str().starts_with("uml_moo usage:\n"));
     }
     // `-d` alone: C crashes, we print the usage.
-    let theirs = run(true, "uml_moo", &d, &["-d"]);
+    let theirs = run(C, "uml_moo", &d, &["-d"]);
     assert_eq!(theirs.signal, Some(11));
-    let ours = run(false, "uml_moo", &d, &["-d"]);
+    let ours = run(Ours, "uml_moo", &d, &["-d"]);
     assert_eq!(ours.code, Some(1));
     assert_eq!(ours.stderr, same("uml_moo", &d, &[]).stderr);
 
@@ -418,13 +402,9 @@ fn moo_merges_are_byte_identical() {
             x % 5 == 0 || (i.wrapping_mul(seed) >> 3) % 97 == 0
         });
         let (c_out, o_out) = (d.join(format!("c{n}.img")), d.join(format!("o{n}.img")));
-        let theirs = run(true, "uml_moo", &d, &[name, s(&c_out)]);
-        let ours = run(false, "uml_moo", &d, &[name, s(&o_out)]);
-        assert_eq!(
-            (ours.stdout_str(), ours.stderr_str(), ours.code),
-            (theirs.stdout_str(), theirs.stderr_str(), theirs.code),
-            "{name}"
-        );
+        let theirs = run(C, "uml_moo", &d, &[name, s(&c_out)]);
+        let ours = run(Ours, "uml_moo", &d, &[name, s(&o_out)]);
+        diff::assert_same(&format!("uml_moo {name} OUT"), &theirs, &ours);
         assert_eq!(ours.code, Some(0), "{name}: {ours}");
         let (cb, ob) = (fs::read(&c_out).unwrap(), fs::read(&o_out).unwrap());
         assert!(cb == ob, "{name}: merged images differ");
@@ -447,12 +427,9 @@ fn moo_merges_are_byte_identical() {
                 .unwrap();
             set_mtime(p, MTIME);
         }
-        let theirs = run(true, "uml_moo", &d, &["-d", "-b", s(&cc), name]);
-        let ours = run(false, "uml_moo", &d, &["-d", "-b", s(&oc), name]);
-        assert_eq!(
-            (ours.stdout_str(), ours.stderr_str(), ours.code),
-            (theirs.stdout_str(), theirs.stderr_str(), theirs.code)
-        );
+        let theirs = run(C, "uml_moo", &d, &["-d", "-b", s(&cc), name]);
+        let ours = run(Ours, "uml_moo", &d, &["-d", "-b", s(&oc), name]);
+        diff::assert_same(&format!("uml_moo -d -b COPY {name}"), &theirs, &ours);
         let (cb, obb) = (fs::read(&cc).unwrap(), fs::read(&oc).unwrap());
         assert!(cb == obb, "{name}: -d results differ");
         assert!(obb.starts_with(&ob), "{name}: -d is not the merge");
@@ -486,8 +463,8 @@ fn moo_on_truncated_cow_files() {
         (g.data_offset as usize + 512, "Reading data"),
     ] {
         fs::write(d.join("t.cow"), &full[..cut]).unwrap();
-        let theirs = run(true, "uml_moo", &d, &["t.cow", "c.img"]);
-        let ours = run(false, "uml_moo", &d, &["t.cow", "o.img"]);
+        let theirs = run(C, "uml_moo", &d, &["t.cow", "c.img"]);
+        let ours = run(Ours, "uml_moo", &d, &["t.cow", "o.img"]);
         assert_eq!(theirs.stderr_str(), format!("{prefix}: Success\n"));
         assert_eq!(
             ours.stderr_str(),
@@ -501,9 +478,9 @@ fn moo_on_truncated_cow_files() {
         let mut b = full.clone();
         b[off..off + 4].fill(0);
         fs::write(d.join("z.cow"), &b).unwrap();
-        let theirs = run(true, "uml_moo", &d, &["z.cow", "c.img"]);
+        let theirs = run(C, "uml_moo", &d, &["z.cow", "c.img"]);
         assert_eq!(theirs.signal, Some(8));
-        let ours = run(false, "uml_moo", &d, &["z.cow", "o.img"]);
+        let ours = run(Ours, "uml_moo", &d, &["z.cow", "o.img"]);
         assert_eq!(ours.code, Some(1));
         assert_eq!(
             ours.stdout_str(),
@@ -554,7 +531,7 @@ fn moo_survives_garbage() {
         } else {
             &["-b", "back.img", "g.cow", "o.img"]
         };
-        let out = run(false, "uml_moo", &d, args);
+        let out = run(Ours, "uml_moo", &d, args);
         assert!(
             out.signal.is_none() && matches!(out.code, Some(0 | 1)),
             "round {round}: {out}"
@@ -673,18 +650,18 @@ fn moo_refuses_files_a_guest_holds() {
         let cow_lock = LockHolder::new("write", &[&d.join("a.cow")]);
         let _back_lock = LockHolder::new("read", &[&back]);
         let line = in_use_line("COW file", "a.cow", cow_lock.pid(), "write");
-        assert_refused(&run(false, "uml_moo", &d, &["a.cow", "out"]), &line);
-        assert_refused(&run(false, "uml_moo", &d, &["-d", "a.cow"]), &line);
+        assert_refused(&run(Ours, "uml_moo", &d, &["a.cow", "out"]), &line);
+        assert_refused(&run(Ours, "uml_moo", &d, &["-d", "a.cow"]), &line);
         unchanged("refusals");
         // --ignore-locks (anywhere) merges as Debian's does.
         let ours = run(
-            false,
+            Ours,
             "uml_moo",
             &d,
             &["a.cow", "--ignore-locks", "ours.img"],
         );
         assert!(ours.success() && ours.stderr.is_empty(), "{ours}");
-        let theirs = run(true, "uml_moo", &d, &["a.cow", "c.img"]);
+        let theirs = run(C, "uml_moo", &d, &["a.cow", "c.img"]);
         assert!(theirs.success(), "{theirs}");
         assert_eq!(
             fs::read(d.join("ours.img")).unwrap(),
@@ -698,7 +675,7 @@ fn moo_refuses_files_a_guest_holds() {
     // header gives.
     {
         let back_lock = LockHolder::new("read", &[&back]);
-        let out = run(false, "uml_moo", &d, &["a.cow", "new.img"]);
+        let out = run(Ours, "uml_moo", &d, &["a.cow", "new.img"]);
         assert!(out.success() && out.stderr.is_empty(), "{out}");
         assert_eq!(
             fs::read(d.join("new.img")).unwrap(),
@@ -710,14 +687,14 @@ fn moo_refuses_files_a_guest_holds() {
             back_lock.pid(),
             "read",
         );
-        assert_refused(&run(false, "uml_moo", &d, &["-d", "a.cow"]), &line);
+        assert_refused(&run(Ours, "uml_moo", &d, &["-d", "a.cow"]), &line);
         let copy = d.join("copy.img");
         fs::copy(&back, &copy).unwrap();
         set_mtime(&copy, MTIME);
         let copy_lock = LockHolder::new("read", &[&copy]);
         let line = in_use_line("backing file", "copy.img", copy_lock.pid(), "read");
         assert_refused(
-            &run(false, "uml_moo", &d, &["-d", "-b", "copy.img", "a.cow"]),
+            &run(Ours, "uml_moo", &d, &["-d", "-b", "copy.img", "a.cow"]),
             &line,
         );
         unchanged("in-place refusals");
@@ -729,18 +706,18 @@ fn moo_refuses_files_a_guest_holds() {
         fs::write(&disk, b"a guest's disk").unwrap();
         let disk_lock = LockHolder::new("write", &[&disk]);
         let line = in_use_line("output file", "disk.img", disk_lock.pid(), "write");
-        assert_refused(&run(false, "uml_moo", &d, &["a.cow", "disk.img"]), &line);
+        assert_refused(&run(Ours, "uml_moo", &d, &["a.cow", "disk.img"]), &line);
         assert_eq!(fs::read(&disk).unwrap(), b"a guest's disk");
         drop(disk_lock);
         let read_lock = LockHolder::new("read", &[&disk]);
         let line = in_use_line("output file", "disk.img", read_lock.pid(), "read");
-        assert_refused(&run(false, "uml_moo", &d, &["a.cow", "disk.img"]), &line);
+        assert_refused(&run(Ours, "uml_moo", &d, &["a.cow", "disk.img"]), &line);
         assert_eq!(fs::read(&disk).unwrap(), b"a guest's disk");
     }
     unchanged("everything");
 
     // Unlocked again: the in-place merge proceeds.
-    let out = run(false, "uml_moo", &d, &["-d", "a.cow"]);
+    let out = run(Ours, "uml_moo", &d, &["-d", "a.cow"]);
     assert!(out.success(), "{out}");
     assert_eq!(fs::read(&back).unwrap(), fs::read(d.join("c.img")).unwrap());
 }
@@ -755,7 +732,7 @@ fn mkcow_refuses_files_a_guest_holds() {
     fs::write(&back, Rng(9).bytes(1 << 20)).unwrap();
     set_mtime(&back, MTIME);
     let ok = |args: &[&str]| {
-        let out = run(false, "uml_mkcow", &d, args);
+        let out = run(Ours, "uml_mkcow", &d, args);
         assert!(out.success() && out.stderr.is_empty(), "{args:?}: {out}");
     };
     ok(&["a.cow", "back.img"]);
@@ -768,7 +745,7 @@ fn mkcow_refuses_files_a_guest_holds() {
         let lock = LockHolder::new("write", &[&cow]);
         let line = in_use_line("COW file", "a.cow", lock.pid(), "write");
         assert_refused(
-            &run(false, "uml_mkcow", &d, &["-f", "a.cow", "back.img"]),
+            &run(Ours, "uml_mkcow", &d, &["-f", "a.cow", "back.img"]),
             &line,
         );
         assert_eq!(state(&cow), before);
@@ -783,7 +760,7 @@ fn mkcow_refuses_files_a_guest_holds() {
         let lock = LockHolder::new("read", &[&cow]);
         let line = in_use_line("COW file", "a.cow", lock.pid(), "read");
         assert_refused(
-            &run(false, "uml_mkcow", &d, &["-f", "a.cow", "back.img"]),
+            &run(Ours, "uml_mkcow", &d, &["-f", "a.cow", "back.img"]),
             &line,
         );
         assert_eq!(state(&cow), before);
@@ -795,10 +772,10 @@ fn mkcow_refuses_files_a_guest_holds() {
     {
         let lock = LockHolder::new("write", &[&back]);
         let line = in_use_line("backing file", "back.img", lock.pid(), "write");
-        assert_refused(&run(false, "uml_mkcow", &d, &["b.cow", "back.img"]), &line);
+        assert_refused(&run(Ours, "uml_mkcow", &d, &["b.cow", "back.img"]), &line);
         assert!(!d.join("b.cow").exists());
         assert_refused(
-            &run(false, "uml_mkcow", &d, &["-f", "a.cow", "back.img"]),
+            &run(Ours, "uml_mkcow", &d, &["-f", "a.cow", "back.img"]),
             &line,
         );
     }
@@ -807,7 +784,7 @@ fn mkcow_refuses_files_a_guest_holds() {
     {
         let _lock = LockHolder::new("read", &[&back]);
         ok(&["b.cow", "back.img"]);
-        let theirs = run(true, "uml_mkcow", &d, &["c.cow", "back.img"]);
+        let theirs = run(C, "uml_mkcow", &d, &["c.cow", "back.img"]);
         assert!(theirs.success(), "{theirs}");
         assert_eq!(
             fs::read(d.join("b.cow")).unwrap(),
@@ -820,7 +797,7 @@ fn mkcow_refuses_files_a_guest_holds() {
 fn cow_tools_help_lists_the_added_options() {
     let (_g, d) = dir();
     for (tool, usage_code) in [("uml_moo", 1), ("uml_mkcow", 2)] {
-        let out = run(false, tool, &d, &["--help"]);
+        let out = run(Ours, tool, &d, &["--help"]);
         assert_eq!(
             (out.code, out.stderr_str().as_str()),
             (Some(0), ""),
@@ -829,7 +806,7 @@ fn cow_tools_help_lists_the_added_options() {
         let text = out.stdout_str();
         // The usage text the tool prints for a bad command line, then the
         // options of this implementation.
-        let usage = run(false, tool, &d, &[]);
+        let usage = run(Ours, tool, &d, &[]);
         assert_eq!(usage.code, Some(usage_code));
         assert!(text.starts_with(&usage.stderr_str()), "{tool}:\n{text}");
         assert!(text.contains("\n  --ignore-locks  "), "{tool}:\n{text}");
