@@ -17,6 +17,8 @@
 //! * [`mconsole_request`] and [`NotifyListener`]: a raw mconsole client and
 //!   notification socket built on `uml_common`;
 //! * [`workspace_bin`]: the path of a binary built from this workspace;
+//! * [`segment`]: UML guests on one switch segment (boot, console steps,
+//!   halting) for the real-kernel switch tests;
 //! * [`diff`]: run Debian's C tool and ours the same way and compare what
 //!   they print and how they end.
 //!
@@ -31,6 +33,7 @@ mod mconsole;
 mod netns;
 mod process;
 mod require;
+pub mod segment;
 pub mod sparse;
 pub mod switch_client;
 mod uml;
