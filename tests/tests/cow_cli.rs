@@ -21,6 +21,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use uml_integration_tests::diff::{self, Differential, Side, Side::Ours, Side::C};
 use uml_integration_tests::sparse::{assert_never_less_sparse, assert_same_allocation};
 use uml_integration_tests::uml_common::cow::{Geometry, Header, Version};
+use uml_integration_tests::uml_common::testrng::SplitMix64 as Rng;
 use uml_integration_tests::{require, workspace_bin, Requirement, RunOutput};
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -53,21 +54,6 @@ fn set_mtime(path: &Path, secs: u64) {
         .unwrap()
         .set_modified(UNIX_EPOCH + Duration::from_secs(secs))
         .unwrap();
-}
-
-/// Deterministic bytes (splitmix64).
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
 }
 
 fn requirements() -> bool {
@@ -160,7 +146,7 @@ fn mkcow_writes_the_same_bytes() {
         ("odd.img", 10_000),
         ("empty.img", 0),
     ] {
-        let mut rng = Rng(size);
+        let mut rng = Rng::new(size);
         fs::write(d.join(name), rng.bytes(size as usize)).unwrap();
         set_mtime(&d.join(name), MTIME);
     }
@@ -310,9 +296,9 @@ fn moo_backing_checks_match() {
     }
     let (_g, d) = dir();
     let back = d.join("back.img");
-    fs::write(&back, Rng(1).bytes(1 << 20)).unwrap();
+    fs::write(&back, Rng::new(1).bytes(1 << 20)).unwrap();
     set_mtime(&back, MTIME);
-    let mut rng = Rng(2);
+    let mut rng = Rng::new(2);
     make_cow(
         &d.join("a.cow"),
         &back,
@@ -366,7 +352,7 @@ fn moo_merges_are_byte_identical() {
         return;
     }
     let (_g, d) = dir();
-    let mut rng = Rng(42);
+    let mut rng = Rng::new(42);
     // Backing: data with zero sectors and holes, an odd size.
     let size = 3 * (1 << 20) + 1536;
     let back = d.join("back.img");
@@ -374,10 +360,10 @@ fn moo_merges_are_byte_identical() {
         let f = File::create(&back).unwrap();
         let mut pos = 0u64;
         while pos < size {
-            let len = (rng.next() % 300_000).min(size - pos);
-            if rng.next() % 3 != 0 {
+            let len = (rng.next_u64() % 300_000).min(size - pos);
+            if rng.next_u64() % 3 != 0 {
                 f.write_all_at(&rng.bytes(len as usize), pos).unwrap();
-            } else if rng.next() % 2 == 0 {
+            } else if rng.next_u64() % 2 == 0 {
                 f.write_all_at(&vec![0u8; len as usize], pos).unwrap();
             }
             pos += len;
@@ -395,7 +381,7 @@ fn moo_merges_are_byte_identical() {
     ];
     for (n, (name, version, ss, align)) in cases.into_iter().enumerate() {
         let cow = d.join(name);
-        let seed = rng.next();
+        let seed = rng.next_u64();
         make_cow(&cow, &back, version, ss, align, &mut rng, move |i| {
             // Page-sized runs and some single sectors.
             let x = (i / 8).wrapping_mul(seed | 1) >> 7;
@@ -444,7 +430,7 @@ fn moo_on_truncated_cow_files() {
     }
     let (_g, d) = dir();
     let back = d.join("back.img");
-    fs::write(&back, Rng(5).bytes(1 << 20)).unwrap();
+    fs::write(&back, Rng::new(5).bytes(1 << 20)).unwrap();
     set_mtime(&back, MTIME);
     let g = make_cow(
         &d.join("full.cow"),
@@ -452,7 +438,7 @@ fn moo_on_truncated_cow_files() {
         Version::V3,
         512,
         4096,
-        &mut Rng(6),
+        &mut Rng::new(6),
         |i| i == 2047,
     );
     let full = fs::read(d.join("full.cow")).unwrap();
@@ -498,7 +484,7 @@ fn moo_survives_garbage() {
     }
     let (_g, d) = dir();
     let back = d.join("back.img");
-    fs::write(&back, Rng(8).bytes(64 << 10)).unwrap();
+    fs::write(&back, Rng::new(8).bytes(64 << 10)).unwrap();
     set_mtime(&back, MTIME);
     make_cow(
         &d.join("good.cow"),
@@ -506,23 +492,23 @@ fn moo_survives_garbage() {
         Version::V3,
         512,
         4096,
-        &mut Rng(9),
+        &mut Rng::new(9),
         |i| i % 3 == 0,
     );
     let good = fs::read(d.join("good.cow")).unwrap();
-    let mut rng = Rng(10);
+    let mut rng = Rng::new(10);
     for round in 0..300 {
         let mut b = good.clone();
-        for _ in 0..(1 + rng.next() % 8) {
-            let at = (rng.next() % 48) as usize;
-            b[at] = rng.next() as u8;
+        for _ in 0..(1 + rng.next_u64() % 8) {
+            let at = (rng.next_u64() % 48) as usize;
+            b[at] = rng.next_u64() as u8;
         }
         if round % 3 == 0 {
-            let at = 8192 + (rng.next() % 16) as usize;
-            b[at] = rng.next() as u8;
+            let at = 8192 + (rng.next_u64() % 16) as usize;
+            b[at] = rng.next_u64() as u8;
         }
         b.truncate(
-            (rng.next() % (b.len() as u64 + 1)).max(if round % 2 == 0 { 0 } else { 12288 })
+            (rng.next_u64() % (b.len() as u64 + 1)).max(if round % 2 == 0 { 0 } else { 12288 })
                 as usize,
         );
         fs::write(d.join("g.cow"), &b).unwrap();
@@ -623,7 +609,7 @@ fn moo_refuses_files_a_guest_holds() {
     }
     let (_g, d) = dir();
     let back = d.join("back.img");
-    fs::write(&back, Rng(7).bytes(1 << 20)).unwrap();
+    fs::write(&back, Rng::new(7).bytes(1 << 20)).unwrap();
     set_mtime(&back, MTIME);
     make_cow(
         &d.join("a.cow"),
@@ -631,7 +617,7 @@ fn moo_refuses_files_a_guest_holds() {
         Version::V3,
         512,
         4096,
-        &mut Rng(8),
+        &mut Rng::new(8),
         |i| i % 3 == 0,
     );
     let before = (state(&back), state(&d.join("a.cow")));
@@ -729,7 +715,7 @@ fn mkcow_refuses_files_a_guest_holds() {
     }
     let (_g, d) = dir();
     let back = d.join("back.img");
-    fs::write(&back, Rng(9).bytes(1 << 20)).unwrap();
+    fs::write(&back, Rng::new(9).bytes(1 << 20)).unwrap();
     set_mtime(&back, MTIME);
     let ok = |args: &[&str]| {
         let out = run(Ours, "uml_mkcow", &d, args);

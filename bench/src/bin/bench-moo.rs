@@ -75,6 +75,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use uml_bench::driver::{failed, io_ctx, sibling, Error};
 use uml_bench::stats::quantile;
 use uml_common::cow::Header;
+use uml_common::testrng::SplitMix64 as Rng;
 
 const USAGE: &str = "\
 Usage: bench-moo [OPTIONS]
@@ -233,27 +234,6 @@ fn parse_args(args: Vec<OsString>) -> Result<Options, Error> {
 // Deterministic data and the reference merge
 // ---------------------------------------------------------------------------
 
-/// splitmix64.
-#[derive(Debug, Clone)]
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn fill(&mut self, buf: &mut [u8]) {
-        for c in buf.chunks_mut(8) {
-            let v = self.next().to_le_bytes();
-            c.copy_from_slice(v.get(..c.len()).unwrap_or_default());
-        }
-    }
-}
-
 /// Which backing file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -291,13 +271,13 @@ fn set(v: &mut [u64], i: u64) {
 impl Plan {
     fn new(size: u64, dirty_pct: u64, seed: u64) -> Plan {
         let blocks = size / BLOCK as u64;
-        let mut rng = Rng(seed ^ 0x00d1_27b1);
+        let mut rng = Rng::new(seed ^ 0x00d1_27b1);
         // Exactly dirty_pct % of the blocks: partial Fisher-Yates.
         let want = blocks * dirty_pct / 100;
         let mut idx: Vec<u32> = (0..blocks as u32).collect();
         let mut dirty = vec![0u64; blocks.div_ceil(64) as usize];
         for k in 0..want as usize {
-            let j = k + (rng.next() % (blocks - k as u64)) as usize;
+            let j = k + (rng.next_u64() % (blocks - k as u64)) as usize;
             idx.swap(k, j);
             set(&mut dirty, u64::from(idx[k]));
         }
@@ -305,7 +285,7 @@ impl Plan {
         let extents = size / EXTENT;
         let mut sparse_data = vec![0u64; extents.div_ceil(64) as usize];
         for e in 0..extents {
-            if rng.next() % 16 == 0 {
+            if rng.next_u64() % 16 == 0 {
                 set(&mut sparse_data, e);
             }
         }
@@ -328,7 +308,7 @@ impl Plan {
             buf.fill(0);
             return;
         }
-        Rng(self.seed.wrapping_mul(31).wrapping_add(i) ^ 0xbac0_0000_0000).fill(buf);
+        Rng::new(self.seed.wrapping_mul(31).wrapping_add(i) ^ 0xbac0_0000_0000).fill(buf);
     }
 
     /// Block `i`'s copy in the COW file (dirty blocks only): random, every
@@ -339,7 +319,7 @@ impl Plan {
             return;
         }
         let k = if kind == Kind::Full { 1 } else { 2 };
-        Rng(self.seed.wrapping_mul(37).wrapping_add(i) ^ (0xc0e0_0000_0000 * k)).fill(buf);
+        Rng::new(self.seed.wrapping_mul(37).wrapping_add(i) ^ (0xc0e0_0000_0000 * k)).fill(buf);
     }
 
     /// The merged image's block `i`: the reference merge.
