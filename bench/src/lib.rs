@@ -1,5 +1,7 @@
 //! `uml-bench`: benchmark support for the UML host utilities.
 //!
+//! * [`args`]: the drivers' command lines (clap), value bounds, exit
+//!   statuses;
 //! * [`driver`]: the drivers' error type and binary lookup;
 //! * [`fake`]: what a fake mconsole server answers (the kernel's request
 //!   processing order, reduced to the `version` command);
@@ -14,6 +16,7 @@
 //! `uml_switch` and ours).
 #![forbid(unsafe_code)]
 
+pub mod args;
 pub mod driver;
 pub mod fake;
 pub mod procstat;
