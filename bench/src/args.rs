@@ -7,13 +7,14 @@
 use std::ffi::OsString;
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::str::FromStr;
 use std::time::Duration;
 
 use clap::error::ErrorKind;
 use clap::{Arg, ArgAction, ArgMatches, Command};
 
-use crate::driver::{failed, Error};
+use crate::driver::{exit_code, failed, Error};
 
 /// The hint for a missing workspace binary.
 pub const BUILD_HINT: &str = " (build it: cargo build --release --workspace --bins)";
@@ -45,6 +46,29 @@ pub fn parse(cmd: Command, args: impl IntoIterator<Item = OsString>) -> Result<P
         }
         Err(e) => Err(Error::Usage(usage_message(&e.render().to_string()))),
     }
+}
+
+/// A driver's `main`: parses `args` (without the program name) with
+/// `cmd`, prints the help text if asked for it, else makes the options
+/// with `options` and runs them with `run` (`Ok(false)`: a target missed
+/// that was to be enforced). The exit status is
+/// [`exit_code`]`(name, cleaned_up, ...)`'s.
+pub fn main<O>(
+    name: &str,
+    cleaned_up: &str,
+    cmd: Command,
+    args: impl IntoIterator<Item = OsString>,
+    options: impl FnOnce(&ArgMatches) -> Result<O, Error>,
+    run: impl FnOnce(O) -> Result<bool, Error>,
+) -> ExitCode {
+    let result = parse(cmd, args).and_then(|parsed| match parsed {
+        Parsed::Help(text) => {
+            print!("{text}");
+            Ok(true)
+        }
+        Parsed::Run(m) => options(&m).and_then(run),
+    });
+    exit_code(name, cleaned_up, result)
 }
 
 /// clap's error text reduced to its first line, without `error: `.
@@ -260,6 +284,24 @@ mod tests {
             Parsed::Help(h) => assert!(h.contains("--trials <N>") && h.contains("a test"), "{h}"),
             Parsed::Run(_) => panic!("no help"),
         }
+    }
+
+    #[test]
+    fn main_runs_or_helps() {
+        let run = |args: &[&str], ok: bool| {
+            main(
+                "t",
+                "",
+                cmd(),
+                args.iter().map(OsString::from),
+                |m| Ok(get::<usize>(m, "trials")),
+                |t| Ok(ok && t == Some(5)),
+            )
+        };
+        assert_eq!(run(&[], true), ExitCode::SUCCESS);
+        assert_eq!(run(&[], false), ExitCode::from(1));
+        assert_eq!(run(&["--help"], false), ExitCode::SUCCESS);
+        assert_eq!(run(&["--trials", "x"], true), ExitCode::from(2));
     }
 
     #[test]

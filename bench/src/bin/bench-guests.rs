@@ -43,8 +43,8 @@ use clap::{ArgMatches, Command as ClapCommand};
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-use uml_bench::args::{flag, get, get_or, given, int, opt, parse, path_opt, Parsed};
-use uml_bench::driver::{exit_code, failed, sibling, Error};
+use uml_bench::args::{flag, get, get_or, given, int, opt, path_opt};
+use uml_bench::driver::{failed, sibling, Error};
 use uml_bench::procstat::{self, Snapshot, Usage};
 use uml_bench::stats::median;
 use uml_integration_tests::{
@@ -264,18 +264,6 @@ fn options(m: &ArgMatches) -> Options {
         }
     }
     o
-}
-
-/// Parses the arguments (without the program name): options, or `None`
-/// after printing the help text.
-fn parse_args(args: Vec<OsString>) -> Result<Option<Options>, Error> {
-    Ok(match parse(command(), args)? {
-        Parsed::Help(text) => {
-            print!("{text}");
-            None
-        }
-        Parsed::Run(m) => Some(options(&m)),
-    })
 }
 
 // ---------------------------------------------------------------------------
@@ -1172,16 +1160,20 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    let result = parse_args(std::env::args_os().skip(1).collect()).and_then(|o| match o {
-        Some(o) => run(&o, &stop).map(|()| true),
-        None => Ok(true),
-    });
-    exit_code("bench-guests", "everything it started is stopped", result)
+    uml_bench::args::main(
+        "bench-guests",
+        "everything it started is stopped",
+        command(),
+        std::env::args_os().skip(1),
+        |m| Ok(options(m)),
+        |o| run(&o, &stop).map(|()| true),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uml_bench::args::{parse, Parsed};
 
     #[test]
     fn iperf_json() {
@@ -1194,35 +1186,56 @@ mod tests {
         assert_eq!(parse_iperf(r#"{"error":"unable to connect"}"#), None);
     }
 
+    /// The options of `args`, or the usage error.
+    fn parse_args(args: &[&str]) -> Result<Options, Error> {
+        match parse(command(), args.iter().map(OsString::from))? {
+            Parsed::Run(m) => Ok(options(&m)),
+            Parsed::Help(h) => panic!("help: {h}"),
+        }
+    }
+
     #[test]
     fn options_and_paths() {
-        let o = parse_args(vec![])
-            .unwrap_or_else(|e| panic!("{e}"))
-            .unwrap_or_else(|| panic!("help"));
+        command().debug_assert();
+        let o = parse_args(&[]).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((o.runs, o.secs, o.mem.as_str()), (3, 5, "128M"));
+        assert_eq!((o.max_other, o.retries, o.list), (25.0, 3, false));
         let args = [
             "--runs",
             "5",
+            "--secs",
+            "7",
             "--only",
             "c-daemon,relay-72",
             "--mem",
             "256M",
+            "--list",
+            "--ours",
+            "/nonexistent/ours",
+            "--c-switch",
+            "/bin/sh",
+            "--relay",
+            "/nonexistent/relay",
+            "--keep-going",
+            "--max-other",
+            "40",
+            "--retries",
+            "0",
         ];
-        let o = parse_args(args.iter().map(OsString::from).collect())
-            .unwrap_or_else(|e| panic!("{e}"))
-            .unwrap_or_else(|| panic!("help"));
-        assert_eq!(o.runs, 5);
+        let o = parse_args(&args).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((o.runs, o.secs, o.mem.as_str()), (5, 7, "256M"));
         assert_eq!(o.only.unwrap_or_default(), ["c-daemon", "relay-72"]);
+        assert!(o.list && o.keep_going);
+        assert_eq!((o.max_other, o.retries), (40.0, 0));
+        assert!(o.c_switch.is_absolute());
+        assert_eq!(o.relay, PathBuf::from("/nonexistent/relay"));
         for bad in [
             &["--runs", "0"][..],
             &["--only", "nope"],
             &["--mem", "x"],
             &["--x"],
         ] {
-            assert!(
-                parse_args(bad.iter().map(OsString::from).collect()).is_err(),
-                "{bad:?}"
-            );
+            assert!(parse_args(bad).is_err(), "{bad:?}");
         }
         let names: Vec<&str> = paths().iter().map(|p| p.name).collect();
         let mut unique = names.clone();

@@ -51,10 +51,8 @@ use nix::sys::signal::{kill, killpg, Signal};
 use nix::sys::wait::{waitid, Id, WaitPidFlag};
 use nix::unistd::Pid;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-use uml_bench::args::{
-    flag, get, get_or, given, int_min, opt, parse, path_opt, require_file, Parsed, BUILD_HINT,
-};
-use uml_bench::driver::{exit_code, failed, io_ctx, sibling, Error};
+use uml_bench::args::{flag, get, get_or, given, int_min, opt, path_opt, require_file, BUILD_HINT};
+use uml_bench::driver::{failed, io_ctx, sibling, Error};
 use uml_bench::fake::expected_version_output;
 use uml_bench::stats::{quantile_f64, sorted, summarize, Summary};
 use uml_bench::watchdog::{Target, Watchdog};
@@ -829,23 +827,23 @@ fn bench(opts: &Options, stop: &Arc<AtomicBool>) -> Result<bool, Error> {
 }
 
 fn main() -> ExitCode {
-    let result = match parse(command(), std::env::args_os().skip(1)) {
-        Ok(Parsed::Help(text)) => {
-            print!("{text}");
-            Ok(true)
-        }
-        Ok(Parsed::Run(m)) => options(&m).and_then(|o| {
+    uml_bench::args::main(
+        "bench-mconsole",
+        "server stopped, temp dir removed",
+        command(),
+        std::env::args_os().skip(1),
+        options,
+        |o| {
             let enforce = o.enforce;
             run(&o).map(|ok| ok || !enforce)
-        }),
-        Err(e) => Err(e),
-    };
-    exit_code("bench-mconsole", "server stopped, temp dir removed", result)
+        },
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uml_bench::args::{parse, Parsed};
 
     fn options_of(args: &[&str]) -> Result<Options, Error> {
         match parse(command(), args.iter().map(OsString::from))? {

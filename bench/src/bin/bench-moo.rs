@@ -72,10 +72,8 @@ use clap::{ArgMatches, Command as ClapCommand};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-use uml_bench::args::{
-    flag, get, get_or, given, int, opt, parse, path_opt, require_file, Parsed, BUILD_HINT,
-};
-use uml_bench::driver::{exit_code, failed, io_ctx, sibling, Error};
+use uml_bench::args::{flag, get, get_or, given, int, opt, path_opt, require_file, BUILD_HINT};
+use uml_bench::driver::{failed, io_ctx, sibling, Error};
 use uml_bench::stats::{median, median_u64};
 use uml_common::cow::Header;
 use uml_common::testrng::SplitMix64 as Rng;
@@ -1000,24 +998,24 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    let result = match parse(command(), std::env::args_os().skip(1)) {
-        Ok(Parsed::Help(text)) => {
-            print!("{text}");
-            Ok(true)
-        }
-        Ok(Parsed::Run(m)) => options(&m).and_then(|o| {
+    uml_bench::args::main(
+        "bench-moo",
+        "temp dir removed",
+        command(),
+        std::env::args_os().skip(1),
+        options,
+        |o| {
             let enforce = o.enforce;
             run(&o, &stop).map(|ok| ok || !enforce)
-        }),
-        Err(e) => Err(e),
-    };
-    exit_code("bench-moo", "temp dir removed", result)
+        },
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::ffi::OsString;
+    use uml_bench::args::{parse, Parsed};
 
     fn options_of(args: &[&str]) -> Result<Options, Error> {
         match parse(command(), args.iter().map(OsString::from))? {
