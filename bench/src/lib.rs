@@ -7,6 +7,8 @@
 //!   processing order, reduced to the `version` command);
 //! * [`procstat`]: CPU used by the benchmark's processes and by others;
 //! * [`stats`]: quantiles of timing samples;
+//! * [`switch`]: `bench-switch` itself (options, process guards, CPU
+//!   meter, trials, verdicts, report);
 //! * [`switchload`]: a load generator speaking the `uml_switch` daemon
 //!   protocol (ports, learning, unicast/broadcast blasts, ping-pong).
 //!
@@ -21,5 +23,6 @@ pub mod driver;
 pub mod fake;
 pub mod procstat;
 pub mod stats;
+pub mod switch;
 pub mod switchload;
 pub mod watchdog;
