@@ -42,7 +42,11 @@ pub fn parse(cmd: Command, args: impl IntoIterator<Item = OsString>) -> Result<P
     match cmd.try_get_matches_from_mut(std::iter::once(name).chain(args)) {
         Ok(m) => Ok(Parsed::Run(m)),
         Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
-            Ok(Parsed::Help(e.render().to_string()))
+            let mut text = e.render().to_string();
+            if !text.ends_with('\n') {
+                text.push('\n');
+            }
+            Ok(Parsed::Help(text))
         }
         Err(e) => Err(Error::Usage(usage_message(&e.render().to_string()))),
     }
@@ -281,7 +285,10 @@ mod tests {
     #[test]
     fn help_is_text() {
         match parse(cmd(), [OsString::from("--help")]).unwrap() {
-            Parsed::Help(h) => assert!(h.contains("--trials <N>") && h.contains("a test"), "{h}"),
+            Parsed::Help(h) => {
+                assert!(h.contains("--trials <N>") && h.contains("a test"), "{h}");
+                assert!(h.ends_with("Print help\n"), "{h:?}");
+            }
             Parsed::Run(_) => panic!("no help"),
         }
     }
