@@ -1,10 +1,14 @@
 //! `uml-bench`: benchmark support for the UML host utilities.
 //!
+//! * [`args`]: the drivers' command lines (clap), value bounds, exit
+//!   statuses;
 //! * [`driver`]: the drivers' error type and binary lookup;
 //! * [`fake`]: what a fake mconsole server answers (the kernel's request
 //!   processing order, reduced to the `version` command);
 //! * [`procstat`]: CPU used by the benchmark's processes and by others;
 //! * [`stats`]: quantiles of timing samples;
+//! * [`switch`]: `bench-switch` itself (options, process guards, CPU
+//!   meter, trials, verdicts, report);
 //! * [`switchload`]: a load generator speaking the `uml_switch` daemon
 //!   protocol (ports, learning, unicast/broadcast blasts, ping-pong).
 //!
@@ -14,9 +18,11 @@
 //! `uml_switch` and ours).
 #![forbid(unsafe_code)]
 
+pub mod args;
 pub mod driver;
 pub mod fake;
 pub mod procstat;
 pub mod stats;
+pub mod switch;
 pub mod switchload;
 pub mod watchdog;

@@ -13,6 +13,8 @@ pub mod mconsole;
 pub mod switch;
 #[allow(unsafe_code)]
 pub mod sys;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testrng;
 pub mod tunnel;
 pub mod tunnel_opts;
 pub mod umid;

@@ -842,13 +842,8 @@ mod tests {
                     })
             })
             .collect();
-        let mut seed = 0x9e37_79b9u32;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 17;
-            seed ^= seed << 5;
-            seed
-        };
+        let mut rng = crate::testrng::SplitMix64::new(0x9e37_79b9);
+        let mut next = || rng.next_u64() as u32;
         for round in 0..4000usize {
             let len = round % 90;
             let mut buf: Vec<u8> = (0..len).map(|_| next() as u8).collect();

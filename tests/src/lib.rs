@@ -16,7 +16,11 @@
 //! * [`run_with_timeout`]: run a client with a hard deadline;
 //! * [`mconsole_request`] and [`NotifyListener`]: a raw mconsole client and
 //!   notification socket built on `uml_common`;
-//! * [`workspace_bin`]: the path of a binary built from this workspace.
+//! * [`workspace_bin`]: the path of a binary built from this workspace;
+//! * [`segment`]: UML guests on one switch segment (boot, console steps,
+//!   halting) for the real-kernel switch tests;
+//! * [`diff`]: run Debian's C tool and ours the same way and compare what
+//!   they print and how they end.
 //!
 //! Every wait in here is bounded. Helpers that can only fail because the
 //! test machine is broken panic with a message saying what to do; helpers
@@ -24,10 +28,12 @@
 
 #![forbid(unsafe_code)]
 
+pub mod diff;
 mod mconsole;
 mod netns;
 mod process;
 mod require;
+pub mod segment;
 pub mod sparse;
 pub mod switch_client;
 mod uml;

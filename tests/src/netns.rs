@@ -92,6 +92,26 @@ impl NetNs {
         }
     }
 
+    /// Runs `f` on a thread that entered the namespace and returns what it
+    /// returns: sockets it opens belong to the namespace (and stay there).
+    ///
+    /// # Panics
+    ///
+    /// When the namespace cannot be entered, or when `f` panics.
+    pub fn run_in<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        let path = format!("/run/netns/{}", self.name);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+                nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+                    .unwrap_or_else(|e| panic!("setns {path}: {e}"));
+                f()
+            })
+            .join()
+            .unwrap_or_else(|_| panic!("the thread in {path} panicked"))
+        })
+    }
+
     /// Pids of the processes in the namespace (`ip netns pids`).
     pub fn pids(&self) -> Vec<u32> {
         let out = run_with_timeout(

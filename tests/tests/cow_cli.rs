@@ -14,49 +14,37 @@
 use std::fs::{self, File};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, UNIX_EPOCH};
 
+use uml_integration_tests::diff::{self, Differential, Side, Side::Ours, Side::C};
 use uml_integration_tests::sparse::{assert_never_less_sparse, assert_same_allocation};
 use uml_integration_tests::uml_common::cow::{Geometry, Header, Version};
-use uml_integration_tests::{require, run_with_timeout, workspace_bin, Requirement, RunOutput};
+use uml_integration_tests::uml_common::testrng::SplitMix64 as Rng;
+use uml_integration_tests::{require, workspace_bin, Requirement, RunOutput};
 
 const LIMIT: Duration = Duration::from_secs(60);
 /// 2020-01-02 03:04:05 UTC, the backing-file mtime of `docs/testing.md` §9.
 const MTIME: u64 = 1_577_934_245;
 
-/// Runs `tool` (C: `/usr/bin/<tool>`, else ours) in `cwd` with argv[0] =
-/// the tool's name.
-fn run(c: bool, tool: &str, cwd: &Path, args: &[&str]) -> RunOutput {
-    let bin = if c {
-        PathBuf::from("/usr/bin").join(tool)
-    } else {
-        workspace_bin(tool)
-    };
-    let mut cmd = Command::new(&bin);
-    cmd.arg0(tool).args(args).current_dir(cwd);
-    let out = run_with_timeout(&mut cmd, LIMIT);
-    assert!(!out.timed_out, "{} {args:?} timed out", bin.display());
-    out
+/// `tool`, Debian's (`/usr/bin/<tool>`) and ours, run in `cwd` with
+/// argv[0] = the tool's name.
+fn cow_tool(tool: &str, cwd: &Path) -> Differential<'static> {
+    Differential::new(Path::new("/usr/bin").join(tool), tool)
+        .arg0(tool)
+        .current_dir(cwd)
+        .limit(LIMIT)
 }
 
-/// Runs both and asserts equal stdout, stderr and status.
+/// Runs one side of [`cow_tool`].
+fn run(side: Side, tool: &str, cwd: &Path, args: &[&str]) -> RunOutput {
+    cow_tool(tool, cwd).run(side, args)
+}
+
+/// Runs both and asserts equal stdout, stderr and status; returns ours.
 fn same(tool: &str, cwd: &Path, args: &[&str]) -> RunOutput {
-    let theirs = run(true, tool, cwd, args);
-    let ours = run(false, tool, cwd, args);
-    assert_eq!(
-        (ours.stdout_str(), ours.stderr_str(), ours.code, ours.signal),
-        (
-            theirs.stdout_str(),
-            theirs.stderr_str(),
-            theirs.code,
-            theirs.signal
-        ),
-        "{tool} {args:?}: ours (left) vs C (right)"
-    );
-    ours
+    cow_tool(tool, cwd).same(args)
 }
 
 fn set_mtime(path: &Path, secs: u64) {
@@ -66,21 +54,6 @@ fn set_mtime(path: &Path, secs: u64) {
         .unwrap()
         .set_modified(UNIX_EPOCH + Duration::from_secs(secs))
         .unwrap();
-}
-
-/// Deterministic bytes (splitmix64).
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
 }
 
 fn requirements() -> bool {
@@ -120,13 +93,10 @@ fn mkcow_usage_and_errors_match() {
     // the same texts (C leaves the empty COW file; we remove it).
     let long = "a".repeat(5000);
     for (cow, back) in [("long1.cow", long.as_str()), ("long2.cow", "nodir/x")] {
-        let theirs = run(true, "uml_mkcow", &d, &[cow, back]);
+        let theirs = run(C, "uml_mkcow", &d, &[cow, back]);
         fs::remove_file(d.join(cow)).unwrap();
-        let ours = run(false, "uml_mkcow", &d, &[cow, back]);
-        assert_eq!(
-            (ours.stdout_str(), ours.stderr_str(), ours.code),
-            (theirs.stdout_str(), theirs.stderr_str(), theirs.code)
-        );
+        let ours = run(Ours, "uml_mkcow", &d, &[cow, back]);
+        diff::assert_same(&format!("uml_mkcow {cow} {back}"), &theirs, &ours);
         assert!(!d.join(cow).exists());
     }
 }
@@ -137,14 +107,14 @@ fn mkcow_missing_backing_is_reported_truthfully() {
         return;
     }
     let (_g, d) = dir();
-    let theirs = run(true, "uml_mkcow", &d, &["c.cow", "missing.img"]);
+    let theirs = run(C, "uml_mkcow", &d, &["c.cow", "missing.img"]);
     assert_eq!(theirs.code, Some(1));
     assert_eq!(
         theirs.stderr_str(),
         "write_cow_header: Operation not permitted\n"
     );
     assert_eq!(fs::metadata(d.join("c.cow")).unwrap().len(), 0);
-    let ours = run(false, "uml_mkcow", &d, &["o.cow", "missing.img"]);
+    let ours = run(Ours, "uml_mkcow", &d, &["o.cow", "missing.img"]);
     assert_eq!(ours.code, Some(1));
     assert_eq!(
         ours.stdout_str(),
@@ -176,7 +146,7 @@ fn mkcow_writes_the_same_bytes() {
         ("odd.img", 10_000),
         ("empty.img", 0),
     ] {
-        let mut rng = Rng(size);
+        let mut rng = Rng::new(size);
         fs::write(d.join(name), rng.bytes(size as usize)).unwrap();
         set_mtime(&d.join(name), MTIME);
     }
@@ -191,8 +161,8 @@ fn mkcow_writes_the_same_bytes() {
     ] {
         n += 1;
         let (c, o) = (d.join(format!("c{n}.cow")), d.join(format!("o{n}.cow")));
-        let theirs = run(true, "uml_mkcow", &cwd, &[s(&c), &back]);
-        let ours = run(false, "uml_mkcow", &cwd, &[s(&o), &back]);
+        let theirs = run(C, "uml_mkcow", &cwd, &[s(&c), &back]);
+        let ours = run(Ours, "uml_mkcow", &cwd, &[s(&o), &back]);
         assert_eq!(
             (theirs.code, ours.code),
             (Some(0), Some(0)),
@@ -214,11 +184,11 @@ fn mkcow_writes_the_same_bytes() {
     assert_eq!(ob.len(), 1_060_864);
     // -f over an existing file: same header, same size.
     assert_eq!(
-        run(true, "uml_mkcow", &d, &["-f", "c1.cow", "back.img"]).code,
+        run(C, "uml_mkcow", &d, &["-f", "c1.cow", "back.img"]).code,
         Some(0)
     );
     assert_eq!(
-        run(false, "uml_mkcow", &d, &["-f", "o1.cow", "back.img"]).code,
+        run(Ours, "uml_mkcow", &d, &["-f", "o1.cow", "back.img"]).code,
         Some(0)
     );
     assert!(fs::read(d.join("c1.cow")).unwrap() == fs::read(d.join("o1.cow")).unwrap());
@@ -292,9 +262,9 @@ fn moo_usage_and_header_errors_match() {
         assert!(out.stderr_str().starts_with("uml_moo usage:\n"));
     }
     // `-d` alone: C crashes, we print the usage.
-    let theirs = run(true, "uml_moo", &d, &["-d"]);
+    let theirs = run(C, "uml_moo", &d, &["-d"]);
     assert_eq!(theirs.signal, Some(11));
-    let ours = run(false, "uml_moo", &d, &["-d"]);
+    let ours = run(Ours, "uml_moo", &d, &["-d"]);
     assert_eq!(ours.code, Some(1));
     assert_eq!(ours.stderr, same("uml_moo", &d, &[]).stderr);
 
@@ -326,9 +296,9 @@ fn moo_backing_checks_match() {
     }
     let (_g, d) = dir();
     let back = d.join("back.img");
-    fs::write(&back, Rng(1).bytes(1 << 20)).unwrap();
+    fs::write(&back, Rng::new(1).bytes(1 << 20)).unwrap();
     set_mtime(&back, MTIME);
-    let mut rng = Rng(2);
+    let mut rng = Rng::new(2);
     make_cow(
         &d.join("a.cow"),
         &back,
@@ -382,7 +352,7 @@ fn moo_merges_are_byte_identical() {
         return;
     }
     let (_g, d) = dir();
-    let mut rng = Rng(42);
+    let mut rng = Rng::new(42);
     // Backing: data with zero sectors and holes, an odd size.
     let size = 3 * (1 << 20) + 1536;
     let back = d.join("back.img");
@@ -390,10 +360,10 @@ fn moo_merges_are_byte_identical() {
         let f = File::create(&back).unwrap();
         let mut pos = 0u64;
         while pos < size {
-            let len = (rng.next() % 300_000).min(size - pos);
-            if rng.next() % 3 != 0 {
+            let len = (rng.next_u64() % 300_000).min(size - pos);
+            if rng.next_u64() % 3 != 0 {
                 f.write_all_at(&rng.bytes(len as usize), pos).unwrap();
-            } else if rng.next() % 2 == 0 {
+            } else if rng.next_u64() % 2 == 0 {
                 f.write_all_at(&vec![0u8; len as usize], pos).unwrap();
             }
             pos += len;
@@ -411,20 +381,16 @@ fn moo_merges_are_byte_identical() {
     ];
     for (n, (name, version, ss, align)) in cases.into_iter().enumerate() {
         let cow = d.join(name);
-        let seed = rng.next();
+        let seed = rng.next_u64();
         make_cow(&cow, &back, version, ss, align, &mut rng, move |i| {
             // Page-sized runs and some single sectors.
             let x = (i / 8).wrapping_mul(seed | 1) >> 7;
             x % 5 == 0 || (i.wrapping_mul(seed) >> 3) % 97 == 0
         });
         let (c_out, o_out) = (d.join(format!("c{n}.img")), d.join(format!("o{n}.img")));
-        let theirs = run(true, "uml_moo", &d, &[name, s(&c_out)]);
-        let ours = run(false, "uml_moo", &d, &[name, s(&o_out)]);
-        assert_eq!(
-            (ours.stdout_str(), ours.stderr_str(), ours.code),
-            (theirs.stdout_str(), theirs.stderr_str(), theirs.code),
-            "{name}"
-        );
+        let theirs = run(C, "uml_moo", &d, &[name, s(&c_out)]);
+        let ours = run(Ours, "uml_moo", &d, &[name, s(&o_out)]);
+        diff::assert_same(&format!("uml_moo {name} OUT"), &theirs, &ours);
         assert_eq!(ours.code, Some(0), "{name}: {ours}");
         let (cb, ob) = (fs::read(&c_out).unwrap(), fs::read(&o_out).unwrap());
         assert!(cb == ob, "{name}: merged images differ");
@@ -447,12 +413,9 @@ fn moo_merges_are_byte_identical() {
                 .unwrap();
             set_mtime(p, MTIME);
         }
-        let theirs = run(true, "uml_moo", &d, &["-d", "-b", s(&cc), name]);
-        let ours = run(false, "uml_moo", &d, &["-d", "-b", s(&oc), name]);
-        assert_eq!(
-            (ours.stdout_str(), ours.stderr_str(), ours.code),
-            (theirs.stdout_str(), theirs.stderr_str(), theirs.code)
-        );
+        let theirs = run(C, "uml_moo", &d, &["-d", "-b", s(&cc), name]);
+        let ours = run(Ours, "uml_moo", &d, &["-d", "-b", s(&oc), name]);
+        diff::assert_same(&format!("uml_moo -d -b COPY {name}"), &theirs, &ours);
         let (cb, obb) = (fs::read(&cc).unwrap(), fs::read(&oc).unwrap());
         assert!(cb == obb, "{name}: -d results differ");
         assert!(obb.starts_with(&ob), "{name}: -d is not the merge");
@@ -467,7 +430,7 @@ fn moo_on_truncated_cow_files() {
     }
     let (_g, d) = dir();
     let back = d.join("back.img");
-    fs::write(&back, Rng(5).bytes(1 << 20)).unwrap();
+    fs::write(&back, Rng::new(5).bytes(1 << 20)).unwrap();
     set_mtime(&back, MTIME);
     let g = make_cow(
         &d.join("full.cow"),
@@ -475,7 +438,7 @@ fn moo_on_truncated_cow_files() {
         Version::V3,
         512,
         4096,
-        &mut Rng(6),
+        &mut Rng::new(6),
         |i| i == 2047,
     );
     let full = fs::read(d.join("full.cow")).unwrap();
@@ -486,8 +449,8 @@ fn moo_on_truncated_cow_files() {
         (g.data_offset as usize + 512, "Reading data"),
     ] {
         fs::write(d.join("t.cow"), &full[..cut]).unwrap();
-        let theirs = run(true, "uml_moo", &d, &["t.cow", "c.img"]);
-        let ours = run(false, "uml_moo", &d, &["t.cow", "o.img"]);
+        let theirs = run(C, "uml_moo", &d, &["t.cow", "c.img"]);
+        let ours = run(Ours, "uml_moo", &d, &["t.cow", "o.img"]);
         assert_eq!(theirs.stderr_str(), format!("{prefix}: Success\n"));
         assert_eq!(
             ours.stderr_str(),
@@ -501,9 +464,9 @@ fn moo_on_truncated_cow_files() {
         let mut b = full.clone();
         b[off..off + 4].fill(0);
         fs::write(d.join("z.cow"), &b).unwrap();
-        let theirs = run(true, "uml_moo", &d, &["z.cow", "c.img"]);
+        let theirs = run(C, "uml_moo", &d, &["z.cow", "c.img"]);
         assert_eq!(theirs.signal, Some(8));
-        let ours = run(false, "uml_moo", &d, &["z.cow", "o.img"]);
+        let ours = run(Ours, "uml_moo", &d, &["z.cow", "o.img"]);
         assert_eq!(ours.code, Some(1));
         assert_eq!(
             ours.stdout_str(),
@@ -521,7 +484,7 @@ fn moo_survives_garbage() {
     }
     let (_g, d) = dir();
     let back = d.join("back.img");
-    fs::write(&back, Rng(8).bytes(64 << 10)).unwrap();
+    fs::write(&back, Rng::new(8).bytes(64 << 10)).unwrap();
     set_mtime(&back, MTIME);
     make_cow(
         &d.join("good.cow"),
@@ -529,23 +492,23 @@ fn moo_survives_garbage() {
         Version::V3,
         512,
         4096,
-        &mut Rng(9),
+        &mut Rng::new(9),
         |i| i % 3 == 0,
     );
     let good = fs::read(d.join("good.cow")).unwrap();
-    let mut rng = Rng(10);
+    let mut rng = Rng::new(10);
     for round in 0..300 {
         let mut b = good.clone();
-        for _ in 0..(1 + rng.next() % 8) {
-            let at = (rng.next() % 48) as usize;
-            b[at] = rng.next() as u8;
+        for _ in 0..(1 + rng.next_u64() % 8) {
+            let at = (rng.next_u64() % 48) as usize;
+            b[at] = rng.next_u64() as u8;
         }
         if round % 3 == 0 {
-            let at = 8192 + (rng.next() % 16) as usize;
-            b[at] = rng.next() as u8;
+            let at = 8192 + (rng.next_u64() % 16) as usize;
+            b[at] = rng.next_u64() as u8;
         }
         b.truncate(
-            (rng.next() % (b.len() as u64 + 1)).max(if round % 2 == 0 { 0 } else { 12288 })
+            (rng.next_u64() % (b.len() as u64 + 1)).max(if round % 2 == 0 { 0 } else { 12288 })
                 as usize,
         );
         fs::write(d.join("g.cow"), &b).unwrap();
@@ -554,7 +517,7 @@ fn moo_survives_garbage() {
         } else {
             &["-b", "back.img", "g.cow", "o.img"]
         };
-        let out = run(false, "uml_moo", &d, args);
+        let out = run(Ours, "uml_moo", &d, args);
         assert!(
             out.signal.is_none() && matches!(out.code, Some(0 | 1)),
             "round {round}: {out}"
@@ -646,7 +609,7 @@ fn moo_refuses_files_a_guest_holds() {
     }
     let (_g, d) = dir();
     let back = d.join("back.img");
-    fs::write(&back, Rng(7).bytes(1 << 20)).unwrap();
+    fs::write(&back, Rng::new(7).bytes(1 << 20)).unwrap();
     set_mtime(&back, MTIME);
     make_cow(
         &d.join("a.cow"),
@@ -654,7 +617,7 @@ fn moo_refuses_files_a_guest_holds() {
         Version::V3,
         512,
         4096,
-        &mut Rng(8),
+        &mut Rng::new(8),
         |i| i % 3 == 0,
     );
     let before = (state(&back), state(&d.join("a.cow")));
@@ -673,18 +636,18 @@ fn moo_refuses_files_a_guest_holds() {
         let cow_lock = LockHolder::new("write", &[&d.join("a.cow")]);
         let _back_lock = LockHolder::new("read", &[&back]);
         let line = in_use_line("COW file", "a.cow", cow_lock.pid(), "write");
-        assert_refused(&run(false, "uml_moo", &d, &["a.cow", "out"]), &line);
-        assert_refused(&run(false, "uml_moo", &d, &["-d", "a.cow"]), &line);
+        assert_refused(&run(Ours, "uml_moo", &d, &["a.cow", "out"]), &line);
+        assert_refused(&run(Ours, "uml_moo", &d, &["-d", "a.cow"]), &line);
         unchanged("refusals");
         // --ignore-locks (anywhere) merges as Debian's does.
         let ours = run(
-            false,
+            Ours,
             "uml_moo",
             &d,
             &["a.cow", "--ignore-locks", "ours.img"],
         );
         assert!(ours.success() && ours.stderr.is_empty(), "{ours}");
-        let theirs = run(true, "uml_moo", &d, &["a.cow", "c.img"]);
+        let theirs = run(C, "uml_moo", &d, &["a.cow", "c.img"]);
         assert!(theirs.success(), "{theirs}");
         assert_eq!(
             fs::read(d.join("ours.img")).unwrap(),
@@ -698,7 +661,7 @@ fn moo_refuses_files_a_guest_holds() {
     // header gives.
     {
         let back_lock = LockHolder::new("read", &[&back]);
-        let out = run(false, "uml_moo", &d, &["a.cow", "new.img"]);
+        let out = run(Ours, "uml_moo", &d, &["a.cow", "new.img"]);
         assert!(out.success() && out.stderr.is_empty(), "{out}");
         assert_eq!(
             fs::read(d.join("new.img")).unwrap(),
@@ -710,14 +673,14 @@ fn moo_refuses_files_a_guest_holds() {
             back_lock.pid(),
             "read",
         );
-        assert_refused(&run(false, "uml_moo", &d, &["-d", "a.cow"]), &line);
+        assert_refused(&run(Ours, "uml_moo", &d, &["-d", "a.cow"]), &line);
         let copy = d.join("copy.img");
         fs::copy(&back, &copy).unwrap();
         set_mtime(&copy, MTIME);
         let copy_lock = LockHolder::new("read", &[&copy]);
         let line = in_use_line("backing file", "copy.img", copy_lock.pid(), "read");
         assert_refused(
-            &run(false, "uml_moo", &d, &["-d", "-b", "copy.img", "a.cow"]),
+            &run(Ours, "uml_moo", &d, &["-d", "-b", "copy.img", "a.cow"]),
             &line,
         );
         unchanged("in-place refusals");
@@ -729,18 +692,18 @@ fn moo_refuses_files_a_guest_holds() {
         fs::write(&disk, b"a guest's disk").unwrap();
         let disk_lock = LockHolder::new("write", &[&disk]);
         let line = in_use_line("output file", "disk.img", disk_lock.pid(), "write");
-        assert_refused(&run(false, "uml_moo", &d, &["a.cow", "disk.img"]), &line);
+        assert_refused(&run(Ours, "uml_moo", &d, &["a.cow", "disk.img"]), &line);
         assert_eq!(fs::read(&disk).unwrap(), b"a guest's disk");
         drop(disk_lock);
         let read_lock = LockHolder::new("read", &[&disk]);
         let line = in_use_line("output file", "disk.img", read_lock.pid(), "read");
-        assert_refused(&run(false, "uml_moo", &d, &["a.cow", "disk.img"]), &line);
+        assert_refused(&run(Ours, "uml_moo", &d, &["a.cow", "disk.img"]), &line);
         assert_eq!(fs::read(&disk).unwrap(), b"a guest's disk");
     }
     unchanged("everything");
 
     // Unlocked again: the in-place merge proceeds.
-    let out = run(false, "uml_moo", &d, &["-d", "a.cow"]);
+    let out = run(Ours, "uml_moo", &d, &["-d", "a.cow"]);
     assert!(out.success(), "{out}");
     assert_eq!(fs::read(&back).unwrap(), fs::read(d.join("c.img")).unwrap());
 }
@@ -752,10 +715,10 @@ fn mkcow_refuses_files_a_guest_holds() {
     }
     let (_g, d) = dir();
     let back = d.join("back.img");
-    fs::write(&back, Rng(9).bytes(1 << 20)).unwrap();
+    fs::write(&back, Rng::new(9).bytes(1 << 20)).unwrap();
     set_mtime(&back, MTIME);
     let ok = |args: &[&str]| {
-        let out = run(false, "uml_mkcow", &d, args);
+        let out = run(Ours, "uml_mkcow", &d, args);
         assert!(out.success() && out.stderr.is_empty(), "{args:?}: {out}");
     };
     ok(&["a.cow", "back.img"]);
@@ -768,7 +731,7 @@ fn mkcow_refuses_files_a_guest_holds() {
         let lock = LockHolder::new("write", &[&cow]);
         let line = in_use_line("COW file", "a.cow", lock.pid(), "write");
         assert_refused(
-            &run(false, "uml_mkcow", &d, &["-f", "a.cow", "back.img"]),
+            &run(Ours, "uml_mkcow", &d, &["-f", "a.cow", "back.img"]),
             &line,
         );
         assert_eq!(state(&cow), before);
@@ -783,7 +746,7 @@ fn mkcow_refuses_files_a_guest_holds() {
         let lock = LockHolder::new("read", &[&cow]);
         let line = in_use_line("COW file", "a.cow", lock.pid(), "read");
         assert_refused(
-            &run(false, "uml_mkcow", &d, &["-f", "a.cow", "back.img"]),
+            &run(Ours, "uml_mkcow", &d, &["-f", "a.cow", "back.img"]),
             &line,
         );
         assert_eq!(state(&cow), before);
@@ -795,10 +758,10 @@ fn mkcow_refuses_files_a_guest_holds() {
     {
         let lock = LockHolder::new("write", &[&back]);
         let line = in_use_line("backing file", "back.img", lock.pid(), "write");
-        assert_refused(&run(false, "uml_mkcow", &d, &["b.cow", "back.img"]), &line);
+        assert_refused(&run(Ours, "uml_mkcow", &d, &["b.cow", "back.img"]), &line);
         assert!(!d.join("b.cow").exists());
         assert_refused(
-            &run(false, "uml_mkcow", &d, &["-f", "a.cow", "back.img"]),
+            &run(Ours, "uml_mkcow", &d, &["-f", "a.cow", "back.img"]),
             &line,
         );
     }
@@ -807,7 +770,7 @@ fn mkcow_refuses_files_a_guest_holds() {
     {
         let _lock = LockHolder::new("read", &[&back]);
         ok(&["b.cow", "back.img"]);
-        let theirs = run(true, "uml_mkcow", &d, &["c.cow", "back.img"]);
+        let theirs = run(C, "uml_mkcow", &d, &["c.cow", "back.img"]);
         assert!(theirs.success(), "{theirs}");
         assert_eq!(
             fs::read(d.join("b.cow")).unwrap(),
@@ -820,7 +783,7 @@ fn mkcow_refuses_files_a_guest_holds() {
 fn cow_tools_help_lists_the_added_options() {
     let (_g, d) = dir();
     for (tool, usage_code) in [("uml_moo", 1), ("uml_mkcow", 2)] {
-        let out = run(false, tool, &d, &["--help"]);
+        let out = run(Ours, tool, &d, &["--help"]);
         assert_eq!(
             (out.code, out.stderr_str().as_str()),
             (Some(0), ""),
@@ -829,7 +792,7 @@ fn cow_tools_help_lists_the_added_options() {
         let text = out.stdout_str();
         // The usage text the tool prints for a bad command line, then the
         // options of this implementation.
-        let usage = run(false, tool, &d, &[]);
+        let usage = run(Ours, tool, &d, &[]);
         assert_eq!(usage.code, Some(usage_code));
         assert!(text.starts_with(&usage.stderr_str()), "{tool}:\n{text}");
         assert!(text.contains("\n  --ignore-locks  "), "{tool}:\n{text}");

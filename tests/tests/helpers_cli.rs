@@ -17,8 +17,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, UnixAddr};
+use uml_integration_tests::diff::{Differential, Side};
 use uml_integration_tests::{
-    find_in_path, require, run_with_timeout, wait_idle, workspace_bin, Requirement, RunOutput,
+    find_in_path, require, wait_idle, workspace_bin, Requirement, RunOutput,
 };
 
 const C_WATCHDOG: &str = "/usr/bin/uml_watchdog";
@@ -26,28 +27,9 @@ const C_PORT_HELPER: &str = "/usr/lib/uml/port-helper";
 const C_JAIL: &str = "/usr/sbin/jail_uml";
 const LIMIT: Duration = Duration::from_secs(10);
 
-fn run(program: &Path, args: &[&str]) -> RunOutput {
-    let out = run_with_timeout(Command::new(program).args(args), LIMIT);
-    assert!(
-        !out.timed_out,
-        "{} {args:?} hung:\n{out}",
-        program.display()
-    );
-    out
-}
-
-/// Runs Debian's tool and ours with the same arguments and returns both.
-fn both(c: &str, ours: &str, args: &[&str]) -> (RunOutput, RunOutput) {
-    (run(Path::new(c), args), run(&workspace_bin(ours), args))
-}
-
-/// Asserts that stdout, stderr and status are the same.
-fn assert_same(c: &RunOutput, ours: &RunOutput, what: &str) {
-    assert_eq!(
-        (&c.stdout, &c.stderr, c.code, c.signal),
-        (&ours.stdout, &ours.stderr, ours.code, ours.signal),
-        "{what}:\n--- C ---\n{c}\n--- ours ---\n{ours}"
-    );
+/// Debian's tool at `c` against ours, each run bounded by [`LIMIT`].
+fn tool(c: &str, ours: &str) -> Differential<'static> {
+    Differential::new(c, ours).limit(LIMIT)
 }
 
 /// The open descriptors of process `pid`.
@@ -120,11 +102,11 @@ fn watchdog_arguments_like_c() {
         &["-mconsole", "/nonexistent/notify.sock"],
         &["-mconsole", "/x", "-pid", "1"],
     ];
+    let watchdog = tool(C_WATCHDOG, "uml_watchdog");
     for args in cases {
-        let (c, ours) = both(C_WATCHDOG, "uml_watchdog", args);
-        assert_same(&c, &ours, &format!("uml_watchdog {args:?}"));
+        watchdog.same(args);
     }
-    let ok = run(&workspace_bin("uml_watchdog"), &["-pid", &me]);
+    let ok = watchdog.run(Side::Ours, &["-pid", &me]);
     assert_eq!((ok.stdout.as_slice(), ok.code), (&[0u8][..], Some(0)));
 }
 
@@ -133,7 +115,7 @@ fn watchdog_refuses_pids_that_name_groups_or_everyone() {
     // C accepts these (exit 0 here); on expiry it would have signalled its
     // own process group (0, ""), every process (-1) or init (2^32 + 1).
     for pid in ["", "0", "-1", "-42", "4294967297", "2147483648"] {
-        let out = run(&workspace_bin("uml_watchdog"), &["-pid", pid]);
+        let out = tool(C_WATCHDOG, "uml_watchdog").run(Side::Ours, &["-pid", pid]);
         assert_eq!(
             (out.code, out.stdout.len(), out.stderr.len()),
             (Some(1), 0, 0),
@@ -359,17 +341,14 @@ fn port_helper_keeps_only_the_terminal_and_the_channel() {
 #[test]
 fn port_helper_errors_like_c() {
     require!(Requirement::CBinary(C_PORT_HELPER));
-    let (c, ours) = both(
-        C_PORT_HELPER,
-        "port-helper",
-        &["-uml-socket", "/nonexistent/xterm-pipe"],
-    );
-    assert_same(&c, &ours, "connect failure");
+    let helper = tool(C_PORT_HELPER, "port-helper");
+    // Connect failure.
+    let ours = helper.same(&["-uml-socket", "/nonexistent/xterm-pipe"]);
     assert_eq!(ours.stderr_str(), "connect: No such file or directory\n");
     assert_eq!(ours.code, Some(1));
 
     // C dereferences NULL here; ours prints a usage line.
-    let ours = run(&workspace_bin("port-helper"), &["-uml-socket"]);
+    let ours = helper.run(Side::Ours, &["-uml-socket"]);
     assert_eq!(
         (ours.code, ours.stderr_str().as_str()),
         (Some(1), "Usage : port-helper [-uml-socket socket-path]\n")
@@ -449,17 +428,12 @@ fn field<'a>(report: &'a [(String, String)], key: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {key} in {report:?}"))
 }
 
-/// Runs `jail ARGS` with an extra inherited descriptor (7) and an extra
-/// environment variable, as a caller's shell might.
-fn jail_run(jail: &Path, args: &[&str]) -> RunOutput {
-    run_with_timeout(
-        Command::new("sh")
-            .args(["-c", "exec 7</dev/null; exec \"$@\"", "sh"])
-            .arg(jail)
-            .args(args)
-            .env("JAIL_TEST_VAR", "leak"),
-        LIMIT,
-    )
+/// `jail_uml` (C and ours) run with an extra inherited descriptor (7) and
+/// an extra environment variable, as a caller's shell might.
+fn jail_from_a_shell() -> Differential<'static> {
+    tool(C_JAIL, "jail_uml")
+        .wrapper(["sh", "-c", "exec 7</dev/null; exec \"$@\"", "sh"])
+        .env("JAIL_TEST_VAR", "leak")
 }
 
 #[test]
@@ -467,10 +441,11 @@ fn jail_uml_jails_a_static_program() {
     require!(Requirement::Root);
     let jail = make_jail();
     let dir = jail.path().to_str().unwrap();
-    let ours = workspace_bin("jail_uml");
+    let jail_uml = jail_from_a_shell();
+    let ours = |args: &[&str]| jail_uml.run(Side::Ours, args);
 
     // By number: uid as given, gid 99, groups {99}.
-    let r = report(&jail_run(&ours, &[dir, "4242", "/jail-probe", "a", "b c"]));
+    let r = report(&ours(&[dir, "4242", "/jail-probe", "a", "b c"]));
     assert_eq!(field(&r, "uid"), "4242,4242,4242");
     assert_eq!(field(&r, "gid"), "99,99,99");
     assert_eq!(field(&r, "groups"), "99");
@@ -482,7 +457,7 @@ fn jail_uml_jails_a_static_program() {
 
     // By name (host user database), program path relative to the jail root.
     let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
-    let r = report(&jail_run(&ours, &[dir, "nobody", "jail-probe"]));
+    let r = report(&ours(&[dir, "nobody", "jail-probe"]));
     let uid = nobody.uid.as_raw();
     let gid = nobody.gid.as_raw();
     assert_eq!(field(&r, "uid"), format!("{uid},{uid},{uid}"));
@@ -501,14 +476,8 @@ fn jail_uml_identity_like_c_without_its_leaks() {
     require!(Requirement::Root, Requirement::CBinary(C_JAIL));
     let jail = make_jail();
     let dir = jail.path().to_str().unwrap();
-    let c = report(&jail_run(
-        Path::new(C_JAIL),
-        &[dir, "4242", "/jail-probe", "x"],
-    ));
-    let ours = report(&jail_run(
-        &workspace_bin("jail_uml"),
-        &[dir, "4242", "/jail-probe", "x"],
-    ));
+    let (c, ours) = jail_from_a_shell().both(&[dir, "4242", "/jail-probe", "x"]);
+    let (c, ours) = (report(&c), report(&ours));
     for key in ["uid", "gid", "groups", "cwd", "root", "args"] {
         assert_eq!(field(&c, key), field(&ours, key), "{key}");
     }
@@ -535,15 +504,12 @@ fn jail_uml_errors_like_c() {
         &[dir, "4242", "no-such-program", "arg"],
         &[dir, "4242", "/MARKER"],
     ];
+    let jail_uml = tool(C_JAIL, "jail_uml");
     for args in cases {
-        let (c, ours) = both(C_JAIL, "jail_uml", args);
-        assert_same(&c, &ours, &format!("jail_uml {args:?}"));
+        let ours = jail_uml.same(args);
         assert_eq!(ours.code, Some(1), "{args:?}");
     }
-    let ours = run(
-        &workspace_bin("jail_uml"),
-        &[dir, "4242", "/no-such-program"],
-    );
+    let ours = jail_uml.run(Side::Ours, &[dir, "4242", "/no-such-program"]);
     assert_eq!(
         ours.stderr_str(),
         "execve of /no-such-program failed : No such file or directory\n"
@@ -557,18 +523,14 @@ fn jail_uml_refuses_non_root_like_c() {
         eprintln!("SKIP: setpriv (util-linux) not found");
         return;
     };
-    let as_nobody = |program: &Path| {
-        run_with_timeout(
-            Command::new(&setpriv)
-                .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-                .arg(program)
-                .args(["/", "root", "/bin/true"]),
-            LIMIT,
-        )
-    };
-    let c = as_nobody(Path::new(C_JAIL));
-    let ours = as_nobody(&workspace_bin("jail_uml"));
-    assert_same(&c, &ours, "non-root");
+    let ours = tool(C_JAIL, "jail_uml")
+        .wrapper([
+            setpriv.into_os_string(),
+            "--reuid=65534".into(),
+            "--regid=65534".into(),
+            "--clear-groups".into(),
+        ])
+        .same(&["/", "root", "/bin/true"]);
     assert_eq!(ours.stderr_str(), "jail_uml must be run as root\n");
 }
 
@@ -587,7 +549,7 @@ fn jail_uml_deviations() {
         &[dir, "4294967295", "/jail-probe"],
         &[dir, "4294967296", "/jail-probe"],
     ] {
-        let out = run(&workspace_bin("jail_uml"), args);
+        let out = tool(C_JAIL, "jail_uml").run(Side::Ours, args);
         assert_eq!(out.code, Some(1), "{args:?}: {out}");
         assert!(out.stdout.is_empty(), "{args:?}: {out}");
         assert!(out.stderr_str().starts_with(usage), "{args:?}: {out}");

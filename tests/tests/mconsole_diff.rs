@@ -5,74 +5,24 @@
 // Test code: a failed setup step should abort the test with its message.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
-use uml_integration_tests::{
-    require, run_with_timeout, run_with_timeout_input, workspace_bin, Requirement, RunOutput, Uml,
-    UmlConfig,
-};
+use uml_integration_tests::diff::Differential;
+use uml_integration_tests::{require, Requirement, Uml, UmlConfig};
 
 const C_CLIENT: &str = "/usr/bin/uml_mconsole";
 const LIMIT: Duration = Duration::from_secs(15);
 
-struct Ctx {
-    home: tempfile::TempDir,
-    cwd: PathBuf,
-}
-
-fn run_client(bin: &Path, ctx: &Ctx, args: &[&str], input: Option<&[u8]>) -> RunOutput {
-    let mut cmd = Command::new(bin);
-    cmd.args(args)
-        .current_dir(&ctx.cwd)
-        .env("HOME", ctx.home.path());
-    let out = match input {
-        Some(i) => run_with_timeout_input(&mut cmd, i, LIMIT),
-        None => run_with_timeout(&mut cmd, LIMIT),
-    };
-    assert!(
-        !out.timed_out,
-        "{} {args:?} timed out:\n{out}",
-        bin.display()
-    );
-    out
-}
-
 /// Runs a sequence of invocations with the C client, then the same
-/// sequence with ours (so state changes replay identically), and compares
-/// each step. Returns the number of invocations compared.
-fn compare(ctx: &Ctx, steps: &[Vec<String>], input: Option<&[u8]>) -> usize {
-    let c = PathBuf::from(C_CLIENT);
-    let ours = workspace_bin("uml_mconsole");
-    let run_all = |bin: &Path| -> Vec<RunOutput> {
-        steps
-            .iter()
-            .map(|args| {
-                let a: Vec<&str> = args.iter().map(String::as_str).collect();
-                run_client(bin, ctx, &a, input)
-            })
-            .collect()
+/// sequence with ours (so state changes replay identically), in `client`'s
+/// directory and environment, with `input` on stdin, and compares each
+/// step. Returns the number of invocations compared.
+fn compare(client: &Differential, steps: &[Vec<String>], input: Option<&[u8]>) -> usize {
+    let client = match input {
+        Some(i) => client.clone().stdin(i),
+        None => client.clone(),
     };
-    let theirs = run_all(&c);
-    let mine = run_all(&ours);
-    for ((args, t), m) in steps.iter().zip(&theirs).zip(&mine) {
-        assert_eq!(
-            t.stdout_str(),
-            m.stdout_str(),
-            "stdout differs for {args:?}"
-        );
-        assert_eq!(
-            t.stderr_str(),
-            m.stderr_str(),
-            "stderr differs for {args:?}"
-        );
-        assert_eq!(
-            t.code, m.code,
-            "status differs for {args:?}: C {t}\nours {m}"
-        );
-    }
-    steps.len()
+    client.same_sequence(steps).len()
 }
 
 #[test]
@@ -93,7 +43,10 @@ fn same_output_as_debian_client_on_a_live_uml() {
     let cwd = uml.work_dir().join("cwd");
     std::fs::create_dir_all(&cwd).expect("cwd");
     std::fs::write(cwd.join("disk.img"), vec![0u8; 1 << 20]).expect("disk image");
-    let ctx = Ctx { home, cwd };
+    let ctx = Differential::new(C_CLIENT, "uml_mconsole")
+        .limit(LIMIT)
+        .current_dir(&cwd)
+        .env("HOME", home.path());
 
     let one = |cmd: &str| vec![vec![s.clone(), cmd.to_string()]];
     let mut compared = 0;

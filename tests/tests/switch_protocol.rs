@@ -42,6 +42,7 @@ use uml_integration_tests::switch_client::{
     read_control_until_closed, read_reply, request_versioned, FakePort, RunningSwitch, Stream,
     SwitchBinary, SwitchMode, Version, BROADCAST, MAX_FRAME, SWITCH_MAGIC, WAIT,
 };
+use uml_integration_tests::uml_common::testrng::SplitMix64;
 
 /// How long a closed connection may take to show EOF.
 const CLOSE_WAIT: Duration = Duration::from_secs(3);
@@ -174,17 +175,9 @@ fn expect_closed_without_reply(sw: &RunningSwitch, s: &mut UnixStream, what: &st
     );
 }
 
-/// Tiny deterministic PRNG (xorshift64*).
+/// `n` deterministic pseudo-random bytes.
 fn pseudo_random_bytes(seed: u64, n: usize) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x >> 12;
-            x ^= x << 25;
-            x ^= x >> 27;
-            (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 56) as u8
-        })
-        .collect()
+    SplitMix64::new(seed).bytes(n)
 }
 
 // ---------------------------------------------------------------------------

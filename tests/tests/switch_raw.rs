@@ -57,22 +57,6 @@ macro_rules! require_ours {
     };
 }
 
-/// Runs `f` on a thread that entered the network namespace `ns`: sockets
-/// it opens belong to `ns` (and stay there).
-fn in_ns<T: Send>(ns: &NetNs, f: impl FnOnce() -> T + Send) -> T {
-    let path = format!("/run/netns/{}", ns.name());
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
-                .unwrap_or_else(|e| panic!("setns {path}: {e}"));
-            f()
-        })
-        .join()
-        .expect("namespace thread")
-    })
-}
-
 /// `ip -n NS ARGS`, which must succeed.
 fn ip(ns: &NetNs, args: &[&str]) {
     let out = ns.ip(args);
@@ -221,7 +205,9 @@ struct PacketGuest {
 
 impl PacketGuest {
     fn open(ns: &NetNs, ifname: &str) -> PacketGuest {
-        let s = in_ns(ns, || packet::open(ifname)).unwrap_or_else(|e| panic!("{ifname}: {e}"));
+        let s = ns
+            .run_in(|| packet::open(ifname))
+            .unwrap_or_else(|e| panic!("{ifname}: {e}"));
         PacketGuest { fd: s.fd }
     }
 
@@ -293,7 +279,9 @@ struct McastGuest {
 
 impl McastGuest {
     fn open(ns: &NetNs) -> McastGuest {
-        let sock = in_ns(ns, || umcast::open_receiver(GROUP, GROUP_PORT)).unwrap();
+        let sock = ns
+            .run_in(|| umcast::open_receiver(GROUP, GROUP_PORT))
+            .unwrap();
         sock.set_nonblocking(false).unwrap();
         sock.set_multicast_loop_v4(true).unwrap();
         McastGuest { sock }
@@ -973,7 +961,7 @@ fn mtu_applies_to_tunnel_ports() {
     require!(Requirement::Root, Requirement::NetNs);
     require_ours!();
     let ns = NetNs::new("mtut");
-    let guest = in_ns(&ns, || UdpSocket::bind("127.0.0.1:0")).unwrap();
+    let guest = ns.run_in(|| UdpSocket::bind("127.0.0.1:0")).unwrap();
     guest.set_read_timeout(Some(WAIT)).unwrap();
     let opts = format!(
         "udp=1,src=127.0.0.1,srcport={},dst=127.0.0.1,dstport=0,rx_session=1,tx_session=2,\

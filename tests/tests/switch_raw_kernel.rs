@@ -20,13 +20,14 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::ffi::OsString;
-use std::io::Write;
 use std::path::Path;
-use std::sync::Mutex;
 use std::time::Duration;
 
-use uml_integration_tests::switch_client::{NsSwitch, SwitchBinary};
-use uml_integration_tests::{require, wait_until, Kernel, NetNs, Requirement, Uml, UmlConfig};
+use uml_integration_tests::segment::{
+    self, expect_power_off, guest_mac as mac, halt, one_at_a_time, switch_is_ours, Guest, LINK_UP,
+};
+use uml_integration_tests::switch_client::NsSwitch;
+use uml_integration_tests::{require, wait_until, Kernel, NetNs, Requirement, Uml, IDLE_SCRIPT};
 
 /// Hard lifetime of the switch process (`timeout -k 5 ...`).
 const SWITCH_LIFETIME: Duration = Duration::from_secs(240);
@@ -42,29 +43,8 @@ const SWITCH_REPORT: Duration = Duration::from_secs(10);
 /// Bytes the raw guest sends over TCP.
 const TCP_BYTES: usize = 1 << 20;
 
-/// Idle until the host halts the guest.
-const IDLE: &str = "while :; do sleep 3600; done";
-
-/// One test of this file at a time: each boots several kernels.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-/// Returns from the test when the switch under test is the C reference.
-macro_rules! require_ours {
-    () => {
-        if SwitchBinary::under_test().is_c_reference {
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIP: --raw/--mcast/--mtu are not options of the C switch"
-            );
-            return;
-        }
-    };
-}
-
-/// Guest MACs `fe:fd:0a:00:00:0N` (IP `10.0.0.N`).
-fn mac(n: u8) -> String {
-    format!("fe:fd:0a:00:00:{n:02x}")
-}
+/// Why the tests skip with the C switch.
+const NOT_IN_C: &str = "--raw/--mcast/--mtu are not options of the C switch";
 
 /// `ip -n NS ARGS`, which must succeed.
 fn ip(ns: &NetNs, args: &[&str]) {
@@ -73,55 +53,63 @@ fn ip(ns: &NetNs, args: &[&str]) {
 }
 
 /// Boots guest `n` of `kernel` in `ns` with the network argument `net`
-/// (device `dev`, MTU `mtu`), address `10.0.0.N/24`, running `then` after
-/// bringing the device up.
-fn boot(ns: &NetNs, kernel: Kernel, net: &str, dev: &str, n: u8, then: &str) -> Uml {
-    let mut cfg = UmlConfig::with_kernel(&format!("rw{n}"), kernel);
-    cfg.netns = Some(ns.name().to_string());
+/// (device `dev`), address `10.0.0.N/24`, running `then` after bringing
+/// the device up.
+fn boot(ns: &NetNs, kernel: Kernel, net: &str, dev: &'static str, n: u8, then: &str) -> Uml {
+    let mut cfg = Guest::new(n, kernel, net, dev).then(then).config(ns, "rw");
     cfg.lifetime = UML_LIFETIME;
     cfg.mem = "128M".to_string();
-    cfg.extra_args.push(net.to_string());
-    cfg.init_script = format!(
-        "ip addr add 10.0.0.{n}/24 dev {dev} && ip link set {dev} up\n\
-         echo \"TEST: link up rc=$?\"\n\
-         {then}\n"
-    );
-    Uml::boot(cfg).unwrap_or_else(|e| panic!("boot guest {n}: {e}"))
+    segment::boot(cfg)
 }
 
-/// Waits (bounded) for the console line `TEST: <step> rc=` of `uml` and
-/// asserts that it reads `rc=0`.
+/// [`segment::expect_step_ok`] with this file's bound.
 fn expect_step_ok(uml: &mut Uml, step: &str, sw: &mut NsSwitch, others: &[&Uml]) {
-    let marker = format!("TEST: {step} rc=");
-    let seen = uml.wait_console(&marker, GUEST_STEP);
-    let console = uml.console();
-    let ok = format!("{marker}0");
-    if seen && console.lines().any(|l| l.trim_end() == ok) {
-        return;
+    segment::expect_step_ok(uml, step, GUEST_STEP, sw, others);
+}
+
+/// No IPv6 in `ns`: nothing of the host's own reaches the switch through
+/// its raw ports.
+fn disable_ipv6(ns: &NetNs) {
+    for key in [
+        "net.ipv6.conf.all.disable_ipv6",
+        "net.ipv6.conf.default.disable_ipv6",
+    ] {
+        ns.sysctl(key, "1").unwrap();
     }
-    panic!(
-        "{}: {}\n--- console ---\n{console}\n{}{}",
-        uml.umid(),
-        if seen {
-            format!("{step} failed")
-        } else {
-            format!("{marker} never printed")
-        },
-        consoles(others),
+}
+
+/// The bess guest's script: receive one TCP stream into `$OUT/recv.bin`
+/// (busybox nc ends when the sender closes), then idle.
+const RECEIVE: &str = "busybox nc -l -p 5000 > \"$OUT/recv.bin\"\necho \"TEST: recv rc=$?\"\n\
+                       while :; do sleep 3600; done";
+
+/// A sender's script: ping the bess guest, then send it [`TCP_BYTES`]
+/// random bytes over TCP (a copy in `$OUT/sent.bin`).
+fn ping_and_send() -> String {
+    format!(
+        "ping -c 3 -i 0.3 -w 30 10.0.0.1\necho \"TEST: ping rc=$?\"\n\
+         head -c {TCP_BYTES} /dev/urandom > /tmp/data && cp /tmp/data \"$OUT/sent.bin\"\n\
+         timeout 60 busybox nc 10.0.0.1 5000 < /tmp/data\necho \"TEST: send rc=$?\""
+    )
+}
+
+/// Waits (bounded) until `receiver` has all that `sender` sent, and
+/// asserts that it is the same.
+fn expect_received(receiver: &Uml, sender: &Uml, sw: &mut NsSwitch) {
+    let recv_path = receiver.out_dir().join("recv.bin");
+    let complete = wait_until(GUEST_STEP, || {
+        std::fs::metadata(&recv_path).is_ok_and(|m| m.len() as usize >= TCP_BYTES)
+    });
+    let got = std::fs::read(&recv_path).unwrap_or_default();
+    let data = std::fs::read(sender.out_dir().join("sent.bin")).unwrap_or_default();
+    assert!(
+        complete && got == data,
+        "received {} of {TCP_BYTES} bytes{}\n{}{}",
+        got.len(),
+        if complete { " (content differs)" } else { "" },
+        segment::consoles([sender, receiver]),
         sw.report()
     );
-}
-
-fn consoles(others: &[&Uml]) -> String {
-    let mut report = String::new();
-    for o in others {
-        report.push_str(&format!(
-            "--- console of {} ---\n{}\n",
-            o.umid(),
-            o.console()
-        ));
-    }
-    report
 }
 
 /// The argument after `guests join with ` on the start-up line that
@@ -173,34 +161,17 @@ fn raw_counters(ns: &NetNs, sw: &mut NsSwitch) -> String {
         .to_string()
 }
 
-fn halt(uml: &mut Uml) {
-    uml.halt()
-        .unwrap_or_else(|e| panic!("halt {}: {e}", uml.umid()));
-    assert!(
-        uml.wait_exit(UML_EXIT),
-        "{} did not halt:\n{}",
-        uml.umid(),
-        uml.console()
-    );
-}
-
 /// A raw guest of `kernel` behind a veth pair pings a bess guest of the
 /// same kernel and sends it 1 MiB over TCP, through one switch.
 fn raw_guest_pings_and_sends_to_a_bess_guest(kernel: Kernel) {
-    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = one_at_a_time();
     let dir = tempfile::Builder::new()
         .prefix("umlsw-")
         .tempdir()
         .expect("tempdir");
     let ns = NetNs::new("rawk");
-    // No IPv6 on the host's side of the veth pair: nothing of the host's
-    // own reaches the switch.
-    for key in [
-        "net.ipv6.conf.all.disable_ipv6",
-        "net.ipv6.conf.default.disable_ipv6",
-    ] {
-        ns.sysctl(key, "1").unwrap();
-    }
+    // No IPv6 on the host's side of the veth pair.
+    disable_ipv6(&ns);
     ip(
         &ns,
         &["link", "add", "va", "type", "veth", "peer", "name", "vb"],
@@ -228,40 +199,20 @@ fn raw_guest_pings_and_sends_to_a_bess_guest(kernel: Kernel) {
         &format!("vec0:transport=bess,dst={},mac={}", bess.display(), mac(1)),
         "vec0",
         1,
-        "busybox nc -l -p 5000 > \"$OUT/recv.bin\"\necho \"TEST: recv rc=$?\"\n\
-         while :; do sleep 3600; done",
+        RECEIVE,
     );
-    expect_step_ok(&mut peer, "link up", &mut sw, &[]);
+    expect_step_ok(&mut peer, LINK_UP, &mut sw, &[]);
     let mut guest = boot(
         &ns,
         kernel,
         &format!("{raw_arg},mac={}", mac(2)),
         "vec0",
         2,
-        &format!(
-            "ping -c 3 -i 0.3 -w 30 10.0.0.1\necho \"TEST: ping rc=$?\"\n\
-             head -c {TCP_BYTES} /dev/urandom > /tmp/data && cp /tmp/data \"$OUT/sent.bin\"\n\
-             timeout 60 busybox nc 10.0.0.1 5000 < /tmp/data\necho \"TEST: send rc=$?\""
-        ),
+        &ping_and_send(),
     );
-    expect_step_ok(&mut guest, "link up", &mut sw, &[&peer]);
+    expect_step_ok(&mut guest, LINK_UP, &mut sw, &[&peer]);
     expect_step_ok(&mut guest, "ping", &mut sw, &[&peer]);
-    let recv_path = peer.work_dir().join("out").join("recv.bin");
-    let sent_path = guest.work_dir().join("out").join("sent.bin");
-    let complete = wait_until(GUEST_STEP, || {
-        std::fs::metadata(&recv_path).is_ok_and(|m| m.len() as usize >= TCP_BYTES)
-    });
-    let got = std::fs::read(&recv_path).unwrap_or_default();
-    let data = std::fs::read(&sent_path).unwrap_or_default();
-    assert!(
-        complete && got == data,
-        "received {} of {TCP_BYTES} bytes{}\n--- raw guest ---\n{}\n--- bess guest ---\n{}\n{}",
-        got.len(),
-        if complete { " (content differs)" } else { "" },
-        guest.console(),
-        peer.console(),
-        sw.report()
-    );
+    expect_received(&peer, &guest, &mut sw);
     expect_step_ok(&mut guest, "send", &mut sw, &[&peer]);
     // The guest's driver handed over TSO frames, which were cut here.
     let counts = raw_counters(&ns, &mut sw);
@@ -274,12 +225,8 @@ fn raw_guest_pings_and_sends_to_a_bess_guest(kernel: Kernel) {
     assert!(segmented > 0, "no TSO frame from the raw guest: {counts}");
     assert!(counts.ends_with("bad offload 0"), "{counts}");
     eprintln!("{counts}");
-    assert!(
-        guest.wait_exit(UML_EXIT),
-        "raw guest did not power off:\n{}",
-        guest.console()
-    );
-    halt(&mut peer);
+    expect_power_off(&mut guest, UML_EXIT);
+    halt(&mut peer, UML_EXIT);
     assert!(sw.running(), "switch ended:\n{}", sw.report());
     let out = sw.output();
     for n in [1, 2] {
@@ -304,7 +251,9 @@ fn kernel7_raw_guest_pings_and_sends_to_a_bess_guest() {
     );
     require!(Requirement::Program("ping", "iputils-ping"));
     require!(Requirement::Program("busybox", "busybox"));
-    require_ours!();
+    if !switch_is_ours(NOT_IN_C) {
+        return;
+    }
     raw_guest_pings_and_sends_to_a_bess_guest(Kernel::Linux7);
 }
 
@@ -314,7 +263,9 @@ fn kernel61_raw_guest_pings_and_sends_to_a_bess_guest() {
     require!(Requirement::Root, Requirement::LinuxUml, Requirement::NetNs);
     require!(Requirement::Program("ping", "iputils-ping"));
     require!(Requirement::Program("busybox", "busybox"));
-    require_ours!();
+    if !switch_is_ours(NOT_IN_C) {
+        return;
+    }
     raw_guest_pings_and_sends_to_a_bess_guest(Kernel::Linux61);
 }
 
@@ -324,8 +275,10 @@ fn kernel61_raw_guest_pings_and_sends_to_a_bess_guest() {
 fn kernel61_mcast_guests_ping_each_other_and_a_bess_guest() {
     require!(Requirement::Root, Requirement::LinuxUml, Requirement::NetNs);
     require!(Requirement::Program("ping", "iputils-ping"));
-    require_ours!();
-    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    if !switch_is_ours(NOT_IN_C) {
+        return;
+    }
+    let _serial = one_at_a_time();
     let dir = tempfile::Builder::new()
         .prefix("umlsw-")
         .tempdir()
@@ -352,11 +305,11 @@ fn kernel61_mcast_guests_ping_each_other_and_a_bess_guest() {
         &format!("vec0:transport=bess,dst={},mac={}", bess.display(), mac(1)),
         "vec0",
         1,
-        IDLE,
+        IDLE_SCRIPT,
     );
-    expect_step_ok(&mut peer, "link up", &mut sw, &[]);
-    let mut b = boot(&ns, Kernel::Linux61, &with_mac(3), "eth0", 3, IDLE);
-    expect_step_ok(&mut b, "link up", &mut sw, &[&peer]);
+    expect_step_ok(&mut peer, LINK_UP, &mut sw, &[]);
+    let mut b = boot(&ns, Kernel::Linux61, &with_mac(3), "eth0", 3, IDLE_SCRIPT);
+    expect_step_ok(&mut b, LINK_UP, &mut sw, &[&peer]);
     let mut a = boot(
         &ns,
         Kernel::Linux61,
@@ -366,16 +319,12 @@ fn kernel61_mcast_guests_ping_each_other_and_a_bess_guest() {
         "ping -c 3 -i 0.3 -w 30 10.0.0.3\necho \"TEST: ping mcast rc=$?\"\n\
          ping -c 3 -i 0.3 -w 30 10.0.0.1\necho \"TEST: ping bess rc=$?\"",
     );
-    expect_step_ok(&mut a, "link up", &mut sw, &[&peer, &b]);
+    expect_step_ok(&mut a, LINK_UP, &mut sw, &[&peer, &b]);
     expect_step_ok(&mut a, "ping mcast", &mut sw, &[&peer, &b]);
     expect_step_ok(&mut a, "ping bess", &mut sw, &[&peer, &b]);
-    assert!(
-        a.wait_exit(UML_EXIT),
-        "a did not power off:\n{}",
-        a.console()
-    );
-    halt(&mut b);
-    halt(&mut peer);
+    expect_power_off(&mut a, UML_EXIT);
+    halt(&mut b, UML_EXIT);
+    halt(&mut peer, UML_EXIT);
     assert!(sw.running(), "switch ended:\n{}", sw.report());
     let out = sw.output();
     let label = out
@@ -405,8 +354,10 @@ fn bess_guests_at_mtu_9000_and_a_daemon_guest() {
         Requirement::NetNs
     );
     require!(Requirement::Program("ping", "iputils-ping"));
-    require_ours!();
-    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    if !switch_is_ours(NOT_IN_C) {
+        return;
+    }
+    let _serial = one_at_a_time();
     let dir = tempfile::Builder::new()
         .prefix("umlsw-")
         .tempdir()
@@ -426,8 +377,8 @@ fn bess_guests_at_mtu_9000_and_a_daemon_guest() {
     let daemon_arg = joins(&sw.output(), "control socket ").unwrap();
     let big = |n: u8| format!("{bess_arg},mtu=9000,mac={}", mac(n));
 
-    let mut b = boot(&ns, Kernel::Linux7, &big(1), "vec0", 1, IDLE);
-    expect_step_ok(&mut b, "link up", &mut sw, &[]);
+    let mut b = boot(&ns, Kernel::Linux7, &big(1), "vec0", 1, IDLE_SCRIPT);
+    expect_step_ok(&mut b, LINK_UP, &mut sw, &[]);
     let mut d = boot(
         &ns,
         Kernel::Linux61,
@@ -436,7 +387,7 @@ fn bess_guests_at_mtu_9000_and_a_daemon_guest() {
         3,
         "ping -c 3 -i 0.3 -w 30 10.0.0.1\necho \"TEST: ping small rc=$?\"",
     );
-    expect_step_ok(&mut d, "link up", &mut sw, &[&b]);
+    expect_step_ok(&mut d, LINK_UP, &mut sw, &[&b]);
     let mut a = boot(
         &ns,
         Kernel::Linux7,
@@ -446,7 +397,7 @@ fn bess_guests_at_mtu_9000_and_a_daemon_guest() {
         "ip link show vec0\n\
          ping -c 3 -i 0.3 -w 30 -s 8000 -M do 10.0.0.1\necho \"TEST: ping large rc=$?\"",
     );
-    expect_step_ok(&mut a, "link up", &mut sw, &[&b, &d]);
+    expect_step_ok(&mut a, LINK_UP, &mut sw, &[&b, &d]);
     expect_step_ok(&mut a, "ping large", &mut sw, &[&b, &d]);
     assert!(
         a.console().contains("mtu 9000"),
@@ -455,14 +406,9 @@ fn bess_guests_at_mtu_9000_and_a_daemon_guest() {
     );
     expect_step_ok(&mut d, "ping small", &mut sw, &[&a, &b]);
     for g in [&mut a, &mut d] {
-        assert!(
-            g.wait_exit(UML_EXIT),
-            "{} did not power off:\n{}",
-            g.umid(),
-            g.console()
-        );
+        expect_power_off(g, UML_EXIT);
     }
-    halt(&mut b);
+    halt(&mut b, UML_EXIT);
     assert!(sw.running(), "switch ended:\n{}", sw.report());
     let out = sw.output();
     assert!(out.contains("New connection"), "{out}");
@@ -483,19 +429,16 @@ fn kernel7_tap_and_hybrid_guests_ping_a_bess_guest() {
     );
     require!(Requirement::Program("ping", "iputils-ping"));
     require!(Requirement::Program("busybox", "busybox"));
-    require_ours!();
-    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    if !switch_is_ours(NOT_IN_C) {
+        return;
+    }
+    let _serial = one_at_a_time();
     let dir = tempfile::Builder::new()
         .prefix("umlsw-")
         .tempdir()
         .expect("tempdir");
     let ns = NetNs::new("tapk");
-    for key in [
-        "net.ipv6.conf.all.disable_ipv6",
-        "net.ipv6.conf.default.disable_ipv6",
-    ] {
-        ns.sysctl(key, "1").unwrap();
-    }
+    disable_ipv6(&ns);
     for tap in ["tapt", "taph"] {
         ip(&ns, &["tuntap", "add", "dev", tap, "mode", "tap"]);
         ip(&ns, &["link", "set", tap, "up"]);
@@ -529,10 +472,9 @@ fn kernel7_tap_and_hybrid_guests_ping_a_bess_guest() {
         &format!("vec0:transport=bess,dst={},mac={}", bess.display(), mac(1)),
         "vec0",
         1,
-        "busybox nc -l -p 5000 > \"$OUT/recv.bin\"\necho \"TEST: recv rc=$?\"\n\
-         while :; do sleep 3600; done",
+        RECEIVE,
     );
-    expect_step_ok(&mut peer, "link up", &mut sw, &[]);
+    expect_step_ok(&mut peer, LINK_UP, &mut sw, &[]);
     let mut hybrid = boot(
         &ns,
         Kernel::Linux7,
@@ -547,38 +489,18 @@ fn kernel7_tap_and_hybrid_guests_ping_a_bess_guest() {
         &format!("{tap_arg},mac={}", mac(2)),
         "vec0",
         2,
-        &format!(
-            "ping -c 3 -i 0.3 -w 30 10.0.0.1\necho \"TEST: ping rc=$?\"\n\
-             head -c {TCP_BYTES} /dev/urandom > /tmp/data && cp /tmp/data \"$OUT/sent.bin\"\n\
-             timeout 60 busybox nc 10.0.0.1 5000 < /tmp/data\necho \"TEST: send rc=$?\""
-        ),
+        &ping_and_send(),
     );
-    expect_step_ok(&mut hybrid, "link up", &mut sw, &[&peer, &tap]);
+    expect_step_ok(&mut hybrid, LINK_UP, &mut sw, &[&peer, &tap]);
     expect_step_ok(&mut hybrid, "ping", &mut sw, &[&peer, &tap]);
-    expect_step_ok(&mut tap, "link up", &mut sw, &[&peer, &hybrid]);
+    expect_step_ok(&mut tap, LINK_UP, &mut sw, &[&peer, &hybrid]);
     expect_step_ok(&mut tap, "ping", &mut sw, &[&peer, &hybrid]);
     expect_step_ok(&mut tap, "send", &mut sw, &[&peer, &hybrid]);
-    let recv_path = peer.work_dir().join("out").join("recv.bin");
-    let complete = wait_until(GUEST_STEP, || {
-        std::fs::metadata(&recv_path).is_ok_and(|m| m.len() as usize >= TCP_BYTES)
-    });
-    let got = std::fs::read(&recv_path).unwrap_or_default();
-    let data = std::fs::read(tap.work_dir().join("out").join("sent.bin")).unwrap_or_default();
-    assert!(
-        complete && got == data,
-        "received {} of {TCP_BYTES} bytes\n{}",
-        got.len(),
-        sw.report()
-    );
+    expect_received(&peer, &tap, &mut sw);
     for g in [&mut tap, &mut hybrid] {
-        assert!(
-            g.wait_exit(UML_EXIT),
-            "{} did not power off:\n{}",
-            g.umid(),
-            g.console()
-        );
+        expect_power_off(g, UML_EXIT);
     }
-    halt(&mut peer);
+    halt(&mut peer, UML_EXIT);
     assert!(sw.running(), "switch ended:\n{}", sw.report());
     let out = sw.output();
     assert!(!out.contains(" old port "), "{out}");

@@ -92,10 +92,9 @@ impl FakeGuest {
     fn raw(ns: &NetNs, protocol: u8, guest: &str, switch: &str) -> FakeGuest {
         let g: SocketAddr = SocketAddr::new(guest.parse().unwrap(), 0);
         let s: SocketAddr = SocketAddr::new(switch.parse().unwrap(), 0);
-        let fd = in_ns(ns, move || {
-            open_connected(IpSocketKind::Raw(protocol), g, s)
-        })
-        .unwrap_or_else(|e| panic!("raw socket {guest} -> {switch}: {e}"));
+        let fd = ns
+            .run_in(move || open_connected(IpSocketKind::Raw(protocol), g, s))
+            .unwrap_or_else(|e| panic!("raw socket {guest} -> {switch}: {e}"));
         // std's UDP type only carries the descriptor: recv/send and the
         // timeouts work on any connected datagram socket.
         let sock = UdpSocket::from(fd);
@@ -146,22 +145,6 @@ impl FakeGuest {
             before.push(p);
         }
     }
-}
-
-/// Runs `f` on a thread that entered the network namespace `ns`: sockets
-/// it opens belong to `ns` (and stay there).
-fn in_ns<T: Send>(ns: &NetNs, f: impl FnOnce() -> T + Send) -> T {
-    let path = format!("/run/netns/{}", ns.name());
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
-                .unwrap_or_else(|e| panic!("setns {path}: {e}"));
-            f()
-        })
-        .join()
-        .expect("namespace thread")
-    })
 }
 
 /// The guest argument the switch printed for its tunnel port number `n`

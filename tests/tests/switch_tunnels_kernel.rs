@@ -18,14 +18,15 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::ffi::OsString;
-use std::io::Write;
-use std::net::UdpSocket;
 use std::path::Path;
-use std::sync::Mutex;
 use std::time::Duration;
 
-use uml_integration_tests::switch_client::{NsSwitch, SwitchBinary};
-use uml_integration_tests::{require, Kernel, NetNs, Requirement, Uml, UmlConfig};
+use uml_integration_tests::segment::{
+    self, expect_power_off, free_udp_port, guest_mac as mac, halt, one_at_a_time, switch_is_ours,
+    Guest, LINK_UP,
+};
+use uml_integration_tests::switch_client::NsSwitch;
+use uml_integration_tests::{require, Kernel, NetNs, Requirement, Uml, IDLE_SCRIPT};
 
 /// Hard lifetime of the switch process (`timeout -k 5 ...`).
 const SWITCH_LIFETIME: Duration = Duration::from_secs(240);
@@ -39,102 +40,24 @@ const UML_EXIT: Duration = Duration::from_secs(30);
 /// Bound for the switch to print what it prints at start-up.
 const SWITCH_REPORT: Duration = Duration::from_secs(10);
 
-/// Idle until the host halts the guest.
-const IDLE: &str = "while :; do sleep 3600; done";
 /// Guest-side ping of the bess guest, with its result on the console.
 const PING_PEER: &str = "ping -c 3 -i 0.3 -w 30 10.0.0.1\necho \"TEST: ping rc=$?\"";
 
-/// One test of this file at a time: each boots four kernels.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-/// Returns from the test when the switch under test is the C reference.
-macro_rules! require_ours {
-    () => {
-        if SwitchBinary::under_test().is_c_reference {
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIP: --l2tpv3/--gre are not options of the C switch"
-            );
-            return;
-        }
-    };
-}
-
-/// Guest MACs `fe:fd:0a:00:00:0N` (IP `10.0.0.N`).
-fn mac(n: u8) -> String {
-    format!("fe:fd:0a:00:00:{n:02x}")
-}
-
-/// Runs `f` on a thread that entered the network namespace `ns`.
-fn in_ns<T: Send>(ns: &NetNs, f: impl FnOnce() -> T + Send) -> T {
-    let path = format!("/run/netns/{}", ns.name());
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
-                .unwrap_or_else(|e| panic!("setns {path}: {e}"));
-            f()
-        })
-        .join()
-        .expect("namespace thread")
-    })
-}
-
-/// A UDP port of 127.0.0.1 that is free in `ns` (bound as port 0 and
-/// released; nothing else runs in the namespace to take it).
-fn free_udp_port(ns: &NetNs) -> u16 {
-    in_ns(ns, || {
-        UdpSocket::bind("127.0.0.1:0")
-            .and_then(|s| s.local_addr())
-            .map(|a| a.port())
-            .expect("a free UDP port")
-    })
-}
+/// Why the tests skip with the C switch.
+const NOT_IN_C: &str = "--l2tpv3/--gre are not options of the C switch";
 
 /// Boots guest `n` of `kernel` in `ns` with the network argument `net`
 /// (device `dev`), address `10.0.0.N/24`, running `then` after bringing
 /// the device up.
-fn boot(ns: &NetNs, kernel: Kernel, net: &str, dev: &str, n: u8, then: &str) -> Uml {
-    let mut cfg = UmlConfig::with_kernel(&format!("tn{n}"), kernel);
-    cfg.netns = Some(ns.name().to_string());
+fn boot(ns: &NetNs, kernel: Kernel, net: &str, dev: &'static str, n: u8, then: &str) -> Uml {
+    let mut cfg = Guest::new(n, kernel, net, dev).then(then).config(ns, "tn");
     cfg.lifetime = UML_LIFETIME;
-    cfg.extra_args.push(net.to_string());
-    cfg.init_script = format!(
-        "ip addr add 10.0.0.{n}/24 dev {dev} && ip link set {dev} up\n\
-         echo \"TEST: link up rc=$?\"\n\
-         {then}\n"
-    );
-    Uml::boot(cfg).unwrap_or_else(|e| panic!("boot guest {n}: {e}"))
+    segment::boot(cfg)
 }
 
-/// Waits (bounded) for the console line `TEST: <step> rc=` of `uml` and
-/// asserts that it reads `rc=0`.
+/// [`segment::expect_step_ok`] with this file's bound.
 fn expect_step_ok(uml: &mut Uml, step: &str, sw: &mut NsSwitch, others: &[&Uml]) {
-    let marker = format!("TEST: {step} rc=");
-    let seen = uml.wait_console(&marker, GUEST_STEP);
-    let console = uml.console();
-    let ok = format!("{marker}0");
-    if seen && console.lines().any(|l| l.trim_end() == ok) {
-        return;
-    }
-    let mut report = String::new();
-    for o in others {
-        report.push_str(&format!(
-            "--- console of {} ---\n{}\n",
-            o.umid(),
-            o.console()
-        ));
-    }
-    panic!(
-        "{}: {}\n--- console ---\n{console}\n{report}{}",
-        uml.umid(),
-        if seen {
-            format!("{step} failed")
-        } else {
-            format!("{marker} never printed")
-        },
-        sw.report()
-    );
+    segment::expect_step_ok(uml, step, GUEST_STEP, sw, others);
 }
 
 /// The guest arguments the switch printed for its tunnel ports, in order.
@@ -148,7 +71,7 @@ fn announced(out: &str) -> Vec<String> {
 /// A 6.1 or 7.x guest on each tunnel kind pings a bess guest of the same
 /// kernel through one switch.
 fn tunnel_guests_ping_a_bess_guest(kernel: Kernel) {
-    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = one_at_a_time();
     let dir = tempfile::Builder::new()
         .prefix("umlsw-")
         .tempdir()
@@ -208,9 +131,9 @@ fn tunnel_guests_ping_a_bess_guest(kernel: Kernel) {
         &format!("vec0:transport=bess,dst={},mac={}", bess.display(), mac(1)),
         "vec0",
         1,
-        IDLE,
+        IDLE_SCRIPT,
     );
-    expect_step_ok(&mut peer, "link up", &mut sw, &[]);
+    expect_step_ok(&mut peer, LINK_UP, &mut sw, &[]);
     let mut guests: Vec<Uml> = tunnels
         .iter()
         .zip(2u8..)
@@ -219,23 +142,13 @@ fn tunnel_guests_ping_a_bess_guest(kernel: Kernel) {
     for i in 0..guests.len() {
         let (g, rest) = guests.split_at_mut(i + 1);
         let others: Vec<&Uml> = rest.iter().chain(std::iter::once(&peer)).collect();
-        expect_step_ok(&mut g[i], "link up", &mut sw, &others);
+        expect_step_ok(&mut g[i], LINK_UP, &mut sw, &others);
         expect_step_ok(&mut g[i], "ping", &mut sw, &others);
     }
     for g in &mut guests {
-        assert!(
-            g.wait_exit(UML_EXIT),
-            "{} did not power off:\n{}",
-            g.umid(),
-            g.console()
-        );
+        expect_power_off(g, UML_EXIT);
     }
-    peer.halt().expect("halt the bess guest");
-    assert!(
-        peer.wait_exit(UML_EXIT),
-        "peer did not halt:\n{}",
-        peer.console()
-    );
+    halt(&mut peer, UML_EXIT);
     assert!(sw.running(), "switch ended:\n{}", sw.report());
     let out = sw.output();
     for n in 1..=4 {
@@ -262,7 +175,9 @@ fn kernel7_tunnel_guests_ping_a_bess_guest() {
         Requirement::NetNs
     );
     require!(Requirement::Program("ping", "iputils-ping"));
-    require_ours!();
+    if !switch_is_ours(NOT_IN_C) {
+        return;
+    }
     tunnel_guests_ping_a_bess_guest(Kernel::Linux7);
 }
 
@@ -271,7 +186,9 @@ fn kernel7_tunnel_guests_ping_a_bess_guest() {
 fn kernel61_tunnel_guests_ping_a_bess_guest() {
     require!(Requirement::Root, Requirement::LinuxUml, Requirement::NetNs);
     require!(Requirement::Program("ping", "iputils-ping"));
-    require_ours!();
+    if !switch_is_ours(NOT_IN_C) {
+        return;
+    }
     tunnel_guests_ping_a_bess_guest(Kernel::Linux61);
 }
 
@@ -286,8 +203,10 @@ fn kernel7_l2tpv3_guest_pings_a_daemon_guest() {
         Requirement::NetNs
     );
     require!(Requirement::Program("ping", "iputils-ping"));
-    require_ours!();
-    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    if !switch_is_ours(NOT_IN_C) {
+        return;
+    }
+    let _serial = one_at_a_time();
     let dir = tempfile::Builder::new()
         .prefix("umlsw-")
         .tempdir()
@@ -320,15 +239,14 @@ fn kernel7_l2tpv3_guest_pings_a_daemon_guest() {
         &format!("eth0=daemon,{},unix,{}", mac(1), ctl.display()),
         "eth0",
         1,
-        IDLE,
+        IDLE_SCRIPT,
     );
-    expect_step_ok(&mut old, "link up", &mut sw, &[]);
+    expect_step_ok(&mut old, LINK_UP, &mut sw, &[]);
     let mut new = boot(&ns, Kernel::Linux7, &arg, "vec0", 2, PING_PEER);
-    expect_step_ok(&mut new, "link up", &mut sw, &[&old]);
+    expect_step_ok(&mut new, LINK_UP, &mut sw, &[&old]);
     expect_step_ok(&mut new, "ping", &mut sw, &[&old]);
-    assert!(new.wait_exit(UML_EXIT), "7.x guest did not power off");
-    old.halt().expect("halt the 6.1 guest");
-    assert!(old.wait_exit(UML_EXIT), "6.1 guest did not halt");
+    expect_power_off(&mut new, UML_EXIT);
+    halt(&mut old, UML_EXIT);
     let out = sw.output();
     assert!(!out.contains("dropped a packet"), "{out}");
     // ICMP errors from guests not up yet are counted, not reported.

@@ -22,14 +22,14 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::ffi::OsString;
-use std::io::Write;
-use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::Duration;
 
-use uml_integration_tests::switch_client::{NsSwitch, SwitchBinary};
-use uml_integration_tests::{find_in_path, require, Kernel, NetNs, Requirement, Uml, UmlConfig};
+use uml_integration_tests::segment::{
+    self, free_udp_port, guest_mac as mac, learned, one_at_a_time, switch_is_ours, Guest, LINK_UP,
+};
+use uml_integration_tests::switch_client::{new_temp_dir, NsSwitch, SwitchBinary};
+use uml_integration_tests::{find_in_path, require, Kernel, NetNs, Requirement, Uml, IDLE_SCRIPT};
 
 /// Hard lifetime of the switch process (`timeout -k 5 ...`).
 const SWITCH_LIFETIME: Duration = Duration::from_secs(420);
@@ -37,7 +37,7 @@ const SWITCH_LIFETIME: Duration = Duration::from_secs(420);
 const UML_LIFETIME: Duration = Duration::from_secs(360);
 /// Bound for a guest to bring its link up (four guests boot at once on a
 /// shared machine).
-const LINK_UP: Duration = Duration::from_secs(120);
+const LINK_UP_BOUND: Duration = Duration::from_secs(120);
 /// Bound for a guest to finish its pings (each peer may still be booting:
 /// `ping -w` gives each one 90 s).
 const PINGS: Duration = Duration::from_secs(240);
@@ -46,68 +46,14 @@ const UML_EXIT: Duration = Duration::from_secs(30);
 /// Bound for the switch to print what it prints at start-up.
 const SWITCH_REPORT: Duration = Duration::from_secs(10);
 
-/// One test of this file at a time: each boots several kernels.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-/// Returns `program`'s path, or from the test unless it is installed
-/// (fails under `CI=true`, else skips loudly).
-macro_rules! require_program {
-    ($program:expr, $package:expr) => {
-        match find_in_path($program) {
-            Some(p) => p,
-            None => {
-                let reason = format!("`{}` not found (apt-get install {})", $program, $package);
-                if std::env::var("CI").as_deref() == Ok("true") {
-                    panic!("{reason}; CI must provide it");
-                }
-                let _ = writeln!(std::io::stderr(), "SKIP: {reason}");
-                return;
-            }
-        }
-    };
-}
-
-/// Returns from the test when the switch under test is the C reference.
-macro_rules! require_ours {
-    () => {
-        if SwitchBinary::under_test().is_c_reference {
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIP: the C switch serves neither vde_plug nor vector guests"
-            );
-            return;
-        }
-    };
-}
-
-/// Guest MACs `fe:fd:0a:00:00:0N` (IP `10.0.0.N`).
-fn mac(n: u8) -> String {
-    format!("fe:fd:0a:00:00:{n:02x}")
-}
-
-/// A guest to boot: its number (address 10.0.0.N), kernel, network
-/// argument and device.
-struct Guest {
-    n: u8,
-    kernel: Kernel,
-    net: String,
-    dev: &'static str,
-    /// Put in front of the kernel (`UmlConfig::wrapper`).
-    wrapper: Vec<String>,
-}
+/// Why the tests skip with the C switch.
+const NOT_IN_C: &str = "the C switch serves neither vde_plug nor vector guests";
 
 /// Boots `g` in `ns`: brings its device up, pings every address of
 /// `peers` (each bounded by `ping -w`), prints the results on its console
 /// and idles until halted. `vde_dir` goes first in the kernel's `PATH`
 /// (where it looks for `vde_plug`).
-fn boot(ns: &NetNs, g: &Guest, peers: &[u8], vde_dir: Option<&Path>) -> Uml {
-    let mut cfg = UmlConfig::with_kernel(&format!("vd{}", g.n), g.kernel);
-    cfg.netns = Some(ns.name().to_string());
-    cfg.lifetime = UML_LIFETIME;
-    cfg.mem = "96M".to_string();
-    cfg.extra_args.push(g.net.clone());
-    cfg.path_prepend = vde_dir.map(Path::to_path_buf);
-    cfg.wrapper = g.wrapper.clone();
+fn boot(ns: &NetNs, g: &Guest, peers: &[u8], vde_dir: &Path) -> Uml {
     let pings: String = peers
         .iter()
         .map(|p| {
@@ -116,23 +62,14 @@ fn boot(ns: &NetNs, g: &Guest, peers: &[u8], vde_dir: Option<&Path>) -> Uml {
             )
         })
         .collect();
-    let dev = g.dev;
-    cfg.init_script = format!(
-        "ip addr add 10.0.0.{n}/24 dev {dev} && ip link set {dev} up\n\
-         echo \"TEST: link up rc=$?\"\n\
-         {pings}\
-         echo \"TEST: pings done\"\n\
-         while :; do sleep 3600; done\n",
-        n = g.n
-    );
-    Uml::boot(cfg).unwrap_or_else(|e| panic!("boot guest {}: {e}", g.n))
-}
-
-/// The consoles of `umls`, for failure messages.
-fn consoles(umls: &[Uml]) -> String {
-    umls.iter()
-        .map(|u| format!("--- console of {} ---\n{}\n", u.umid(), u.console()))
-        .collect()
+    let mut cfg = g
+        .clone()
+        .then(format!("{pings}echo \"TEST: pings done\"\n{IDLE_SCRIPT}"))
+        .config(ns, "vd");
+    cfg.lifetime = UML_LIFETIME;
+    cfg.mem = "96M".to_string();
+    cfg.path_prepend = Some(vde_dir.to_path_buf());
+    segment::boot(cfg)
 }
 
 /// Waits (bounded) for `marker` on guest `i`'s console; panics with every
@@ -142,7 +79,7 @@ fn wait_marker(umls: &mut [Uml], i: usize, marker: &str, bound: Duration, sw: &m
         panic!(
             "{}: {marker:?} not printed within {bound:?}\n{}{}",
             umls[i].umid(),
-            consoles(umls),
+            segment::consoles(umls.iter()),
             sw.report()
         );
     }
@@ -151,14 +88,14 @@ fn wait_marker(umls: &mut [Uml], i: usize, marker: &str, bound: Duration, sw: &m
 /// Asserts that guest `i` reported `rc=0` for its link and each ping.
 fn assert_all_ok(umls: &[Uml], i: usize, peers: &[u8], sw: &mut NsSwitch) {
     let console = umls[i].console();
-    let mut steps = vec!["TEST: link up rc=0".to_string()];
+    let mut steps = vec![format!("TEST: {LINK_UP} rc=0")];
     steps.extend(peers.iter().map(|p| format!("TEST: ping 10.0.0.{p} rc=0")));
     for step in steps {
         if !console.lines().any(|l| l.trim_end() == step) {
             panic!(
                 "{}: no {step:?}\n{}{}",
                 umls[i].umid(),
-                consoles(umls),
+                segment::consoles(umls),
                 sw.report()
             );
         }
@@ -167,15 +104,18 @@ fn assert_all_ok(umls: &[Uml], i: usize, peers: &[u8], sw: &mut NsSwitch) {
 
 /// Boots `guests` (each pinging all the others), waits for every link and
 /// every ping, then halts them all.
-fn ping_mesh(ns: &NetNs, guests: &[Guest], vde_dir: &Path, sw: &mut NsSwitch) {
+fn ping_mesh(ns: &NetNs, guests: &[Guest], sw: &mut NsSwitch) {
+    let vde_dir = vde_dir();
+    let vde_dir = vde_dir.as_path();
     let all: Vec<u8> = guests.iter().map(|g| g.n).collect();
     let mut umls: Vec<Uml> = Vec::new();
     for g in guests {
         let peers: Vec<u8> = all.iter().copied().filter(|&p| p != g.n).collect();
-        umls.push(boot(ns, g, &peers, Some(vde_dir)));
+        umls.push(boot(ns, g, &peers, vde_dir));
     }
     for i in 0..umls.len() {
-        wait_marker(&mut umls, i, "TEST: link up rc=", LINK_UP, sw);
+        let marker = format!("TEST: {LINK_UP} rc=");
+        wait_marker(&mut umls, i, &marker, LINK_UP_BOUND, sw);
     }
     for (i, g) in guests.iter().enumerate() {
         wait_marker(&mut umls, i, "TEST: pings done", PINGS, sw);
@@ -193,46 +133,13 @@ fn ping_mesh(ns: &NetNs, guests: &[Guest], vde_dir: &Path, sw: &mut NsSwitch) {
 /// The argument the switch printed after `marker` (e.g. `through vde_plug
 /// with `), waiting for it.
 fn printed_argument(sw: &mut NsSwitch, marker: &str) -> String {
-    assert!(
-        sw.wait_output(SWITCH_REPORT, |o| o.contains(marker)),
-        "{}",
-        sw.report()
-    );
-    sw.output()
-        .lines()
-        .find_map(|l| l.split(marker).nth(1))
-        .unwrap()
-        .to_string()
+    segment::printed_argument(sw, marker, SWITCH_REPORT)
 }
 
-/// A UDP port of 127.0.0.1 that is free in `ns`.
-fn free_udp_port(ns: &NetNs) -> u16 {
-    let path = format!("/run/netns/{}", ns.name());
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
-                .unwrap_or_else(|e| panic!("setns {path}: {e}"));
-            UdpSocket::bind("127.0.0.1:0")
-                .and_then(|s| s.local_addr())
-                .map(|a| a.port())
-                .expect("a free UDP port")
-        })
-        .join()
-        .expect("namespace thread")
-    })
-}
-
-fn temp_dir() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("umlvd-")
-        .tempdir()
-        .expect("tempdir")
-}
-
-/// The directory `vde_plug` is in.
-fn dir_of(program: &Path) -> PathBuf {
-    program.parent().unwrap().to_path_buf()
+/// The directory `vde_plug` is in (after `require!` found it).
+fn vde_dir() -> PathBuf {
+    let vde_plug = find_in_path("vde_plug").expect("vde_plug");
+    vde_plug.parent().unwrap().to_path_buf()
 }
 
 /// Two 7.x guests on `vecN:transport=vde,vnl=vde://DIR` ping each other
@@ -245,11 +152,15 @@ fn kernel7_vde_guests_ping_each_other() {
         Requirement::LinuxUml7,
         Requirement::NetNs
     );
-    let vde_plug = require_program!("vde_plug", "vdeplug");
-    require_program!("ping", "iputils-ping");
-    require_ours!();
-    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let dir = temp_dir();
+    require!(
+        Requirement::Program("vde_plug", "vdeplug"),
+        Requirement::Program("ping", "iputils-ping")
+    );
+    if !switch_is_ours(NOT_IN_C) {
+        return;
+    }
+    let _serial = one_at_a_time();
+    let dir = new_temp_dir();
     let ns = NetNs::new("vdek");
     let args: Vec<OsString> = vec!["-unix".into(), dir.path().join("ctl").into()];
     let mut sw =
@@ -260,15 +171,9 @@ fn kernel7_vde_guests_ping_each_other() {
         format!("vec0:transport=vde,vnl=vde://{}", dir.path().display())
     );
     let guests: Vec<Guest> = (1..=2)
-        .map(|n| Guest {
-            n,
-            kernel: Kernel::Linux7,
-            net: format!("{arg},mac={}", mac(n)),
-            dev: "vec0",
-            wrapper: Vec::new(),
-        })
+        .map(|n| Guest::new(n, Kernel::Linux7, format!("{arg},mac={}", mac(n)), "vec0"))
         .collect();
-    ping_mesh(&ns, &guests, &dir_of(&vde_plug), &mut sw);
+    ping_mesh(&ns, &guests, &mut sw);
     let out = sw.output();
     assert_eq!(
         out.lines()
@@ -285,7 +190,7 @@ fn kernel7_vde_guests_ping_each_other() {
         "{out}"
     );
     for n in 1..=2 {
-        let learned = format!(" Addr: {} New port ", mac(n));
+        let learned = learned(&mac(n));
         assert!(out.contains(&learned), "{learned:?} missing:\n{out}");
     }
     assert!(!out.contains("Bad request"), "{out}");
@@ -303,11 +208,15 @@ fn kernel7_fd_guest_from_the_launcher_pings_a_bess_guest() {
         Requirement::LinuxUml7,
         Requirement::NetNs
     );
-    let vde_plug = require_program!("vde_plug", "vdeplug");
-    require_program!("ping", "iputils-ping");
-    require_ours!();
-    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let dir = temp_dir();
+    require!(
+        Requirement::Program("vde_plug", "vdeplug"),
+        Requirement::Program("ping", "iputils-ping")
+    );
+    if !switch_is_ours(NOT_IN_C) {
+        return;
+    }
+    let _serial = one_at_a_time();
+    let dir = new_temp_dir();
     let ns = NetNs::new("vdfd");
     let bess = dir.path().join("sw.bess");
     let args: Vec<OsString> = vec![
@@ -321,31 +230,30 @@ fn kernel7_fd_guest_from_the_launcher_pings_a_bess_guest() {
     let bess_arg = printed_argument(&mut sw, "guests join with ");
     let switch = SwitchBinary::under_test().path;
     let guests = [
-        Guest {
-            n: 1,
-            kernel: Kernel::Linux7,
-            net: format!("{bess_arg},mac={}", mac(1)),
-            dev: "vec0",
-            wrapper: Vec::new(),
-        },
-        Guest {
-            n: 2,
-            kernel: Kernel::Linux7,
-            net: format!("vec0:transport=fd,fd=3,mac={}", mac(2)),
-            dev: "vec0",
-            // `ip netns exec NS uml_switch --launch ... -- timeout ...
-            // linux.uml ...`: the kernel inherits descriptor 3.
-            wrapper: vec![
-                switch.to_string_lossy().into_owned(),
-                "--launch".into(),
-                bess.to_string_lossy().into_owned(),
-                "--fd".into(),
-                "3".into(),
-                "--".into(),
-            ],
-        },
+        Guest::new(
+            1,
+            Kernel::Linux7,
+            format!("{bess_arg},mac={}", mac(1)),
+            "vec0",
+        ),
+        Guest::new(
+            2,
+            Kernel::Linux7,
+            format!("vec0:transport=fd,fd=3,mac={}", mac(2)),
+            "vec0",
+        )
+        // `ip netns exec NS uml_switch --launch ... -- timeout ...
+        // linux.uml ...`: the kernel inherits descriptor 3.
+        .wrapper(vec![
+            switch.to_string_lossy().into_owned(),
+            "--launch".into(),
+            bess.to_string_lossy().into_owned(),
+            "--fd".into(),
+            "3".into(),
+            "--".into(),
+        ]),
     ];
-    ping_mesh(&ns, &guests, &dir_of(&vde_plug), &mut sw);
+    ping_mesh(&ns, &guests, &mut sw);
     let out = sw.output();
     assert_eq!(
         out.lines()
@@ -355,7 +263,7 @@ fn kernel7_fd_guest_from_the_launcher_pings_a_bess_guest() {
         "{out}"
     );
     for n in 1..=2 {
-        let learned = format!(" Addr: {} New port ", mac(n));
+        let learned = learned(&mac(n));
         assert!(out.contains(&learned), "{learned:?} missing:\n{out}");
     }
     assert!(sw.running(), "switch ended:\n{}", sw.report());
@@ -373,11 +281,15 @@ fn mixed_segment_daemon_bess_vde_and_l2tpv3_guests_ping_each_other() {
         Requirement::LinuxUml7,
         Requirement::NetNs
     );
-    let vde_plug = require_program!("vde_plug", "vdeplug");
-    require_program!("ping", "iputils-ping");
-    require_ours!();
-    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let dir = temp_dir();
+    require!(
+        Requirement::Program("vde_plug", "vdeplug"),
+        Requirement::Program("ping", "iputils-ping")
+    );
+    if !switch_is_ours(NOT_IN_C) {
+        return;
+    }
+    let _serial = one_at_a_time();
+    let dir = new_temp_dir();
     let ns = NetNs::new("vdmx");
     let ctl = dir.path().join("ctl");
     let bess = dir.path().join("sw.bess");
@@ -403,40 +315,31 @@ fn mixed_segment_daemon_bess_vde_and_l2tpv3_guests_ping_each_other() {
     let l2tpv3_arg = printed_argument(&mut sw, ": the guest joins with ");
     assert_eq!(daemon_arg, format!("eth0=daemon,,unix,{}", ctl.display()));
     let guests = [
-        Guest {
-            n: 1,
-            kernel: Kernel::Linux61,
-            // eth0=daemon,MAC,unix,CTL
-            net: daemon_arg.replacen(",,", &format!(",{},", mac(1)), 1),
-            dev: "eth0",
-            wrapper: Vec::new(),
-        },
-        Guest {
-            n: 2,
-            kernel: Kernel::Linux7,
-            net: format!("{bess_arg},mac={}", mac(2)),
-            dev: "vec0",
-            wrapper: Vec::new(),
-        },
-        Guest {
-            n: 3,
-            kernel: Kernel::Linux7,
-            net: format!("{vde_arg},mac={}", mac(3)),
-            dev: "vec0",
-            wrapper: Vec::new(),
-        },
-        Guest {
-            n: 4,
-            kernel: Kernel::Linux7,
-            net: l2tpv3_arg,
-            dev: "vec0",
-            wrapper: Vec::new(),
-        },
+        // eth0=daemon,MAC,unix,CTL
+        Guest::new(
+            1,
+            Kernel::Linux61,
+            daemon_arg.replacen(",,", &format!(",{},", mac(1)), 1),
+            "eth0",
+        ),
+        Guest::new(
+            2,
+            Kernel::Linux7,
+            format!("{bess_arg},mac={}", mac(2)),
+            "vec0",
+        ),
+        Guest::new(
+            3,
+            Kernel::Linux7,
+            format!("{vde_arg},mac={}", mac(3)),
+            "vec0",
+        ),
+        Guest::new(4, Kernel::Linux7, l2tpv3_arg, "vec0"),
     ];
-    ping_mesh(&ns, &guests, &dir_of(&vde_plug), &mut sw);
+    ping_mesh(&ns, &guests, &mut sw);
     let out = sw.output();
     for n in 1..=4 {
-        let learned = format!(" Addr: {} New port ", mac(n));
+        let learned = learned(&mac(n));
         assert!(out.contains(&learned), "{learned:?} missing:\n{out}");
     }
     assert_eq!(

@@ -21,6 +21,7 @@ use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
 use std::time::Duration;
 
+use uml_integration_tests::diff::{self, Differential, Side};
 use uml_integration_tests::{
     find_in_path, require, run_with_timeout, workspace_bin, Kernel, NetNs, Requirement, RunOutput,
     Uml, UmlConfig,
@@ -84,10 +85,8 @@ fn run_os(args: Vec<OsString>) -> Step {
 /// What a step printed, and the namespace's links afterwards.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Outcome {
-    stdout: String,
     /// With the program's path replaced by [`PROG`].
-    stderr: String,
-    code: Option<i32>,
+    out: RunOutput,
     /// One line per link except `lo`: name, flags, mtu and the `tun …`
     /// details of `ip -d link show` (no MAC, no index).
     links: Vec<String>,
@@ -104,34 +103,16 @@ impl Outcome {
     }
 }
 
-/// Runs `bin` with `args` inside `ns` (plain `LC_ALL=C` environment
-/// without `POSIXLY_CORRECT`, plus `env`), under `wrapper` if given.
-fn run_tunctl(
-    ns: &NetNs,
-    bin: &Path,
-    args: &[OsString],
-    wrapper: &[&str],
-    env: &[(&str, &str)],
-) -> RunOutput {
-    let mut cmd = match wrapper.split_first() {
-        Some((program, rest)) => {
-            let mut c = ns.exec(program);
-            c.args(rest).arg(bin);
-            c
-        }
-        None => ns.exec(bin),
-    };
-    cmd.args(args)
+/// Debian's tunctl and ours, run by full path inside `ns` with a plain
+/// `LC_ALL=C` environment without `POSIXLY_CORRECT`; the program's path
+/// in what it prints is replaced by [`PROG`].
+fn tunctl_in(ns: &NetNs) -> Differential<'_> {
+    Differential::new(C_TUNCTL, "tunctl")
+        .limit(LIMIT)
+        .launcher(|program| ns.exec(program))
         .env_remove("POSIXLY_CORRECT")
         .env("LC_ALL", "C")
-        .envs(env.iter().copied());
-    let out = run_with_timeout(&mut cmd, LIMIT);
-    assert!(
-        !out.timed_out,
-        "{} {args:?} timed out:\n{out}",
-        bin.display()
-    );
-    out
+        .program_as(PROG)
 }
 
 /// The namespace's links (see [`Outcome::links`]).
@@ -171,16 +152,21 @@ fn link_summary(line: &str) -> Option<String> {
     Some(format!("{name} {flags} mtu {mtu} | {tun}"))
 }
 
-/// Runs `steps` with `bin` in a fresh namespace; one outcome per step
-/// (for `Ip` steps only the links are meaningful).
-fn run_sequence(bin: &Path, tag: &str, steps: &[Step]) -> Vec<Outcome> {
+/// Runs `steps` with `side`'s tunctl in a fresh namespace; one outcome
+/// per step (for `Ip` steps only the links are meaningful).
+fn run_sequence(side: Side, tag: &str, steps: &[Step]) -> Vec<Outcome> {
     let ns = NetNs::new(tag);
-    let bin_s = bin.to_string_lossy().into_owned();
+    let tunctl = tunctl_in(&ns);
     steps
         .iter()
         .map(|step| {
             let out = match step {
-                Step::Run { args, wrapper, env } => run_tunctl(&ns, bin, args, wrapper, env),
+                Step::Run { args, wrapper, env } => env
+                    .iter()
+                    .fold(tunctl.clone().wrapper(wrapper.iter()), |t, (k, v)| {
+                        t.env(k, v)
+                    })
+                    .run(side, args),
                 Step::Ip(args) => {
                     let out = ns.ip(args);
                     assert!(out.success(), "ip {args:?}: {out}");
@@ -188,9 +174,7 @@ fn run_sequence(bin: &Path, tag: &str, steps: &[Step]) -> Vec<Outcome> {
                 }
             };
             Outcome {
-                stdout: out.stdout_str(),
-                stderr: out.stderr_str().replace(&bin_s, PROG),
-                code: out.code,
+                out,
                 links: links(&ns),
             }
         })
@@ -209,14 +193,12 @@ fn describe(step: &Step) -> String {
 /// stderr, exited the same way and left the same links. Returns our
 /// outcomes.
 fn differential(tag: &str, steps: &[Step]) -> Vec<Outcome> {
-    let theirs = run_sequence(Path::new(C_TUNCTL), &format!("{tag}-c"), steps);
-    let ours = run_sequence(&workspace_bin("tunctl"), &format!("{tag}-rs"), steps);
+    let theirs = run_sequence(Side::C, &format!("{tag}-c"), steps);
+    let ours = run_sequence(Side::Ours, &format!("{tag}-rs"), steps);
     for ((step, t), o) in steps.iter().zip(&theirs).zip(&ours) {
         let what = describe(step);
-        assert_eq!(t.stdout, o.stdout, "stdout differs for {what}");
-        assert_eq!(t.stderr, o.stderr, "stderr differs for {what}");
-        assert_eq!(t.code, o.code, "status differs for {what}");
-        assert_eq!(t.links, o.links, "links differ after {what}");
+        diff::assert_same(&what, &t.out, &o.out);
+        diff::assert_same_lines(&format!("links after {what}"), &t.links, &o.links);
     }
     ours
 }
@@ -244,9 +226,9 @@ enum Dev {
 /// Checks one outcome against `docs/tunctl.md` §4 (stdout, stderr, status,
 /// device).
 fn check_spec(o: &Outcome, what: &str, stdout: &str, stderr: &str, code: i32, dev: &Dev) {
-    assert_eq!(o.stdout, stdout, "stdout of {what}");
-    assert_eq!(o.stderr, stderr, "stderr of {what}");
-    assert_eq!(o.code, Some(code), "status of {what}");
+    assert_eq!(o.out.stdout_str(), stdout, "stdout of {what}");
+    assert_eq!(o.out.stderr_str(), stderr, "stderr of {what}");
+    assert_eq!(o.out.code, Some(code), "status of {what}");
     match dev {
         Dev::Any => {}
         Dev::Is(name, details) => assert_eq!(
@@ -486,13 +468,16 @@ fn privilege_errors_match_debian() {
     }
     let ours = differential("tpriv", &steps);
     let o = &ours[1];
-    assert_eq!(o.stderr, "TUNSETPERSIST: Invalid argument\n");
-    assert_eq!(o.code, Some(1));
+    assert_eq!(o.out.stderr_str(), "TUNSETPERSIST: Invalid argument\n");
+    assert_eq!(o.out.code, Some(1));
     assert_eq!(o.tun_details("rtap"), Some(tap("user root")));
-    assert_eq!(ours[5].stderr, "TUNSETIFF: Operation not permitted\n");
+    assert_eq!(
+        ours[5].out.stderr_str(),
+        "TUNSETIFF: Operation not permitted\n"
+    );
     if as_nobody {
         assert_eq!(
-            ours[7].stderr,
+            ours[7].out.stderr_str(),
             "Failed to open '/dev/net/tun' : Permission denied\n"
         );
     }
@@ -547,7 +532,7 @@ fn tun_and_tap_mode_options() {
         (run(&["-n", "foo"]), String::new(), usage(PROG), 1, Dev::Any),
     ];
     let steps: Vec<Step> = table.iter().map(|t| t.0.clone()).collect();
-    let ours = run_sequence(&workspace_bin("tunctl"), "tmode", &steps);
+    let ours = run_sequence(Side::Ours, "tmode", &steps);
     for ((step, stdout, stderr, code, dev), o) in table.iter().zip(&ours) {
         if matches!(step, Step::Ip(_)) {
             continue;
@@ -586,9 +571,9 @@ fn uml_pings_through_a_tunctl_tap() {
         skip_or_fail("`ping` not found (apt-get install iputils-ping)");
         return;
     }
-    let ours = workspace_bin("tunctl");
     let ns = NetNs::new("tunctl-uml");
-    let made = run_tunctl(&ns, &ours, &a(&["-u", "nobody", "-t", "umltap0"]), &[], &[]);
+    let tunctl = tunctl_in(&ns);
+    let made = tunctl.run(Side::Ours, &["-u", "nobody", "-t", "umltap0"]);
     assert!(made.success(), "tunctl: {made}");
     assert_eq!(
         made.stdout_str(),
@@ -646,7 +631,7 @@ fn uml_pings_through_a_tunctl_tap() {
         .find(|l| l.starts_with("umltap0 "))
         .unwrap_or_else(|| panic!("umltap0 gone after the UML: {state:#?}"));
     assert!(line.ends_with(&tap("user nobody")), "{line}");
-    let del = run_tunctl(&ns, &ours, &a(&["-d", "umltap0"]), &[], &[]);
+    let del = tunctl.run(Side::Ours, &["-d", "umltap0"]);
     assert!(del.success(), "tunctl -d: {del}");
     assert_eq!(del.stdout_str(), "Set 'umltap0' nonpersistent\n");
     assert!(
@@ -667,9 +652,7 @@ fn link_summaries() {
         "tap0 <BROADCAST,MULTICAST> mtu 1500 | tun type tap pi off vnet_hdr off persist on user root"
     );
     let o = Outcome {
-        stdout: String::new(),
-        stderr: String::new(),
-        code: Some(0),
+        out: RunOutput::default(),
         links: vec![s],
     };
     assert_eq!(o.tun_details("tap0"), Some(tap("user root")));
@@ -725,7 +708,7 @@ fn vnet_hdr_and_multi_queue_options() {
         (run(&["--vnet-hdr", "foo"]), String::new(), usage(PROG), 1, Dev::Any),
     ];
     let steps: Vec<Step> = table.iter().map(|t| t.0.clone()).collect();
-    let ours = run_sequence(&workspace_bin("tunctl"), "tfeat", &steps);
+    let ours = run_sequence(Side::Ours, "tfeat", &steps);
     for ((step, stdout, stderr, code, dev), o) in table.iter().zip(&ours) {
         check_spec(o, &describe(step), stdout, stderr, *code, dev);
     }
@@ -751,9 +734,9 @@ fn list_matches_ip_tuntap_show_and_help() {
         Requirement::NetNs,
         Requirement::DevNetTun
     );
-    let ours = workspace_bin("tunctl");
     let ns = NetNs::new("tlist");
-    let tunctl = |args: &[&str]| run_tunctl(&ns, &ours, &a(args), &[], &[]);
+    let ours = tunctl_in(&ns);
+    let tunctl = |args: &[&str]| ours.run(Side::Ours, args);
 
     let empty = tunctl(&["--list"]);
     assert_eq!(
@@ -848,9 +831,7 @@ fn list_matches_ip_tuntap_show_and_help() {
     let conflict = tunctl(&["--list", "-t", "x"]);
     assert_eq!(conflict.code, Some(1), "{conflict}");
     assert_eq!(
-        conflict
-            .stderr_str()
-            .replace(&ours.to_string_lossy().into_owned(), PROG),
+        conflict.stderr_str(),
         format!("{PROG}: --list cannot be combined with -t; it takes only -b\n")
     );
     assert!(conflict.stdout_str().is_empty());
@@ -865,9 +846,7 @@ fn list_matches_ip_tuntap_show_and_help() {
         (Some(0), String::new()),
         "{help}"
     );
-    let text = help
-        .stdout_str()
-        .replace(&ours.to_string_lossy().into_owned(), PROG);
+    let text = help.stdout_str();
     assert!(text.starts_with(&usage(PROG)), "{text}");
     for option in ["--vnet-hdr", "--multi-queue", "--list", "--help", "-n "] {
         assert!(text.contains(&format!("\n{option}")), "{option}: {text}");
@@ -893,9 +872,9 @@ fn linux7_guest_pings_over_a_tunctl_vnet_hdr_tap() {
         skip_or_fail("`ping` not found (apt-get install iputils-ping)");
         return;
     }
-    let ours = workspace_bin("tunctl");
     let ns = NetNs::new("tunctl-k7");
-    let tunctl = |args: &[&str]| run_tunctl(&ns, &ours, &a(args), &[], &[]);
+    let ours = tunctl_in(&ns);
+    let tunctl = |args: &[&str]| ours.run(Side::Ours, args);
     for (args, want) in [
         (
             &["--vnet-hdr", "-t", "vt0"][..],

@@ -677,26 +677,7 @@ fn write_nonzero_units(
 mod tests {
     use super::*;
     use uml_common::cow::{test_bit, Geometry, Version};
-
-    /// Deterministic generator (splitmix64).
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n.max(1)
-        }
-        fn fill(&mut self, b: &mut [u8]) {
-            for x in b {
-                *x = (self.next() as u8) | 1;
-            }
-        }
-    }
+    use uml_common::testrng::SplitMix64 as Rng;
 
     /// A generated case: backing bytes (with hole ranges), COW bytes.
     struct Case {
@@ -740,7 +721,7 @@ mod tests {
             let len = (1 + rng.below(40_000)) as usize;
             let end = (p + len).min(backing.len());
             if rng.below(3) != 0 {
-                rng.fill(&mut backing[p..end]);
+                rng.fill_nonzero(&mut backing[p..end]);
             }
             p = end;
         }
@@ -774,7 +755,7 @@ mod tests {
                     1 => cow[a..b].copy_from_slice(
                         &backing[a - geo.data_offset as usize..b - geo.data_offset as usize],
                     ),
-                    _ => rng.fill(&mut cow[a..b]),
+                    _ => rng.fill_nonzero(&mut cow[a..b]),
                 }
             }
         }
@@ -844,7 +825,7 @@ mod tests {
 
     #[test]
     fn merges_equal_the_reference_and_are_never_less_sparse() {
-        let mut rng = Rng(0x00c0_ffee);
+        let mut rng = Rng::new(0x00c0_ffee);
         for round in 0..40 {
             let c = make_case(&mut rng);
             let d = c.dir.path();
@@ -910,16 +891,16 @@ mod tests {
         // per window.
         let size = 4u64 << 20;
         let geo = Geometry::new(Version::V3, size, 512, 4096).unwrap();
-        let mut rng = Rng(3);
+        let mut rng = Rng::new(3);
         let mut backing = vec![0u8; size as usize];
-        rng.fill(&mut backing);
+        rng.fill_nonzero(&mut backing);
         let mut cow = vec![0u8; (geo.data_offset + size) as usize];
         for byte in 0..geo.bitmap_len as usize {
             if byte % 2 == 0 {
                 cow[geo.bitmap_offset as usize + byte] = 0xff;
             }
         }
-        rng.fill(&mut cow[geo.data_offset as usize..]);
+        rng.fill_nonzero(&mut cow[geo.data_offset as usize..]);
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("b"), &backing).unwrap();
         std::fs::write(dir.path().join("c"), &cow).unwrap();
@@ -936,15 +917,15 @@ mod tests {
 
     #[test]
     fn truncated_cow_files_fail_cleanly() {
-        let mut rng = Rng(9);
+        let mut rng = Rng::new(9);
         let size = 64u64 << 10;
         let geo = Geometry::new(Version::V3, size, 512, 4096).unwrap();
         let mut cow = vec![0u8; (geo.data_offset + size) as usize];
         cow[geo.bitmap_offset as usize + 15] = 0x80; // last sector dirty
-        rng.fill(&mut cow[geo.data_offset as usize..]);
+        rng.fill_nonzero(&mut cow[geo.data_offset as usize..]);
         let dir = tempfile::tempdir().unwrap();
         let mut backing = vec![0u8; size as usize];
-        rng.fill(&mut backing);
+        rng.fill_nonzero(&mut backing);
         std::fs::write(dir.path().join("b"), &backing).unwrap();
         let b = File::open(dir.path().join("b")).unwrap();
         for cut in [

@@ -39,40 +39,23 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use clap::{ArgMatches, Command as ClapCommand};
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use uml_bench::args::{flag, get, get_or, given, int, opt, path_opt};
 use uml_bench::driver::{failed, sibling, Error};
 use uml_bench::procstat::{self, Snapshot, Usage};
-use uml_bench::stats::quantile;
+use uml_bench::stats::median;
 use uml_integration_tests::{
     find_in_path, linux_uml, linux_uml7, run_with_timeout, Kernel, NetNs, Uml, UmlConfig,
 };
 
-const USAGE: &str = "\
-Usage: bench-guests [OPTIONS]   (root; normally through scripts/bench-guests)
-
+const ABOUT: &str = "\
 Guest-to-guest TCP throughput (iperf3 between two UML guests) through
 Debian's C uml_switch and ours on each transport, with a minimal bess relay
 and a direct l2tpv3 link as limits; medians of interleaved runs, ratios and
-the targets of issue 11.
-
-Options:
-  --runs N          runs per path (default 3, at least 1)
-  --secs S          iperf3 -t S (default 5)
-  --mem SIZE        guest memory (default 128M)
-  --only LIST       only these paths (comma-separated names, see --list)
-  --list            list the paths and exit
-  --ours PATH       our uml_switch (default: the one built beside this driver)
-  --c-switch PATH   Debian's C uml_switch (default /usr/bin/uml_switch)
-  --relay PATH      the minimal relay (default: bess-relay beside this driver)
-  --keep-going      do not skip a path after two failed runs
-  --max-other PCT   before each run, wait (at most 120 s) until the machine is
-                    busy at most PCT % of one core; a run during which other
-                    processes used more is disturbed: it is run again (default 25)
-  --retries N       at most N more times, keeping the least disturbed (default 3)
-  -h, --help        this text
-";
+the targets of issue 11. Needs root; normally run through scripts/bench-guests.";
 
 /// Hard lifetime of each guest (`timeout -k 5 ...`).
 const GUEST_LIFETIME: Duration = Duration::from_secs(240);
@@ -180,89 +163,107 @@ struct Options {
     keep_going: bool,
     max_other: f64,
     retries: usize,
-    help: bool,
 }
 
-fn parse_args(args: Vec<OsString>) -> Result<Options, Error> {
-    let mut o = Options {
-        runs: 3,
-        secs: 5,
-        mem: "128M".to_string(),
-        only: None,
-        list: false,
-        ours: sibling("uml_switch"),
-        c_switch: PathBuf::from("/usr/bin/uml_switch"),
-        relay: sibling("bess-relay"),
-        keep_going: false,
-        max_other: 25.0,
-        retries: 3,
-        help: false,
-    };
-    let mut it = args.into_iter();
-    let value = |it: &mut std::vec::IntoIter<OsString>, name: &str| {
-        it.next()
-            .ok_or_else(|| Error::Usage(format!("{name} needs a value")))
-    };
-    let number = |v: OsString, name: &str, min: u64, max: u64| -> Result<u64, Error> {
-        v.to_str()
-            .and_then(|s| s.parse::<u64>().ok())
-            .filter(|n| (min..=max).contains(n))
-            .ok_or_else(|| Error::Usage(format!("{name} takes a number from {min} to {max}")))
-    };
-    while let Some(arg) = it.next() {
-        match arg.to_str() {
-            Some("--runs") => {
-                o.runs = number(value(&mut it, "--runs")?, "--runs", 1, 1000)? as usize
-            }
-            Some("--secs") => o.secs = number(value(&mut it, "--secs")?, "--secs", 1, 600)? as u32,
-            Some("--mem") => {
-                let v = value(&mut it, "--mem")?.to_string_lossy().into_owned();
-                let ok = v.len() >= 2
-                    && v[..v.len() - 1].bytes().all(|b| b.is_ascii_digit())
-                    && v.ends_with(['M', 'G']);
-                if !ok {
-                    return Err(Error::Usage("--mem takes a size like 128M".into()));
-                }
-                o.mem = v;
-            }
-            Some("--only") => {
-                let v = value(&mut it, "--only")?.to_string_lossy().into_owned();
-                let names: Vec<String> = v.split(',').map(str::to_string).collect();
-                let known = paths();
-                for n in &names {
-                    if !known.iter().any(|p| p.name == n) {
-                        return Err(Error::Usage(format!("unknown path {n:?} (see --list)")));
-                    }
-                }
-                o.only = Some(names);
-            }
-            Some("--list") => o.list = true,
-            Some("--ours") => o.ours = PathBuf::from(value(&mut it, "--ours")?),
-            Some("--c-switch") => o.c_switch = PathBuf::from(value(&mut it, "--c-switch")?),
-            Some("--relay") => o.relay = PathBuf::from(value(&mut it, "--relay")?),
-            Some("--keep-going") => o.keep_going = true,
-            Some("--max-other") => {
-                o.max_other = number(value(&mut it, "--max-other")?, "--max-other", 0, 1000)? as f64
-            }
-            Some("--retries") => {
-                o.retries = number(value(&mut it, "--retries")?, "--retries", 0, 20)? as usize
-            }
-            Some("-h" | "--help") => o.help = true,
-            _ => {
-                return Err(Error::Usage(format!(
-                    "unknown argument {}",
-                    arg.to_string_lossy()
-                )))
-            }
-        }
+/// The command line of `bench-guests`.
+fn command() -> ClapCommand {
+    ClapCommand::new("bench-guests")
+        .about(ABOUT)
+        .arg(
+            opt("runs", "N", "runs per path (default 3, at least 1)")
+                .value_parser(int(1usize, 1000)),
+        )
+        .arg(opt("secs", "S", "iperf3 -t S (default 5)").value_parser(int(1u32, 600)))
+        .arg(opt("mem", "SIZE", "guest memory (default 128M)").value_parser(mem_size))
+        .arg(
+            opt(
+                "only",
+                "LIST",
+                "only these paths (comma-separated names, see --list)",
+            )
+            .value_parser(path_names),
+        )
+        .arg(flag("list", "list the paths and exit"))
+        .arg(path_opt(
+            "ours",
+            "our uml_switch (default: the one built beside this driver)",
+        ))
+        .arg(path_opt(
+            "c-switch",
+            "Debian's C uml_switch (default /usr/bin/uml_switch)",
+        ))
+        .arg(path_opt(
+            "relay",
+            "the minimal relay (default: bess-relay beside this driver)",
+        ))
+        .arg(flag(
+            "keep-going",
+            "do not skip a path after two failed runs",
+        ))
+        .arg(
+            opt(
+                "max-other",
+                "PCT",
+                "before each run, wait (at most 120 s) until the machine is busy at most PCT % \
+                 of one core; a run during which other processes used more is disturbed: it is \
+                 run again (default 25)",
+            )
+            .value_parser(int(0u32, 1000)),
+        )
+        .arg(
+            opt(
+                "retries",
+                "N",
+                "at most N more times, keeping the least disturbed (default 3)",
+            )
+            .value_parser(int(0usize, 20)),
+        )
+}
+
+/// `--mem`: a size like `128M` or `1G`.
+fn mem_size(v: &str) -> Result<String, String> {
+    let ok = v.len() >= 2
+        && v[..v.len() - 1].bytes().all(|b| b.is_ascii_digit())
+        && v.ends_with(['M', 'G']);
+    ok.then(|| v.to_string())
+        .ok_or_else(|| "takes a size like 128M".to_string())
+}
+
+/// `--only`: names of known paths.
+fn path_names(v: &str) -> Result<Vec<String>, String> {
+    let names: Vec<String> = v.split(',').map(str::to_string).collect();
+    let known = paths();
+    match names
+        .iter()
+        .find(|n| !known.iter().any(|p| p.name == n.as_str()))
+    {
+        Some(n) => Err(format!("unknown path {n:?} (see --list)")),
+        None => Ok(names),
     }
-    // Switches run in a temp dir: relative paths would not be found there.
+}
+
+/// The options `m` gives, with the defaults for the others; the programs
+/// made absolute (switches run in a temp dir).
+fn options(m: &ArgMatches) -> Options {
+    let mut o = Options {
+        runs: get_or(m, "runs", 3),
+        secs: get_or(m, "secs", 5),
+        mem: get_or(m, "mem", "128M".to_string()),
+        only: get(m, "only"),
+        list: given(m, "list"),
+        ours: get_or(m, "ours", sibling("uml_switch")),
+        c_switch: get_or(m, "c-switch", PathBuf::from("/usr/bin/uml_switch")),
+        relay: get_or(m, "relay", sibling("bess-relay")),
+        keep_going: given(m, "keep-going"),
+        max_other: f64::from(get_or(m, "max-other", 25u32)),
+        retries: get_or(m, "retries", 3),
+    };
     for p in [&mut o.ours, &mut o.c_switch, &mut o.relay] {
         if let Ok(abs) = std::fs::canonicalize(&*p) {
             *p = abs;
         }
     }
-    Ok(o)
+    o
 }
 
 // ---------------------------------------------------------------------------
@@ -826,13 +827,6 @@ impl Tally {
     }
 }
 
-fn median(values: impl Iterator<Item = f64>) -> Option<f64> {
-    // Mbit/s with 3 decimals as integers for the shared quantile helper.
-    let mut v: Vec<u64> = values.map(|x| (x * 1000.0).round() as u64).collect();
-    v.sort_unstable();
-    quantile(&v, 0.5).map(|m| m / 1000.0)
-}
-
 fn find<'a>(tallies: &'a [Tally], name: &str) -> Option<&'a Tally> {
     tallies.iter().find(|t| t.spec.name == name)
 }
@@ -1166,29 +1160,20 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    let result = parse_args(std::env::args_os().skip(1).collect()).and_then(|o| {
-        if o.help {
-            print!("{USAGE}");
-            return Ok(());
-        }
-        run(&o, &stop)
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(Error::Interrupted) => {
-            eprintln!("bench-guests: interrupted; everything it started is stopped");
-            ExitCode::from(130)
-        }
-        Err(e) => {
-            eprintln!("bench-guests: {e}");
-            ExitCode::from(2)
-        }
-    }
+    uml_bench::args::main(
+        "bench-guests",
+        "everything it started is stopped",
+        command(),
+        std::env::args_os().skip(1),
+        |m| Ok(options(m)),
+        |o| run(&o, &stop).map(|()| true),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uml_bench::args::{parse, Parsed};
 
     #[test]
     fn iperf_json() {
@@ -1201,32 +1186,56 @@ mod tests {
         assert_eq!(parse_iperf(r#"{"error":"unable to connect"}"#), None);
     }
 
+    /// The options of `args`, or the usage error.
+    fn parse_args(args: &[&str]) -> Result<Options, Error> {
+        match parse(command(), args.iter().map(OsString::from))? {
+            Parsed::Run(m) => Ok(options(&m)),
+            Parsed::Help(h) => panic!("help: {h}"),
+        }
+    }
+
     #[test]
     fn options_and_paths() {
-        let o = parse_args(vec![]).unwrap_or_else(|e| panic!("{e}"));
+        command().debug_assert();
+        let o = parse_args(&[]).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((o.runs, o.secs, o.mem.as_str()), (3, 5, "128M"));
+        assert_eq!((o.max_other, o.retries, o.list), (25.0, 3, false));
         let args = [
             "--runs",
             "5",
+            "--secs",
+            "7",
             "--only",
             "c-daemon,relay-72",
             "--mem",
             "256M",
+            "--list",
+            "--ours",
+            "/nonexistent/ours",
+            "--c-switch",
+            "/bin/sh",
+            "--relay",
+            "/nonexistent/relay",
+            "--keep-going",
+            "--max-other",
+            "40",
+            "--retries",
+            "0",
         ];
-        let o =
-            parse_args(args.iter().map(OsString::from).collect()).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(o.runs, 5);
+        let o = parse_args(&args).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((o.runs, o.secs, o.mem.as_str()), (5, 7, "256M"));
         assert_eq!(o.only.unwrap_or_default(), ["c-daemon", "relay-72"]);
+        assert!(o.list && o.keep_going);
+        assert_eq!((o.max_other, o.retries), (40.0, 0));
+        assert!(o.c_switch.is_absolute());
+        assert_eq!(o.relay, PathBuf::from("/nonexistent/relay"));
         for bad in [
             &["--runs", "0"][..],
             &["--only", "nope"],
             &["--mem", "x"],
             &["--x"],
         ] {
-            assert!(
-                parse_args(bad.iter().map(OsString::from).collect()).is_err(),
-                "{bad:?}"
-            );
+            assert!(parse_args(bad).is_err(), "{bad:?}");
         }
         let names: Vec<&str> = paths().iter().map(|p| p.name).collect();
         let mut unique = names.clone();

@@ -45,49 +45,25 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use clap::{ArgMatches, Command as ClapCommand};
 use nix::errno::Errno;
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::sys::wait::{waitid, Id, WaitPidFlag};
 use nix::unistd::Pid;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use uml_bench::args::{flag, get, get_or, given, int_min, opt, path_opt, require_file, BUILD_HINT};
 use uml_bench::driver::{failed, io_ctx, sibling, Error};
 use uml_bench::fake::expected_version_output;
-use uml_bench::stats::{quantile, summarize, Summary};
+use uml_bench::stats::{quantile_f64, sorted, summarize, Summary};
 use uml_bench::watchdog::{Target, Watchdog};
 
-const USAGE: &str = "\
-Usage: bench-mconsole [OPTIONS]
-
+const ABOUT: &str = "\
 Times `uml_mconsole SOCKET version` (whole processes) for our client and
 Debian's C client against a fake mconsole server, interleaved, and reports
 median/p90 µs per call, peak RSS, the ratios ours/C and PASS/FAIL against
-the targets (time ratio <= 0.80, RSS ratio <= 1.00).
-
-Options:
-  --ours PATH         our client (default: uml_mconsole beside this program,
-                      i.e. target/x86_64-unknown-linux-gnu/release/uml_mconsole)
-  --c PATH            the C client (default /usr/bin/uml_mconsole)
-  --calls N           timed calls per client (default 2000)
-  --batch N           calls per client per batch (default 20)
-  --warmup N          untimed calls per client first (default 20)
-  --verify N          calls per client whose stdout is checked (default 50)
-  --rss-runs N        runs per client under GNU time for peak RSS (default
-                      200; 0 skips the RSS measurement)
-  --time PATH         GNU time (default /usr/bin/time)
-  --floor PATH        reference program timed alongside (default /bin/true)
-  --no-floor          do not time a reference program
-  --abs-path          pass the socket's absolute path instead of a umid
-  --timeout-ms N      deadline of one client process (default 5000)
-  --max-seconds N     lifetime bound of the fake server (default: 300 plus
-                      20 ms per planned process run)
-  --server PATH       the fake server (default: fake-mconsole beside this
-                      program)
-  --hyperfine         also run hyperfine on both clients as a cross-check
-  --enforce           exit 1 when a target is missed
-  -h, --help          this text";
+the targets (time ratio <= 0.80, RSS ratio <= 1.00).";
 
 const UMID: &str = "bench";
-const BUILD_HINT: &str = " (build it: cargo build --release --workspace --bins)";
 const TIME_TARGET: f64 = 0.80;
 const RSS_TARGET: f64 = 1.00;
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -129,85 +105,115 @@ impl Options {
     }
 }
 
-fn parse_args(args: Vec<OsString>) -> Result<Options, Error> {
-    let mut o = Options {
-        ours: sibling("uml_mconsole"),
-        c: PathBuf::from("/usr/bin/uml_mconsole"),
-        calls: 2000,
-        batch: 20,
-        warmup: 20,
-        verify: 50,
-        rss_runs: 200,
-        time: PathBuf::from("/usr/bin/time"),
-        floor: Some(PathBuf::from("/bin/true")),
-        abs_path: false,
-        timeout: Duration::from_millis(5000),
-        max_seconds: None,
-        server: sibling("fake-mconsole"),
-        hyperfine: false,
-        enforce: false,
+/// The command line of `bench-mconsole`.
+fn command() -> ClapCommand {
+    ClapCommand::new("bench-mconsole")
+        .about(ABOUT)
+        .arg(path_opt(
+            "ours",
+            "our client (default: uml_mconsole beside this program, i.e. \
+             target/x86_64-unknown-linux-gnu/release/uml_mconsole)",
+        ))
+        .arg(path_opt(
+            "c",
+            "the C client (default /usr/bin/uml_mconsole)",
+        ))
+        .arg(
+            opt("calls", "N", "timed calls per client (default 2000)")
+                .value_parser(int_min(1usize)),
+        )
+        .arg(
+            opt("batch", "N", "calls per client per batch (default 20)")
+                .value_parser(int_min(1usize)),
+        )
+        .arg(
+            opt("warmup", "N", "untimed calls per client first (default 20)")
+                .value_parser(int_min(0usize)),
+        )
+        .arg(
+            opt(
+                "verify",
+                "N",
+                "calls per client whose stdout is checked (default 50)",
+            )
+            .value_parser(int_min(1usize)),
+        )
+        .arg(
+            opt(
+                "rss-runs",
+                "N",
+                "runs per client under GNU time for peak RSS (default 200; 0 skips the RSS \
+                 measurement)",
+            )
+            .value_parser(int_min(0usize)),
+        )
+        .arg(path_opt("time", "GNU time (default /usr/bin/time)"))
+        .arg(
+            path_opt(
+                "floor",
+                "reference program timed alongside (default /bin/true)",
+            )
+            .overrides_with("no-floor"),
+        )
+        .arg(flag("no-floor", "do not time a reference program").overrides_with("floor"))
+        .arg(flag(
+            "abs-path",
+            "pass the socket's absolute path instead of a umid",
+        ))
+        .arg(
+            opt(
+                "timeout-ms",
+                "N",
+                "deadline of one client process (default 5000)",
+            )
+            .value_parser(int_min(1u64)),
+        )
+        .arg(
+            opt(
+                "max-seconds",
+                "N",
+                "lifetime bound of the fake server (default: 300 plus 20 ms per planned \
+                 process run)",
+            )
+            .value_parser(int_min(1u64)),
+        )
+        .arg(path_opt(
+            "server",
+            "the fake server (default: fake-mconsole beside this program)",
+        ))
+        .arg(flag(
+            "hyperfine",
+            "also run hyperfine on both clients as a cross-check",
+        ))
+        .arg(flag("enforce", "exit 1 when a target is missed"))
+}
+
+/// The options `m` gives, with the defaults for the others.
+fn options(m: &ArgMatches) -> Result<Options, Error> {
+    let o = Options {
+        ours: get_or(m, "ours", sibling("uml_mconsole")),
+        c: get_or(m, "c", PathBuf::from("/usr/bin/uml_mconsole")),
+        calls: get_or(m, "calls", 2000),
+        batch: get_or(m, "batch", 20),
+        warmup: get_or(m, "warmup", 20),
+        verify: get_or(m, "verify", 50),
+        rss_runs: get_or(m, "rss-runs", 200),
+        time: get_or(m, "time", PathBuf::from("/usr/bin/time")),
+        floor: if given(m, "no-floor") {
+            None
+        } else {
+            Some(get_or(m, "floor", PathBuf::from("/bin/true")))
+        },
+        abs_path: given(m, "abs-path"),
+        timeout: Duration::from_millis(get_or(m, "timeout-ms", 5000)),
+        max_seconds: get(m, "max-seconds"),
+        server: get_or(m, "server", sibling("fake-mconsole")),
+        hyperfine: given(m, "hyperfine"),
+        enforce: given(m, "enforce"),
     };
-    let mut it = args.into_iter();
-    while let Some(arg) = it.next() {
-        let Some(text) = arg.to_str() else {
-            return Err(Error::Usage(format!("unexpected argument {arg:?}")));
-        };
-        let (name, inline) = match text.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n.to_owned(), Some(OsString::from(v))),
-            _ => (text.to_owned(), None),
-        };
-        let mut inline = inline;
-        let mut value = |it: &mut std::vec::IntoIter<OsString>| -> Result<OsString, Error> {
-            inline
-                .take()
-                .or_else(|| it.next())
-                .ok_or_else(|| Error::Usage(format!("{name} needs a value")))
-        };
-        let number = |v: OsString, min: usize| -> Result<usize, Error> {
-            v.to_str()
-                .and_then(|s| s.parse::<usize>().ok())
-                .filter(|&n| n >= min)
-                .ok_or_else(|| Error::Usage(format!("{name} needs an integer >= {min}")))
-        };
-        match name.as_str() {
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            "--ours" => o.ours = value(&mut it)?.into(),
-            "--c" => o.c = value(&mut it)?.into(),
-            "--calls" => o.calls = number(value(&mut it)?, 1)?,
-            "--batch" => o.batch = number(value(&mut it)?, 1)?,
-            "--warmup" => o.warmup = number(value(&mut it)?, 0)?,
-            "--verify" => o.verify = number(value(&mut it)?, 1)?,
-            "--rss-runs" => o.rss_runs = number(value(&mut it)?, 0)?,
-            "--time" => o.time = value(&mut it)?.into(),
-            "--floor" => o.floor = Some(value(&mut it)?.into()),
-            "--no-floor" => o.floor = None,
-            "--abs-path" => o.abs_path = true,
-            "--timeout-ms" => o.timeout = Duration::from_millis(number(value(&mut it)?, 1)? as u64),
-            "--max-seconds" => o.max_seconds = Some(number(value(&mut it)?, 1)? as u64),
-            "--server" => o.server = value(&mut it)?.into(),
-            "--hyperfine" => o.hyperfine = true,
-            "--enforce" => o.enforce = true,
-            other => return Err(Error::Usage(format!("unknown argument {other}"))),
-        }
-        if inline.is_some() {
-            return Err(Error::Usage(format!("{name} takes no value")));
-        }
-    }
-    for (what, path, hint) in [
-        ("--ours", &o.ours, BUILD_HINT),
-        ("--c", &o.c, " (Debian package uml-utilities)"),
-        ("--server", &o.server, BUILD_HINT),
-    ] {
-        if !path.is_file() {
-            return Err(failed(format!(
-                "{what}: {} does not exist{hint}",
-                path.display()
-            )));
-        }
-    }
+    require_file("--ours", &o.ours, BUILD_HINT)?;
+    require_file("--c", &o.c, " (Debian package uml-utilities)")?;
+    require_file("--server", &o.server, BUILD_HINT)?;
     if o.rss_runs > 0 && !o.time.is_file() {
         return Err(failed(format!(
             "{} missing: peak RSS needs GNU time (Debian package `time`); \
@@ -674,13 +680,13 @@ fn report(
     // Subjects 0 and 1 are C and ours.
     let time_ratio = time[1].median / time[0].median;
     let p90_ratio = time[1].p90 / time[0].p90;
-    let mut batch_ratios: Vec<u64> = timings.batch_medians[1]
-        .iter()
-        .zip(&timings.batch_medians[0])
-        .map(|(o, c)| (o / c * 1e6) as u64)
-        .collect();
-    batch_ratios.sort_unstable();
-    let bq = |q| quantile(&batch_ratios, q).map_or(f64::NAN, |v| v / 1e6);
+    let batch_ratios = sorted(
+        timings.batch_medians[1]
+            .iter()
+            .zip(&timings.batch_medians[0])
+            .map(|(o, c)| o / c),
+    );
+    let bq = |q| quantile_f64(&batch_ratios, q).unwrap_or(f64::NAN);
     let time_ok = time_ratio <= TIME_TARGET;
     println!();
     println!(
@@ -821,20 +827,77 @@ fn bench(opts: &Options, stop: &Arc<AtomicBool>) -> Result<bool, Error> {
 }
 
 fn main() -> ExitCode {
-    let result = parse_args(std::env::args_os().skip(1).collect()).and_then(|o| {
-        let enforce = o.enforce;
-        run(&o).map(|ok| ok || !enforce)
-    });
-    match result {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
-        Err(Error::Interrupted) => {
-            eprintln!("bench-mconsole: interrupted; server stopped, temp dir removed");
-            ExitCode::from(130)
+    uml_bench::args::main(
+        "bench-mconsole",
+        "server stopped, temp dir removed",
+        command(),
+        std::env::args_os().skip(1),
+        options,
+        |o| {
+            let enforce = o.enforce;
+            run(&o).map(|ok| ok || !enforce)
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uml_bench::args::{parse, Parsed};
+
+    fn options_of(args: &[&str]) -> Result<Options, Error> {
+        match parse(command(), args.iter().map(OsString::from))? {
+            Parsed::Run(m) => options(&m),
+            Parsed::Help(h) => panic!("help: {h}"),
         }
-        Err(e) => {
-            eprintln!("bench-mconsole: {e}");
-            ExitCode::from(2)
-        }
+    }
+
+    #[test]
+    fn every_option() {
+        command().debug_assert();
+        let files = ["--ours", "/bin/sh", "--c", "/bin/sh", "--server", "/bin/sh"];
+        let mut args = files.to_vec();
+        args.extend([
+            "--calls",
+            "7",
+            "--batch",
+            "3",
+            "--warmup",
+            "0",
+            "--verify",
+            "2",
+            "--rss-runs",
+            "0",
+            "--time",
+            "/nonexistent/time",
+            "--floor",
+            "/bin/false",
+            "--abs-path",
+            "--timeout-ms",
+            "100",
+            "--max-seconds",
+            "9",
+            "--hyperfine",
+            "--enforce",
+        ]);
+        let o = options_of(&args).unwrap();
+        assert_eq!(
+            (o.calls, o.batch, o.warmup, o.verify, o.rss_runs),
+            (7, 3, 0, 2, 0)
+        );
+        assert_eq!(o.floor.as_deref(), Some(Path::new("/bin/false")));
+        assert_eq!(
+            (o.timeout, o.max_seconds),
+            (Duration::from_millis(100), Some(9))
+        );
+        assert!(o.abs_path && o.hyperfine && o.enforce);
+        let mut args = files.to_vec();
+        args.extend(["--no-floor", "--rss-runs", "0"]);
+        let o = options_of(&args).unwrap();
+        assert_eq!((o.calls, o.batch, o.floor), (2000, 20, None));
+        assert!(options_of(&[&files[..], &["--calls", "0"]].concat()).is_err());
+        // GNU time is needed for RSS.
+        let e = options_of(&[&files[..], &["--time", "/nonexistent/t"]].concat()).unwrap_err();
+        assert!(e.to_string().contains("--rss-runs 0"), "{e}");
     }
 }

@@ -57,7 +57,6 @@
 //! 130 when interrupted.
 #![forbid(unsafe_code)]
 
-use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io::Read;
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -69,40 +68,21 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
+use clap::{ArgMatches, Command as ClapCommand};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use uml_bench::args::{flag, get, get_or, given, int, opt, path_opt, require_file, BUILD_HINT};
 use uml_bench::driver::{failed, io_ctx, sibling, Error};
-use uml_bench::stats::quantile;
+use uml_bench::stats::{median, median_u64};
 use uml_common::cow::Header;
+use uml_common::testrng::SplitMix64 as Rng;
 
-const USAGE: &str = "\
-Usage: bench-moo [OPTIONS]
-
+const ABOUT: &str = "\
 Times Debian's C uml_moo and ours on a large COW file (new image from a
 full and from a sparse backing file, and -d), interleaved, and reports
 median times, the ratios C/ours, peak RSS and output sizes on disk, with
-PASS/FAIL against the targets (>= 10x, >= 5x, >= 3x, RSS <= 4 MiB).
-
-Options:
-  --ours PATH       our uml_moo (default: beside this program, i.e.
-                    target/x86_64-unknown-linux-gnu/release/uml_moo)
-  --c PATH          the C uml_moo (default /usr/bin/uml_moo)
-  --time PATH       GNU time (default /usr/bin/time)
-  --dir DIR         where the big files go (default $TMPDIR or /tmp)
-  --size-mib N      backing file size in MiB (default 1024)
-  --dirty-pct N     percentage of dirty 4 KiB blocks (default 10)
-  --trials N        timed runs per tool and scenario (default 5)
-  --seed N          seed of the generated data (default 1)
-  --only LIST       scenarios, comma-separated: full,sparse,d (default all)
-  --timeout-s N     deadline of one run (default 300)
-  --no-prewarm      do not write and delete a scratch file of the output's
-                    size right before each timed run (it keeps a VM's free
-                    page reporting from charging ~1 s/GiB of page-cache
-                    refaults to whichever tool runs after a pause)
-  --keep            keep the generated files
-  --enforce         exit 1 when a target is missed
-  -h, --help        this text";
+PASS/FAIL against the targets (>= 10x, >= 5x, >= 3x, RSS <= 4 MiB).";
 
 const BLOCK: usize = 4096;
 const SECTOR: u32 = 512;
@@ -134,125 +114,114 @@ struct Options {
     enforce: bool,
 }
 
-fn parse_args(args: Vec<OsString>) -> Result<Options, Error> {
-    let mut o = Options {
-        ours: sibling("uml_moo"),
-        c: PathBuf::from("/usr/bin/uml_moo"),
-        time: PathBuf::from("/usr/bin/time"),
-        dir: None,
-        size_mib: 1024,
-        dirty_pct: 10,
-        trials: 5,
-        seed: 1,
-        full: true,
-        sparse: true,
-        in_place: true,
-        timeout: Duration::from_secs(300),
-        prewarm: true,
-        keep: false,
-        enforce: false,
+/// The command line of `bench-moo`.
+fn command() -> ClapCommand {
+    ClapCommand::new("bench-moo")
+        .about(ABOUT)
+        .arg(path_opt(
+            "ours",
+            "our uml_moo (default: beside this program, i.e. \
+             target/x86_64-unknown-linux-gnu/release/uml_moo)",
+        ))
+        .arg(path_opt("c", "the C uml_moo (default /usr/bin/uml_moo)"))
+        .arg(path_opt("time", "GNU time (default /usr/bin/time)"))
+        .arg(
+            opt(
+                "dir",
+                "DIR",
+                "where the big files go (default $TMPDIR or /tmp)",
+            )
+            .value_parser(clap::value_parser!(PathBuf)),
+        )
+        .arg(
+            opt("size-mib", "N", "backing file size in MiB (default 1024)")
+                .value_parser(int(1u64, 1 << 20)),
+        )
+        .arg(
+            opt(
+                "dirty-pct",
+                "N",
+                "percentage of dirty 4 KiB blocks (default 10)",
+            )
+            .value_parser(int(0u64, 100)),
+        )
+        .arg(
+            opt(
+                "trials",
+                "N",
+                "timed runs per tool and scenario (default 5)",
+            )
+            .value_parser(int(1usize, 1000)),
+        )
+        .arg(
+            opt("seed", "N", "seed of the generated data (default 1)")
+                .value_parser(int(0u64, u64::MAX)),
+        )
+        .arg(
+            opt(
+                "only",
+                "LIST",
+                "scenarios, comma-separated: full,sparse,d (default all)",
+            )
+            .value_parser(scenarios),
+        )
+        .arg(
+            opt("timeout-s", "N", "deadline of one run (default 300)")
+                .value_parser(int(1u64, 86400)),
+        )
+        .arg(flag(
+            "no-prewarm",
+            "do not write and delete a scratch file of the output's size right before each \
+             timed run (it keeps a VM's free page reporting from charging ~1 s/GiB of \
+             page-cache refaults to whichever tool runs after a pause)",
+        ))
+        .arg(flag("keep", "keep the generated files"))
+        .arg(flag("enforce", "exit 1 when a target is missed"))
+}
+
+/// `--only`: which of full, sparse and d (in that order).
+fn scenarios(list: &str) -> Result<[bool; 3], String> {
+    let mut only = [false; 3];
+    for item in list.split(',') {
+        match item {
+            "full" => only[0] = true,
+            "sparse" => only[1] = true,
+            "d" => only[2] = true,
+            other => return Err(format!("unknown scenario {other}")),
+        }
+    }
+    Ok(only)
+}
+
+/// The options `m` gives, with the defaults for the others.
+fn options(m: &ArgMatches) -> Result<Options, Error> {
+    let [full, sparse, in_place] = get_or(m, "only", [true; 3]);
+    let o = Options {
+        ours: get_or(m, "ours", sibling("uml_moo")),
+        c: get_or(m, "c", PathBuf::from("/usr/bin/uml_moo")),
+        time: get_or(m, "time", PathBuf::from("/usr/bin/time")),
+        dir: get(m, "dir"),
+        size_mib: get_or(m, "size-mib", 1024),
+        dirty_pct: get_or(m, "dirty-pct", 10),
+        trials: get_or(m, "trials", 5),
+        seed: get_or(m, "seed", 1),
+        full,
+        sparse,
+        in_place,
+        timeout: Duration::from_secs(get_or(m, "timeout-s", 300)),
+        prewarm: !given(m, "no-prewarm"),
+        keep: given(m, "keep"),
+        enforce: given(m, "enforce"),
     };
-    let mut it = args.into_iter();
-    while let Some(arg) = it.next() {
-        let Some(text) = arg.to_str() else {
-            return Err(Error::Usage(format!("unexpected argument {arg:?}")));
-        };
-        let (name, inline) = match text.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n.to_owned(), Some(OsString::from(v))),
-            _ => (text.to_owned(), None),
-        };
-        let mut inline = inline;
-        let mut value = |it: &mut std::vec::IntoIter<OsString>| -> Result<OsString, Error> {
-            inline
-                .take()
-                .or_else(|| it.next())
-                .ok_or_else(|| Error::Usage(format!("{name} needs a value")))
-        };
-        let number = |v: OsString, min: u64, max: u64| -> Result<u64, Error> {
-            v.to_str()
-                .and_then(|s| s.parse::<u64>().ok())
-                .filter(|n| (min..=max).contains(n))
-                .ok_or_else(|| Error::Usage(format!("{name} needs an integer in {min}..={max}")))
-        };
-        match name.as_str() {
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            "--ours" => o.ours = value(&mut it)?.into(),
-            "--c" => o.c = value(&mut it)?.into(),
-            "--time" => o.time = value(&mut it)?.into(),
-            "--dir" => o.dir = Some(value(&mut it)?.into()),
-            "--size-mib" => o.size_mib = number(value(&mut it)?, 1, 1 << 20)?,
-            "--dirty-pct" => o.dirty_pct = number(value(&mut it)?, 0, 100)?,
-            "--trials" => o.trials = number(value(&mut it)?, 1, 1000)? as usize,
-            "--seed" => o.seed = number(value(&mut it)?, 0, u64::MAX)?,
-            "--timeout-s" => o.timeout = Duration::from_secs(number(value(&mut it)?, 1, 86400)?),
-            "--only" => {
-                let v = value(&mut it)?;
-                let list = v.to_string_lossy().into_owned();
-                (o.full, o.sparse, o.in_place) = (false, false, false);
-                for item in list.split(',') {
-                    match item {
-                        "full" => o.full = true,
-                        "sparse" => o.sparse = true,
-                        "d" => o.in_place = true,
-                        other => return Err(Error::Usage(format!("unknown scenario {other}"))),
-                    }
-                }
-            }
-            "--no-prewarm" => o.prewarm = false,
-            "--keep" => o.keep = true,
-            "--enforce" => o.enforce = true,
-            other => return Err(Error::Usage(format!("unknown argument {other}"))),
-        }
-        if inline.is_some() {
-            return Err(Error::Usage(format!("{name} takes no value")));
-        }
-    }
-    for (what, path, hint) in [
-        (
-            "--ours",
-            &o.ours,
-            " (build it: cargo build --release --workspace --bins)",
-        ),
-        ("--c", &o.c, " (Debian package uml-utilities)"),
-        ("--time", &o.time, " (Debian package `time`)"),
-    ] {
-        if !path.is_file() {
-            return Err(failed(format!(
-                "{what}: {} does not exist{hint}",
-                path.display()
-            )));
-        }
-    }
+    require_file("--ours", &o.ours, BUILD_HINT)?;
+    require_file("--c", &o.c, " (Debian package uml-utilities)")?;
+    require_file("--time", &o.time, " (Debian package `time`)")?;
     Ok(o)
 }
 
 // ---------------------------------------------------------------------------
 // Deterministic data and the reference merge
 // ---------------------------------------------------------------------------
-
-/// splitmix64.
-#[derive(Debug, Clone)]
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn fill(&mut self, buf: &mut [u8]) {
-        for c in buf.chunks_mut(8) {
-            let v = self.next().to_le_bytes();
-            c.copy_from_slice(v.get(..c.len()).unwrap_or_default());
-        }
-    }
-}
 
 /// Which backing file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -291,13 +260,13 @@ fn set(v: &mut [u64], i: u64) {
 impl Plan {
     fn new(size: u64, dirty_pct: u64, seed: u64) -> Plan {
         let blocks = size / BLOCK as u64;
-        let mut rng = Rng(seed ^ 0x00d1_27b1);
+        let mut rng = Rng::new(seed ^ 0x00d1_27b1);
         // Exactly dirty_pct % of the blocks: partial Fisher-Yates.
         let want = blocks * dirty_pct / 100;
         let mut idx: Vec<u32> = (0..blocks as u32).collect();
         let mut dirty = vec![0u64; blocks.div_ceil(64) as usize];
         for k in 0..want as usize {
-            let j = k + (rng.next() % (blocks - k as u64)) as usize;
+            let j = k + (rng.next_u64() % (blocks - k as u64)) as usize;
             idx.swap(k, j);
             set(&mut dirty, u64::from(idx[k]));
         }
@@ -305,7 +274,7 @@ impl Plan {
         let extents = size / EXTENT;
         let mut sparse_data = vec![0u64; extents.div_ceil(64) as usize];
         for e in 0..extents {
-            if rng.next() % 16 == 0 {
+            if rng.next_u64() % 16 == 0 {
                 set(&mut sparse_data, e);
             }
         }
@@ -328,7 +297,7 @@ impl Plan {
             buf.fill(0);
             return;
         }
-        Rng(self.seed.wrapping_mul(31).wrapping_add(i) ^ 0xbac0_0000_0000).fill(buf);
+        Rng::new(self.seed.wrapping_mul(31).wrapping_add(i) ^ 0xbac0_0000_0000).fill(buf);
     }
 
     /// Block `i`'s copy in the COW file (dirty blocks only): random, every
@@ -339,7 +308,7 @@ impl Plan {
             return;
         }
         let k = if kind == Kind::Full { 1 } else { 2 };
-        Rng(self.seed.wrapping_mul(37).wrapping_add(i) ^ (0xc0e0_0000_0000 * k)).fill(buf);
+        Rng::new(self.seed.wrapping_mul(37).wrapping_add(i) ^ (0xc0e0_0000_0000 * k)).fill(buf);
     }
 
     /// The merged image's block `i`: the reference merge.
@@ -652,16 +621,14 @@ struct Series {
 }
 
 impl Series {
+    /// The median of `v`; NaN for none.
     fn median(v: &[f64]) -> f64 {
-        let mut s: Vec<u64> = v.iter().map(|x| (x * 1e9) as u64).collect();
-        s.sort_unstable();
-        quantile(&s, 0.5).unwrap_or(f64::NAN) / 1e9
+        median(v.iter().copied()).unwrap_or(f64::NAN)
     }
 
+    /// The median of `v`, rounded down; 0 for none.
     fn median_u(v: &[u64]) -> u64 {
-        let mut s = v.to_vec();
-        s.sort_unstable();
-        quantile(&s, 0.5).unwrap_or(f64::NAN) as u64
+        median_u64(v).map_or(0, |m| m as u64)
     }
 }
 
@@ -1031,20 +998,74 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    let result = parse_args(std::env::args_os().skip(1).collect()).and_then(|o| {
-        let enforce = o.enforce;
-        run(&o, &stop).map(|ok| ok || !enforce)
-    });
-    match result {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
-        Err(Error::Interrupted) => {
-            eprintln!("bench-moo: interrupted; temp dir removed");
-            ExitCode::from(130)
+    uml_bench::args::main(
+        "bench-moo",
+        "temp dir removed",
+        command(),
+        std::env::args_os().skip(1),
+        options,
+        |o| {
+            let enforce = o.enforce;
+            run(&o, &stop).map(|ok| ok || !enforce)
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsString;
+    use uml_bench::args::{parse, Parsed};
+
+    fn options_of(args: &[&str]) -> Result<Options, Error> {
+        match parse(command(), args.iter().map(OsString::from))? {
+            Parsed::Run(m) => options(&m),
+            Parsed::Help(h) => panic!("help: {h}"),
         }
-        Err(e) => {
-            eprintln!("bench-moo: {e}");
-            ExitCode::from(2)
+    }
+
+    #[test]
+    fn every_option() {
+        command().debug_assert();
+        let files = ["--ours", "/bin/sh", "--c", "/bin/sh", "--time", "/bin/sh"];
+        let mut args = files.to_vec();
+        args.extend([
+            "--dir",
+            "/tmp",
+            "--size-mib",
+            "8",
+            "--dirty-pct",
+            "0",
+            "--trials",
+            "2",
+            "--seed",
+            "42",
+            "--only",
+            "sparse,d",
+            "--timeout-s",
+            "60",
+            "--no-prewarm",
+            "--keep",
+            "--enforce",
+        ]);
+        let o = options_of(&args).unwrap();
+        assert_eq!(o.dir.as_deref(), Some(Path::new("/tmp")));
+        assert_eq!((o.size_mib, o.dirty_pct, o.trials, o.seed), (8, 0, 2, 42));
+        assert_eq!((o.full, o.sparse, o.in_place), (false, true, true));
+        assert_eq!(o.timeout, Duration::from_secs(60));
+        assert!(!o.prewarm && o.keep && o.enforce);
+        let o = options_of(&files).unwrap();
+        assert_eq!(
+            (o.size_mib, o.trials, o.full, o.in_place),
+            (1024, 5, true, true)
+        );
+        assert!(o.prewarm);
+        for bad in [
+            &["--only", "full,x"][..],
+            &["--dirty-pct", "101"],
+            &["--trials", "0"],
+        ] {
+            assert!(options_of(&[&files[..], bad].concat()).is_err(), "{bad:?}");
         }
     }
 }

@@ -1,14 +1,14 @@
 //! The benchmark's floor switch (`bench/src/bin/floor-switch.rs`) must
 //! really switch: its frames/s bound what any switch reaches in
 //! `bench-switch` only if it delivers learned unicast to the right port
-//! alone and floods the rest, as a switch does.
+//! alone and floods the rest, as a switch does. (A test of the bench,
+//! run by `cargo test --workspace` like every other.)
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use uml_integration_tests::switch_client::{new_temp_dir, FakePort, Version, WAIT};
-use uml_integration_tests::workspace_bin;
+use uml_integration_tests::switch_client::{frame, new_temp_dir, FakePort, Version, WAIT};
 
 /// Kills and reaps the floor switch (by PID) however the test ends.
 struct Floor(Child);
@@ -20,20 +20,11 @@ impl Drop for Floor {
     }
 }
 
-fn frame(dst: [u8; 6], src: [u8; 6], payload: &[u8]) -> Vec<u8> {
-    let mut f = Vec::with_capacity(14 + payload.len());
-    f.extend_from_slice(&dst);
-    f.extend_from_slice(&src);
-    f.extend_from_slice(&0x88b5u16.to_be_bytes());
-    f.extend_from_slice(payload);
-    f
-}
-
 #[test]
 fn floor_switch_learns_forwards_and_floods() {
     let dir = new_temp_dir();
     let ctl = dir.path().join("ctl");
-    let child = Command::new(workspace_bin("floor-switch"))
+    let child = Command::new(env!("CARGO_BIN_EXE_floor-switch"))
         .arg("-unix")
         .arg(&ctl)
         .stdin(Stdio::null())
