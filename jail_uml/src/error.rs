@@ -1,6 +1,6 @@
 //! Why `jail_uml` stops: one variant per failure, each displayed as the
-//! exact text `jail_uml` writes to stderr (Debian's where it has one,
-//! trailing newline included). [`uumain`](crate::uumain) prints it.
+//! message `jail_uml` writes to stderr (Debian's where it has one), without
+//! the final newline. [`uumain`](crate::uumain) prints it as a line.
 
 use std::io;
 
@@ -12,19 +12,19 @@ use crate::{NOT_ROOT, USAGE};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Not run as root.
-    #[error("{}", NOT_ROOT)]
+    #[error("{}", NOT_ROOT.trim_end())]
     NotRoot,
     /// Bad command line: the usage text.
-    #[error("{}", USAGE)]
+    #[error("{}", USAGE.trim_end())]
     Usage,
     /// A system call failed: C's `perror(what)` text.
-    #[error("{}\n", perror_text(.0, .1))]
+    #[error("{}", perror_text(.0, .1))]
     Step(&'static str, io::Error),
     /// The ids after the switch are not the requested ones.
-    #[error("jail_uml: could not change to the requested ids\n")]
+    #[error("jail_uml: could not change to the requested ids")]
     Incomplete,
     /// `execve` of the program (its path as given) failed.
-    #[error("execve of {} failed : {}\n", String::from_utf8_lossy(.0), strerror(.1))]
+    #[error("execve of {} failed : {}", String::from_utf8_lossy(.0), strerror(.1))]
     Exec(Vec<u8>, io::Error),
 }
 

@@ -201,7 +201,7 @@ pub fn uumain(argv: impl IntoIterator<Item = OsString>) -> i32 {
         Ok(never) => match never {},
         Err(e) => e,
     };
-    let _ = io::stderr().write_all(err.to_string().as_bytes());
+    let _ = writeln!(io::stderr(), "{err}");
     err.exit_code()
 }
 
@@ -307,14 +307,15 @@ mod tests {
         let e = io::Error::from_raw_os_error(libc::ENOENT);
         assert_eq!(
             Error::Step("chdir", e).to_string(),
-            "chdir: No such file or directory\n"
+            "chdir: No such file or directory"
         );
         let e = io::Error::from_raw_os_error(libc::EACCES);
         assert_eq!(
             Error::Exec(b"/nope".to_vec(), e).to_string(),
-            "execve of /nope failed : Permission denied\n"
+            "execve of /nope failed : Permission denied"
         );
-        assert_eq!(Error::NotRoot.to_string(), NOT_ROOT);
+        assert_eq!(format!("{}\n", Error::NotRoot), NOT_ROOT);
+        assert_eq!(format!("{}\n", Error::Usage), USAGE);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Why `port-helper` stops, and its one warning: each variant displays as
-//! the exact text written to stderr (trailing newline included).
-//! [`uumain`](crate::uumain) prints it.
+//! the message written to stderr, without the final newline.
+//! [`uumain`](crate::uumain) prints it as a line.
 
 use std::io;
 
@@ -12,16 +12,16 @@ use crate::USAGE;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// `-uml-socket` without a path.
-    #[error("{}", USAGE)]
+    #[error("{}", USAGE.trim_end())]
     Usage,
     /// Socket mode: a call setting up the channel failed (C's
     /// `perror(call)` text).
-    #[error("{}\n", perror_text(.0, .1))]
+    #[error("{}", perror_text(.0, .1))]
     Channel(&'static str, io::Error),
     /// `TIOCNOTTY` failed: a warning, printed as C does, after which the
     /// helper goes on.
     #[error(
-        "TIOCNOTTY failed in port-helper, check UML's exec call for xterm or telnetd: {}\n",
+        "TIOCNOTTY failed in port-helper, check UML's exec call for xterm or telnetd: {}",
         strerror(.0)
     )]
     NoTty(io::Error),

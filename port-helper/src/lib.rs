@@ -151,7 +151,7 @@ pub fn uumain(argv: impl IntoIterator<Item = OsString>) -> i32 {
         Ok(Ended::HungUp) => 0,
         Ok(Ended::NoTerminal) => 1,
         Err(e) => {
-            let _ = io::stderr().write_all(e.to_string().as_bytes());
+            let _ = writeln!(io::stderr(), "{e}");
             e.exit_code()
         }
     }
@@ -184,7 +184,7 @@ fn run(args: &[OsString]) -> Result<Ended, Error> {
     let terminal = io::stdin();
     if let Err(e) = give_up_controlling_tty(terminal.as_fd()) {
         // A warning, as in C: the helper goes on.
-        let _ = io::stderr().write_all(Error::NoTty(e).to_string().as_bytes());
+        let _ = writeln!(io::stderr(), "{}", Error::NoTty(e));
     }
     // As in C, a failed send is not reported: the kernel notices.
     let _ = send_terminal(channel, TERMINAL_FD, pid);
@@ -289,7 +289,7 @@ mod tests {
     fn socket_mode_errors_are_perror_texts() {
         let dir = tempfile::tempdir().unwrap();
         let e = open_socket_channel(&dir.path().join("nope"), 4_000_002).unwrap_err();
-        assert_eq!(e.to_string(), "connect: No such file or directory\n");
+        assert_eq!(e.to_string(), "connect: No such file or directory");
         assert_eq!(e.exit_code(), 1);
     }
 
@@ -313,7 +313,7 @@ mod tests {
         assert_eq!(
             Error::NoTty(e).to_string(),
             "TIOCNOTTY failed in port-helper, check UML's exec call for xterm or telnetd: \
-             Inappropriate ioctl for device\n"
+             Inappropriate ioctl for device"
         );
     }
 }

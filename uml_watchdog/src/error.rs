@@ -1,6 +1,7 @@
 //! Why `uml_watchdog` ends with status 1. As in C, only a failed HANG
-//! notification has a message (its `perror` text); every other variant
-//! displays as nothing. [`uumain`](crate::uumain) prints it.
+//! notification has a message (its `perror` text, displayed without the
+//! final newline); every other variant displays as nothing and prints
+//! nothing. [`uumain`](crate::uumain) prints it.
 
 use std::io;
 
@@ -28,7 +29,7 @@ pub enum Error {
     Expired,
     /// No ping within the timeout, and the `-mconsole` HANG notification
     /// could not be sent: C's `perror(call)` text.
-    #[error("{}\n", perror_text(.0, .1))]
+    #[error("{}", perror_text(.0, .1))]
     Hang(&'static str, io::Error),
 }
 

@@ -263,7 +263,10 @@ pub fn uumain(argv: impl IntoIterator<Item = OsString>) -> i32 {
     match result {
         Ok(()) => 0,
         Err(e) => {
-            let _ = io::stderr().write_all(e.to_string().as_bytes());
+            let message = e.to_string();
+            if !message.is_empty() {
+                let _ = writeln!(io::stderr(), "{message}");
+            }
             e.exit_code()
         }
     }
@@ -385,7 +388,7 @@ mod tests {
     fn hang_to_nobody_reports_sendto() {
         let dir = tempfile::tempdir().unwrap();
         let e = send_hang(&dir.path().join("nobody")).unwrap_err();
-        assert_eq!(e.to_string(), "sendto: No such file or directory\n");
+        assert_eq!(e.to_string(), "sendto: No such file or directory");
         assert_eq!(e.exit_code(), 1);
     }
 
