@@ -160,3 +160,63 @@ impl Error {
         1
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reply::Output;
+
+    #[test]
+    fn messages() {
+        let tap0 = IfName::parse("tap0").unwrap();
+        assert_eq!(
+            Error::PolicyRefused {
+                uid: 1000,
+                addr: Ipv4Addr::new(10, 0, 0, 1)
+            }
+            .to_string(),
+            "uml_net : refused by /etc/uml-utilities/uml_net.conf: uid 1000 may not use 10.0.0.1"
+        );
+        assert_eq!(
+            Error::NotOwner {
+                dev: tap0.clone(),
+                owner: 1,
+                uid: 2
+            }
+            .to_string(),
+            "uml_net : refusing to change 'tap0': it belongs to uid 1, not to uid 2"
+        );
+        assert_eq!(
+            Error::System("setresuid", Errno::EPERM).to_string(),
+            "uml_net : setresuid failed : EPERM: Operation not permitted"
+        );
+        assert_eq!(
+            Error::WriteReply(Errno::EPIPE).to_string(),
+            "write_output : write failed: Broken pipe"
+        );
+        assert_eq!(
+            Error::from(ArgError::IfNameCharacters).to_string(),
+            "Device doesn't contain only alphanumeric characters"
+        );
+        assert!(Error::Incomplete.to_string().is_empty());
+    }
+
+    #[test]
+    fn a_removed_tap_logs_the_cause_then_the_removal() {
+        let e = Error::TapRemoved {
+            name: IfName::parse("tap0").unwrap(),
+            cause: Box::new(Error::Netlink(io::Error::from_raw_os_error(libc::EEXIST))),
+        };
+        let mut out = Output::default();
+        out.action("ip address add 10.0.0.254/32 dev tap0");
+        out.error(&e);
+        out.error(&Error::Incomplete);
+        assert_eq!(
+            out.text(),
+            "* ip address add 10.0.0.254/32 dev tap0\n\
+             RTNETLINK answers: File exists\n\
+             'tap0' could not be configured; it has been removed\n"
+        );
+        assert_eq!(e.exit_code(), 1);
+    }
+}
