@@ -1,4 +1,4 @@
-//! The answers of the fake mconsole server (spec `mconsole.md` §3).
+//! The answers of the fake mconsole server (`docs/mconsole.md` §3).
 
 use uml_common::mconsole::{decode_request, encode_reply, Request, UNVERSIONED_ANSWER, VERSION};
 

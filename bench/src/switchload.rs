@@ -1,5 +1,5 @@
 //! A load generator that speaks the `uml_switch` daemon protocol
-//! (spec `switch.md` §4, §5): N ports, each a datagram socket bound to a
+//! (`docs/switch.md` §4, §5): N ports, each a datagram socket bound to a
 //! full-length abstract address (107-byte name, addrlen 110, like the
 //! kernel's) plus a control connection that stays open for the port's
 //! lifetime.

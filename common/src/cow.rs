@@ -1,7 +1,7 @@
 //! UML copy-on-write (COW) block-device overlay files: headers v1, v2 and
 //! v3 (plus the "broken" 64-bit v3 layout), bitmap geometry and bit order,
 //! and the kernel's validation of a COW file against its backing file
-//! (spec: `cow.md` §1–§4, §7, §8).
+//! (`docs/cow.md` §1–§4, §7, §8).
 //!
 //! Layout of a COW file:
 //!
@@ -196,14 +196,14 @@ fn name_at(b: &[u8; HEADER_READ_LEN], off: usize, len: usize) -> Vec<u8> {
 /// Decodes the header at the start of a file, `buf` being its first
 /// [`HEADER_READ_LEN`] bytes (or the whole file when shorter).
 ///
-/// `Ok(None)`: no COW magic — not a COW file, which is not an error (the
-/// kernel then uses the file as a plain image). The rules are those of the
-/// C `read_cow_header` (spec §2): magic in either byte order; with the
+/// `Ok(None)`: no COW magic — not a COW file, which is not an error (the kernel
+/// then uses the file as a plain image). The rules are those of the C
+/// `read_cow_header` (`docs/cow.md` §2): magic in either byte order; with the
 /// native-order magic the version is taken raw, with the big-endian magic
 /// byte-swapped; v1 fields raw (host order), v2/v3 fields big-endian; a v3
-/// header whose bytes 32–35 are zero is the broken 64-bit layout. Bytes
-/// past the end of `buf` count as zero, like the C reader's (zeroed)
-/// buffer. Never panics.
+/// header whose bytes 32–35 are zero is the broken 64-bit layout. Bytes past
+/// the end of `buf` count as zero, like the C reader's (zeroed) buffer. Never
+/// panics.
 pub fn parse_header(buf: &[u8]) -> Result<Option<Header>, HeaderError> {
     let n = buf.len();
     if n < V1_NAME_OFF {
@@ -399,7 +399,7 @@ impl Header {
     }
 
     /// Where bitmap and data live, computed as `cow_sizes` does for this
-    /// version (spec §2.1–§2.3), with every step checked.
+    /// version (`docs/cow.md` §2.1–§2.3), with every step checked.
     pub fn geometry(&self) -> Result<Geometry, GeometryError> {
         Geometry::new(self.version, self.size, self.sectorsize, self.alignment)
     }
@@ -564,7 +564,7 @@ pub fn next_run(bitmap: &[u8], start: u64, end: u64) -> (bool, u64) {
 }
 
 /// Why a backing file does not belong to a COW header. `Display` gives the
-/// kernel's text (spec §4); `uml_moo` adds the file name.
+/// kernel's text (`docs/cow.md` §4); `uml_moo` adds the file name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum BackingMismatch {
     /// The backing file's size differs from the header's.
@@ -619,7 +619,7 @@ mod tests {
             .collect()
     }
 
-    /// C1: `uml_mkcow` of a 1 MiB backing file (spec §8).
+    /// C1: `uml_mkcow` of a 1 MiB backing file (`docs/cow.md` §8).
     #[test]
     fn c1_mkcow_header_bytes_and_sizes() {
         let h = Header::new_v3(b"/tmp/specuml/back.img", 1_600_000_000, 1 << 20, 512, 4096);

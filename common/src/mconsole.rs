@@ -1,5 +1,5 @@
 //! The management-console (mconsole) datagram protocol: requests, reply
-//! packets, reply assembly and notifications (spec: `mconsole.md` §2–§4).
+//! packets, reply assembly and notifications (`docs/mconsole.md` §2–§4).
 //!
 //! All integers are host byte order (little-endian on the platforms UML
 //! runs on). Decoders never read past the datagram or past a `len` field and
@@ -67,7 +67,8 @@ pub fn encode_request_version(version: u32, command: &[u8]) -> [u8; REQUEST_SIZE
     buf
 }
 
-/// A request as the kernel understands it (spec §3, processing order).
+/// A request as the kernel understands it (`docs/mconsole.md` §3, processing
+/// order).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request<'a> {
     /// First four bytes are not the magic: the kernel answers with the raw
@@ -142,8 +143,8 @@ pub enum ReplyError {
 }
 
 /// Decodes one reply datagram strictly: it must be exactly `12 + len` bytes
-/// with `len <= 512` (spec §5.6 item 4). Anything else, such as the
-/// kernel's header-less version-0 answer, is rejected.
+/// with `len <= 512` (`docs/mconsole.md` §5.6 item 4). Anything else, such as
+/// the kernel's header-less version-0 answer, is rejected.
 pub fn decode_reply(buf: &[u8]) -> Result<ReplyPacket<'_>, ReplyError> {
     let (Some(err), Some(more), Some(len)) = (u32_at(buf, 0), u32_at(buf, 4), u32_at(buf, 8))
     else {
@@ -206,7 +207,7 @@ pub fn encode_reply(err: u32, more: bool, text: &[u8]) -> Vec<Vec<u8>> {
     }
 }
 
-/// Collects the packets of one reply (spec §2.2, §5.4).
+/// Collects the packets of one reply (`docs/mconsole.md` §2.2, §5.4).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Reply {
     /// Concatenated packet texts.
@@ -364,7 +365,7 @@ pub enum NotifyError {
 
 /// Decodes a notification. Besides the kernel's 16-byte-header layout it
 /// accepts the 24-byte HANG datagram of Debian's 64-bit `uml_watchdog`,
-/// whose `magic` field is 8 bytes wide (spec `helpers.md` §2.2).
+/// whose `magic` field is 8 bytes wide (`docs/helpers.md` §2.2).
 pub fn decode_notify(buf: &[u8]) -> Result<Notification<'_>, NotifyError> {
     let (Some(magic), Some(version), Some(kind), Some(len)) = (
         u32_at(buf, 0),

@@ -1,6 +1,6 @@
 //! The `uml_switch` control protocol (request versions 0, 1, 3; the data
 //! socket address reply), Ethernet frame header helpers and the MAC type
-//! (spec: `switch.md` §4, §5, §11).
+//! (`docs/switch.md` §4, §5, §11).
 //!
 //! Socket addresses are opaque 110-byte `sockaddr_un` values: both ends put
 //! uninitialised bytes into them, so they are stored, compared and sent
@@ -298,8 +298,8 @@ pub fn encode_v3(addr: &SockAddrUn) -> [u8; V3_LEN] {
 }
 
 /// Encodes a v1 request (124 bytes; the MAC field is ignored by switches).
-/// Only tests use it (here and `uml_switch`'s): it is the spec's v1
-/// request layout, kept as the encoder of their vectors.
+/// Only tests use it (here and `uml_switch`'s): it is the v1 request layout of
+/// `docs/switch.md` §4.1, kept as the encoder of their vectors.
 pub fn encode_v1(mac: Mac, addr: &SockAddrUn) -> [u8; V1_LEN] {
     let mut b = [0u8; V1_LEN];
     b[0..4].copy_from_slice(&MAGIC.to_le_bytes());
@@ -310,8 +310,8 @@ pub fn encode_v1(mac: Mac, addr: &SockAddrUn) -> [u8; V1_LEN] {
 }
 
 /// Encodes a v0 request (120 bytes). Only tests use it (here and
-/// `uml_switch`'s): it is the spec's v0 request layout, kept as the encoder
-/// of their vectors.
+/// `uml_switch`'s): it is the v0 request layout of `docs/switch.md` §4.1,
+/// kept as the encoder of their vectors.
 pub fn encode_v0(mac: Mac, addr: &SockAddrUn) -> [u8; V0_LEN] {
     let mut b = [0u8; V0_LEN];
     b[0..4].copy_from_slice(&REQ_NEW_CONTROL.to_le_bytes());

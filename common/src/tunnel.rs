@@ -1,5 +1,5 @@
-//! Wire formats of the vector driver's tunnel transports (spec `vector.md`
-//! §4, §5, §9; unchanged in 7.x, `kernel7.md` §1.2): Ethernet over
+//! Wire formats of the vector driver's tunnel transports (`docs/vector.md`
+//! §4, §5, §9; unchanged in 7.x, `docs/kernel7.md` §1.2): Ethernet over
 //! L2TPv3 (RFC 3931 static sessions, over UDP or directly over IP,
 //! protocol 115) and Ethernet over GRE (protocol 0x6558, transparent
 //! Ethernet bridging, with the key and sequence fields of RFC 2890 and the
@@ -498,7 +498,7 @@ pub fn decode_ipv4(packet: &[u8]) -> Result<Ipv4Packet<'_>, TunnelError> {
 mod tests {
     use super::*;
 
-    /// The kernel's first frame in the spec's captures (`vector.md` §9):
+    /// The kernel's first frame in the captures of `docs/vector.md` §9:
     /// an ARP request from 02:00:00:00:00:02 / 10.0.0.2 for 10.0.0.1.
     const F: [u8; 42] = [
         0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0x00, 0x00, 0x00, 0x00, 0x02, 0x08, 0x06, 0x00,
@@ -528,7 +528,8 @@ mod tests {
 
     #[test]
     fn l2tpv3_udp_without_cookie_or_counter() {
-        // §9: udp=1,rx_session=0x1234,tx_session=0x5678: 50 bytes.
+        // `docs/vector.md` §9:
+        // udp=1,rx_session=0x1234,tx_session=0x5678: 50 bytes.
         let layout = L2tpv3Layout {
             udp: true,
             ..L2tpv3Layout::default()
@@ -560,7 +561,8 @@ mod tests {
 
     #[test]
     fn l2tpv3_udp_cookie64_and_counter() {
-        // §9: tx_session=0x5678,cookie64=1,tx_cookie=0x1122334455667788,
+        // `docs/vector.md` §9:
+        // tx_session=0x5678,cookie64=1,tx_cookie=0x1122334455667788,
         // counter=1: 62 bytes, counter 1 then 2.
         let layout = L2tpv3Layout {
             udp: true,
@@ -589,7 +591,8 @@ mod tests {
 
     #[test]
     fn l2tpv3_ip_with_cookie32_and_pinned_counter() {
-        // §9: IP mode, tx_session=0x5678,tx_cookie=0xdeadbeef,counter=1,
+        // `docs/vector.md` §9: IP mode,
+        // tx_session=0x5678,tx_cookie=0xdeadbeef,counter=1,
         // pin_counter=1, as read from the switch's raw IPv4 socket (74).
         let wire = with_frame(
             "45 00 00 4a 46 39 40 00 40 73 f6 04 7f 00 00 02 7f 00 00 01 \
@@ -677,7 +680,8 @@ mod tests {
 
     #[test]
     fn gre_without_key() {
-        // §9: gre,src=127.0.0.2,dst=127.0.0.1, raw IPv4 read (66).
+        // `docs/vector.md` §9: gre,src=127.0.0.2,dst=127.0.0.1, raw IPv4
+        // read (66).
         let wire =
             with_frame("45 00 00 42 e4 95 40 00 40 2f 57 f4 7f 00 00 02 7f 00 00 01 00 00 65 58");
         assert_eq!(wire.len(), 66);
@@ -699,8 +703,9 @@ mod tests {
 
     #[test]
     fn gre_with_key_and_sequence() {
-        // §9 and kernel7.md §1.2: tx_key=0x11223344,rx_key=0x55667788,
-        // sequence=1; raw IPv4 read (74): ... 30 00 65 58 11 22 33 44
+        // `docs/vector.md` §9 and `docs/kernel7.md` §1.2:
+        // tx_key=0x11223344,rx_key=0x55667788,sequence=1; raw IPv4 read
+        // (74): ... 30 00 65 58 11 22 33 44
         // 00 00 00 01 + F (7.2's capture had sequence 2).
         for seq in [1u32, 2] {
             let mut wire = hex("45 00 00 4a 00 00 40 00 40 2f 00 00 7f 00 00 02 7f 00 00 01");

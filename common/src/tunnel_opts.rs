@@ -1,7 +1,7 @@
 //! The options of a vector tunnel device (`vecN:transport=l2tpv3,…` and
-//! `vecN:transport=gre,…`, spec `vector.md` §1, §4, §5, §8, `kernel7.md`
-//! §1.5) read exactly as the guest's kernel reads them, and the rules that
-//! keep a guest given those options from panicking.
+//! `vecN:transport=gre,…`, `docs/vector.md` §1, §4, §5, §8, `docs/kernel7.md`
+//! §1.5) read exactly as the guest's kernel reads them, and the rules that keep
+//! a guest given those options from panicking.
 //!
 //! A switch port of one of these kinds is configured with **the guest's
 //! own options**: the same string the guest gets after `transport=…`. The

@@ -1,4 +1,4 @@
-//! umid → mconsole socket path resolution (spec: `mconsole.md` §1.1, §5.2).
+//! umid → mconsole socket path resolution (`docs/mconsole.md` §1.1, §5.2).
 //!
 //! The search order and the warning texts are those of Debian's
 //! `uml_mconsole`; the file-system checks are passed in as a closure so the

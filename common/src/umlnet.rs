@@ -1,6 +1,6 @@
 //! The `uml_net` helper protocol: the argv the UML kernel passes (versions
 //! 0–4), strict validation of every argument, and the reply framings
-//! (spec: `uml_net.md` §2–§4, §8).
+//! (`docs/uml_net.md` §2–§4, §8).
 
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -245,7 +245,7 @@ impl Transport {
     }
 }
 
-/// Reply framings (spec §3, §4).
+/// Reply framings (`docs/uml_net.md` §3, §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Framing {
     /// One datagram: 16-byte name (success only) + text + NUL, fd attached
@@ -451,8 +451,8 @@ fn parse_slip(args: &[String]) -> Result<Request, ArgError> {
     }
 }
 
-/// The length-prefixed output (spec §3): host-order i32 `used` (text +
-/// NUL, or 0 for no text), then the text and its NUL.
+/// The length-prefixed output (`docs/uml_net.md` §3): host-order i32 `used`
+/// (text + NUL, or 0 for no text), then the text and its NUL.
 pub fn length_prefixed(text: &str) -> Vec<u8> {
     if text.is_empty() {
         return 0i32.to_ne_bytes().to_vec();
@@ -488,9 +488,9 @@ pub struct EthertapChange {
     pub netmask: Ipv4Addr,
 }
 
-/// Decodes the 12-byte ethertap change request. Kept for the spec's N4
-/// vector only: `uml_net` no longer serves ethertap (the host kernel has
-/// no ethertap driver), so nothing reads this request.
+/// Decodes the 12-byte ethertap change request. Kept for vector N4 of
+/// `docs/uml_net.md` only: `uml_net` no longer serves ethertap (the host
+/// kernel has no ethertap driver), so nothing reads this request.
 pub fn decode_ethertap_change(b: &[u8]) -> Option<EthertapChange> {
     let b: &[u8; 12] = b.get(..12)?.try_into().ok()?;
     let what = i32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
@@ -511,8 +511,8 @@ mod tests {
 
     #[test]
     fn n1_n2_length_prefixed() {
-        // The spec's N1 says 35 characters and used = 36 (0x24): that is the
-        // text without its trailing newline.
+        // N1 (`docs/uml_net.md` §8): 35 characters and used = 36 (0x24),
+        // i.e. the text without a trailing newline.
         let text = "* route add -host 10.0.0.2 dev tap0";
         assert_eq!(text.len(), 35);
         let out = length_prefixed(text);

@@ -1,6 +1,6 @@
 //! `jail_uml`: run a program (a UML kernel) chrooted as an unprivileged
-//! user, a drop-in replacement for Debian's `/usr/sbin/jail_uml` (spec
-//! `helpers.md` §3).
+//! user, a drop-in replacement for Debian's `/usr/sbin/jail_uml` (see
+//! `docs/helpers.md` §3).
 //!
 //! `jail_uml JAIL-DIRECTORY USER|UID COMMAND [ARGS...]`:
 //!

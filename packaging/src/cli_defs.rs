@@ -10,10 +10,10 @@
 //! `uml_mkcow`, `jail_uml` and `uml_net`, and GNU-style options only where
 //! the rewrite added them (`uml_mconsole --timeout`). The definitions here
 //! were written from each tool's parser (`*/src/lib.rs`, `cli.rs`,
-//! `options.rs`, `getopt.rs`) and the specification; they take their
-//! defaults, option strings and usage texts from the tools' crates, and the
-//! tests of this crate run the tools' own parsers over what is described
-//! here, so a change to a parser that is not reflected here fails a test.
+//! `options.rs`, `getopt.rs`) and `docs/`; they take their defaults, option
+//! strings and usage texts from the tools' crates, and the tests of this
+//! crate run the tools' own parsers over what is described here, so a
+//! change to a parser that is not reflected here fails a test.
 //!
 //! clap has no single-dash long options; they are declared as long options
 //! and listed in [`Tool::single_dash`], and the renderers

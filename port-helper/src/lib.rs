@@ -1,5 +1,5 @@
 //! `port-helper`: hands a terminal to the UML kernel, a drop-in
-//! replacement for Debian's `/usr/lib/uml/port-helper` (spec `helpers.md`
+//! replacement for Debian's `/usr/lib/uml/port-helper` (`docs/helpers.md`
 //! §1).
 //!
 //! * **Telnet mode** (no arguments, or any first argument other than

@@ -1,7 +1,7 @@
 //! Real-kernel test support for the uml-utilities rewrite.
 //!
 //! The integration tests of this crate boot Debian's `linux.uml` (see
-//! `spec/testing.md`) and drive it with the project's tools and the C
+//! `docs/testing.md`) and drive it with the project's tools and the C
 //! reference tools. This library holds the reusable pieces:
 //!
 //! * [`require`] / [`require!`]: skip a test (or fail it under `CI=true`)

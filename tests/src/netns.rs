@@ -1,4 +1,4 @@
-//! A network namespace guard (spec `testing.md` §6).
+//! A network namespace guard (`docs/testing.md` §6).
 
 use std::ffi::OsStr;
 use std::path::PathBuf;

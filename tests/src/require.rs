@@ -16,9 +16,9 @@ pub enum Requirement {
     Root,
     /// `linux.uml` on `PATH` or at `/usr/bin/linux.uml`.
     LinuxUml,
-    /// The second test kernel, Linux 7.x (any version >= 6.16; spec
-    /// `testing.md` §11): `$UML_KERNEL7`, else `linux.uml` in the cache of
-    /// `scripts/fetch-kernel7` (see [`linux_uml7`]). It must run and report
+    /// The second test kernel, Linux 7.x (any version >= 6.16; see
+    /// `docs/testing.md` §11): `$UML_KERNEL7`, else `linux.uml` in the cache
+    /// of `scripts/fetch-kernel7` (see [`linux_uml7`]). It must run and report
     /// its version; [`require`] prints which one a test uses.
     LinuxUml7,
     /// The tun/tap device `/dev/net/tun`.
@@ -176,7 +176,7 @@ pub fn linux_uml() -> Option<PathBuf> {
 pub const DEFAULT_KERNEL7_CACHE: &str = "/var/cache/uml-utilities-rs/kernel7";
 
 /// The oldest kernel accepted as the second test kernel: 6.16 dropped the
-/// legacy `ethN=` transports (spec `kernel7.md`).
+/// legacy `ethN=` transports (`docs/kernel7.md`).
 pub const KERNEL7_MIN_VERSION: (u32, u32) = (6, 16);
 
 /// Bound of `linux.uml --version`.

@@ -1,5 +1,5 @@
 //! A switch under test and fake UML ports that speak the `uml_switch`
-//! control and data protocol directly (spec `switch.md` §4, §5).
+//! control and data protocol directly (`docs/switch.md` §4, §5).
 //!
 //! * [`SwitchBinary`]: which switch to run — `workspace_bin("uml_switch")`,
 //!   or the program named by `UML_SWITCH_UNDER_TEST` (e.g. Debian's
@@ -43,7 +43,7 @@ use crate::process::{signal_pid, wait_bounded, POLL};
 /// workspace build.
 pub const SWITCH_ENV: &str = "UML_SWITCH_UNDER_TEST";
 
-/// `SWITCH_MAGIC` (spec §4.1).
+/// `SWITCH_MAGIC` (`docs/switch.md` §4.1).
 pub const SWITCH_MAGIC: u32 = 0xfeed_face;
 
 /// Size of a `struct sockaddr_un` on the wire.
@@ -741,7 +741,7 @@ pub fn describe_status(status: Option<ExitStatus>) -> String {
 // Wire formats
 // ---------------------------------------------------------------------------
 
-/// Request layouts of spec §4.1.
+/// Request layouts of `docs/switch.md` §4.1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Version {
     /// 120 bytes, no magic, no reply (needs `-compat-v0`).
@@ -858,6 +858,43 @@ pub fn frame(dst: [u8; 6], src: [u8; 6], payload: &[u8]) -> Vec<u8> {
     f.extend_from_slice(&[0x08, 0x00]);
     f.extend_from_slice(payload);
     f
+}
+
+/// Bytes of frames the switch keeps for a port whose socket is full
+/// (`uml_switch/src/port/backlog.rs`, `BUDGET`).
+pub const BACKLOG_BUDGET: usize = 512 * 1024;
+
+/// Broadcast number `i` from `src`, full size (1514 bytes): `s00042....`.
+pub fn numbered_broadcast(src: [u8; 6], i: usize) -> Vec<u8> {
+    let mut payload = format!("s{i:05}").into_bytes();
+    payload.resize(1500, b'.');
+    frame(BROADCAST, src, &payload)
+}
+
+/// Checks what a port that stopped reading while `sent` numbered
+/// broadcasts (from [`numbered_broadcast`] with `src`) passed got once it
+/// read again: the oldest frames, in order — those its socket held, then
+/// at least a backlog's worth — and that every frame it missed is counted
+/// in `queue_full`.
+pub fn check_backlog_delivery(got: &[Vec<u8>], src: [u8; 6], sent: usize, queue_full: u64) {
+    for (i, f) in got.iter().enumerate() {
+        assert!(
+            f == &numbered_broadcast(src, i),
+            "frame {i} of {} the stalled port got is not s{i:05}",
+            got.len()
+        );
+    }
+    let backlog_frames = BACKLOG_BUDGET / numbered_broadcast(src, 0).len();
+    assert!(
+        got.len() > backlog_frames && got.len() < sent,
+        "the stalled port got {} frames of {sent} (backlog alone: {backlog_frames})",
+        got.len()
+    );
+    assert_eq!(
+        queue_full as usize,
+        sent - got.len(),
+        "every frame the stalled port did not get is counted"
+    );
 }
 
 /// `02:00:00:00:00:nn`, a locally administered unicast MAC.

@@ -1,4 +1,4 @@
-//! Booting and always stopping a real `linux.uml` (spec `testing.md` §3–§4).
+//! Booting and always stopping a real `linux.uml` (`docs/testing.md` §3–§4).
 
 use std::ffi::OsString;
 use std::fs;
@@ -44,11 +44,11 @@ pub enum Kernel {
     #[default]
     Linux61,
     /// The second test kernel, Linux 7.x (>= 6.16) from
-    /// `scripts/fetch-kernel7` or `$UML_KERNEL7` (spec `testing.md` §11;
+    /// `scripts/fetch-kernel7` or `$UML_KERNEL7` (`docs/testing.md` §11;
     /// see [`linux_uml7`]). It has only the vector network driver:
     /// `ethN=` arguments are not errors but are logged as `Unknown kernel
     /// command line parameters` and handed to init as environment
-    /// variables (spec `kernel7.md` §4). Started without `uml-launch`'s
+    /// variables (`docs/kernel7.md` §4). Started without `uml-launch`'s
     /// filter: 7.x sizes its XSTATE buffer from the host's answer to the
     /// probe the filter fails, and a failed probe is fatal to it (`Failed
     /// to initialize default registers`). Unless the test sets
@@ -132,7 +132,7 @@ pub struct UmlConfig {
     /// It must end by `exec`ing its arguments (so the harness still stops
     /// the right processes), e.g. `unshare -m --propagation private sh -c
     /// 'mount --bind ... && exec "$@"' sh` to run the kernel in a private
-    /// mount namespace (spec `testing.md` §8.3). `$WORK` is substituted.
+    /// mount namespace (`docs/testing.md` §8.3). `$WORK` is substituted.
     /// Default: none.
     pub wrapper: Vec<String>,
     /// Which kernel to boot. Default [`Kernel::Linux61`].
@@ -207,10 +207,10 @@ pub struct Uml {
 impl Uml {
     /// Creates a work directory, writes the init script and boots the
     /// configured kernel (6.1 through the `uml-launch` seccomp shim; see
-    /// [`Kernel`]) with the command line of `testing.md` §3.1. Returns once
-    /// the mconsole socket and the pid file exist (at most 30 s). On
-    /// failure the instance is stopped and the error carries the tail of
-    /// the console.
+    /// [`Kernel`]) with the command line of `docs/testing.md` §3.1. Returns
+    /// once the mconsole socket and the pid file exist (at most 30 s). On
+    /// failure the instance is stopped and the error carries the tail of the
+    /// console.
     pub fn boot(cfg: UmlConfig) -> Result<Uml, String> {
         let kernel = cfg.kernel.path()?;
         let launch = if cfg.kernel.uses_launch_filter() {
@@ -598,8 +598,8 @@ pub const GUEST_GLIBC_TUNABLES: &str =
 /// The directories the preamble covers with a tmpfs.
 const TMPFS_DIRS: [&str; 3] = ["/tmp", "/run", "/var/tmp"];
 
-/// The whole init script: preamble (spec §4), the body in a subshell, the
-/// done marker and a power-off.
+/// The whole init script: preamble (`docs/testing.md` §4), the body in a
+/// subshell, the done marker and a power-off.
 fn init_script_text(work: &Path, body: &str) -> String {
     let w = shell_quote(&work.to_string_lossy());
     let mut s = String::new();
@@ -634,7 +634,8 @@ fn init_script_text(work: &Path, body: &str) -> String {
     s
 }
 
-/// The kernel command line of spec §3.1 plus the configured extras.
+/// The kernel command line of `docs/testing.md` §3.1 plus the configured
+/// extras.
 fn kernel_args(cfg: &UmlConfig, work: &Path) -> Vec<String> {
     let w = work.to_string_lossy();
     let mut args = vec![

@@ -2,7 +2,7 @@
 //! binaries: the same command lines in the same directory state must give
 //! the same stdout, stderr (both run as `argv[0]` = the tool's name), exit
 //! status and bytes on disk (COW headers and file sizes, merged images),
-//! except where this project deliberately differs (spec `cow.md` §5–§6,
+//! except where this project deliberately differs (`docs/cow.md` §5–§6,
 //! README): `uml_moo -d` alone, the errors of a missing backing file,
 //! truncated COW files, sector size or alignment 0, `--help`, and files
 //! that a UML guest holds (here a stand-in process holding the kernel's
@@ -24,7 +24,7 @@ use uml_integration_tests::uml_common::cow::{Geometry, Header, Version};
 use uml_integration_tests::{require, run_with_timeout, workspace_bin, Requirement, RunOutput};
 
 const LIMIT: Duration = Duration::from_secs(60);
-/// 2020-01-02 03:04:05 UTC, the spec's backing-file mtime.
+/// 2020-01-02 03:04:05 UTC, the backing-file mtime of `docs/testing.md` §9.
 const MTIME: u64 = 1_577_934_245;
 
 /// Runs `tool` (C: `/usr/bin/<tool>`, else ours) in `cwd` with argv[0] =
@@ -209,7 +209,7 @@ fn mkcow_writes_the_same_bytes() {
         assert_eq!(h.mtime as u64, MTIME);
         assert_eq!(ob.len() as u64, h.geometry().unwrap().cow_file_len());
     }
-    // The spec's vector C1: 1 MiB backing file.
+    // Vector C1 of `docs/cow.md` §8: 1 MiB backing file.
     let ob = fs::read(d.join("o1.cow")).unwrap();
     assert_eq!(ob.len(), 1_060_864);
     // -f over an existing file: same header, same size.

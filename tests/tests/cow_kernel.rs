@@ -1,5 +1,5 @@
-//! COW files made and used by the real kernel (spec `cow.md` §3–§5,
-//! `testing.md` §9): a UML creates the COW files of a raw and an ext2
+//! COW files made and used by the real kernel (`docs/cow.md` §3–§5,
+//! `docs/testing.md` §9): a UML creates the COW files of a raw and an ext2
 //! backing file, the guest writes to them, and our `uml_moo` merges them
 //! (new image, `-d` on a copy, `-b`, `-d` on the header's backing file);
 //! every result is compared with the same writes applied directly to
@@ -25,14 +25,14 @@ use uml_integration_tests::{
     require, run_with_timeout, workspace_bin, Kernel, Requirement, RunOutput, Uml, UmlConfig,
 };
 
-/// The spec's fixed backing-file mtime.
+/// The fixed backing-file mtime of `docs/testing.md` §9.
 const STAMP: &str = "2020-01-02 03:04:05 UTC";
 const STAMP_SECS: u32 = 1_577_934_245;
 const RAW_SIZE: u64 = 8 << 20;
 const LIMIT: Duration = Duration::from_secs(60);
 
 /// Guest writes to the raw device: (offset, length, fill byte). Offsets
-/// from the spec's observation (C6), unaligned.
+/// from the observation C6 of `docs/cow.md` §8, unaligned.
 const RAW_WRITES: [(u64, u64, u8); 4] = [
     (0, 100, b'A'),
     (1_000_000, 700, b'B'),
@@ -257,7 +257,8 @@ fn kernel_cow_files_merge_like_direct_writes() {
         "{console}"
     );
 
-    // Headers as the kernel writes them; the spec's dirty pages (C6).
+    // Headers as the kernel writes them; the dirty pages of C6 (`docs/cow.md`
+    // §8).
     let h = check_kernel_header(&raw_cow, &raw);
     assert_eq!(
         dirty_bitmap_bytes(&raw_cow, &h),
@@ -396,7 +397,7 @@ fn kernel_uses_a_cow_file_made_by_uml_mkcow() {
 // Files a running guest holds (issue 12). The block driver locks a ubd
 // device's files with fcntl: a write lock on the COW file, a read lock on
 // the backing file; 7.x from the device's creation until `remove`, 6.1
-// while the guest has the device open (kernel7.md §2.2).
+// while the guest has the device open (`docs/kernel7.md` §2.2).
 
 fn tool(name: &str, cwd: &Path, args: &[&str]) -> RunOutput {
     let out = run_with_timeout(

@@ -3,22 +3,22 @@
 //!
 //! * The harddog driver runs the fixed path `/usr/bin/uml_watchdog`: the
 //!   UML is started in a private mount namespace in which the test build
-//!   is bind-mounted over that file (spec `testing.md` §8.3). The timer is
+//!   is bind-mounted over that file (`docs/testing.md` §8.3). The timer is
 //!   60 s, so each watchdog test takes about 65 s (they run in parallel);
 //!   both modes are tested with 6.1 and 7.x.
-//! * The `port:` console channel runs `in.telnetd -L <helper>` through
-//!   `PATH`, `<helper>` being `UML_PORT_HELPER` (the test build) or, with
-//!   no variable, the compiled-in path: `/usr/lib//uml/port-helper` (6.1)
-//!   or `/usr/lib64//uml/port-helper` (7.x). For the latter the kernel
-//!   runs in a private mount namespace with the package's layout: the
-//!   test build bind-mounted over `/usr/lib/uml/port-helper` and
-//!   `/usr/lib64` overlaid with the link that `packaging/Cargo.toml` ships
-//!   as `usr/lib64/uml/port-helper`. A small `in.telnetd` wrapper turns
-//!   `-L <helper>` into inetutils' `telnetd -h -E <helper>` (§8.2). A
-//!   minimal telnet client in this file (refusing every option) logs into
-//!   the guest's `/dev/tty1`. The xterm channel (no variable exists for
-//!   it) runs in the same layout with a fake terminal emulator.
-//!   Everything runs in a private network namespace.
+//! * The `port:` console channel runs `in.telnetd -L <helper>` through `PATH`,
+//!   `<helper>` being `UML_PORT_HELPER` (the test build) or, with no variable,
+//!   the compiled-in path: `/usr/lib//uml/port-helper` (6.1) or
+//!   `/usr/lib64//uml/port-helper` (7.x). For the latter the kernel runs in a
+//!   private mount namespace with the package's layout: the test build
+//!   bind-mounted over `/usr/lib/uml/port-helper` and `/usr/lib64` overlaid
+//!   with the link that `packaging/Cargo.toml` ships as
+//!   `usr/lib64/uml/port-helper`. A small `in.telnetd` wrapper turns `-L
+//!   <helper>` into inetutils' `telnetd -h -E <helper>` (`docs/testing.md`
+//!   §8.2). A minimal telnet client in this file (refusing every option) logs
+//!   into the guest's `/dev/tty1`. The xterm channel (no variable exists for
+//!   it) runs in the same layout with a fake terminal emulator. Everything runs
+//!   in a private network namespace.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::fs;
@@ -134,7 +134,7 @@ fn watchdog_pid_mode_stops_a_silent_uml() {
     watchdog_pid_mode(Kernel::Linux61, "wdpid");
 }
 
-/// 7.x runs the same `/usr/bin/uml_watchdog -pid N` (kernel7.md §2.2).
+/// 7.x runs the same `/usr/bin/uml_watchdog -pid N` (`docs/kernel7.md` §2.2).
 #[test]
 fn watchdog_pid_mode_stops_a_silent_uml_on_7() {
     watchdog_pid_mode(Kernel::Linux7, "wdpid7");
@@ -468,7 +468,7 @@ fn listeners(ns: &NetNs) -> String {
 /// Debian's compiled-in port-helper path (6.1; the package installs the
 /// program there).
 const PORT_HELPER_PATH: &str = "/usr/lib/uml/port-helper";
-/// Where 64-bit kernels from 6.16 on look (kernel7.md §2.1); the package
+/// Where 64-bit kernels from 6.16 on look (`docs/kernel7.md` §2.1); the package
 /// installs a link there.
 const PORT_HELPER_LIB64: &str = "/usr/lib64/uml/port-helper";
 
@@ -711,7 +711,7 @@ fn port_helper_found_by_6_1_without_a_variable() {
     telnet_session(Kernel::Linux61, HelperPath::Installed, "ph61");
 }
 
-/// Linux 7.x looks in `/usr/lib64/uml/` (kernel7.md §2.1, §3): the
+/// Linux 7.x looks in `/usr/lib64/uml/` (`docs/kernel7.md` §2.1, §3): the
 /// package's link there is found with no environment variable, and 7.x,
 /// which drops a helper message that is not exactly 4 bytes, gets the
 /// terminal.

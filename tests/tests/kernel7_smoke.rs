@@ -1,7 +1,7 @@
 //! Smoke tests of the harness with the second test kernel, Linux 7.x
-//! (spec `testing.md` §11, `kernel7.md`): boot, version, mconsole, stop and
-//! clean up; the legacy `ethN=` transports are gone while a vector device
-//! works.
+//! (`docs/testing.md` §11, `docs/kernel7.md`): boot, version, mconsole, stop
+//! and clean up; the legacy `ethN=` transports are gone while a vector
+//! device works.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -209,7 +209,7 @@ fn kernel7_rejects_eth_daemon_and_runs_vector_tap() {
     let ns = NetNs::new("k7vec");
     ns.sysctl("net.unix.max_dgram_qlen", "1000").unwrap();
     // The tap exists, is configured and up before the kernel opens it
-    // (spec testing.md §7.4); it vanishes with the namespace.
+    // (`docs/testing.md` §7.4); it vanishes with the namespace.
     for args in [
         &["tuntap", "add", "dev", "k7tap", "mode", "tap"][..],
         &["addr", "add", "10.0.7.254/24", "dev", "k7tap"],

@@ -1,6 +1,6 @@
 //! Differential tests: Debian's C `uml_mconsole` and ours against the same
 //! live UML must print the same stdout and stderr and exit with the same
-//! status (spec: mconsole.md §3.1, §5; testing.md §8.4).
+//! status (`docs/mconsole.md` §3.1, §5; `docs/testing.md` §8.4).
 
 // Test code: a failed setup step should abort the test with its message.
 #![allow(clippy::expect_used, clippy::unwrap_used)]

@@ -235,11 +235,12 @@ fn lost_reply_packets_end_in_status_2_not_a_hang_on_7() {
 }
 
 fn lost_reply_packets(kernel: Kernel, tag: &str) {
-    // A short queue makes sysrq m lose packets (spec §3.2). The C client
-    // hangs forever then; ours must finish within its timeout and say what
-    // happened. Whether a given run loses packets depends on scheduling, so
-    // both outcomes are checked for consistency; the deterministic case (a
-    // reply that never comes) is `panic_gives_no_reply_and_a_panic_notification`.
+    // A short queue makes sysrq m lose packets (`docs/mconsole.md` §3.2). The C
+    // client hangs forever then; ours must finish within its timeout and say
+    // what happened. Whether a given run loses packets depends on scheduling,
+    // so both outcomes are checked for consistency; the deterministic case (a
+    // reply that never comes) is
+    // `panic_gives_no_reply_and_a_panic_notification`.
     require!(kernel.requirement(), Requirement::NetNs);
     let ns = NetNs::new(tag);
     ns.sysctl("net.unix.max_dgram_qlen", "1").expect("sysctl");
@@ -518,7 +519,7 @@ while :; do sleep 3600; done
         (Some(0), "OK \n"),
         "{out}"
     );
-    // The vector driver has no get_config (kernel7.md §1.1).
+    // The vector driver has no get_config (`docs/kernel7.md` §1.1).
     let out = mc_ns(&["config", "vec1"]);
     assert_eq!(
         (out.code, out.stdout_str().as_str()),

@@ -23,7 +23,7 @@
 //! (`UML_PKG_TEST_CACHE`): bookworm's for ever, unstable's for a week.
 //! Making one downloads from the host's own configured Debian archive and
 //! keyring (`/etc/apt/sources.list.d/*.sources` or `sources.list`, as
-//! testing.md §11 does for the 7.x kernel; `UML_PKG_TEST_MIRROR` and
+//! `docs/testing.md` §11 does for the 7.x kernel; `UML_PKG_TEST_MIRROR` and
 //! `UML_PKG_TEST_KEYRING` override them, deb.debian.org is the fallback)
 //! and takes a minute or two. Without the package, debootstrap, lintian or
 //! the archive these tests print `SKIP`; under `CI=true` they fail.
@@ -435,7 +435,7 @@ fn cache_dir() -> PathBuf {
 /// `UML_PKG_TEST_KEYRING` when set, else the host's own configured archive
 /// (the first `.../debian` source of a plain suite in
 /// `/etc/apt/sources.list.d/*.sources` or `/etc/apt/sources.list`, with
-/// its `Signed-By`), as `scripts/fetch-kernel7` does (testing.md §11),
+/// its `Signed-By`), as `scripts/fetch-kernel7` does (`docs/testing.md` §11),
 /// else deb.debian.org with debian-archive-keyring.
 fn archive() -> (String, Option<String>) {
     let host = host_archive();

@@ -1,7 +1,7 @@
 //! `uml_switch --bess PATH` at the protocol level: the test process acts
 //! as bess guests (the vector driver's `transport=bess`: a
 //! `SOCK_SEQPACKET` connection to PATH, one Ethernet frame per message,
-//! spec `vector.md` §2) and as daemon-protocol ports, and checks learning
+//! `docs/vector.md` §2) and as daemon-protocol ports, and checks learning
 //! and flooding between both kinds on one switch, many guests on one
 //! socket, hostile clients (empty, runt, oversized and garbage messages, a
 //! client that stops reading), the purge of a closed port's MACs, the
@@ -21,9 +21,9 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use uml_integration_tests::run_with_timeout;
 use uml_integration_tests::switch_client::{
-    assert_delivered, counter, counters, describe_frames, frame, learned_port, mac,
-    marker_deliveries, new_temp_dir, BessClient, BessRecv, FramePort, RunningSwitch, Stream,
-    SwitchBinary, SwitchMode, BROADCAST, WAIT,
+    assert_delivered, check_backlog_delivery, counter, counters, describe_frames, frame,
+    learned_port, mac, marker_deliveries, new_temp_dir, numbered_broadcast, BessClient, BessRecv,
+    FramePort, RunningSwitch, Stream, SwitchBinary, SwitchMode, BROADCAST, WAIT,
 };
 
 /// Returns from the test when the switch under test is the C reference,
@@ -371,9 +371,11 @@ fn hostile_messages_affect_only_their_sender() {
     );
 }
 
-/// A guest that stops reading fills only its own connection: the others
-/// get every frame, its drops are counted (not printed per frame), and
-/// once it reads again it gets frames again.
+/// A guest that stops reading fills only its own connection and backlog:
+/// the others get every frame, its drops (beyond its backlog) are
+/// counted (not printed per frame), what it gets when it reads again is
+/// the oldest frames in order, at least a backlog's worth beyond what its
+/// socket held, and then it gets fresh frames again.
 #[test]
 fn a_client_that_stops_reading_hurts_only_itself() {
     require_ours!();
@@ -382,10 +384,13 @@ fn a_client_that_stops_reading_hurts_only_itself() {
     let b = client(&mut sw, &bess);
     let stalled = client(&mut sw, &bess);
     let d = sw.port();
+    // Full-size frames, 4.3 MiB in all: more than the connection and the
+    // backlog hold.
     let n = 3000;
+    let numbered = |i: usize| numbered_broadcast(mac(1), i);
     let t = Instant::now();
     for i in 0..n {
-        let f = frame(BROADCAST, mac(1), format!("s{i}").as_bytes());
+        let f = numbered(i);
         a.send(&f);
         for (name, p) in [("bess b", &b as &dyn FramePort), ("daemon d", &d)] {
             let got = p.recv_frame(WAIT);
@@ -410,10 +415,10 @@ fn a_client_that_stops_reading_hurts_only_itself() {
     );
     eprintln!("{n} broadcasts past a stalled client in {took:?}; {c:?}");
 
-    // Reading again, it gets fresh frames (after the switch's brief
-    // congestion back-off).
-    let queued = stalled.drain(Duration::from_millis(20));
-    assert!(!queued.is_empty());
+    // Reading again, it gets the oldest frames in order: those its
+    // connection held, then its backlog.
+    let queued = stalled.drain(Duration::from_millis(300));
+    check_backlog_delivery(&queued, mac(1), n, counter(&c, "queue full"));
     let deadline = Instant::now() + WAIT;
     loop {
         let f = frame(BROADCAST, mac(1), b"again");

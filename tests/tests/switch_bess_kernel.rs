@@ -1,5 +1,5 @@
 //! `uml_switch --bess` with the real UML kernel (Debian 12's `linux.uml`
-//! 6.1, whose vector driver has `transport=bess`, spec `vector.md` §2):
+//! 6.1, whose vector driver has `transport=bess`, `docs/vector.md` §2):
 //! two guests on `vec0:transport=bess,dst=PATH` ping each other through
 //! the switch, and a bess guest pings a guest on the classic `daemon`
 //! transport (`eth0=daemon`) on the same switch.

@@ -1,7 +1,7 @@
 //! uml_switch with the real UML kernel (linux.uml 6.1, `daemon` transport):
 //! two UMLs ping each other through the switch (switch and hub mode), and a
 //! UML and its host namespace ping each other through a tap port
-//! (spec `testing.md` §7.1, `switch.md` §8).
+//! (`docs/testing.md` §7.1, `docs/switch.md` §8).
 //!
 //! The switch under test is this workspace's `uml_switch`, or the program
 //! named by `UML_SWITCH_UNDER_TEST` (e.g. `/usr/bin/uml_switch`, Debian's C
@@ -176,7 +176,7 @@ fn count_prefixed(out: &str, prefix: &str) -> usize {
     out.lines().filter(|l| l.starts_with(prefix)).count()
 }
 
-/// ` Addr: <mac> New port ` — the learning message (switch.md §6.1).
+/// ` Addr: <mac> New port ` — the learning message (`docs/switch.md` §6.1).
 fn learned(mac: &str) -> String {
     format!(" Addr: {mac} New port ")
 }
@@ -230,7 +230,7 @@ const IDLE: &str = "while :; do sleep 3600; done";
 const PING_A: &str = "ping -c 3 -i 0.3 -w 20 10.0.0.1\necho \"TEST: ping rc=$?\"";
 
 /// Recipe 7.1: UML b pings UML a through the switch; checks the switch's
-/// messages (switch.md §8) before and after both UMLs are gone.
+/// messages (`docs/switch.md` §8) before and after both UMLs are gone.
 fn two_umls_ping(tag: &str, hub: bool) {
     require!(Requirement::Root, Requirement::LinuxUml, Requirement::NetNs);
     require!(Requirement::Program("ping", "iputils-ping"));

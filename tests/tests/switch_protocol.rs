@@ -1,15 +1,17 @@
 //! `uml_switch` at the protocol level: the test process acts as one or
-//! more UMLs, speaking the control protocol (v0/v1/v3 requests, spec
-//! `switch.md` §4) and the data protocol (raw Ethernet frames over
-//! abstract-address datagram sockets, §5–§6) directly, and checks
-//! forwarding, learning, the messages of §2–§8 and the required handling
-//! of the malformed cases of §4.4, signals and start-up errors (§3, §7).
+//! more UMLs, speaking the control protocol (v0/v1/v3 requests,
+//! `docs/switch.md` §4) and the data protocol (raw Ethernet frames over
+//! abstract-address datagram sockets, `docs/switch.md` §5–§6) directly,
+//! and checks forwarding, learning, the messages of `docs/switch.md`
+//! §2–§8 and the required handling of the malformed cases of
+//! `docs/switch.md` §4.4, signals and start-up errors (`docs/switch.md`
+//! §3, §7). In this file, a bare § number is one of `docs/switch.md`.
 //!
 //! The binary under test is `target/<profile>/uml_switch`, or the program
 //! in `UML_SWITCH_UNDER_TEST` (e.g. `/usr/bin/uml_switch`, then run under
 //! `stdbuf -oL -eL`). Against Debian's C switch the tests marked
 //! "deviation" in their doc comment are expected to fail: they specify the
-//! rewrite's behaviour where §4.4/§7 require a fix.
+//! rewrite's behaviour where `docs/switch.md` §4.4/§7 require a fix.
 //!
 //! Streams (observed with the C switch, kept by the rewrite): stdout has
 //! `PROG attached ...`, `PROG will be a hub ...`, `Control protocol 0
@@ -35,10 +37,10 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use uml_integration_tests::run_with_timeout;
 use uml_integration_tests::switch_client::{
-    bind_data_socket, connect_control, describe_frames, describe_status, frame, mac, mac_str,
-    new_temp_dir, read_control, read_control_until_closed, read_reply, request_versioned, FakePort,
-    RunningSwitch, Stream, SwitchBinary, SwitchMode, Version, BROADCAST, MAX_FRAME, SWITCH_MAGIC,
-    WAIT,
+    bind_data_socket, check_backlog_delivery, connect_control, counter, counters, describe_frames,
+    describe_status, frame, mac, mac_str, new_temp_dir, numbered_broadcast, read_control,
+    read_control_until_closed, read_reply, request_versioned, FakePort, RunningSwitch, Stream,
+    SwitchBinary, SwitchMode, Version, BROADCAST, MAX_FRAME, SWITCH_MAGIC, WAIT,
 };
 
 /// How long a closed connection may take to show EOF.
@@ -190,7 +192,8 @@ fn pseudo_random_bytes(seed: u64, n: usize) -> Vec<u8> {
 // ---------------------------------------------------------------------------
 
 /// S5-style trace: broadcast, learned unicast, unknown unicast, and the
-/// MAC purge when a port's control connection closes (§6.1, §6.2, §4.3).
+/// MAC purge when a port's control connection closes (`docs/switch.md`
+/// §6.1, §6.2, §4.3).
 #[test]
 fn learns_forwards_floods_and_forgets_a_closed_port() {
     let mut sw = RunningSwitch::start();
@@ -200,7 +203,7 @@ fn learns_forwards_floods_and_forgets_a_closed_port() {
     wait_line(&mut sw, Stream::Stdout, "New connection", 3);
 
     // The reply is the switch's one data address: abstract, the same for
-    // every port (§4.2).
+    // every port (`docs/switch.md` §4.2).
     let reply = a.reply.clone().unwrap();
     assert_eq!(
         &reply[..3],
@@ -233,7 +236,8 @@ fn learns_forwards_floods_and_forgets_a_closed_port() {
     assert_ne!(port_a, port_b, "two ports must have different ids");
 
     // Unknown unicast is flooded to everyone but the sender, and the
-    // message names the *source* MAC (C quirk kept, §6.2).
+    // message names the *source* MAC (C quirk kept, C pitfall 33,
+    // `docs/switch.md` §6.2).
     let unk = frame(mac(9), mac(1), b"to an unknown MAC");
     a.send(&unk);
     let got = deliveries(&sw, &[&a, &b, &c]);
@@ -276,7 +280,8 @@ fn learns_forwards_floods_and_forgets_a_closed_port() {
 }
 
 /// A MAC seen on another port moves there: ` Addr: M New port P old port Q`
-/// (new port first, §10 item 8) and unicast follows it.
+/// (new port first, C pitfall 33, `docs/switch.md` §6.1) and unicast
+/// follows it.
 #[test]
 fn moved_mac_prints_old_port_and_unicast_follows_it() {
     let mut sw = RunningSwitch::start();
@@ -330,9 +335,9 @@ fn moved_mac_prints_old_port_and_unicast_follows_it() {
     );
 }
 
-/// Deviation (C purges only the last MAC of a port, §4.3): when a port that
-/// learned two MACs disconnects, neither is delivered as known unicast any
-/// more; both are flooded.
+/// Deviation (C purges only the last MAC of a port, C pitfall 29,
+/// `docs/switch.md` §4.3): when a port that learned two MACs disconnects,
+/// neither is delivered as known unicast any more; both are flooded.
 #[test]
 fn disconnect_purges_every_mac_of_the_port() {
     let mut sw = RunningSwitch::start();
@@ -381,10 +386,10 @@ fn disconnect_purges_every_mac_of_the_port() {
 }
 
 /// Data on an established control connection drops the port: `Bad
-/// request` (stdout), connection closed, its MAC forgotten (§4.3). A v1
-/// port sends one byte; a v3 port sends 200 bytes, more than the 128-byte
-/// vde description tail a rewrite may ignore right after a v3 request
-/// (§8.1).
+/// request` (stdout), connection closed, its MAC forgotten
+/// (`docs/switch.md` §4.3). A v1 port sends one byte; a v3 port sends 200
+/// bytes, more than the 128-byte vde description tail a rewrite may ignore
+/// right after a v3 request (`docs/switch.md` §8.1).
 #[test]
 fn data_on_an_established_port_drops_it() {
     let mut sw = RunningSwitch::start();
@@ -428,7 +433,7 @@ fn data_on_an_established_port_drops_it() {
 }
 
 /// A datagram from an address that no port registered is never learned
-/// (it may be flooded or dropped, §4.4, §10 item 6).
+/// (it may be flooded or dropped, `docs/switch.md` §4.4, C pitfall 31).
 #[test]
 fn datagrams_from_unregistered_senders_are_never_learned() {
     let sw = RunningSwitch::start();
@@ -500,7 +505,8 @@ fn output_lines(sw: &RunningSwitch) -> usize {
 }
 
 /// Deviation (C prints `send_sock ...` per frame): a port whose address
-/// nobody bound is reported at most once, not once per frame (§4.4).
+/// nobody bound is reported at most once, not once per frame
+/// (`docs/switch.md` §4.4).
 #[test]
 fn unreachable_port_is_not_reported_per_frame() {
     let sw = RunningSwitch::start();
@@ -584,6 +590,37 @@ fn stalled_ports_do_not_block_the_others() {
     drop(stalled);
 }
 
+/// Ours: a port that stops reading keeps a backlog (its socket full, the
+/// frames wait in the switch and are sent once it reads): it then gets the
+/// oldest frames in order, at least a backlog's worth beyond what its
+/// socket held; every other frame is counted as dropped, and the reading
+/// port lost nothing meanwhile. (C drops every frame a full port refuses.)
+#[test]
+fn a_stalled_port_gets_its_backlog_in_order() {
+    if SwitchBinary::under_test().is_c_reference {
+        let _ = writeln!(std::io::stderr(), "SKIP: the C switch keeps no backlog");
+        return;
+    }
+    let mut sw = RunningSwitch::start();
+    let a = sw.port();
+    let reader = sw.port();
+    let stalled = sw.port();
+    let n = 3000;
+    for i in 0..n {
+        let f = numbered_broadcast(mac(1), i);
+        a.send(&f);
+        assert_eq!(
+            reader.recv(WAIT).as_ref(),
+            Some(&f),
+            "frame {i} of {n} to the reading port\n{}",
+            sw.output_report()
+        );
+    }
+    let c = counters(&mut sw);
+    let queued = stalled.drain(Duration::from_millis(300));
+    check_backlog_delivery(&queued, mac(1), n, counter(&c, "queue full"));
+}
+
 // ---------------------------------------------------------------------------
 // 3. Hub mode
 // ---------------------------------------------------------------------------
@@ -659,7 +696,8 @@ fn v1_request_gets_a_reply_and_frames_flow() {
     assert_got(&sw, &got, 0, &[&uc], "v1 unicast");
 }
 
-/// A 122-byte v3 request (no trailing padding) is complete (§4.1).
+/// A 122-byte v3 request (no trailing padding) is complete
+/// (`docs/switch.md` §4.1).
 #[test]
 fn v3_request_without_padding_is_accepted() {
     let mut sw = RunningSwitch::start();
@@ -729,7 +767,7 @@ fn compat_v0_ports_work_without_a_reply() {
 }
 
 // ---------------------------------------------------------------------------
-// 5. Hostile and malformed control connections (§4.4)
+// 5. Hostile and malformed control connections (`docs/switch.md` §4.4)
 // ---------------------------------------------------------------------------
 
 /// Deviation: a request written as 12 bytes, a pause, then the rest is
@@ -867,9 +905,10 @@ fn unknown_request_type_is_rejected_and_closed() {
     );
 }
 
-/// Deviation (C's fall-through bug, §4.1): a v2 request prints only
-/// `Version 2 is not supported` (stderr), is closed once, and the poll set
-/// stays intact — an established port's later disconnect is still seen.
+/// Deviation (C's fall-through bug, C pitfall 27, `docs/switch.md` §4.1): a v2
+/// request prints only `Version 2 is not supported` (stderr), is closed once,
+/// and the poll set stays intact — an established port's later disconnect is
+/// still seen.
 #[test]
 fn version_2_is_rejected_once_and_the_poll_set_stays_intact() {
     let mut sw = RunningSwitch::start();

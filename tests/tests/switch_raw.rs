@@ -1,5 +1,5 @@
-//! `uml_switch --raw`, `--mcast` and `--mtu` against fake guests (spec
-//! `vector.md` §6, §7; issue 11):
+//! `uml_switch --raw`, `--mcast` and `--mtu` against fake guests (see
+//! `docs/vector.md` §6, §7; issue 11):
 //!
 //! * raw: a veth pair in a namespace the test creates; the fake guest is
 //!   an `AF_PACKET` socket with virtio-net headers on the far end, as the

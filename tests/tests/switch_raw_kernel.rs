@@ -1,5 +1,5 @@
-//! `uml_switch --raw`, `--mcast` and `--mtu` with real UML kernels (spec
-//! `vector.md` §6, §7; issue 11):
+//! `uml_switch --raw`, `--mcast` and `--mtu` with real UML kernels (see
+//! `docs/vector.md` §6, §7; issue 11):
 //!
 //! * a guest on `vec0:transport=raw,ifname=va` (one end of a veth pair;
 //!   the switch has the other end) pings a bess guest and sends it 1 MiB

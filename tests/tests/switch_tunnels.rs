@@ -1,6 +1,6 @@
-//! `uml_switch --l2tpv3` and `--gre` against fake tunnel guests (spec
-//! `vector.md` §4, §5, §9): each fake guest is the socket a guest's vector
-//! driver opens (a UDP socket, or a raw IP socket of protocol 115 or 47)
+//! `uml_switch --l2tpv3` and `--gre` against fake tunnel guests (see
+//! `docs/vector.md` §4, §5, §9): each fake guest is the socket a guest's
+//! vector driver opens (a UDP socket, or a raw IP socket of protocol 115 or 47)
 //! and checks every header byte the switch sends; frames cross to a
 //! daemon-protocol port or a bess connection and back. Mismatching
 //! sessions, cookies, keys and GRE flags are dropped, reported once and

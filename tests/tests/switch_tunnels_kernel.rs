@@ -1,5 +1,5 @@
-//! `uml_switch --l2tpv3` and `--gre` with real UML kernels (spec
-//! `vector.md` §4, §5; `kernel7.md` §1.2): a guest on
+//! `uml_switch --l2tpv3` and `--gre` with real UML kernels (see
+//! `docs/vector.md` §4, §5; `docs/kernel7.md` §1.2): a guest on
 //! `vec0:transport=l2tpv3` over UDP (64-bit cookies, counter), one on
 //! l2tpv3 over IP (a session written as `-1`, 32-bit cookies, pinned
 //! counter) and one on `gre` (keys, sequence numbers) each ping a bess

@@ -1,5 +1,5 @@
-//! `uml_switch` with real UML kernels on the vde and fd transports (spec
-//! `kernel7.md` §1.3 and §5, `vector.md` §3):
+//! `uml_switch` with real UML kernels on the vde and fd transports (see
+//! `docs/kernel7.md` §1.3 and §5, `docs/vector.md` §3):
 //!
 //! * two Linux 7.x guests on `vec0:transport=vde,vnl=vde://DIR` — the
 //!   kernel runs vdeplug4's `vde_plug` (found on the `PATH` it gives its

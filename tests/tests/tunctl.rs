@@ -1,9 +1,10 @@
-//! tunctl: differential tests against Debian's `/usr/bin/tunctl` (spec
-//! `tunctl.md` §4, `testing.md` §7.3), tests of the new options (`-n`/`-p`,
-//! `--vnet-hdr`, `--multi-queue`, `--list` against `ip tuntap show`,
-//! `--help`), and real-kernel tests: a 6.1 UML attached to a tap made by
-//! our `tunctl` pings its namespace and is pinged back (`testing.md` §7.2),
-//! and a 7.x guest does the same over `vecN:transport=tap`.
+//! tunctl: differential tests against Debian's `/usr/bin/tunctl` (see
+//! `docs/tunctl.md` §4, `docs/testing.md` §7.3), tests of the new options
+//! (`-n`/`-p`, `--vnet-hdr`, `--multi-queue`, `--list` against `ip tuntap
+//! show`, `--help`), and real-kernel tests: a 6.1 UML attached to a tap
+//! made by our `tunctl` pings its namespace and is pinged back
+//! (`docs/testing.md` §7.2), and a 7.x guest does the same over
+//! `vecN:transport=tap`.
 //!
 //! Every device is created inside a network namespace the test creates
 //! (and deletes, with its devices). Each implementation runs the same
@@ -32,7 +33,7 @@ const LIMIT: Duration = Duration::from_secs(15);
 /// What the program name is replaced by in stderr.
 const PROG: &str = "PROG";
 
-/// Debian's usage text for program name `prog` (tunctl.md §1).
+/// Debian's usage text for program name `prog` (`docs/tunctl.md` §1).
 fn usage(prog: &str) -> String {
     format!(
         "Create: {prog} [-b] [-u owner] [-g group] [-t device-name] [-f tun-clone-device]\n\
@@ -230,7 +231,7 @@ fn tun(owner: &str) -> String {
     format!("tun type tun pi off vnet_hdr off persist on {owner}")
 }
 
-/// A device expectation of the spec's table.
+/// A device expectation of the table in `docs/tunctl.md` §4.
 enum Dev {
     /// No statement.
     Any,
@@ -240,7 +241,8 @@ enum Dev {
     Gone(&'static str),
 }
 
-/// Checks one outcome against the spec (stdout, stderr, status, device).
+/// Checks one outcome against `docs/tunctl.md` §4 (stdout, stderr, status,
+/// device).
 fn check_spec(o: &Outcome, what: &str, stdout: &str, stderr: &str, code: i32, dev: &Dev) {
     assert_eq!(o.stdout, stdout, "stdout of {what}");
     assert_eq!(o.stderr, stderr, "stderr of {what}");
@@ -257,8 +259,8 @@ fn check_spec(o: &Outcome, what: &str, stdout: &str, stderr: &str, code: i32, de
     }
 }
 
-/// The whole transcript of tunctl.md §4, in its order: the same output,
-/// status and devices as Debian's tunctl, and what the spec observed.
+/// The whole transcript of `docs/tunctl.md` §4, in its order: the same
+/// output, status and devices as Debian's tunctl, and as observed there.
 #[test]
 fn transcript_matches_debian() {
     require!(
@@ -334,8 +336,8 @@ fn transcript_matches_debian() {
     );
 }
 
-/// Corners of getopt, strtol, name handling and kernel errors beyond the
-/// spec's table: same output, status and devices as Debian's tunctl.
+/// Corners of getopt, strtol, name handling and kernel errors beyond the table
+/// of `docs/tunctl.md` §4: same output, status and devices as Debian's tunctl.
 #[test]
 fn corner_cases_match_debian() {
     require!(
@@ -568,10 +570,10 @@ fn skip_or_fail(reason: &str) {
     );
 }
 
-/// testing.md §7.2 with a fixed tap: `tunctl -u nobody -t umltap0` (ours)
-/// in a namespace, the tap configured and up there, a UML booted with
-/// `eth0=tuntap,umltap0` pings the namespace and is pinged from it; the
-/// tap outlives the UML until `tunctl -d` removes it.
+/// `docs/testing.md` §7.2 with a fixed tap: `tunctl -u nobody -t umltap0`
+/// (ours) in a namespace, the tap configured and up there, a UML booted with
+/// `eth0=tuntap,umltap0` pings the namespace and is pinged from it; the tap
+/// outlives the UML until `tunctl -d` removes it.
 #[test]
 fn uml_pings_through_a_tunctl_tap() {
     require!(

@@ -1,4 +1,4 @@
-//! `uml_net` run the way the UML kernel runs it (spec `uml_net.md` §2–§4,
+//! `uml_net` run the way the UML kernel runs it (`docs/uml_net.md` §2–§4,
 //! issue 4), each test in a network namespace of its own:
 //!
 //! * `4 tuntap up GATE` with stdout = one end of an `AF_UNIX SOCK_DGRAM`
@@ -75,7 +75,7 @@ const SETTLE: Duration = Duration::from_secs(5);
 /// `IFNAMSIZ`.
 const IFNAMSIZ: usize = 16;
 /// The kernel receives the `tuntap up` reply into one page and keeps the
-/// last byte for a terminating NUL (spec §4.1).
+/// last byte for a terminating NUL (`docs/uml_net.md` §4.1).
 const KERNEL_REPLY_MAX: usize = 4095;
 /// The gateway address used throughout.
 const GATE: &str = "10.0.0.254";
@@ -101,7 +101,7 @@ fn helper() -> Helper {
     Helper { path, is_c }
 }
 
-/// How the helper's fd 1 is connected (spec §2.1).
+/// How the helper's fd 1 is connected (`docs/uml_net.md` §2.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Out {
     /// One end of an `AF_UNIX SOCK_DGRAM` socketpair (`tuntap up`).
@@ -441,9 +441,9 @@ fn nul_text(bytes: &[u8]) -> Result<String, String> {
     }
 }
 
-/// The length-prefixed output (spec §3): 4-byte host-order `used`, then
-/// exactly `used` bytes of text + NUL (nothing when `used` is 0). Returns
-/// the text.
+/// The length-prefixed output (`docs/uml_net.md` §3): 4-byte host-order
+/// `used`, then exactly `used` bytes of text + NUL (nothing when `used` is
+/// 0). Returns the text.
 fn length_prefixed(bytes: &[u8]) -> Result<String, String> {
     let Some((len, rest)) = bytes.split_first_chunk::<4>() else {
         return Err(format!("shorter than the 4-byte length: {bytes:02x?}"));
@@ -478,8 +478,8 @@ struct Tap {
     fd: Received,
 }
 
-/// Checks a `tuntap up` success reply (spec §4.1 step 7, §7, N3) and takes
-/// the tap's fd out of it.
+/// Checks a `tuntap up` success reply (`docs/uml_net.md` §4.1 step 7, §7,
+/// N3) and takes the tap's fd out of it.
 fn take_tap(mut run: HelperRun) -> Tap {
     let shown = run.show();
     assert!(
@@ -765,10 +765,10 @@ fn wait_link_gone(ns: &NetNs, name: &str) -> bool {
     }
 }
 
-/// Checks the tap `tap` in `ns` after `tuntap up GATE` by `uid` (spec
-/// §4.1, issue 4): a non-persistent tap without packet information, owned
-/// by `uid`, with GATE/32, up, `ip_forward` 1, and the received fd is
-/// attached to it.
+/// Checks the tap `tap` in `ns` after `tuntap up GATE` by `uid`
+/// (`docs/uml_net.md` §4.1, issue 4): a non-persistent tap without packet
+/// information, owned by `uid`, with GATE/32, up, `ip_forward` 1, and the
+/// received fd is attached to it.
 fn check_new_tap(ns: &NetNs, h: &Helper, tap: &Tap, uid: u32) {
     let name = &tap.name;
     let fdinfo = fs::read_to_string(format!("/proc/self/fdinfo/{}", tap.fd.0))

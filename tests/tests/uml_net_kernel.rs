@@ -1,6 +1,6 @@
-//! `uml_net` driven by the real UML kernel (linux.uml 6.1, spec
-//! `testing.md` §7.2 and §8.1, `uml_net.md` §2.2, issue 4), each test in a
-//! network namespace of its own.
+//! `uml_net` driven by the real UML kernel (linux.uml 6.1, see
+//! `docs/testing.md` §7.2 and §8.1, `docs/uml_net.md` §2.2, issue 4), each
+//! test in a network namespace of its own.
 //!
 //! A UML with `eth0=tuntap,,,10.0.0.254` finds `uml_net` through its
 //! `PATH`: the first directory holds a wrapper script named `uml_net` that
@@ -20,9 +20,9 @@
 //! namespace of the test's own thread only — never on the host. One test
 //! compares the argv/status log with the one Debian's C helper produces.
 //!
-//! The helper under test is this workspace's `uml_net`, or the program
-//! named by `UML_NET_UNDER_TEST` (e.g. `/usr/bin/uml_net`, which needs
-//! net-tools, and fails the no-net-tools test as spec §4.1 describes).
+//! The helper under test is this workspace's `uml_net`, or the program named by
+//! `UML_NET_UNDER_TEST` (e.g. `/usr/bin/uml_net`, which needs net-tools, and
+//! fails the no-net-tools test as `docs/uml_net.md` §4.1 describes).
 
 // Test code: a failed setup step should abort the test with its message.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
@@ -301,7 +301,7 @@ fn tuntap_scenario(tag: &str, h: &Helper, cfg: GuestConfig) -> Vec<Call> {
         );
     }
 
-    // Host side, while the guest is up (testing.md §7.2).
+    // Host side, while the guest is up (`docs/testing.md` §7.2).
     let ping = ns_run(
         &ns,
         "ping",

@@ -2,7 +2,7 @@
 //! replacement for Debian's `tunctl` (uml-utilities 20070815.4-1).
 //!
 //! The command line, the messages, the order of the ioctls and the exit
-//! statuses are those of Debian's binary (spec `tunctl.md`): getopt option
+//! statuses are those of Debian's binary (`docs/tunctl.md`): getopt option
 //! string `bd:f:t:u:g:`, owner and group by name then by number (`strtol`
 //! base 0), `TUNSETPERSIST` before `TUNSETOWNER` and `TUNSETGROUP`, and
 //! the `TUNSETPERSIST` perror text for all three. New: `-n` makes a TUN

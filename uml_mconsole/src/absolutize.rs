@@ -1,5 +1,6 @@
 //! `config ubd…=COW,BACKING` file names made absolute before sending, since
-//! the kernel resolves them against its own working directory (spec §5.3).
+//! the kernel resolves them against its own working directory
+//! (`docs/mconsole.md` §5.3).
 
 use std::io;
 use std::path::Path;

@@ -1,5 +1,6 @@
 //! The client session: target selection, sending requests, collecting
-//! replies with bounded waits, and the local commands (spec §5.2–§5.6).
+//! replies with bounded waits, and the local commands
+//! (`docs/mconsole.md` §5.2–§5.6).
 
 use std::ffi::{OsStr, OsString};
 use std::io::{self, Read, Write};

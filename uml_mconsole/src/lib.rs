@@ -1,5 +1,5 @@
 //! `uml_mconsole`: the management-console client of User-Mode Linux, a
-//! drop-in for Debian's, that never hangs (spec: `mconsole.md` §5).
+//! drop-in for Debian's, that never hangs (`docs/mconsole.md` §5).
 #![forbid(unsafe_code)]
 
 pub mod absolutize;

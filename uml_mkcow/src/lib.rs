@@ -1,5 +1,5 @@
 //! `uml_mkcow`: create an empty UML copy-on-write file for a backing file,
-//! a drop-in replacement for Debian's `uml_mkcow` (spec `cow.md` §3, §6).
+//! a drop-in replacement for Debian's `uml_mkcow` (`docs/cow.md` §3, §6).
 //!
 //! ```text
 //! uml_mkcow [-f] <COW file> <backing file>

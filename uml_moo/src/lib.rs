@@ -1,6 +1,6 @@
 //! `uml_moo`: merge a UML copy-on-write file with its backing file into a
-//! plain image, a drop-in replacement for Debian's `uml_moo` (spec
-//! `cow.md` §5).
+//! plain image, a drop-in replacement for Debian's `uml_moo` (see
+//! `docs/cow.md` §5).
 //!
 //! ```text
 //! uml_moo [-b <actual backing file>] <COW file> <new image>

@@ -784,7 +784,7 @@ mod tests {
         }
     }
 
-    /// The merge as the spec describes it, sector by sector.
+    /// The merge as `docs/cow.md` §5 describes it, sector by sector.
     fn reference(c: &Case) -> Vec<u8> {
         let g = &c.geo;
         let bm = &c.cow[g.bitmap_offset as usize..(g.bitmap_offset + g.bitmap_len) as usize];

@@ -1,7 +1,7 @@
 //! `uml_net`: the helper the UML kernel runs (setuid root, mode 4754
 //! root:uml-net) to create a tap for `eth0=tuntap,,,GATEWAY`, to add and
 //! remove a host route and proxy ARP when the guest sets an address, and
-//! for the `ethertap` and `slip` transports (spec: `uml_net.md`).
+//! for the `ethertap` and `slip` transports (`docs/uml_net.md`).
 //!
 //! A straight line, no shell, no PATH: sanitise the process → parse and
 //! validate argv completely → check ownership and policy → change the host

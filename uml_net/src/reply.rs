@@ -65,7 +65,7 @@ fn write_fd1(buf: &[u8]) -> Result<(), Error> {
     Ok(())
 }
 
-/// Writes a length-prefixed text on fd 1 (spec §3).
+/// Writes a length-prefixed text on fd 1 (`docs/uml_net.md` §3).
 pub fn write_length_prefixed(text: &str) -> Result<(), Error> {
     write_fd1(&length_prefixed(text))
 }

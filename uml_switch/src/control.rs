@@ -3,7 +3,7 @@
 //! [`Action`]s come out (lines to print, register a port, send the reply,
 //! close). The daemon port kind (`port/daemon.rs`) does the I/O.
 //!
-//! Rules (spec `switch.md` §4, README deviations 1–3): a request is
+//! Rules (`docs/switch.md` §4, README deviations 1–3): a request is
 //! accumulated until [`parse_request`] can decide it — never acting on
 //! bytes not received — and must be complete within [`REQUEST_TIMEOUT`];
 //! a rejected connection is closed once with the C switch's first
@@ -17,7 +17,7 @@
 //! libvdeplug: `DIR/.PPPPP-NNNNN`) becomes [`Action::RegisterVde`] — a data
 //! socket of its own, connected to the client before the reply names it
 //! (the client connects to the reply's address and unlinks its own path,
-//! spec `kernel7.md` §1.3); every other request (the abstract addresses of
+//! `docs/kernel7.md` §1.3); every other request (the abstract addresses of
 //! the kernel's daemon transport, v0, v1) becomes [`Action::Register`] on
 //! the shared data socket, as before.
 

@@ -1,6 +1,11 @@
 //! The forwarding core: a bounded, aged MAC table and the per-frame
 //! decision. It knows ports only as ids; it never touches a socket, so new
 //! port kinds (tap, seqpacket, UDP tunnels, ...) need no change here.
+//!
+//! The table is keyed by (VLAN, MAC) (`uml_common::vlan`): the caller
+//! says which VLAN a frame belongs to (0, the default VLAN, when no VLAN
+//! is configured: the keys are then the MACs alone) and floods only to
+//! the ports of that VLAN.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -55,9 +60,27 @@ impl Hasher for MacHasher {
     }
 }
 
-/// A MAC as the table's key, hashed as one u64.
+/// A (VLAN, MAC) pair as the table's key, hashed as one u64: the MAC in
+/// the low 48 bits, the VLAN above (so VLAN 0 keys are the MACs alone).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct MacKeyHash(u64);
+
+impl MacKeyHash {
+    #[inline]
+    fn new(vlan: u16, mac: Mac) -> MacKeyHash {
+        MacKeyHash(mac.to_u64() | u64::from(vlan) << 48)
+    }
+
+    fn vlan(self) -> u16 {
+        (self.0 >> 48) as u16
+    }
+
+    fn mac(self) -> Mac {
+        // The inverse of Mac::to_u64 (little-endian, low 48 bits).
+        let b = self.0.to_le_bytes();
+        Mac([b[0], b[1], b[2], b[3], b[4], b[5]])
+    }
+}
 
 impl std::hash::Hash for MacKeyHash {
     fn hash<H: Hasher>(&self, state: &mut H) {
@@ -102,14 +125,15 @@ impl MacTable {
         }
     }
 
-    /// The port `mac` was last seen on.
-    pub fn lookup(&self, mac: Mac) -> Option<PortId> {
-        self.map.get(&MacKeyHash(mac.to_u64())).map(|e| e.port)
+    /// The port `mac` was last seen on in `vlan`.
+    pub fn lookup(&self, vlan: u16, mac: Mac) -> Option<PortId> {
+        self.map.get(&MacKeyHash::new(vlan, mac)).map(|e| e.port)
     }
 
-    /// Records that `mac` was seen on `port` at time `now` (seconds).
-    pub fn learn(&mut self, mac: Mac, port: PortId, now: u32) -> Learned {
-        let key = MacKeyHash(mac.to_u64());
+    /// Records that `mac` was seen on `port` in `vlan` at time `now`
+    /// (seconds).
+    pub fn learn(&mut self, vlan: u16, mac: Mac, port: PortId, now: u32) -> Learned {
+        let key = MacKeyHash::new(vlan, mac);
         if let Some(e) = self.map.get_mut(&key) {
             e.seen = now;
             if e.port == port {
@@ -149,6 +173,18 @@ impl MacTable {
         before - self.map.len()
     }
 
+    /// Every entry: VLAN, MAC, port and seconds since it was last seen at
+    /// `now`, ordered by VLAN, then MAC.
+    pub fn entries(&self, now: u32) -> Vec<(u16, Mac, PortId, u32)> {
+        let mut all: Vec<_> = self
+            .map
+            .iter()
+            .map(|(k, e)| (k.vlan(), k.mac(), e.port, now.saturating_sub(e.seen)))
+            .collect();
+        all.sort_unstable_by_key(|&(vlan, mac, _, _)| (vlan, mac.0));
+        all
+    }
+
     /// Number of entries.
     pub fn len(&self) -> usize {
         self.map.len()
@@ -175,10 +211,12 @@ pub enum Verdict {
 /// switch's "unknown Addr" notice, which the caller rate-limits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
-    /// `src` learned on `port`, possibly moved from `old`.
+    /// `src` learned on `port` in `vlan`, possibly moved from `old`.
     Learned {
         /// The address.
         mac: Mac,
+        /// Its VLAN (0: the default VLAN).
+        vlan: u16,
         /// Its new port.
         port: PortId,
         /// Its previous port.
@@ -211,10 +249,12 @@ impl Forwarder {
         }
     }
 
-    /// Learns from and decides the destination of one frame from `from`.
+    /// Learns from and decides the destination of one frame of `vlan`
+    /// from `from` ([`Verdict::Flood`]: to the other ports of `vlan`).
     pub fn forward(
         &mut self,
         from: PortId,
+        vlan: u16,
         frame: &[u8],
         now: u32,
         mut event: impl FnMut(Event),
@@ -223,15 +263,17 @@ impl Forwarder {
             return Verdict::Drop;
         };
         if !src.is_multicast() {
-            match self.table.learn(src, from, now) {
+            match self.table.learn(vlan, src, from, now) {
                 Learned::Same => {}
                 Learned::New => event(Event::Learned {
                     mac: src,
+                    vlan,
                     port: from,
                     old: None,
                 }),
                 Learned::Moved(old) => event(Event::Learned {
                     mac: src,
+                    vlan,
                     port: from,
                     old: Some(old),
                 }),
@@ -241,7 +283,7 @@ impl Forwarder {
         let target = if dst.is_multicast() {
             None
         } else {
-            self.table.lookup(dst)
+            self.table.lookup(vlan, dst)
         };
         match target {
             None => {
@@ -313,7 +355,7 @@ mod tests {
 
     fn run(fw: &mut Forwarder, from: PortId, f: &[u8]) -> (Verdict, Vec<Event>) {
         let mut ev = Vec::new();
-        let v = fw.forward(from, f, 10, |e| ev.push(e));
+        let v = fw.forward(from, 0, f, 10, |e| ev.push(e));
         (v, ev)
     }
 
@@ -326,6 +368,7 @@ mod tests {
             ev,
             [Event::Learned {
                 mac: A,
+                vlan: 0,
                 port: 5,
                 old: None
             }]
@@ -336,6 +379,7 @@ mod tests {
             ev,
             [Event::Learned {
                 mac: B,
+                vlan: 0,
                 port: 6,
                 old: None
             }]
@@ -354,6 +398,7 @@ mod tests {
             ev,
             [Event::Learned {
                 mac: A,
+                vlan: 0,
                 port: 2,
                 old: Some(1)
             }]
@@ -373,27 +418,88 @@ mod tests {
     #[test]
     fn purge_removes_every_entry_of_a_port() {
         let mut t = MacTable::new(16);
-        t.learn(A, 1, 0);
-        t.learn(B, 1, 0);
-        t.learn(Mac([2, 0, 0, 0, 0, 3]), 2, 0);
+        t.learn(0, A, 1, 0);
+        t.learn(0, B, 1, 0);
+        t.learn(0, Mac([2, 0, 0, 0, 0, 3]), 2, 0);
         assert_eq!(t.purge_port(1), 2);
-        assert_eq!(t.lookup(A), None);
-        assert_eq!(t.lookup(B), None);
+        assert_eq!(t.lookup(0, A), None);
+        assert_eq!(t.lookup(0, B), None);
         assert_eq!(t.len(), 1);
     }
 
     #[test]
     fn aging_and_bound() {
         let mut t = MacTable::new(2);
-        assert_eq!(t.learn(A, 1, 0), Learned::New);
-        assert_eq!(t.learn(B, 1, 50), Learned::New);
-        assert_eq!(t.learn(Mac([2, 0, 0, 0, 0, 3]), 1, 60), Learned::Full);
+        assert_eq!(t.learn(0, A, 1, 0), Learned::New);
+        assert_eq!(t.learn(0, B, 1, 50), Learned::New);
+        assert_eq!(t.learn(0, Mac([2, 0, 0, 0, 0, 3]), 1, 60), Learned::Full);
         assert_eq!(t.len(), 2);
         // At 101 s, A (seen at 0) is too old: it makes room.
-        assert_eq!(t.learn(Mac([2, 0, 0, 0, 0, 3]), 1, 101), Learned::New);
-        assert_eq!(t.lookup(A), None);
+        assert_eq!(t.learn(0, Mac([2, 0, 0, 0, 0, 3]), 1, 101), Learned::New);
+        assert_eq!(t.lookup(0, A), None);
         assert_eq!(t.expire(300), 2);
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn one_mac_in_two_vlans_is_two_entries() {
+        let mut fw = Forwarder::new(false, 16);
+        let mut ev = Vec::new();
+        fw.forward(1, 10, &frame(BCAST, A), 3, |e| ev.push(e));
+        fw.forward(2, 20, &frame(BCAST, A), 4, |e| ev.push(e));
+        // Learned twice, neither a move.
+        assert_eq!(
+            ev,
+            [
+                Event::Learned {
+                    mac: A,
+                    vlan: 10,
+                    port: 1,
+                    old: None
+                },
+                Event::Learned {
+                    mac: A,
+                    vlan: 20,
+                    port: 2,
+                    old: None
+                }
+            ]
+        );
+        let mut ignore = |_| {};
+        assert_eq!(
+            fw.forward(3, 10, &frame(A, B), 5, &mut ignore),
+            Verdict::To(1)
+        );
+        assert_eq!(
+            fw.forward(3, 20, &frame(A, B), 5, &mut ignore),
+            Verdict::To(2)
+        );
+        // Unknown in VLAN 30 (and in the default VLAN): flooded.
+        assert_eq!(
+            fw.forward(3, 30, &frame(A, B), 5, &mut ignore),
+            Verdict::Flood
+        );
+        assert_eq!(
+            fw.forward(3, 0, &frame(A, B), 5, &mut ignore),
+            Verdict::Flood
+        );
+        assert_eq!(
+            fw.table.entries(10),
+            vec![
+                (0, B, 3, 5),
+                (10, A, 1, 7),
+                (10, B, 3, 5),
+                (20, A, 2, 6),
+                (20, B, 3, 5),
+                (30, B, 3, 5)
+            ]
+        );
+        // The largest VLAN id and MAC do not spill into each other.
+        let top = Mac([0xfe, 0xff, 0xff, 0xff, 0xff, 0xff]);
+        fw.table.learn(4094, top, 9, 0);
+        assert_eq!(fw.table.lookup(4094, top), Some(9));
+        assert_eq!(fw.table.lookup(4093, top), None);
+        assert_eq!(fw.table.entries(0).last(), Some(&(4094, top, 9, 0)));
     }
 
     #[test]
@@ -403,7 +509,7 @@ mod tests {
         for i in 0..100_000u32 {
             let b = i.to_be_bytes();
             let src = Mac([2, 0, b[0], b[1], b[2], b[3]]);
-            fw.forward(1, &frame(BCAST, src), 5, |e| {
+            fw.forward(1, 0, &frame(BCAST, src), 5, |e| {
                 if e == Event::TableFull {
                     full += 1;
                 }

@@ -1,5 +1,5 @@
 //! `uml_switch --launch BESS-PATH [--fd N] [--] PROGRAM [ARG]...`: the fd
-//! launcher (spec `vector.md` §3). It connects to the `--bess` socket of a
+//! launcher (`docs/vector.md` §3). It connects to the `--bess` socket of a
 //! running switch (one `SOCK_SEQPACKET` connection: one port of that
 //! switch), puts the connection on descriptor N (default 3) without
 //! close-on-exec, and execs PROGRAM with it. A UML started so joins the

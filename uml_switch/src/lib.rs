@@ -1,5 +1,5 @@
 //! `uml_switch`: the userspace Ethernet switch of User-Mode Linux's
-//! `daemon` network transport, a drop-in for Debian's (spec: `switch.md`).
+//! `daemon` network transport, a drop-in for Debian's (`docs/switch.md`).
 //!
 //! * `cli`: the legacy command line;
 //! * `setup`: start-up in the C switch's order; `signals`: the signalfd;

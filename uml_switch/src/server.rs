@@ -254,8 +254,8 @@ impl Switch {
             let frame = inbox.bytes(received);
             let mut table_full = 0u64;
             let mut unknown: Option<[u8; 6]> = None;
-            let verdict = forwarder.forward(from, frame, *now_secs, |ev| match ev {
-                Event::Learned { mac, port, old } => {
+            let verdict = forwarder.forward(from, 0, frame, *now_secs, |ev| match ev {
+                Event::Learned { mac, port, old, .. } => {
                     let mut line =
                         format!(" Addr: {mac} New port {}", ports.label(port).unwrap_or(-1));
                     if let Some(o) = old.and_then(|o| ports.label(o)) {
@@ -311,7 +311,7 @@ impl Switch {
         for ep in self.dirty.drain(..) {
             self.is_dirty[ep as usize] = false;
             if let Some(e) = self.endpoints.get_mut(ep as usize) {
-                e.flush(&mut self.stats);
+                e.flush(&self.epoll, &mut self.stats);
             }
         }
     }

@@ -71,7 +71,7 @@ pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, SetupFailed> {
             return Err(SetupFailed);
         }
     };
-    // Fix of C pitfall 9: a relative path could not be removed after
+    // Fix of C pitfall 37: a relative path could not be removed after
     // -daemon's chdir("/").
     if opts.daemon {
         if let Ok(cwd) = std::env::current_dir() {

@@ -1,5 +1,5 @@
 //! `uml_watchdog`: the host half of UML's `harddog` watchdog, a drop-in
-//! replacement for Debian's `/usr/bin/uml_watchdog` (spec `helpers.md` §2).
+//! replacement for Debian's `/usr/bin/uml_watchdog` (`docs/helpers.md` §2).
 //!
 //! When a guest process opens `/dev/watchdog`, the UML kernel runs
 //! `/usr/bin/uml_watchdog -pid <its host pid>` (or `-mconsole <notify

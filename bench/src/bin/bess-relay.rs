@@ -2,7 +2,7 @@
 //! measure what any such switch could reach in `scripts/bench-guests`.
 //!
 //! It is NOT a switch to use: it listens on the `SOCK_SEQPACKET` socket
-//! PATH (the vector driver's `transport=bess`, spec `vector.md` §2),
+//! PATH (the vector driver's `transport=bess`, `docs/vector.md` §2),
 //! accepts exactly two connections (then removes PATH), and forwards every
 //! message of one to the other: one `recvmmsg` of up to `--depth` frames
 //! (64, the guests' own batch), then `sendmmsg` of the same buffers,

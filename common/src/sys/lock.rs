@@ -6,7 +6,7 @@
 //! lock on a writable image or COW file, a read lock on a backing file).
 //! Linux 7.x holds them from the device's creation (boot or mconsole
 //! `config`) until `remove`; 6.1 while the guest has the device open
-//! (spec `kernel7.md` §2.2). Seen in `/proc/locks` for a 7.2 guest with
+//! (`docs/kernel7.md` §2.2). Seen in `/proc/locks` for a 7.2 guest with
 //! `ubd1=c.cow,back.img`: `POSIX ADVISORY WRITE <pid> … 0 EOF` on the COW
 //! file and `POSIX ADVISORY READ <pid> … 0 EOF` on the backing file.
 //!

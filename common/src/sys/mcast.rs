@@ -1,5 +1,5 @@
 //! UDP multicast sockets for the switch's port on the legacy `mcast`
-//! transport (`ethN=mcast` of kernels up to 6.15, spec `vector.md` §7).
+//! transport (`ethN=mcast` of kernels up to 6.15, `docs/vector.md` §7).
 //!
 //! The guests' sockets are bound to the group address and port with
 //! `SO_REUSEADDR`, joined on the default interface, and send with

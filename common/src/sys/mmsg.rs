@@ -164,6 +164,9 @@ pub struct Flushed {
     pub sent: usize,
     /// Datagrams dropped because the receiver's queue was full.
     pub would_block: usize,
+    /// Datagrams handed back by [`SendBatch::flush_deferring`] because
+    /// their connected socket was full.
+    pub deferred: usize,
 }
 
 /// Failure of one message of a batch (other than a full queue).
@@ -174,6 +177,10 @@ pub struct SendFailure {
     /// The error.
     pub error: io::Error,
 }
+
+/// Where [`SendBatch::flush_deferring`] hands a refused message: its tag
+/// and bytes.
+type OnBlocked<'a> = dyn FnMut(u32, &[u8]) + 'a;
 
 /// Largest tag for which messages are grouped by destination with a
 /// counting sort (tags are meant to be small, dense port ids).
@@ -411,7 +418,32 @@ impl SendBatch {
     /// socket) without blocking. Messages whose
     /// receiver queue is full are dropped and counted; other failures are
     /// passed to `on_error` and dropped. The batch is empty afterwards.
-    pub fn flush(&mut self, fd: BorrowedFd<'_>, mut on_error: impl FnMut(SendFailure)) -> Flushed {
+    pub fn flush(&mut self, fd: BorrowedFd<'_>, on_error: impl FnMut(SendFailure)) -> Flushed {
+        self.flush_inner(fd, on_error, None)
+    }
+
+    /// Like [`SendBatch::flush`], except that when a connected socket
+    /// (see [`SendBatch::push_connected`]) refuses a message with `EAGAIN`
+    /// (its receiver is full), that message and every later one for its
+    /// tag are handed to `on_blocked` in order, with no waiting, instead
+    /// of being dropped: the caller keeps them (a [`Backlog`]) and sends
+    /// them when the socket is writable again. Messages for the shared
+    /// socket are handled as by `flush`.
+    pub fn flush_deferring(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        on_error: impl FnMut(SendFailure),
+        mut on_blocked: impl FnMut(u32, &[u8]),
+    ) -> Flushed {
+        self.flush_inner(fd, on_error, Some(&mut on_blocked))
+    }
+
+    fn flush_inner(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        mut on_error: impl FnMut(SendFailure),
+        mut on_blocked: Option<&mut OnBlocked<'_>>,
+    ) -> Flushed {
         let mut out = Flushed::default();
         let n = self.n;
         self.sort_by_tag();
@@ -473,6 +505,18 @@ impl SendBatch {
                 let e = io::Error::last_os_error();
                 match e.raw_os_error() {
                     Some(libc::EINTR) => continue,
+                    Some(libc::EAGAIN) if dest >= 0 && on_blocked.is_some() => {
+                        if let Some(keep) = on_blocked.as_mut() {
+                            for k in start..end {
+                                let i = usize::from(self.order[k]);
+                                let at = i * self.buf_len;
+                                keep(tag, &self.bufs[at..at + self.lens[i]]);
+                            }
+                        }
+                        out.deferred += end - start;
+                        start = end;
+                        continue;
+                    }
                     Some(libc::EAGAIN) if patient => {
                         // The receiver's queue (or this socket's send
                         // buffer) is full: give it a moment to drain
@@ -506,6 +550,178 @@ impl SendBatch {
             group = end;
         }
         self.n = 0;
+        out
+    }
+}
+
+/// Frames kept for one connected socket whose receiver was full, sent in
+/// order once it is writable again (see [`SendBatch::flush_deferring`]).
+/// Bounded by a byte budget: a frame that does not fit is refused (the
+/// caller drops and counts it), so a receiver that stops reading costs at
+/// most the budget. The storage grows with use, up to the budget.
+pub struct Backlog {
+    /// Frames back to back; `data[head..]` is live.
+    data: Vec<u8>,
+    head: usize,
+    /// Lengths of the live frames, oldest first.
+    lens: std::collections::VecDeque<usize>,
+    budget: usize,
+    iovs: Vec<libc::iovec>,
+    hdrs: Vec<libc::mmsghdr>,
+}
+
+impl std::fmt::Debug for Backlog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Backlog({} frames, {}/{} bytes)",
+            self.lens.len(),
+            self.bytes(),
+            self.budget
+        )
+    }
+}
+
+/// Outcome of [`Backlog::send`].
+#[derive(Debug, Default)]
+pub struct BacklogSent {
+    /// Frames sent.
+    pub sent: usize,
+    /// Frames dropped because sending them failed (not a full receiver).
+    pub failed: usize,
+    /// The first such failure.
+    pub error: Option<io::Error>,
+}
+
+/// Frames per `sendmmsg` when a backlog is sent.
+const BACKLOG_BATCH: usize = 64;
+
+impl Backlog {
+    /// An empty backlog holding at most `budget` bytes of frames.
+    pub fn new(budget: usize) -> Backlog {
+        Backlog {
+            data: Vec::new(),
+            head: 0,
+            lens: std::collections::VecDeque::new(),
+            budget,
+            iovs: Vec::new(),
+            hdrs: Vec::new(),
+        }
+    }
+
+    /// Whether no frame is kept.
+    pub fn is_empty(&self) -> bool {
+        self.lens.is_empty()
+    }
+
+    /// Number of frames kept.
+    pub fn len(&self) -> usize {
+        self.lens.len()
+    }
+
+    /// Bytes of the frames kept.
+    pub fn bytes(&self) -> usize {
+        self.data.len() - self.head
+    }
+
+    /// Keeps `frame` after the others; false (nothing kept) when it does
+    /// not fit in the budget.
+    pub fn push(&mut self, frame: &[u8]) -> bool {
+        if self.bytes() + frame.len() > self.budget {
+            return false;
+        }
+        if self.data.len() + frame.len() > self.budget && self.head > 0 {
+            // Move the live frames to the front: at most the budget's
+            // worth of bytes, once per budget's worth of frames sent.
+            self.data.drain(..self.head);
+            self.head = 0;
+        }
+        self.data.extend_from_slice(frame);
+        self.lens.push_back(frame.len());
+        true
+    }
+
+    /// Drops every frame kept; returns how many.
+    pub fn clear(&mut self) -> usize {
+        let n = self.lens.len();
+        self.lens.clear();
+        self.data.clear();
+        self.head = 0;
+        n
+    }
+
+    /// Sends the frames kept, oldest first, on the connected socket `fd`
+    /// without blocking, until none is left or the receiver is full
+    /// again (`EAGAIN`: the rest stay). A frame refused for another
+    /// reason is dropped and counted.
+    pub fn send(&mut self, fd: BorrowedFd<'_>) -> BacklogSent {
+        let mut out = BacklogSent::default();
+        if self.hdrs.is_empty() {
+            self.iovs = vec![
+                libc::iovec {
+                    iov_base: std::ptr::null_mut(),
+                    iov_len: 0
+                };
+                BACKLOG_BATCH
+            ];
+            self.hdrs = vec![zeroed_mmsghdr(); BACKLOG_BATCH];
+        }
+        while !self.lens.is_empty() {
+            let n = self.lens.len().min(BACKLOG_BATCH);
+            let base = self.data.as_mut_ptr();
+            let mut at = self.head;
+            for k in 0..n {
+                let len = self.lens[k];
+                // SAFETY: head + the first k lengths stay inside `data`
+                // (the live frames are data[head..], back to back).
+                self.iovs[k].iov_base = unsafe { base.add(at) }.cast();
+                self.iovs[k].iov_len = len;
+                at += len;
+                let h = &mut self.hdrs[k].msg_hdr;
+                h.msg_name = std::ptr::null_mut();
+                h.msg_namelen = 0;
+                h.msg_iov = &mut self.iovs[k];
+                h.msg_iovlen = 1;
+                h.msg_control = std::ptr::null_mut();
+                h.msg_controllen = 0;
+                h.msg_flags = 0;
+            }
+            // SAFETY: the first n headers point at iovecs owned by self,
+            // which point at live frames inside `data` (not touched during
+            // the call); no names, no control data.
+            let rc = unsafe {
+                libc::sendmmsg(
+                    fd.as_raw_fd(),
+                    self.hdrs.as_mut_ptr(),
+                    n as libc::c_uint,
+                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                )
+            };
+            let done = if rc > 0 {
+                out.sent += rc as usize;
+                rc as usize
+            } else {
+                let e = io::Error::last_os_error();
+                match e.raw_os_error() {
+                    Some(libc::EINTR) => continue,
+                    Some(libc::EAGAIN) => break,
+                    _ => {
+                        out.failed += 1;
+                        out.error.get_or_insert(e);
+                        1
+                    }
+                }
+            };
+            for _ in 0..done {
+                if let Some(len) = self.lens.pop_front() {
+                    self.head += len;
+                }
+            }
+        }
+        if self.lens.is_empty() {
+            self.data.clear();
+            self.head = 0;
+        }
         out
     }
 }
@@ -643,7 +859,8 @@ mod tests {
             flushed,
             Flushed {
                 sent: 6,
-                would_block: 0
+                would_block: 0,
+                deferred: 0
             }
         );
         assert!(out.is_empty());
@@ -889,5 +1106,120 @@ mod tests {
         let mut rx = RecvBatch::new(2, 100);
         assert_eq!(rx.recv(b.as_fd()).unwrap(), 1);
         assert_eq!(rx.frame(0), &[2; 20][..]);
+    }
+
+    /// Frame `i` of the deferral tests: its number in the first bytes.
+    fn numbered(i: u32) -> Vec<u8> {
+        let mut f = vec![0xab; 100];
+        f[..4].copy_from_slice(&i.to_be_bytes());
+        f
+    }
+
+    fn number(frame: &[u8]) -> u32 {
+        u32::from_be_bytes(frame[..4].try_into().unwrap())
+    }
+
+    #[test]
+    fn a_full_connected_socket_hands_back_its_frames_in_order() {
+        let (a, b) = UnixDatagram::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        let (c, d) = UnixDatagram::pair().unwrap();
+        let mut out = SendBatch::new(2000, 100);
+        // Far more than a's send buffer holds, interleaved with frames
+        // for another socket that has room.
+        for i in 0..1500u32 {
+            assert!(out.push_connected(&numbered(i), a.as_fd(), 3));
+            if i % 100 == 0 {
+                assert!(out.push_connected(&numbered(i), c.as_fd(), 4));
+            }
+        }
+        let mut kept = Vec::new();
+        let f = out.flush_deferring(
+            a.as_fd(),
+            |e| panic!("{e:?}"),
+            |tag, frame| kept.push((tag, number(frame), frame.len())),
+        );
+        assert!(f.deferred > 0, "{f:?}");
+        assert_eq!(f.would_block, 0);
+        assert_eq!(f.sent + f.deferred, 1515);
+        assert_eq!(kept.len(), f.deferred);
+        // The kept frames are a's last ones, in order, whole.
+        let first = 1500 - kept.len() as u32;
+        for (k, &(tag, n, len)) in kept.iter().enumerate() {
+            assert_eq!((tag, n, len), (3, first + k as u32, 100));
+        }
+        // The other socket lost nothing.
+        let mut rx = RecvBatch::new(32, 100);
+        assert_eq!(rx.recv(d.as_fd()).unwrap(), 15);
+        // a's receiver got exactly the frames before the first kept one.
+        let mut got = 0u32;
+        let mut rx = RecvBatch::new(64, 100);
+        loop {
+            let n = rx.recv(b.as_fd()).unwrap();
+            for i in 0..n {
+                assert_eq!(number(rx.frame(i)), got);
+                got += 1;
+            }
+            if n == 0 {
+                break;
+            }
+        }
+        assert_eq!(got, first);
+    }
+
+    #[test]
+    fn a_backlog_is_sent_in_order_when_its_receiver_has_room() {
+        let (a, b) = UnixDatagram::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        b.set_nonblocking(true).unwrap();
+        let mut backlog = Backlog::new(100 * 3000);
+        for i in 0..3000u32 {
+            if !backlog.push(&numbered(i)) {
+                // The budget: exactly 3000 frames of 100 bytes.
+                panic!("frame {i} refused");
+            }
+        }
+        assert!(!backlog.push(&numbered(3000)), "over the budget");
+        assert_eq!((backlog.len(), backlog.bytes()), (3000, 300_000));
+        let mut next = 0u32;
+        let mut rx = RecvBatch::new(64, 200);
+        let mut rounds = 0;
+        while !backlog.is_empty() {
+            let before = backlog.len();
+            let s = backlog.send(a.as_fd());
+            assert_eq!((s.failed, s.error.is_none()), (0, true));
+            assert_eq!(backlog.len(), before - s.sent);
+            // Refill while frames are still kept: new ones go after them
+            // (and reuse the room of the sent ones).
+            if rounds == 0 {
+                assert!(!backlog.is_empty(), "a's buffer took 3000 frames");
+                for i in 3000..3000 + s.sent as u32 {
+                    assert!(backlog.push(&numbered(i)));
+                }
+            }
+            loop {
+                let n = rx.recv(b.as_fd()).unwrap_or(0);
+                for i in 0..n {
+                    assert_eq!(number(rx.frame(i)), next, "out of order");
+                    assert_eq!(rx.frame(i).len(), 100);
+                    next += 1;
+                }
+                if n == 0 {
+                    break;
+                }
+            }
+            rounds += 1;
+            assert!(rounds < 10_000);
+        }
+        assert!(next > 3000);
+        assert_eq!(backlog.bytes(), 0);
+        // A closed receiver: frames fail one by one and are dropped.
+        drop(b);
+        assert!(backlog.push(&numbered(1)) && backlog.push(&numbered(2)));
+        let s = backlog.send(a.as_fd());
+        assert_eq!((s.sent, s.failed), (0, 2));
+        assert!(s.error.is_some() && backlog.is_empty());
+        assert!(backlog.push(&numbered(3)));
+        assert_eq!(backlog.clear(), 1);
     }
 }

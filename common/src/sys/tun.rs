@@ -426,7 +426,8 @@ mod tests {
 
     #[test]
     fn ioctl_numbers_are_the_specs() {
-        // tunctl.md §3: _IOW('T', 202..206, int), and _IOR('T', 210, uint).
+        // `docs/tunctl.md` §3: _IOW('T', 202..206, int), and _IOR('T', 210,
+        // uint).
         assert_eq!(libc::TUNSETIFF, 0x4004_54ca);
         assert_eq!(libc::TUNSETPERSIST, 0x4004_54cb);
         assert_eq!(libc::TUNSETOWNER, 0x4004_54cc);
@@ -524,7 +525,7 @@ mod tests {
 
     #[test]
     fn ifreq_bytes_of_the_spec() {
-        // tunctl.md §5: `tap0`, 12 NULs, 02 10, 22 NULs.
+        // `docs/tunctl.md` §5: `tap0`, 12 NULs, 02 10, 22 NULs.
         let ifr = ifreq(b"tap0", 0x1002);
         let mut want = Vec::new();
         want.extend_from_slice(b"tap0");
@@ -585,8 +586,8 @@ mod tests {
 
     #[test]
     fn a_file_that_is_not_a_tun_device_fails_tunsetiff() {
-        // tunctl.md §4: `-f /dev/null` → `TUNSETIFF: Inappropriate ioctl for
-        // device`. Needs no privilege and creates nothing.
+        // `docs/tunctl.md` §4: `-f /dev/null` → `TUNSETIFF: Inappropriate ioctl
+        // for device`. Needs no privilege and creates nothing.
         match TunDevice::attach(Path::new("/dev/null"), b"tap0", Mode::Tap) {
             Err(TunError::SetIff(e)) => {
                 assert_eq!(e.raw_os_error(), Some(libc::ENOTTY));

@@ -1,4 +1,4 @@
-//! The bess port kind (`--bess PATH`; spec `vector.md` §2): a listening
+//! The bess port kind (`--bess PATH`; `docs/vector.md` §2): a listening
 //! `SOCK_SEQPACKET` unix socket at PATH; every accepted connection is one
 //! port, numbered by its descriptor like the daemon ports. Guests join
 //! with `vecN:transport=bess,dst=PATH` (kernels with the vector driver,
@@ -9,10 +9,11 @@
 //! Frames are received with `recvmmsg` into buffers of the switch's
 //! largest frame (1514 bytes, or `--mtu` + 14; longer messages are dropped
 //! and counted for the port; runts are dropped by the core) and sent with
-//! `sendmmsg` on each connection, without blocking: a
-//! guest that stops reading fills only its own connection's send buffer,
-//! its frames are then dropped and counted (after the same brief wait as
-//! on daemon ports). End of file, a reset or `EPOLLRDHUP` ends the port
+//! `sendmmsg` on each connection, without blocking: when a guest's
+//! connection is full, its frames wait in the port's backlog and are sent
+//! when it has room (`backlog.rs`); a guest that stops reading costs only
+//! its own backlog's budget, beyond which its frames are dropped and
+//! counted. End of file, a reset or `EPOLLRDHUP` ends the port
 //! and removes its MAC addresses. The peer's pid and uid (`SO_PEERCRED`)
 //! are kept for the log lines.
 
@@ -23,17 +24,17 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::epoll::EpollFlags;
+use nix::sys::epoll::{Epoll, EpollFlags};
 use uml_common::cli::strerror;
 use uml_common::switch::MAX_FRAME_LEN;
 use uml_common::sys::fd::move_high;
 use uml_common::sys::mmsg::SendBatch;
 use uml_common::sys::seqpacket::{self, PeerCred};
 
+use super::backlog::{watch_writable, Backlogs, Kept};
 use super::unix::{bind_with_stale_check, BindOutcome};
 use super::{
-    Ctx, Endpoint, Inbox, OpenFailed, Ready, Received, Stats, EAGAIN_COOLDOWN, EAGAIN_PATIENCE,
-    HIGH_FD, SEND_BATCH,
+    Ctx, Endpoint, EndpointId, Inbox, OpenFailed, Ready, Received, Stats, HIGH_FD, SEND_BATCH,
 };
 use crate::core::PortId;
 use crate::output::{err, out};
@@ -44,6 +45,9 @@ const BACKLOG: i32 = 128;
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 /// Sub-token of the listener; connections use `port + 1`.
 const SUB_LISTENER: u32 = 0;
+/// Events a connection is watched for (and `EPOLLOUT` while frames wait
+/// in its backlog).
+const CONN_EVENTS: EpollFlags = EpollFlags::EPOLLIN.union(EpollFlags::EPOLLRDHUP);
 
 /// Characters a guest cannot put in `dst=` (the vector driver splits its
 /// options on `,` and `=`).
@@ -75,6 +79,12 @@ pub struct Bess {
     /// Indexed by port id.
     conns: Vec<Option<Conn>>,
     tx: SendBatch,
+    /// Frames waiting for full connections.
+    backlogs: Backlogs,
+    /// Ports whose backlog was started by the flush under way.
+    started: Vec<PortId>,
+    /// This endpoint's id in the event loop (for epoll tokens).
+    me: EndpointId,
 }
 
 impl std::fmt::Debug for Bess {
@@ -143,19 +153,16 @@ impl Bess {
                 return Err(refuse(&strerror(&e)));
             }
         };
-        let mut tx = SendBatch::new(SEND_BATCH, MAX_FRAME_LEN);
-        tx.set_eagain_patience(EAGAIN_PATIENCE, EAGAIN_COOLDOWN);
-        // Each connection is a connected socket: wait for a full guest
-        // asleep in poll, leaving the CPU to whoever drains it (same wait
-        // bound; bench-guests showed no throughput change either way).
-        tx.set_sleep_while_full(true);
         Ok(Bess {
             path: path.to_path_buf(),
             listener,
             listener_paused: false,
             retry_accept: Instant::now(),
             conns: Vec::new(),
-            tx,
+            tx: SendBatch::new(SEND_BATCH, MAX_FRAME_LEN),
+            backlogs: Backlogs::default(),
+            started: Vec::new(),
+            me: 0,
         })
     }
 
@@ -186,8 +193,7 @@ impl Bess {
             let label = fd.as_raw_fd();
             let cred = seqpacket::peer_cred(fd.as_fd()).ok();
             let port = ctx.add_port(label);
-            let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP;
-            if ctx.watch_with(&fd, port + 1, flags).is_err() {
+            if ctx.watch_with(&fd, port + 1, CONN_EVENTS).is_err() {
                 ctx.remove_port(port);
                 continue;
             }
@@ -281,6 +287,59 @@ impl Bess {
         ctx.unwatch(&conn.fd);
         ctx.remove_port(port);
         self.tx.forget_tag(port);
+        self.backlogs.forget(port);
+    }
+
+    /// Sends the batch; frames for a full connection go to its backlog.
+    fn send_batch(&mut self, stats: &mut Stats) {
+        let mut failed: Vec<(u32, io::Error)> = Vec::new();
+        let Bess {
+            listener,
+            tx,
+            backlogs,
+            started,
+            ..
+        } = self;
+        // Every message is for a connection: the listener is never used to
+        // send.
+        let f = tx.flush_deferring(
+            listener.as_fd(),
+            |fail| failed.push((fail.tag, fail.error)),
+            |port, frame| {
+                if backlogs.keep(port, frame, stats) == Kept::First {
+                    started.push(port);
+                }
+            },
+        );
+        stats.frames_out += f.sent as u64;
+        stats.queue_full += f.would_block as u64;
+        stats.send_errors += failed.len() as u64;
+        for (tag, e) in failed {
+            if let Some(Some(conn)) = self.conns.get_mut(tag as usize) {
+                report_send_error(conn, &e);
+            }
+        }
+    }
+
+    /// The connection of `port` has room: sends its backlog.
+    fn drain(&mut self, port: PortId, ctx: &mut Ctx<'_>) {
+        let Some(Some(conn)) = self.conns.get_mut(port as usize) else {
+            return;
+        };
+        let (empty, error) = self.backlogs.send(port, conn.fd.as_fd(), ctx.stats);
+        if let Some(e) = error {
+            report_send_error(conn, &e);
+        }
+        if empty {
+            watch_writable(
+                ctx.epoll,
+                conn.fd.as_fd(),
+                self.me,
+                port + 1,
+                CONN_EVENTS,
+                false,
+            );
+        }
     }
 }
 
@@ -299,13 +358,27 @@ fn peer_shut_down(fd: BorrowedFd<'_>) -> bool {
             .is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR))
 }
 
+/// Reports a failure to send to `conn`, once per connection (a peer that
+/// closed is reported when its end of file is read).
+fn report_send_error(conn: &mut Conn, e: &io::Error) {
+    if matches!(e.raw_os_error(), Some(libc::EPIPE | libc::ECONNRESET)) || conn.send_error_reported
+    {
+        return;
+    }
+    conn.send_error_reported = true;
+    err(&format!(
+        "Sending to bess {}: {}\n",
+        conn.describe(),
+        strerror(e)
+    ));
+}
+
 impl Endpoint for Bess {
     fn register(&mut self, ctx: &mut Ctx<'_>) -> io::Result<()> {
         if ctx.max_frame != MAX_FRAME_LEN {
             self.tx = SendBatch::new(SEND_BATCH, ctx.max_frame);
-            self.tx
-                .set_eagain_patience(EAGAIN_PATIENCE, EAGAIN_COOLDOWN);
         }
+        self.me = ctx.endpoint;
         ctx.watch(&self.listener, SUB_LISTENER)
     }
 
@@ -320,48 +393,46 @@ impl Endpoint for Bess {
             self.accept(ctx);
             return Ready::Done;
         }
-        self.recv(sub - 1, events, ctx, inbox)
+        let port = sub - 1;
+        if events.contains(EpollFlags::EPOLLOUT) {
+            self.drain(port, ctx);
+        }
+        if !events.intersects(
+            EpollFlags::EPOLLIN
+                | EpollFlags::EPOLLRDHUP
+                | EpollFlags::EPOLLHUP
+                | EpollFlags::EPOLLERR,
+        ) {
+            return Ready::Done;
+        }
+        self.recv(port, events, ctx, inbox)
     }
 
     fn queue(&mut self, port: PortId, frame: &[u8], stats: &mut Stats) {
-        let Some(Some(conn)) = self.conns.get(port as usize) else {
+        if !matches!(self.conns.get(port as usize), Some(Some(_))) {
             return;
-        };
-        if self.tx.is_full() {
-            let f = self.tx.flush(self.listener.as_fd(), |_| {});
-            stats.frames_out += f.sent as u64;
-            stats.queue_full += f.would_block as u64;
         }
-        self.tx.push_connected(frame, conn.fd.as_fd(), port);
+        if self.backlogs.is_waiting(port) {
+            // After the frames that already wait.
+            self.backlogs.keep(port, frame, stats);
+            return;
+        }
+        if self.tx.is_full() {
+            self.send_batch(stats);
+        }
+        if let Some(Some(conn)) = self.conns.get(port as usize) {
+            self.tx.push_connected(frame, conn.fd.as_fd(), port);
+        }
     }
 
-    fn flush(&mut self, stats: &mut Stats) {
-        if self.tx.is_empty() {
-            return;
+    fn flush(&mut self, epoll: &Epoll, stats: &mut Stats) {
+        if !self.tx.is_empty() {
+            self.send_batch(stats);
         }
-        let mut failed: Vec<(u32, io::Error)> = Vec::new();
-        // Every message is for a connection: the listener is never used to
-        // send.
-        let f = self.tx.flush(self.listener.as_fd(), |fail| {
-            failed.push((fail.tag, fail.error))
-        });
-        stats.frames_out += f.sent as u64;
-        stats.queue_full += f.would_block as u64;
-        stats.send_errors += failed.len() as u64;
-        for (tag, e) in failed {
-            // A peer that closed is reported when its end of file is read.
-            if matches!(e.raw_os_error(), Some(libc::EPIPE | libc::ECONNRESET)) {
-                continue;
-            }
-            if let Some(Some(conn)) = self.conns.get_mut(tag as usize) {
-                if !conn.send_error_reported {
-                    conn.send_error_reported = true;
-                    err(&format!(
-                        "Sending to bess {}: {}\n",
-                        conn.describe(),
-                        strerror(&e)
-                    ));
-                }
+        // Connections that filled up: watch them for room.
+        for port in self.started.drain(..) {
+            if let Some(Some(conn)) = self.conns.get(port as usize) {
+                watch_writable(epoll, conn.fd.as_fd(), self.me, port + 1, CONN_EVENTS, true);
             }
         }
     }

@@ -1,4 +1,4 @@
-//! The daemon port kind (spec `switch.md`): the control socket, its
+//! The daemon port kind (`docs/switch.md`): the control socket, its
 //! connections — one port each, numbered by the connection's descriptor
 //! as in C — and the one data socket all these ports share.
 //!
@@ -9,7 +9,10 @@
 //! of the 110-byte `sockaddr_un`); frames from an address no port
 //! registered are dropped. Frames leave in `sendmmsg` batches, each port's
 //! on a socket connected to its address (README deviation 15), or with
-//! `sendto` on the data socket when that socket could not be made.
+//! `sendto` on the data socket when that socket could not be made. When a
+//! port's connected socket is full, its frames wait in the port's backlog
+//! and are sent when it has room (`backlog.rs`); frames for the shared
+//! socket get the brief wait of [`EAGAIN_PATIENCE`] instead.
 //!
 //! vde clients (vdeplug4's `vde_plug vde://DIR`, which 7.x kernels run for
 //! `vecN:transport=vde`) use the same control socket; their ports get a
@@ -24,18 +27,19 @@ use std::os::unix::net::{SocketAddr, UnixDatagram, UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use nix::sys::epoll::EpollFlags;
+use nix::sys::epoll::{Epoll, EpollFlags};
 use uml_common::cli::strerror;
 use uml_common::switch::{data_socket_name, AddrKey, SockAddrUn, MAX_FRAME_LEN, SOCKADDR_UN_LEN};
 use uml_common::sys::fd::move_high;
 use uml_common::sys::mmsg::SendBatch;
 use uml_common::sys::seqpacket::peer_cred;
 
+use super::backlog::{watch_writable, Backlogs, Kept};
 use super::unix::{bind_with_stale_check, probe_dgram, probe_stream, BindOutcome};
 use super::vde;
 use super::{
-    Ctx, Endpoint, Inbox, OpenFailed, Ready, Received, Stats, EAGAIN_COOLDOWN, EAGAIN_PATIENCE,
-    HIGH_FD, SEND_BATCH,
+    Ctx, Endpoint, EndpointId, Inbox, OpenFailed, Ready, Received, Stats, EAGAIN_COOLDOWN,
+    EAGAIN_PATIENCE, HIGH_FD, SEND_BATCH,
 };
 use crate::control::{Action, ControlConn, VdeRequest};
 use crate::core::{MacHasher, PortId};
@@ -49,8 +53,10 @@ const SUB_LISTENER: u32 = 0;
 const SUB_DATA: u32 = 1;
 /// Control connections: this plus the descriptor.
 const SUB_CONN_BASE: u32 = 2;
-/// Data sockets of vde ports: this plus the port id.
-const SUB_VDE_BASE: u32 = 1 << 31;
+/// Sockets connected to a port's client (vde ports' data sockets, and
+/// the daemon clients' sending sockets while they are full): this plus
+/// the port id.
+const SUB_PORT_BASE: u32 = 1 << 31;
 
 struct Conn {
     stream: UnixStream,
@@ -72,6 +78,17 @@ struct Client {
     vde: Option<vde::PortFile>,
 }
 
+/// What the connected socket of a port is watched for besides room: a
+/// vde port's data socket for input; a daemon client's sending socket for
+/// nothing (it is watched only while full).
+fn vde_events(vde: bool) -> EpollFlags {
+    if vde {
+        EpollFlags::EPOLLIN
+    } else {
+        EpollFlags::empty()
+    }
+}
+
 /// The daemon protocol endpoint.
 pub struct Daemon {
     ctl: PathBuf,
@@ -88,6 +105,12 @@ pub struct Daemon {
     clients: Vec<Option<Client>>,
     by_addr: HashMap<AddrKey, PortId, BuildHasherDefault<MacHasher>>,
     tx: SendBatch,
+    /// Frames waiting for full connected sockets.
+    backlogs: Backlogs,
+    /// Ports whose backlog was started by the flush under way.
+    started: Vec<PortId>,
+    /// This endpoint's id in the event loop (for epoll tokens).
+    me: EndpointId,
     unknown_sender_reported: bool,
 }
 
@@ -192,6 +215,9 @@ impl Daemon {
             clients: Vec::new(),
             by_addr: HashMap::default(),
             tx,
+            backlogs: Backlogs::default(),
+            started: Vec::new(),
+            me: 0,
             unknown_sender_reported: false,
         })
     }
@@ -390,7 +416,7 @@ impl Daemon {
         };
         let sock = vde::open_port(&self.ctl, fd, request)?;
         let port = ctx.add_port(fd);
-        if let Err(e) = ctx.watch(&sock.fd, SUB_VDE_BASE + port) {
+        if let Err(e) = ctx.watch(&sock.fd, SUB_PORT_BASE + port) {
             ctx.remove_port(port);
             let mut file = sock.file;
             file.unlink();
@@ -437,6 +463,7 @@ impl Daemon {
             return;
         };
         self.tx.forget_tag(port);
+        self.backlogs.forget(port);
         if let Some(file) = &mut client.vde {
             // Its data socket closes with `client` (and so leaves epoll).
             file.unlink();
@@ -445,6 +472,84 @@ impl Daemon {
         let key = client.addr.key();
         if self.by_addr.get(&key) == Some(&port) {
             self.by_addr.remove(&key);
+        }
+    }
+
+    /// Sends the batch; frames for a full connected socket go to its
+    /// port's backlog.
+    fn send_batch(&mut self, stats: &mut Stats) {
+        let mut failed: Vec<(u32, io::Error)> = Vec::new();
+        let Daemon {
+            data,
+            tx,
+            backlogs,
+            started,
+            ..
+        } = self;
+        let f = tx.flush_deferring(
+            data.as_fd(),
+            |fail| failed.push((fail.tag, fail.error)),
+            |port, frame| {
+                if backlogs.keep(port, frame, stats) == Kept::First {
+                    started.push(port);
+                }
+            },
+        );
+        stats.frames_out += f.sent as u64;
+        stats.queue_full += f.would_block as u64;
+        stats.send_errors += failed.len() as u64;
+        for (tag, e) in failed {
+            self.report_send_error(tag, &e);
+        }
+    }
+
+    /// The connected socket of `port` has room: sends its backlog.
+    fn drain(&mut self, port: PortId, ctx: &mut Ctx<'_>) {
+        let Some(Some(Client {
+            tx: Some(sock),
+            vde,
+            ..
+        })) = self.clients.get(port as usize)
+        else {
+            return;
+        };
+        let (empty, error) = self.backlogs.send(port, sock.as_fd(), ctx.stats);
+        if empty {
+            let base = vde_events(vde.is_some());
+            watch_writable(
+                ctx.epoll,
+                sock.as_fd(),
+                self.me,
+                SUB_PORT_BASE + port,
+                base,
+                false,
+            );
+        }
+        if let Some(e) = error {
+            self.report_send_error(port, &e);
+        }
+    }
+
+    /// Reports a failure to send to `port`'s client, once per port.
+    fn report_send_error(&mut self, port: PortId, e: &io::Error) {
+        let data_fd = self.data.as_raw_fd();
+        let Some(Some(client)) = self.clients.get_mut(port as usize) else {
+            return;
+        };
+        if client.send_error_reported {
+            return;
+        }
+        client.send_error_reported = true;
+        match &client.vde {
+            Some(file) => err(&format!(
+                "vde port {}: sending: {}\n",
+                file.label,
+                strerror(e)
+            )),
+            None => err(&format!(
+                "send_sock sending to fd {data_fd} {}\n",
+                strerror(e)
+            )),
         }
     }
 
@@ -460,6 +565,7 @@ impl Daemon {
 
 impl Endpoint for Daemon {
     fn register(&mut self, ctx: &mut Ctx<'_>) -> io::Result<()> {
+        self.me = ctx.endpoint;
         ctx.watch(&self.listener, SUB_LISTENER)?;
         ctx.watch(&self.data, SUB_DATA)
     }
@@ -467,14 +573,22 @@ impl Endpoint for Daemon {
     fn ready(
         &mut self,
         sub: u32,
-        _events: EpollFlags,
+        events: EpollFlags,
         ctx: &mut Ctx<'_>,
         inbox: &mut Inbox,
     ) -> Ready {
         match sub {
             SUB_DATA => return self.recv_data(inbox, ctx.stats),
             SUB_LISTENER => self.accept(ctx),
-            s if s >= SUB_VDE_BASE => return self.recv_vde(s - SUB_VDE_BASE, ctx, inbox),
+            s if s >= SUB_PORT_BASE => {
+                let port = s - SUB_PORT_BASE;
+                if events.contains(EpollFlags::EPOLLOUT) {
+                    self.drain(port, ctx);
+                }
+                if events.intersects(EpollFlags::EPOLLIN | EpollFlags::EPOLLERR) {
+                    return self.recv_vde(port, ctx, inbox);
+                }
+            }
             s => self.handle_conn((s - SUB_CONN_BASE) as RawFd, ctx),
         }
         Ready::Done
@@ -484,45 +598,44 @@ impl Endpoint for Daemon {
         let Some(Some(client)) = self.clients.get(port as usize) else {
             return;
         };
-        if self.tx.is_full() {
-            let f = self.tx.flush(self.data.as_fd(), |_| {});
-            stats.frames_out += f.sent as u64;
-            stats.queue_full += f.would_block as u64;
+        if client.tx.is_some() && self.backlogs.is_waiting(port) {
+            // After the frames that already wait.
+            self.backlogs.keep(port, frame, stats);
+            return;
         }
+        if self.tx.is_full() {
+            self.send_batch(stats);
+        }
+        let Some(Some(client)) = self.clients.get(port as usize) else {
+            return;
+        };
         match &client.tx {
             Some(sock) => self.tx.push_connected(frame, sock.as_fd(), port),
             None => self.tx.push(frame, &client.addr, port),
         };
     }
 
-    fn flush(&mut self, stats: &mut Stats) {
-        if self.tx.is_empty() {
-            return;
+    fn flush(&mut self, epoll: &Epoll, stats: &mut Stats) {
+        if !self.tx.is_empty() {
+            self.send_batch(stats);
         }
-        let data_fd = self.data.as_raw_fd();
-        let mut failed: Vec<(u32, io::Error)> = Vec::new();
-        let f = self.tx.flush(self.data.as_fd(), |fail| {
-            failed.push((fail.tag, fail.error))
-        });
-        stats.frames_out += f.sent as u64;
-        stats.queue_full += f.would_block as u64;
-        stats.send_errors += failed.len() as u64;
-        for (tag, e) in failed {
-            if let Some(Some(client)) = self.clients.get_mut(tag as usize) {
-                if !client.send_error_reported {
-                    client.send_error_reported = true;
-                    match &client.vde {
-                        Some(file) => err(&format!(
-                            "vde port {}: sending: {}\n",
-                            file.label,
-                            strerror(&e)
-                        )),
-                        None => err(&format!(
-                            "send_sock sending to fd {data_fd} {}\n",
-                            strerror(&e)
-                        )),
-                    }
-                }
+        // Connected sockets that filled up: watch them for room.
+        for port in self.started.drain(..) {
+            if let Some(Some(Client {
+                tx: Some(sock),
+                vde,
+                ..
+            })) = self.clients.get(port as usize)
+            {
+                let base = vde_events(vde.is_some());
+                watch_writable(
+                    epoll,
+                    sock.as_fd(),
+                    self.me,
+                    SUB_PORT_BASE + port,
+                    base,
+                    true,
+                );
             }
         }
     }

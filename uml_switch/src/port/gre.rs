@@ -1,4 +1,4 @@
-//! The gre port kind (`--gre OPTIONS`; spec `vector.md` §5): one
+//! The gre port kind (`--gre OPTIONS`; `docs/vector.md` §5): one
 //! statically configured port per option, for a guest on
 //! `vecN:transport=gre,OPTIONS` — the same OPTIONS (the switch binds the
 //! guest's `dst`, sends to its `src`, expects its `tx_key` and sends its

@@ -1,4 +1,4 @@
-//! The l2tpv3 port kind (`--l2tpv3 OPTIONS`; spec `vector.md` §4): one
+//! The l2tpv3 port kind (`--l2tpv3 OPTIONS`; `docs/vector.md` §4): one
 //! statically configured port per option, for a guest on
 //! `vecN:transport=l2tpv3,OPTIONS` — the same OPTIONS, so that values can
 //! be copied from one side to the other (the switch binds the guest's

@@ -1,4 +1,4 @@
-//! The mcast port kind (`--mcast[=GROUP[,PORT[,TTL]]]`; spec `vector.md`
+//! The mcast port kind (`--mcast[=GROUP[,PORT[,TTL]]]`; `docs/vector.md`
 //! §7): one port that is a member of the multicast group of the legacy
 //! `ethN=mcast` transport (kernels up to 6.15; 6.16 removed it). Guests
 //! join with `eth0=mcast,MAC,GROUP,PORT,TTL`; the defaults are the
@@ -27,7 +27,7 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
-use nix::sys::epoll::EpollFlags;
+use nix::sys::epoll::{Epoll, EpollFlags};
 use uml_common::cli::strerror;
 use uml_common::switch::MAX_FRAME_LEN;
 use uml_common::sys::fd::move_high;
@@ -354,7 +354,7 @@ impl Endpoint for Mcast {
         self.tx.push_connected(frame, self.tx_sock.as_fd(), 0);
     }
 
-    fn flush(&mut self, stats: &mut Stats) {
+    fn flush(&mut self, _epoll: &Epoll, stats: &mut Stats) {
         self.flush_tx(stats);
     }
 

@@ -33,6 +33,7 @@
 //! counted for that port ([`PortTable::oversized`]); endpoints size their
 //! buffers from `max_frame` when they register.
 
+pub mod backlog;
 pub mod bess;
 pub mod daemon;
 pub mod gre;
@@ -189,8 +190,9 @@ pub trait Endpoint {
     /// Queues `frame` for `port` (one of this endpoint's).
     fn queue(&mut self, port: PortId, frame: &[u8], stats: &mut Stats);
 
-    /// Sends everything queued.
-    fn flush(&mut self, stats: &mut Stats);
+    /// Sends everything queued (`epoll`: the event loop's, for endpoints
+    /// that watch a full port's socket for room, see [`backlog`]).
+    fn flush(&mut self, epoll: &Epoll, stats: &mut Stats);
 
     /// When [`Endpoint::on_deadline`] must run next, if ever.
     fn next_deadline(&self) -> Option<Instant> {

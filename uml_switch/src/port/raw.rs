@@ -1,4 +1,4 @@
-//! The raw port kind (`--raw IFNAME`; spec `vector.md` §6): one port that
+//! The raw port kind (`--raw IFNAME`; `docs/vector.md` §6): one port that
 //! is a host network interface, read and written through an `AF_PACKET`
 //! socket bound to it (`CAP_NET_RAW`). What the guests behind it use:
 //!
@@ -36,7 +36,7 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
-use nix::sys::epoll::EpollFlags;
+use nix::sys::epoll::{Epoll, EpollFlags};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use uml_common::cli::strerror;
 use uml_common::switch::{ETH_HEADER_LEN, MAX_FRAME_LEN};
@@ -518,7 +518,7 @@ impl Endpoint for Raw {
             .push_connected_with_header(&PLAIN_HEADER, frame, self.sock.as_fd(), 0);
     }
 
-    fn flush(&mut self, stats: &mut Stats) {
+    fn flush(&mut self, _epoll: &Epoll, stats: &mut Stats) {
         self.flush_tx(stats);
     }
 

@@ -1,4 +1,4 @@
-//! The tap port kind (`-tap DEV`, spec `switch.md` §6.4): one port, a host
+//! The tap port kind (`-tap DEV`, `docs/switch.md` §6.4): one port, a host
 //! tap device opened with `IFF_TAP | IFF_NO_PI`, numbered by its
 //! descriptor as in C. Frames are read and written one `read`/`write` each
 //! (a tun descriptor has no batch calls), without blocking.
@@ -7,7 +7,7 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd};
 
-use nix::sys::epoll::EpollFlags;
+use nix::sys::epoll::{Epoll, EpollFlags};
 use uml_common::cli::strerror;
 use uml_common::sys::tun;
 
@@ -102,5 +102,5 @@ impl Endpoint for Tap {
         }
     }
 
-    fn flush(&mut self, _stats: &mut Stats) {}
+    fn flush(&mut self, _epoll: &Epoll, _stats: &mut Stats) {}
 }

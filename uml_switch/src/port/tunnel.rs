@@ -23,7 +23,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
-use nix::sys::epoll::EpollFlags;
+use nix::sys::epoll::{Epoll, EpollFlags};
 use uml_common::cli::strerror;
 use uml_common::switch::MAX_FRAME_LEN;
 use uml_common::sys::fd::move_high;
@@ -51,8 +51,8 @@ pub fn option_name(kind: TunnelKind) -> &'static str {
     }
 }
 
-/// Checks every `--l2tpv3`/`--gre` option (the guest's options, spec
-/// `vector.md` §4, §5) before anything is opened: refuses, with a message
+/// Checks every `--l2tpv3`/`--gre` option (the guest's options, see
+/// `docs/vector.md` §4, §5) before anything is opened: refuses, with a message
 /// on stderr, any a guest would panic on or misread, and two ports that
 /// would share a socket address.
 pub fn check_options(
@@ -468,7 +468,7 @@ impl<C: Codec> Endpoint for Tunnel<C> {
             .push_connected_with_header(&header[..h], frame, self.sock.as_fd(), 0);
     }
 
-    fn flush(&mut self, stats: &mut Stats) {
+    fn flush(&mut self, _epoll: &Epoll, stats: &mut Stats) {
         self.flush_tx(stats);
     }
 

@@ -1,7 +1,7 @@
 //! vde clients of the control socket: vdeplug4's `vde_plug vde://DIR` —
 //! which Linux ≥ 6.16 runs for `vecN:transport=vde,vnl=vde://DIR` — and
-//! other libvdeplug clients (spec `kernel7.md` §1.3 and §5,
-//! `interop.md` §3.2). They speak the daemon protocol on `DIR/ctl` (the
+//! other libvdeplug clients (`docs/kernel7.md` §1.3 and §5,
+//! `docs/interop.md` §3.2). They speak the daemon protocol on `DIR/ctl` (the
 //! daemon port kind, `daemon.rs`, accepts them; `control.rs` decides per
 //! request) with three differences this module serves:
 //!
