@@ -1,5 +1,5 @@
 //! Helpers shared by the legacy command lines: C-compatible error texts and
-//! the common "not implemented yet" exit of stub tools.
+//! C's reading of numbers.
 
 use std::io;
 
@@ -70,15 +70,6 @@ pub fn c_integer(s: &[u8]) -> Option<i128> {
     }
     let value = i128::from(value);
     Some(if negative { -value } else { value })
-}
-
-/// Exit of a tool that has not been rebuilt yet: a clear message on stderr
-/// and status 1. Nothing is done that could be mistaken for working.
-pub fn not_implemented(tool: &str) -> ! {
-    eprintln!(
-        "{tool}: not implemented yet in uml-utilities-rs; use Debian's uml-utilities for now"
-    );
-    std::process::exit(1)
 }
 
 #[cfg(test)]

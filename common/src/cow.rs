@@ -165,12 +165,6 @@ pub fn name_until_nul(field: &[u8]) -> &[u8] {
     }
 }
 
-/// Whether two backing names are the same, looking only up to each one's
-/// first NUL (as the kernel's `strcmp` does).
-pub fn same_name(a: &[u8], b: &[u8]) -> bool {
-    name_until_nul(a) == name_until_nul(b)
-}
-
 fn be32(b: &[u8; HEADER_READ_LEN], off: usize) -> u32 {
     let mut w = [0u8; 4];
     w.copy_from_slice(&b[off..off + 4]);
@@ -517,13 +511,6 @@ impl Geometry {
     pub fn cow_file_len(&self) -> u64 {
         self.data_offset + self.size
     }
-
-    /// Where sector `sector`'s copy lives in the COW file.
-    pub fn data_pos(&self, sector: u64) -> Option<u64> {
-        sector
-            .checked_mul(self.sector_size)
-            .and_then(|o| o.checked_add(self.data_offset))
-    }
 }
 
 /// Byte index and mask of sector `sector`'s bit (LSB first).
@@ -539,18 +526,6 @@ pub fn test_bit(bitmap: &[u8], sector: u64) -> bool {
         .ok()
         .and_then(|i| bitmap.get(i))
         .is_some_and(|b| b & mask != 0)
-}
-
-/// Sets sector `sector`'s bit; `false` when it lies past the bitmap.
-pub fn set_bit(bitmap: &mut [u8], sector: u64) -> bool {
-    let (byte, mask) = bit_position(sector);
-    match usize::try_from(byte).ok().and_then(|i| bitmap.get_mut(i)) {
-        Some(b) => {
-            *b |= mask;
-            true
-        }
-        None => false,
-    }
 }
 
 /// The run of equal bits starting at bit `start` of `bitmap`: its value and
@@ -676,11 +651,8 @@ mod tests {
         assert!(!test_bit(&bitmap, 0) && !test_bit(&bitmap, 4) && !test_bit(&bitmap, 11));
         assert_eq!(bit_position(3), (0, 0x08));
         assert_eq!(bit_position(17), (2, 0x02));
-        let mut b = [0u8; 2];
-        assert!(set_bit(&mut b, 9));
-        assert_eq!(b, [0, 0x02]);
-        assert!(!set_bit(&mut b, 16));
-        assert!(!test_bit(&b, u64::MAX));
+        assert!(test_bit(&[0, 0x02], 9));
+        assert!(!test_bit(&[0, 0x02], u64::MAX));
     }
 
     /// C3: a v1 header on a little-endian host.
@@ -744,7 +716,7 @@ mod tests {
         assert_eq!(h.backing_file, path);
         assert_eq!(h.mtime, 1_577_934_245);
         assert_eq!(h.size, 8 << 20);
-        assert!(same_name(&bytes[32..4128], path));
+        assert_eq!(name_until_nul(&bytes[32..4128]), path);
         let g = h.geometry().unwrap();
         assert_eq!(
             (
@@ -907,9 +879,8 @@ mod tests {
 
     #[test]
     fn names_compare_up_to_nul() {
-        assert!(same_name(b"/a/b\0garbage", b"/a/b"));
-        assert!(same_name(b"/a/b\0x", b"/a/b\0y"));
-        assert!(!same_name(b"/a/b", b"/a/bc"));
+        assert_eq!(name_until_nul(b"/a/b\0garbage"), b"/a/b");
+        assert_eq!(name_until_nul(b"/a/b\0x"), name_until_nul(b"/a/b\0y"));
         assert_eq!(name_until_nul(b"abc"), b"abc");
         assert_eq!(name_until_nul(b"\0abc"), b"");
         // A name filling the whole field has no NUL.
@@ -959,7 +930,7 @@ mod tests {
         let g = Geometry::new(Version::V1, 1024, 512, 0).unwrap();
         assert_eq!(g.bitmap_len, 0);
         assert_eq!(g.sectors, 2);
-        assert_eq!(g.data_pos(1), Some(512 + 512));
+        assert_eq!(g.data_offset, 512);
     }
 
     #[test]
@@ -1092,7 +1063,6 @@ mod tests {
                     assert!(g.data_offset >= g.bitmap_offset + g.bitmap_len);
                     assert!(g.data_offset + g.size <= i64::MAX as u64);
                     assert!(g.image_len() <= g.size);
-                    let _ = g.data_pos(g.sectors);
                 }
                 let _ = h.check_backing(rng.next_u64(), rng.next_u64() as i64);
                 // A v3 header with an empty name reads back as the broken

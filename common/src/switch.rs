@@ -298,6 +298,8 @@ pub fn encode_v3(addr: &SockAddrUn) -> [u8; V3_LEN] {
 }
 
 /// Encodes a v1 request (124 bytes; the MAC field is ignored by switches).
+/// Only tests use it (here and `uml_switch`'s): it is the v1 request layout of
+/// `docs/switch.md` §4.1, kept as the encoder of their vectors.
 pub fn encode_v1(mac: Mac, addr: &SockAddrUn) -> [u8; V1_LEN] {
     let mut b = [0u8; V1_LEN];
     b[0..4].copy_from_slice(&MAGIC.to_le_bytes());
@@ -307,7 +309,9 @@ pub fn encode_v1(mac: Mac, addr: &SockAddrUn) -> [u8; V1_LEN] {
     b
 }
 
-/// Encodes a v0 request (120 bytes).
+/// Encodes a v0 request (120 bytes). Only tests use it (here and
+/// `uml_switch`'s): it is the v0 request layout of `docs/switch.md` §4.1,
+/// kept as the encoder of their vectors.
 pub fn encode_v0(mac: Mac, addr: &SockAddrUn) -> [u8; V0_LEN] {
     let mut b = [0u8; V0_LEN];
     b[0..4].copy_from_slice(&REQ_NEW_CONTROL.to_le_bytes());

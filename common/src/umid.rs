@@ -144,18 +144,6 @@ pub fn parse_pid(content: &[u8]) -> Option<i32> {
     (pid > 0).then_some(pid)
 }
 
-/// The umid directory of a UML: `UML_DIR/UMID/` (`docs/mconsole.md` §1.1),
-/// with the trailing `/` the kernel appends to `uml_dir` when it is
-/// missing.
-pub fn umid_dir(uml_dir: &Path, umid: &str) -> PathBuf {
-    uml_dir.join(umid)
-}
-
-/// Whether `umid` is a machine id the kernel accepts (1–63 bytes, no `/`).
-pub fn valid_umid(umid: &str) -> bool {
-    !umid.is_empty() && umid.len() < 64 && !umid.contains('/') && umid != "." && umid != ".."
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,15 +254,5 @@ mod tests {
         assert_eq!(parse_pid(b""), None);
         assert_eq!(parse_pid(b"abc"), None);
         assert_eq!(parse_pid(b"99999999999999999999"), None);
-    }
-
-    #[test]
-    fn umid_rules() {
-        assert!(valid_umid("t1"));
-        assert!(!valid_umid(""));
-        assert!(!valid_umid("a/b"));
-        assert!(!valid_umid(&"x".repeat(64)));
-        assert!(valid_umid(&"x".repeat(63)));
-        assert_eq!(umid_dir(Path::new("/w/uml/"), "t1"), Path::new("/w/uml/t1"));
     }
 }

@@ -31,17 +31,19 @@
 
 #[cfg(feature = "clap-command")]
 pub mod command;
+mod error;
 
 use std::ffi::{CString, OsString};
-use std::fmt;
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 use nix::unistd::{Gid, Uid};
-use uml_common::cli::{c_integer, perror_text, strerror};
+use uml_common::cli::c_integer;
 use uml_common::sys::nss;
 use uml_common::sys::process::{close_fds_from, set_disposition, Disposition};
+
+pub use crate::error::Error;
 
 /// The usage text (stderr, status 1), byte for byte Debian's.
 pub const USAGE: &str = "Usage : jail_uml jail-directory user uml-command-line ...\n    \
@@ -75,38 +77,6 @@ pub struct Plan {
     pub identity: Identity,
     /// The command inside the jail: `argv[0]` is also the program path.
     pub argv: Vec<CString>,
-}
-
-/// Why `jail_uml` stops.
-#[derive(Debug)]
-pub enum Error {
-    /// Not run as root.
-    NotRoot,
-    /// Bad command line.
-    Usage,
-    /// A system call failed: C's `perror(what)` text.
-    Step(&'static str, io::Error),
-    /// The ids after the switch are not the requested ones.
-    Incomplete,
-    /// `execve` failed.
-    Exec(Vec<u8>, io::Error),
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::NotRoot => f.write_str(NOT_ROOT),
-            Error::Usage => f.write_str(USAGE),
-            Error::Step(what, e) => writeln!(f, "{}", perror_text(what, e)),
-            Error::Incomplete => f.write_str("jail_uml: could not change to the requested ids\n"),
-            Error::Exec(prog, e) => writeln!(
-                f,
-                "execve of {} failed : {}",
-                String::from_utf8_lossy(prog),
-                strerror(e)
-            ),
-        }
-    }
 }
 
 /// Reads a numeric user: a whole `strtoul` base-0 number that is a valid
@@ -233,8 +203,8 @@ pub fn uumain(argv: impl IntoIterator<Item = OsString>) -> i32 {
         Ok(never) => match never {},
         Err(e) => e,
     };
-    let _ = io::stderr().write_all(err.to_string().as_bytes());
-    1
+    let _ = writeln!(io::stderr(), "{err}");
+    err.exit_code()
 }
 
 fn run(args: &[OsString]) -> Result<std::convert::Infallible, Error> {
@@ -339,14 +309,15 @@ mod tests {
         let e = io::Error::from_raw_os_error(libc::ENOENT);
         assert_eq!(
             Error::Step("chdir", e).to_string(),
-            "chdir: No such file or directory\n"
+            "chdir: No such file or directory"
         );
         let e = io::Error::from_raw_os_error(libc::EACCES);
         assert_eq!(
             Error::Exec(b"/nope".to_vec(), e).to_string(),
-            "execve of /nope failed : Permission denied\n"
+            "execve of /nope failed : Permission denied"
         );
-        assert_eq!(Error::NotRoot.to_string(), NOT_ROOT);
+        assert_eq!(format!("{}\n", Error::NotRoot), NOT_ROOT);
+        assert_eq!(format!("{}\n", Error::Usage), USAGE);
     }
 
     #[test]

@@ -27,6 +27,7 @@
 
 #[cfg(feature = "clap-command")]
 pub mod command;
+mod error;
 
 use std::ffi::{OsStr, OsString};
 use std::io::{self, IoSlice, Write};
@@ -40,11 +41,12 @@ use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{
     bind, sendmsg, socket, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType, UnixAddr,
 };
-use uml_common::cli::{perror_text, strerror};
 use uml_common::mconsole::client_abstract_name;
 use uml_common::sys::process::{
     close_fds_from, give_up_controlling_tty, set_disposition, Disposition,
 };
+
+pub use crate::error::Error;
 
 /// The channel descriptor the kernel sets up in telnet mode.
 pub const TELNET_CHANNEL_FD: RawFd = 3;
@@ -88,20 +90,22 @@ pub fn parse_args(args: &[OsString]) -> Option<Mode> {
 
 /// Socket mode's channel: an `AF_UNIX` datagram socket bound to the
 /// abstract name of `pid` (the naming `uml_mconsole` uses, addrlen 110)
-/// and connected to `path`. The error is the C helper's `perror` text.
-pub fn open_socket_channel(path: &Path, pid: u32) -> Result<UnixDatagram, String> {
+/// and connected to `path`. The error names the failed call, as the C
+/// helper's `perror`.
+pub fn open_socket_channel(path: &Path, pid: u32) -> Result<UnixDatagram, Error> {
     let fd = socket(
         AddressFamily::Unix,
         SockType::Datagram,
         SockFlag::SOCK_CLOEXEC,
         None,
     )
-    .map_err(|e| perror_text("socket", &e.into()))?;
+    .map_err(|e| Error::Channel("socket", e.into()))?;
     let addr = UnixAddr::new_abstract(&client_abstract_name(pid))
-        .map_err(|e| perror_text("bind", &e.into()))?;
-    bind(fd.as_raw_fd(), &addr).map_err(|e| perror_text("bind", &e.into()))?;
+        .map_err(|e| Error::Channel("bind", e.into()))?;
+    bind(fd.as_raw_fd(), &addr).map_err(|e| Error::Channel("bind", e.into()))?;
     let sock = UnixDatagram::from(fd);
-    sock.connect(path).map_err(|e| perror_text("connect", &e))?;
+    sock.connect(path)
+        .map_err(|e| Error::Channel("connect", e))?;
     Ok(sock)
 }
 
@@ -151,23 +155,24 @@ pub fn wait_for_hangup(terminal: BorrowedFd<'_>) -> io::Result<Ended> {
     }
 }
 
-/// The message printed when `TIOCNOTTY` fails.
-pub fn notty_message(err: &io::Error) -> String {
-    format!(
-        "TIOCNOTTY failed in port-helper, check UML's exec call for xterm or telnetd: {}\n",
-        strerror(err)
-    )
-}
-
 /// The program, `argv` including the program name. Returns the exit
 /// status: 0 after a hang-up, 1 on a set-up error (socket mode) or when
 /// there is no terminal to watch.
 pub fn uumain(argv: impl IntoIterator<Item = OsString>) -> i32 {
     let args: Vec<OsString> = argv.into_iter().skip(1).collect();
-    let Some(mode) = parse_args(&args) else {
-        let _ = io::stderr().write_all(USAGE.as_bytes());
-        return 1;
-    };
+    match run(&args) {
+        Ok(Ended::HungUp) => 0,
+        Ok(Ended::NoTerminal) => 1,
+        Err(e) => {
+            let _ = writeln!(io::stderr(), "{e}");
+            e.exit_code()
+        }
+    }
+}
+
+/// Everything after the command line: returns how the wait ended.
+fn run(args: &[OsString]) -> Result<Ended, Error> {
+    let mode = parse_args(args).ok_or(Error::Usage)?;
     // Before anything is opened: keep the terminal (0–2) and, in telnet
     // mode, the kernel's channel; close everything else the kernel,
     // in.telnetd or the terminal emulator left us (the UML's listening
@@ -182,30 +187,24 @@ pub fn uumain(argv: impl IntoIterator<Item = OsString>) -> i32 {
     let socket;
     let channel = match &mode {
         Mode::Telnet => TELNET_CHANNEL_FD,
-        Mode::Socket(path) => match open_socket_channel(path, pid) {
-            Ok(s) => {
-                socket = s;
-                socket.as_raw_fd()
-            }
-            Err(text) => {
-                let _ = writeln!(io::stderr(), "{text}");
-                return 1;
-            }
-        },
+        Mode::Socket(path) => {
+            socket = open_socket_channel(path, pid)?;
+            socket.as_raw_fd()
+        }
     };
 
     let _ = set_disposition(libc::SIGHUP, Disposition::Ignore);
     let terminal = io::stdin();
     if let Err(e) = give_up_controlling_tty(terminal.as_fd()) {
-        let _ = io::stderr().write_all(notty_message(&e).as_bytes());
+        // A warning, as in C: the helper goes on.
+        let _ = writeln!(io::stderr(), "{}", Error::NoTty(e));
     }
     // As in C, a failed send is not reported: the kernel notices.
     let _ = send_terminal(channel, TERMINAL_FD, pid);
 
-    match wait_for_hangup(terminal.as_fd()) {
-        Ok(Ended::HungUp) => 0,
-        Ok(Ended::NoTerminal) | Err(_) => 1,
-    }
+    // A failed wait (never seen) ends the helper like a closed terminal,
+    // silently: its stderr is the terminal being watched.
+    Ok(wait_for_hangup(terminal.as_fd()).unwrap_or(Ended::NoTerminal))
 }
 
 #[cfg(test)]
@@ -303,7 +302,8 @@ mod tests {
     fn socket_mode_errors_are_perror_texts() {
         let dir = tempfile::tempdir().unwrap();
         let e = open_socket_channel(&dir.path().join("nope"), 4_000_002).unwrap_err();
-        assert_eq!(e, "connect: No such file or directory");
+        assert_eq!(e.to_string(), "connect: No such file or directory");
+        assert_eq!(e.exit_code(), 1);
     }
 
     #[test]
@@ -324,9 +324,9 @@ mod tests {
     fn notty_text() {
         let e = io::Error::from_raw_os_error(libc::ENOTTY);
         assert_eq!(
-            notty_message(&e),
+            Error::NoTty(e).to_string(),
             "TIOCNOTTY failed in port-helper, check UML's exec call for xterm or telnetd: \
-             Inappropriate ioctl for device\n"
+             Inappropriate ioctl for device"
         );
     }
 }

@@ -6,51 +6,53 @@ pub mod absolutize;
 pub mod client;
 #[cfg(feature = "clap-command")]
 pub mod command;
+mod error;
 pub mod interactive;
 pub mod notify;
 pub mod options;
 
+use std::ffi::OsString;
 use std::io::{self, Write};
 
 use client::{Io, Session};
-use options::{Mode, UsageError};
-use uml_common::cli::perror_text;
+pub use error::Error;
+use options::Mode;
 
-/// Runs the program with `args` (without the program name); returns the
-/// exit status.
-pub fn main_with_args(args: &[std::ffi::OsString]) -> i32 {
-    let opts = match options::parse(args) {
-        Ok(o) => o,
-        Err(UsageError::Usage) => {
-            eprint!("{}", options::USAGE);
-            return 1;
+/// The program: `args` is argv (program name first). Returns the exit
+/// status: the command's (see `options::HELP`), or the error's.
+pub fn uumain(args: impl IntoIterator<Item = OsString>) -> i32 {
+    let args: Vec<OsString> = args.into_iter().skip(1).collect();
+    match run(&args) {
+        Ok(status) => status,
+        Err(e) => {
+            let message = e.to_string();
+            if !message.is_empty() {
+                let _ = writeln!(io::stderr(), "{message}");
+            }
+            e.exit_code()
         }
-        Err(UsageError::Bad(msg)) => {
-            eprint!("{msg}");
-            return 1;
-        }
-    };
+    }
+}
+
+/// Everything after the program name: the exit status of what was done,
+/// or why nothing could be.
+fn run(args: &[OsString]) -> Result<i32, Error> {
+    let opts = options::parse(args)?;
     match opts.mode {
         Mode::Help => {
             print!("{}", options::HELP);
-            0
+            Ok(0)
         }
         Mode::Version => {
             println!(
                 "uml_mconsole (uml-utilities-rs) {}\nmconsole protocol version 2",
                 env!("CARGO_PKG_VERSION")
             );
-            0
+            Ok(0)
         }
-        Mode::Notify { socket } => notify::run(std::path::Path::new(&socket)),
+        Mode::Notify { socket } => notify::run(std::path::Path::new(&socket)).map(|()| 0),
         Mode::Run { name, command } => {
-            let sock = match client::bind_client_socket() {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("{}", perror_text("bind", &e));
-                    return 1;
-                }
-            };
+            let sock = client::bind_client_socket().map_err(Error::Bind)?;
             let mut session = Session::new(sock, opts.timeout);
             let stdout = io::stdout();
             let stderr = io::stderr();
@@ -65,7 +67,7 @@ pub fn main_with_args(args: &[std::ffi::OsString]) -> i32 {
                     },
                 );
             }
-            match command {
+            Ok(match command {
                 Some(cmd) => {
                     let mut out = stdout.lock();
                     let mut err = stderr.lock();
@@ -80,7 +82,7 @@ pub fn main_with_args(args: &[std::ffi::OsString]) -> i32 {
                     outcome.status
                 }
                 None => interactive::run(&mut session),
-            }
+            })
         }
     }
 }

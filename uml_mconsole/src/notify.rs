@@ -8,8 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use uml_common::cli::strerror;
 use uml_common::mconsole::{decode_notify, Notification, MAX_NOTIFY_SIZE};
+
+use crate::Error;
 
 /// Formats a notification as one line: `KIND` or `KIND text`. The text ends
 /// at its NUL; one trailing newline is dropped; backslashes and control
@@ -36,43 +37,24 @@ pub fn format_line(n: &Notification<'_>) -> Vec<u8> {
 }
 
 /// Binds `path` and prints notifications until SIGINT or SIGTERM; removes
-/// the socket file on the way out. Returns the exit status.
-pub fn run(path: &Path) -> i32 {
+/// the socket file on the way out.
+pub fn run(path: &Path) -> Result<(), Error> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        if let Err(e) = signal_hook::flag::register(sig, Arc::clone(&stop)) {
-            eprintln!("uml_mconsole: cannot handle signal {sig}: {}", strerror(&e));
-            return 1;
-        }
+        signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(|e| Error::Signal(sig, e))?;
     }
-    let sock = match UnixDatagram::bind(path) {
-        Ok(s) => s,
-        Err(e) => {
-            let hint = if e.kind() == io::ErrorKind::AddrInUse {
-                " (remove the old socket file or choose another path)"
-            } else {
-                ""
-            };
-            eprintln!(
-                "uml_mconsole: cannot bind notification socket '{}': {}{hint}",
-                path.display(),
-                strerror(&e)
-            );
-            return 1;
-        }
-    };
-    let status = serve(&sock, &stop);
+    let sock = UnixDatagram::bind(path).map_err(|source| Error::NotifyBind {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let result = serve(&sock, &stop);
     let _ = std::fs::remove_file(path);
-    status
+    result
 }
 
-fn serve(sock: &UnixDatagram, stop: &AtomicBool) -> i32 {
-    if sock
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .is_err()
-    {
-        return 1;
-    }
+fn serve(sock: &UnixDatagram, stop: &AtomicBool) -> Result<(), Error> {
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .map_err(Error::NotifySetup)?;
     let stdout = io::stdout();
     let mut buf = [0u8; MAX_NOTIFY_SIZE + 64];
     while !stop.load(Ordering::Relaxed) {
@@ -88,24 +70,22 @@ fn serve(sock: &UnixDatagram, stop: &AtomicBool) -> i32 {
             {
                 continue
             }
-            Err(e) => {
-                eprintln!("uml_mconsole: recvmsg: {}", strerror(&e));
-                return 1;
-            }
+            Err(e) => return Err(Error::NotifyReceive(e)),
         };
         match decode_notify(&buf[..n]) {
             Ok(notification) => {
                 let mut out = stdout.lock();
-                if out.write_all(&format_line(&notification)).is_err() || out.flush().is_err() {
-                    return 1;
-                }
+                out.write_all(&format_line(&notification))
+                    .and_then(|()| out.flush())
+                    .map_err(Error::Output)?;
             }
+            // A warning: the listener goes on.
             Err(e) => eprintln!(
                 "uml_mconsole: ignoring a {n}-byte datagram that is not a notification: {e}"
             ),
         }
     }
-    0
+    Ok(())
 }
 
 #[cfg(test)]

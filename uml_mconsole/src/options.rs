@@ -1,6 +1,7 @@
 //! Command line: Debian's positional form `uml_mconsole socket-name
 //! [command...]`, plus new leading `--` options that never collide with it.
 
+use crate::Error;
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 use std::time::Duration;
@@ -36,15 +37,6 @@ pub struct Options {
     pub mode: Mode,
     /// Bound on every wait for a reply packet.
     pub timeout: Duration,
-}
-
-/// A command-line error; `main` prints it and exits 1.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UsageError {
-    /// No socket name: Debian's exact usage line.
-    Usage,
-    /// A bad new-style option, with the message to print.
-    Bad(String),
 }
 
 /// Debian's usage line (stderr, exit 1).
@@ -86,13 +78,9 @@ Local commands: quit, help, switch NAME, log TEXT, log -f FILE,
 mconsole-version, int (SIGINT to the UML).
 ";
 
-fn parse_timeout(value: &[u8]) -> Result<Duration, UsageError> {
+fn parse_timeout(value: &[u8]) -> Result<Duration, Error> {
     let text = String::from_utf8_lossy(value);
-    let bad = || {
-        UsageError::Bad(format!(
-            "uml_mconsole: invalid --timeout value '{text}': expected a positive number of seconds (at most 86400)\n"
-        ))
-    };
+    let bad = || Error::BadTimeout(text.clone().into_owned());
     let secs: f64 = text.trim().parse().map_err(|_| bad())?;
     if !secs.is_finite() || secs <= 0.0 || secs > 86400.0 {
         return Err(bad());
@@ -100,8 +88,9 @@ fn parse_timeout(value: &[u8]) -> Result<Duration, UsageError> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-/// Parses `argv` (without the program name).
-pub fn parse(args: &[OsString]) -> Result<Options, UsageError> {
+/// Parses `argv` (without the program name). The errors are
+/// [`Error::Usage`] and the option errors.
+pub fn parse(args: &[OsString]) -> Result<Options, Error> {
     let mut timeout = DEFAULT_TIMEOUT;
     let mut notify = None;
     let mut i = 0;
@@ -118,12 +107,7 @@ pub fn parse(args: &[OsString]) -> Result<Options, UsageError> {
             Some(at) => (&a[..at], Some(&a[at + 1..])),
             None => (a, None),
         };
-        let unrecognized = || {
-            UsageError::Bad(format!(
-                "uml_mconsole: unrecognized option '{}'\nTry 'uml_mconsole --help' for more information.\n",
-                String::from_utf8_lossy(a)
-            ))
-        };
+        let unrecognized = || Error::UnknownOption(String::from_utf8_lossy(a).into_owned());
         // Only the options of the table are recognised.
         let Some(&option) = OPTIONS.iter().find(|o| o.as_bytes() == name) else {
             return Err(unrecognized());
@@ -146,9 +130,7 @@ pub fn parse(args: &[OsString]) -> Result<Options, UsageError> {
                     Some(value) => value,
                     None => {
                         let Some(value) = args.get(i) else {
-                            return Err(UsageError::Bad(format!(
-                                "uml_mconsole: option '{option}' needs a value\n"
-                            )));
+                            return Err(Error::MissingValue(option.to_string()));
                         };
                         i += 1;
                         value.as_bytes()
@@ -166,9 +148,7 @@ pub fn parse(args: &[OsString]) -> Result<Options, UsageError> {
     let rest = &args[i..];
     if let Some(socket) = notify {
         if !rest.is_empty() {
-            return Err(UsageError::Bad(
-                "uml_mconsole: --notify takes no socket-name or command\n".into(),
-            ));
+            return Err(Error::NotifyWithOperands);
         }
         return Ok(Options {
             mode: Mode::Notify { socket },
@@ -176,7 +156,7 @@ pub fn parse(args: &[OsString]) -> Result<Options, UsageError> {
         });
     }
     let Some((name, words)) = rest.split_first() else {
-        return Err(UsageError::Usage);
+        return Err(Error::Usage);
     };
     let command = if words.is_empty() {
         None
@@ -209,7 +189,7 @@ mod tests {
 
     #[test]
     fn classic_forms() {
-        assert_eq!(parse(&args(&[])), Err(UsageError::Usage));
+        assert!(matches!(parse(&args(&[])), Err(Error::Usage)));
         let o = parse(&args(&["t1"])).unwrap();
         assert_eq!(
             o.mode,
@@ -276,11 +256,43 @@ mod tests {
             &["--notify"],
             &["--notify", "/x", "t1"],
         ] {
+            let r = parse(&args(bad));
             assert!(
-                matches!(parse(&args(bad)), Err(UsageError::Bad(_))),
-                "{bad:?}"
+                matches!(
+                    r,
+                    Err(Error::BadTimeout(_)
+                        | Error::MissingValue(_)
+                        | Error::UnknownOption(_)
+                        | Error::NotifyWithOperands)
+                ),
+                "{bad:?}: {r:?}"
             );
         }
-        assert_eq!(parse(&args(&["--timeout", "3"])), Err(UsageError::Usage));
+        assert!(matches!(
+            parse(&args(&["--timeout", "3"])),
+            Err(Error::Usage)
+        ));
+    }
+
+    #[test]
+    fn option_error_texts() {
+        let text = |v: &[&str]| parse(&args(v)).unwrap_err().to_string();
+        assert_eq!(
+            text(&["--timeout", "0", "t1"]),
+            "uml_mconsole: invalid --timeout value '0': expected a positive number of seconds (at most 86400)"
+        );
+        assert_eq!(
+            text(&["--notify"]),
+            "uml_mconsole: option '--notify' needs a value"
+        );
+        assert_eq!(
+            text(&["--frob"]),
+            "uml_mconsole: unrecognized option '--frob'\nTry 'uml_mconsole --help' for more information."
+        );
+        assert_eq!(
+            text(&["--notify", "/x", "t1"]),
+            "uml_mconsole: --notify takes no socket-name or command"
+        );
+        assert_eq!(format!("{}\n", text(&[])), USAGE);
     }
 }

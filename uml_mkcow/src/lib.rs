@@ -40,6 +40,7 @@
 
 #[cfg(feature = "clap-command")]
 pub mod command;
+mod error;
 
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, OpenOptions};
@@ -48,9 +49,10 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use uml_common::cli::strerror;
 use uml_common::cow::{Header, MAX_BACKING_NAME, PATH_LEN_V3, SECTOR_SIZE};
 use uml_common::inuse::{self, Access};
+
+pub use crate::error::{Error, InitError};
 
 /// Exit status of a usage error (Debian's `uml_mkcow` uses 2).
 pub const EXIT_USAGE: i32 = 2;
@@ -138,16 +140,6 @@ pub fn parse_args(args: &[OsString]) -> Option<Options> {
         }),
         _ => None,
     }
-}
-
-/// A failure of `init_cow_file`: the C library's detail line (stdout) and
-/// the error `perror("write_cow_header")` reports (stderr).
-#[derive(Debug)]
-pub struct InitError {
-    /// The line `cow_printf` prints, without the newline.
-    pub detail: Vec<u8>,
-    /// The error behind it.
-    pub error: io::Error,
 }
 
 fn init_error(parts: &[&[u8]], error: io::Error) -> InitError {
@@ -363,29 +355,18 @@ fn open_cow(path: &Path, force: bool) -> io::Result<(File, bool)> {
     }
 }
 
-/// Creates the COW file. On error, what to print and the exit status.
-fn create(opts: &Options, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+/// Creates the COW file. On failure a file this run created is removed
+/// again.
+fn create(opts: &Options) -> Result<(), Error> {
     // A backing file a guest writes to: refused before anything exists.
     if !opts.ignore_locks {
         let backing = Path::new(&opts.backing);
-        if let Err(in_use) = inuse::check_path(backing, "backing file", Access::Read) {
-            let _ = err.write_all(&in_use.message());
-            return EXIT_FAILURE;
-        }
+        inuse::check_path(backing, "backing file", Access::Read).map_err(Error::InUse)?;
     }
-    let (file, created) = match open_cow(&opts.cow, opts.force) {
-        Ok(v) => v,
-        Err(e) => {
-            let _ = writeln!(err, "open COW file: {}", strerror(&e));
-            return EXIT_FAILURE;
-        }
-    };
+    let (file, created) = open_cow(&opts.cow, opts.force).map_err(Error::OpenCow)?;
     // `-f` over a COW file a guest uses: refused before it is cleared.
     if !created && !opts.ignore_locks {
-        if let Err(in_use) = inuse::check_file(&file, &opts.cow, "COW file", Access::Write) {
-            let _ = err.write_all(&in_use.message());
-            return EXIT_FAILURE;
-        }
+        inuse::check_file(&file, &opts.cow, "COW file", Access::Write).map_err(Error::InUse)?;
     }
     let cow_name = opts.cow.as_os_str().as_bytes();
     let result = header_for(opts.backing.as_bytes()).and_then(|header| {
@@ -394,28 +375,18 @@ fn create(opts: &Options, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         }
         write_cow(&file, cow_name, &header)
     });
-    match result {
-        Ok(()) => 0,
-        Err(e) => {
-            if created {
-                // Remove what this run created, unless it has been replaced
-                // by another file meanwhile.
-                let ours = file.metadata().ok();
-                let there = fs::symlink_metadata(&opts.cow).ok();
-                if let (Some(a), Some(b)) = (ours, there) {
-                    if a.dev() == b.dev() && a.ino() == b.ino() {
-                        let _ = fs::remove_file(&opts.cow);
-                    }
-                }
+    if result.is_err() && created {
+        // Remove what this run created, unless it has been replaced by
+        // another file meanwhile.
+        let ours = file.metadata().ok();
+        let there = fs::symlink_metadata(&opts.cow).ok();
+        if let (Some(a), Some(b)) = (ours, there) {
+            if a.dev() == b.dev() && a.ino() == b.ino() {
+                let _ = fs::remove_file(&opts.cow);
             }
-            let mut line = e.detail;
-            line.push(b'\n');
-            let _ = out.write_all(&line);
-            let _ = out.flush();
-            let _ = writeln!(err, "write_cow_header: {}", strerror(&e.error));
-            EXIT_FAILURE
         }
     }
+    result.map_err(Error::Init)
 }
 
 /// `-f` on an existing file: refuse the backing file itself, then start
@@ -457,9 +428,9 @@ fn prepare_existing(file: &File, header: &Header) -> Result<(), InitError> {
     }
 }
 
-/// The whole tool: `args` is argv (program name first). Returns the exit
-/// status; everything is printed to `out` and `err`.
-pub fn run(args: &[OsString], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+/// The whole tool: `args` is argv (program name first); `--help` is
+/// written to `out`.
+fn run(args: &[OsString], out: &mut dyn Write) -> Result<(), Error> {
     let prog = args
         .first()
         .map(|a| a.as_bytes().to_vec())
@@ -467,25 +438,39 @@ pub fn run(args: &[OsString], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     let rest = args.get(1..).unwrap_or_default();
     if rest.len() == 1 && is_option(&rest[0], "--help") {
         let _ = out.write_all(&help(&prog));
-        return 0;
+        return Ok(());
     }
-    match parse_args(rest) {
-        Some(opts) => create(&opts, out, err),
-        None => {
-            let _ = err.write_all(&usage(&prog));
-            EXIT_USAGE
+    let opts = parse_args(rest).ok_or(Error::Usage(prog))?;
+    create(&opts)
+}
+
+/// Prints what `result` says, as Debian's tool does, and returns the exit
+/// status.
+fn finish(result: Result<(), Error>, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            e.report(out, err);
+            e.exit_code()
         }
     }
 }
 
-/// Entry point used by `main`.
+/// The program: `args` is argv (program name first). Returns the exit
+/// status.
 pub fn uumain(args: impl IntoIterator<Item = OsString>) -> i32 {
     let args: Vec<OsString> = args.into_iter().collect();
-    let stdout = io::stdout();
-    let stderr = io::stderr();
-    let code = run(&args, &mut stdout.lock(), &mut stderr.lock());
-    let _ = io::stdout().flush();
+    let mut out = io::stdout().lock();
+    let code = uumain_to(&args, &mut out, &mut io::stderr().lock());
+    let _ = out.flush();
     code
+}
+
+/// [`uumain`] writing to `out` and `err` instead of stdout and stderr
+/// (for tests, and packaging's check of `--help`).
+pub fn uumain_to(args: &[OsString], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let result = run(args, out);
+    finish(result, out, err)
 }
 
 #[cfg(test)]
@@ -494,6 +479,11 @@ mod tests {
 
     fn os(v: &[&str]) -> Vec<OsString> {
         v.iter().map(OsString::from).collect()
+    }
+
+    /// [`uumain`] with `out` and `err` for stdout and stderr.
+    fn run_buf(args: &[OsString], out: &mut Vec<u8>, err: &mut Vec<u8>) -> i32 {
+        uumain_to(args, out, err)
     }
 
     #[test]
@@ -532,7 +522,7 @@ mod tests {
     #[test]
     fn help_is_the_usage_and_the_added_options() {
         let (mut o, mut e) = (Vec::new(), Vec::new());
-        assert_eq!(run(&os(&["mk", "--help"]), &mut o, &mut e), 0);
+        assert_eq!(run_buf(&os(&["mk", "--help"]), &mut o, &mut e), 0);
         assert!(e.is_empty());
         let text = String::from_utf8(o).unwrap();
         assert!(text.starts_with(&String::from_utf8(usage(b"mk")).unwrap()));
@@ -548,7 +538,7 @@ mod tests {
         );
         let mut o = Vec::new();
         let mut e = Vec::new();
-        assert_eq!(run(&os(&["mk"]), &mut o, &mut e), 2);
+        assert_eq!(run_buf(&os(&["mk"]), &mut o, &mut e), 2);
         assert!(o.is_empty());
         assert_eq!(e, usage(b"mk"));
     }
@@ -590,7 +580,7 @@ mod tests {
         assert!(e
             .detail
             .ends_with(b"\" is too long - names are limited to 4095 characters"));
-        assert_eq!(strerror(&e.error), "Invalid argument");
+        assert_eq!(uml_common::cli::strerror(&e.error), "Invalid argument");
     }
 
     #[test]
@@ -610,7 +600,7 @@ mod tests {
         ];
         let (mut o, mut e) = (Vec::new(), Vec::new());
         assert_eq!(
-            run(&args, &mut o, &mut e),
+            run_buf(&args, &mut o, &mut e),
             0,
             "{}",
             String::from_utf8_lossy(&e)
@@ -627,7 +617,7 @@ mod tests {
 
         // Exists: refused without -f, the file untouched.
         let (mut o, mut e) = (Vec::new(), Vec::new());
-        assert_eq!(run(&args, &mut o, &mut e), 1);
+        assert_eq!(run_buf(&args, &mut o, &mut e), 1);
         assert_eq!(e, b"open COW file: File exists\n");
 
         // -f with a dirty bitmap starts afresh.
@@ -637,7 +627,7 @@ mod tests {
         let mut fargs = args.clone();
         fargs.insert(1, "-f".into());
         let (mut o, mut e) = (Vec::new(), Vec::new());
-        assert_eq!(run(&fargs, &mut o, &mut e), 0);
+        assert_eq!(run_buf(&fargs, &mut o, &mut e), 0);
         assert_eq!(fs::read(&cow).unwrap(), bytes);
 
         // -f naming the backing file as COW file is refused.
@@ -648,7 +638,7 @@ mod tests {
             back.clone().into(),
         ];
         let (mut o, mut e) = (Vec::new(), Vec::new());
-        assert_eq!(run(&self_args, &mut o, &mut e), 1);
+        assert_eq!(run_buf(&self_args, &mut o, &mut e), 1);
         assert!(String::from_utf8_lossy(&o).contains("is the COW file itself"));
         assert_eq!(fs::read(&back).unwrap(), vec![7u8; 1 << 20]);
     }
@@ -664,7 +654,7 @@ mod tests {
             missing.into(),
         ];
         let (mut o, mut e) = (Vec::new(), Vec::new());
-        assert_eq!(run(&args, &mut o, &mut e), 1);
+        assert_eq!(run_buf(&args, &mut o, &mut e), 1);
         let canon = fs::canonicalize(dir.path()).unwrap().join("nonexist");
         assert_eq!(
             String::from_utf8(o).unwrap(),
@@ -681,7 +671,7 @@ mod tests {
         let mut fargs = args.clone();
         fargs.insert(1, "-f".into());
         let (mut o, mut e) = (Vec::new(), Vec::new());
-        assert_eq!(run(&fargs, &mut o, &mut e), 1);
+        assert_eq!(run_buf(&fargs, &mut o, &mut e), 1);
         assert_eq!(fs::read(&cow).unwrap(), b"keep");
     }
 
@@ -695,7 +685,7 @@ mod tests {
             dir.path().into(),
         ];
         let (mut o, mut e) = (Vec::new(), Vec::new());
-        assert_eq!(run(&args, &mut o, &mut e), 1);
+        assert_eq!(run_buf(&args, &mut o, &mut e), 1);
         assert!(String::from_utf8_lossy(&o).contains("couldn't get size of backing file"));
         assert_eq!(e, b"write_cow_header: Is a directory\n");
         assert!(!cow.exists());

@@ -45,6 +45,7 @@
 
 #[cfg(feature = "clap-command")]
 pub mod command;
+mod error;
 pub mod merge;
 pub mod output;
 
@@ -55,11 +56,11 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use uml_common::cli::strerror;
-use uml_common::cow::{parse_header, BackingMismatch, GeometryError, HEADER_READ_LEN};
+use uml_common::cow::{parse_header, GeometryError, HEADER_READ_LEN};
 use uml_common::inuse::{self, Access, InUse};
 
-use crate::merge::{MergeError, Merger, Stats};
+pub use crate::error::Error;
+use crate::merge::{Merger, Stats};
 use crate::output::Output;
 
 /// Exit status of every failure (and of the usage text), as in C.
@@ -166,91 +167,6 @@ pub fn parse_args(args: &[OsString]) -> Option<Options> {
     }
 }
 
-/// Why a merge failed; [`MooError::report`] prints it as C does.
-#[derive(Debug, thiserror::Error)]
-pub enum MooError {
-    /// The COW file cannot be opened.
-    #[error("COW file open: {}", strerror(.0))]
-    CowOpen(io::Error),
-    /// The header is unreadable or not a COW header; the lines go to
-    /// stdout (the C library's `printf`s), then the summary to stderr.
-    #[error("Reading COW header failed")]
-    Header(Vec<String>),
-    /// The backing file cannot be `stat`ed.
-    #[error("Stating backing file: {}", strerror(.0))]
-    StatBacking(io::Error),
-    /// Size or mtime of the backing file differ from the header's.
-    #[error("{}", mismatch_text(.mismatch, .name))]
-    Mismatch {
-        /// What differs.
-        mismatch: BackingMismatch,
-        /// The backing file as given or as stored.
-        name: PathBuf,
-    },
-    /// The backing file cannot be opened.
-    #[error("Opening backing file: {}", strerror(.0))]
-    OpenBacking(io::Error),
-    /// The output cannot be created.
-    #[error("Output file open: {}", strerror(.0))]
-    OutputOpen(io::Error),
-    /// The output would overwrite the COW file while it is being read.
-    #[error("Output file open: the output is the COW file itself")]
-    OutputIsCow,
-    /// A merge step failed.
-    #[error(transparent)]
-    Merge(#[from] MergeError),
-    /// The finished image cannot be put in place.
-    #[error("Renaming output file: {}", strerror(.0))]
-    Commit(io::Error),
-    /// A UML guest holds one of the files (two lines, see
-    /// [`InUse::message`]).
-    #[error("{}", String::from_utf8_lossy(&.0.message()).trim_end())]
-    InUse(InUse),
-}
-
-/// C's mismatch messages: the values as `long`, the name (bytes as
-/// given) in quotes.
-fn mismatch_bytes(m: &BackingMismatch, name: &[u8]) -> Vec<u8> {
-    let (what, a, b) = match *m {
-        BackingMismatch::Size { header, actual } => ("Size", header as i64, actual as i64),
-        BackingMismatch::Mtime { header, actual } => ("mtime", header, actual),
-    };
-    let mut v =
-        format!("{what} mismatch ({a} vs {b}) of COW header vs backing file \"").into_bytes();
-    v.extend_from_slice(name);
-    v.push(b'"');
-    v
-}
-
-fn mismatch_text(m: &BackingMismatch, name: &Path) -> String {
-    String::from_utf8_lossy(&mismatch_bytes(m, name.as_os_str().as_bytes())).into_owned()
-}
-
-impl MooError {
-    /// Prints the error as C does: stdout lines first (header failures),
-    /// then one stderr line.
-    pub fn report(&self, out: &mut dyn Write, err: &mut dyn Write) {
-        if let MooError::Header(lines) = self {
-            for l in lines {
-                let _ = writeln!(out, "{l}");
-            }
-            let _ = out.flush();
-        }
-        let mut line = match self {
-            MooError::Mismatch { mismatch, name } => {
-                mismatch_bytes(mismatch, name.as_os_str().as_bytes())
-            }
-            MooError::InUse(in_use) => {
-                let _ = err.write_all(&in_use.message());
-                return;
-            }
-            other => other.to_string().into_bytes(),
-        };
-        line.push(b'\n');
-        let _ = err.write_all(&line);
-    }
-}
-
 /// Reads the start of a file for [`parse_header`]: up to
 /// [`HEADER_READ_LEN`] bytes, fewer at end of file.
 fn read_head(file: &File) -> io::Result<Vec<u8>> {
@@ -295,13 +211,13 @@ fn check_not_in_use(opts: &Options, cow: &File, backing: &Path) -> Result<(), In
 }
 
 /// Runs the merge `opts` describes. Header notices go to `out`.
-pub fn merge(opts: &Options, out: &mut dyn Write) -> Result<Stats, MooError> {
-    let cow = File::open(&opts.cow).map_err(MooError::CowOpen)?;
-    let head = read_head(&cow).map_err(|_| MooError::Header(Vec::new()))?;
+pub fn merge(opts: &Options, out: &mut dyn Write) -> Result<Stats, Error> {
+    let cow = File::open(&opts.cow).map_err(Error::CowOpen)?;
+    let head = read_head(&cow).map_err(|_| Error::Header(Vec::new()))?;
     let header = match parse_header(&head) {
         Ok(Some(h)) => h,
-        Ok(None) => return Err(MooError::Header(Vec::new())),
-        Err(e) => return Err(MooError::Header(e.lines())),
+        Ok(None) => return Err(Error::Header(Vec::new())),
+        Err(e) => return Err(Error::Header(e.lines())),
     };
     let notices: Vec<String> = header.notices().iter().map(|s| s.to_string()).collect();
     let geometry = match header.geometry() {
@@ -311,7 +227,7 @@ pub fn merge(opts: &Options, out: &mut dyn Write) -> Result<Stats, MooError> {
             if e != GeometryError::ZeroAlignment {
                 lines.push(e.to_string());
             }
-            return Err(MooError::Header(lines));
+            return Err(Error::Header(lines));
         }
     };
     for n in &notices {
@@ -322,24 +238,24 @@ pub fn merge(opts: &Options, out: &mut dyn Write) -> Result<Stats, MooError> {
         Some(p) => p.clone(),
         None => PathBuf::from(std::ffi::OsStr::from_bytes(&header.backing_file)),
     };
-    let meta = fs::metadata(&backing_path).map_err(MooError::StatBacking)?;
-    let size = backing_size(&backing_path, &meta).map_err(MooError::StatBacking)?;
+    let meta = fs::metadata(&backing_path).map_err(Error::StatBacking)?;
+    let size = backing_size(&backing_path, &meta).map_err(Error::StatBacking)?;
     header
         .check_backing(size, meta.mtime())
-        .map_err(|mismatch| MooError::Mismatch {
+        .map_err(|mismatch| Error::Mismatch {
             mismatch,
             name: backing_path.clone(),
         })?;
 
     if !opts.ignore_locks {
-        check_not_in_use(opts, &cow, &backing_path).map_err(MooError::InUse)?;
+        check_not_in_use(opts, &cow, &backing_path).map_err(Error::InUse)?;
     }
 
     let backing = OpenOptions::new()
         .read(true)
         .write(opts.output.is_none())
         .open(&backing_path)
-        .map_err(MooError::OpenBacking)?;
+        .map_err(Error::OpenBacking)?;
 
     match &opts.output {
         None => {
@@ -347,13 +263,13 @@ pub fn merge(opts: &Options, out: &mut dyn Write) -> Result<Stats, MooError> {
             Ok(Merger::new(&cow, &backing, geometry).in_place()?)
         }
         Some(target) => {
-            let output = Output::create(target).map_err(MooError::OutputOpen)?;
+            let output = Output::create(target).map_err(Error::OutputOpen)?;
             let result = (|| {
                 if output.is_direct() {
                     let (a, b) = (output.file().metadata(), cow.metadata());
                     if let (Ok(a), Ok(b)) = (a, b) {
                         if a.dev() == b.dev() && a.ino() == b.ino() {
-                            return Err(MooError::OutputIsCow);
+                            return Err(Error::OutputIsCow);
                         }
                     }
                 }
@@ -366,7 +282,7 @@ pub fn merge(opts: &Options, out: &mut dyn Write) -> Result<Stats, MooError> {
             })();
             match result {
                 Ok(stats) => {
-                    output.commit().map_err(MooError::Commit)?;
+                    output.commit().map_err(Error::Commit)?;
                     Ok(stats)
                 }
                 Err(e) => {
@@ -378,9 +294,9 @@ pub fn merge(opts: &Options, out: &mut dyn Write) -> Result<Stats, MooError> {
     }
 }
 
-/// The whole tool: `args` is argv (program name first). Returns the exit
-/// status.
-pub fn run(args: &[OsString], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+/// The whole tool: `args` is argv (program name first); `--help` and the
+/// header notices are written to `out`.
+fn run(args: &[OsString], out: &mut dyn Write) -> Result<(), Error> {
     let prog = args
         .first()
         .map(|a| a.as_bytes().to_vec())
@@ -388,27 +304,39 @@ pub fn run(args: &[OsString], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     let rest = args.get(1..).unwrap_or_default();
     if rest.len() == 1 && is_option(&rest[0], "--help") {
         let _ = out.write_all(&help(&prog));
-        return 0;
+        return Ok(());
     }
-    let Some(opts) = parse_args(rest) else {
-        let _ = err.write_all(&usage(&prog));
-        return EXIT_FAILURE;
-    };
-    match merge(&opts, out) {
-        Ok(_) => 0,
+    let opts = parse_args(rest).ok_or(Error::Usage(prog))?;
+    merge(&opts, out).map(|_| ())
+}
+
+/// Prints what `result` says, as Debian's tool does, and returns the exit
+/// status.
+fn finish(result: Result<(), Error>, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    match result {
+        Ok(()) => 0,
         Err(e) => {
             e.report(out, err);
-            EXIT_FAILURE
+            e.exit_code()
         }
     }
 }
 
-/// Entry point used by `main`.
+/// The program: `args` is argv (program name first). Returns the exit
+/// status.
 pub fn uumain(args: impl IntoIterator<Item = OsString>) -> i32 {
     let args: Vec<OsString> = args.into_iter().collect();
-    let code = run(&args, &mut io::stdout().lock(), &mut io::stderr().lock());
-    let _ = io::stdout().flush();
+    let mut out = io::stdout().lock();
+    let code = uumain_to(&args, &mut out, &mut io::stderr().lock());
+    let _ = out.flush();
     code
+}
+
+/// [`uumain`] writing to `out` and `err` instead of stdout and stderr
+/// (for tests, and packaging's check of `--help`).
+pub fn uumain_to(args: &[OsString], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let result = run(args, out);
+    finish(result, out, err)
 }
 
 #[cfg(test)]
@@ -420,6 +348,11 @@ mod tests {
 
     fn os(v: &[&str]) -> Vec<OsString> {
         v.iter().map(OsString::from).collect()
+    }
+
+    /// [`uumain`] with `out` and `err` for stdout and stderr.
+    fn run_buf(args: &[OsString], out: &mut Vec<u8>, err: &mut Vec<u8>) -> i32 {
+        uumain_to(args, out, err)
     }
 
     fn opts(backing: Option<&str>, cow: &str, output: Option<&str>) -> Options {
@@ -495,21 +428,21 @@ mod tests {
     #[test]
     fn help_is_the_usage_and_the_added_options() {
         let (mut o, mut e) = (Vec::new(), Vec::new());
-        assert_eq!(run(&os(&["moo", "--help"]), &mut o, &mut e), 0);
+        assert_eq!(run_buf(&os(&["moo", "--help"]), &mut o, &mut e), 0);
         assert!(e.is_empty());
         let text = String::from_utf8(o).unwrap();
         assert!(text.starts_with(&String::from_utf8(usage(b"moo")).unwrap()));
         assert!(text.contains("\n  --ignore-locks  "), "{text}");
         // With anything else, --help is an operand, as in C.
         let (mut o, mut e) = (Vec::new(), Vec::new());
-        assert_eq!(run(&os(&["moo", "--help", "x"]), &mut o, &mut e), 1);
+        assert_eq!(run_buf(&os(&["moo", "--help", "x"]), &mut o, &mut e), 1);
         assert!(o.is_empty() && !e.is_empty());
     }
 
     #[test]
     fn usage_for_bad_command_lines() {
         let (mut o, mut e) = (Vec::new(), Vec::new());
-        assert_eq!(run(&os(&["moo", "-d"]), &mut o, &mut e), 1);
+        assert_eq!(run_buf(&os(&["moo", "-d"]), &mut o, &mut e), 1);
         assert!(o.is_empty());
         let text = String::from_utf8(e).unwrap();
         assert!(text.starts_with("moo usage:\n\tmoo [ -b <actual backing file> ] <COW file>"));
@@ -519,7 +452,7 @@ mod tests {
 
     fn run_str(args: &[&str]) -> (i32, String, String) {
         let (mut o, mut e) = (Vec::new(), Vec::new());
-        let code = run(&os(args), &mut o, &mut e);
+        let code = run_buf(&os(args), &mut o, &mut e);
         (
             code,
             String::from_utf8(o).unwrap(),

@@ -347,11 +347,6 @@ impl<'a> Merger<'a> {
         }
     }
 
-    /// What the merge did so far.
-    pub fn stats(&self) -> Stats {
-        self.stats
-    }
-
     /// The runs of window `[pos, wend)`.
     fn segments(&mut self, pos: u64, wend: u64) -> Result<(), MergeError> {
         self.segs.clear();

@@ -15,7 +15,6 @@ use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::{fchown, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -204,11 +203,6 @@ impl Output {
     pub fn target(&self) -> &Path {
         &self.target
     }
-}
-
-/// `path` as bytes (for messages).
-pub fn path_bytes(path: &Path) -> Vec<u8> {
-    path.as_os_str().to_owned().into_vec()
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
 //! The requests: checks first (policy, ownership), then the host changes,
-//! each logged as one readable line for the kernel's console.
+//! each logged as one readable line for the kernel's console. A request
+//! that fails returns its [`Error`]; [`perform`] adds its line to the log
+//! and replies.
 
 use std::fs::File;
 use std::io;
@@ -10,64 +12,82 @@ use uml_common::umlnet::{IfName, Request, Transport};
 
 use crate::nl::{Link, Netlink};
 use crate::policy::{self, POLICY_PATH};
-use crate::privs::{errtext, real_uid};
-use crate::reply::{self, Output};
+use crate::privs::real_uid;
+use crate::reply::{self, delivered, Output};
+use crate::Error;
 
-/// Performs a validated request and writes the reply; returns the exit
-/// status.
+/// Performs a validated request and writes the reply (with the failure's
+/// line, if any); returns the exit status: 0 on success, the error's
+/// status on failure — except that a `tuntap up` request answers its
+/// failures in the reply datagram and exits 0 (1 when the reply cannot be
+/// sent).
 pub fn perform(_transport: Transport, request: Request, clone: Option<io::Result<File>>) -> i32 {
+    let mut out = Output::default();
     match request {
-        Request::TuntapUp { gate, reply_fd } => tuntap_up(gate, reply_fd, clone),
+        Request::TuntapUp { gate, reply_fd } => match tuntap_up(&mut out, gate, clone) {
+            Ok((tap, name)) => {
+                let sent = reply::send_tuntap(reply_fd, Some((&name, &tap)), out.text());
+                if delivered(sent) {
+                    0
+                } else {
+                    1
+                }
+            }
+            Err(e) => {
+                out.error(&e);
+                delivered(reply::send_tuntap(reply_fd, None, out.text()));
+                0
+            }
+        },
         Request::Address {
             add,
             dev,
             addr,
             mask,
         } => {
-            let mut out = Output::default();
-            let status = change_address(&mut out, add, &dev, addr, mask.0);
-            if !reply::write_length_prefixed(out.text()) {
+            let result = change_address(&mut out, add, &dev, addr, mask.0);
+            if let Err(e) = &result {
+                out.error(e);
+            }
+            if !delivered(reply::write_length_prefixed(out.text())) {
                 return 1;
             }
-            status
+            status(&result)
         }
         Request::Ethertap { dev, gate, .. } => {
-            let mut out = Output::default();
-            if let Some(g) = gate {
-                if let Err(t) = check_policy(g) {
-                    out.line(&t);
-                    reply::write_status_then_text(false, out.text());
-                    return 1;
-                }
-            }
-            out.line(&format!(
-                "uml_net : ethertap device '{dev}' is not available: the host kernel has no ethertap driver (removed in Linux 2.6); use eth0=tuntap,,,GATEWAY instead"
-            ));
-            reply::write_status_then_text(false, out.text());
-            1
+            let e = match gate.map(check_policy) {
+                Some(Err(e)) => e,
+                _ => Error::EthertapUnavailable(dev),
+            };
+            out.error(&e);
+            delivered(reply::write_status_then_text(false, out.text()));
+            e.exit_code()
         }
         Request::SlipUp { gate } => {
-            let mut out = Output::default();
-            let status = match check_policy(gate) {
-                Err(t) => {
-                    out.line(&t);
-                    1
-                }
-                Ok(()) => slip_up(&mut out, gate),
-            };
-            reply::write_length_prefixed(out.text());
-            status
+            let result = check_policy(gate).and_then(|()| slip_up(&mut out, gate));
+            if let Err(e) = &result {
+                out.error(e);
+            }
+            delivered(reply::write_length_prefixed(out.text()));
+            status(&result)
         }
         Request::SlipDown => {
-            let mut out = Output::default();
-            let status = slip_down(&mut out);
-            reply::write_length_prefixed(out.text());
-            status
+            let result = slip_down(&mut out);
+            if let Err(e) = &result {
+                out.error(e);
+            }
+            delivered(reply::write_length_prefixed(out.text()));
+            status(&result)
         }
     }
 }
 
-fn check_policy(addr: Ipv4Addr) -> Result<(), String> {
+/// 0, or the error's exit status.
+fn status(result: &Result<(), Error>) -> i32 {
+    result.as_ref().map_or_else(Error::exit_code, |()| 0)
+}
+
+fn check_policy(addr: Ipv4Addr) -> Result<(), Error> {
     match policy::load(Path::new(POLICY_PATH))? {
         None => Ok(()),
         Some(rules) => {
@@ -75,104 +95,75 @@ fn check_policy(addr: Ipv4Addr) -> Result<(), String> {
             if policy::allows(&rules, &caller, addr) {
                 Ok(())
             } else {
-                Err(format!(
-                    "uml_net : refused by {POLICY_PATH}: uid {} may not use {addr}\n",
-                    caller.uid
-                ))
+                Err(Error::PolicyRefused {
+                    uid: caller.uid,
+                    addr,
+                })
             }
         }
     }
 }
 
-fn nl_err(e: &io::Error) -> String {
-    format!("RTNETLINK answers: {}", errtext(e))
-}
-
-/// Opens rtnetlink and looks up `name`; on failure logs why.
-fn open_link(out: &mut Output, name: &str) -> Option<(Netlink, Link)> {
-    let mut nl = match Netlink::open() {
-        Ok(n) => n,
-        Err(e) => {
-            out.line(&format!("netlink socket: {}", errtext(&e)));
-            return None;
-        }
-    };
-    match nl.link(name) {
-        Ok(Some(link)) => Some((nl, link)),
-        Ok(None) => {
-            out.line(&format!("uml_net : no such interface '{name}'"));
-            None
-        }
-        Err(e) => {
-            out.line(&nl_err(&e));
-            None
-        }
+/// Opens rtnetlink and looks up `name`.
+fn open_link(name: &str) -> Result<(Netlink, Link), Error> {
+    let mut nl = Netlink::open().map_err(Error::NetlinkSocket)?;
+    match nl.link(name).map_err(Error::Netlink)? {
+        Some(link) => Ok((nl, link)),
+        None => Err(Error::NoSuchInterface(name.to_string())),
     }
 }
 
-fn write_sysctl(out: &mut Output, key: &str, value: &str) -> bool {
+/// Sets `key` in `/proc/sys`, logging the action.
+fn write_sysctl(out: &mut Output, key: &str, value: &str) -> Result<(), Error> {
     out.action(&format!("sysctl -w {key}={value}"));
     let path = format!("/proc/sys/{}", key.replace('.', "/"));
-    match std::fs::write(&path, value) {
+    std::fs::write(&path, value).map_err(|source| Error::Sysctl { path, source })
+}
+
+/// Logs `result`'s error, if any, and goes on: for steps whose failure
+/// does not stop the request.
+fn log_failure(out: &mut Output, result: Result<(), Error>) -> bool {
+    match result {
         Ok(()) => true,
         Err(e) => {
-            out.line(&format!("{path}: {}", errtext(&e)));
+            out.error(&e);
             false
         }
     }
 }
 
-fn tuntap_up(gate: Option<Ipv4Addr>, reply_fd: i32, clone: Option<io::Result<File>>) -> i32 {
-    let mut out = Output::default();
+fn tuntap_up(
+    out: &mut Output,
+    gate: Option<Ipv4Addr>,
+    clone: Option<io::Result<File>>,
+) -> Result<(File, IfName), Error> {
     if let Some(g) = gate {
-        if let Err(t) = check_policy(g) {
-            out.line(&t);
-            reply::send_tuntap(reply_fd, None, out.text());
-            return 0;
-        }
+        check_policy(g)?;
     }
     let owner = real_uid();
-    let (tap, name) = match create_tap(&mut out, owner, clone) {
-        Some(t) => t,
-        None => {
-            reply::send_tuntap(reply_fd, None, out.text());
-            return 0;
-        }
-    };
+    let (tap, name) = create_tap(out, owner, clone)?;
     if let Some(g) = gate {
         // Until the reply is sent, only we hold the tap: dropping `tap` on
         // any failure below removes it and everything configured on it.
-        let ok = (|| {
-            let Some((mut nl, link)) = open_link(&mut out, name.as_str()) else {
-                return false;
-            };
+        let configured = (|| {
+            let (mut nl, link) = open_link(name.as_str())?;
             out.action(&format!("ip address add {g}/32 dev {name}"));
-            if let Err(e) = nl.add_address(link.index, g, 32) {
-                out.line(&nl_err(&e));
-                return false;
-            }
+            nl.add_address(link.index, g, 32).map_err(Error::Netlink)?;
             out.action(&format!("ip link set {name} up"));
-            if let Err(e) = nl.set_up(link.index) {
-                out.line(&nl_err(&e));
-                return false;
-            }
-            true
+            nl.set_up(link.index).map_err(Error::Netlink)
         })();
-        if !ok {
-            out.line(&format!(
-                "'{name}' could not be configured; it has been removed"
-            ));
+        if let Err(cause) = configured {
             drop(tap);
-            reply::send_tuntap(reply_fd, None, out.text());
-            return 0;
+            return Err(Error::TapRemoved {
+                name,
+                cause: Box::new(cause),
+            });
         }
-        write_sysctl(&mut out, "net.ipv4.ip_forward", "1");
+        // Forwarding that cannot be switched on is reported, not fatal.
+        let forwarding = write_sysctl(out, "net.ipv4.ip_forward", "1");
+        log_failure(out, forwarding);
     }
-    if reply::send_tuntap(reply_fd, Some((&name, &tap)), out.text()) {
-        0
-    } else {
-        1
-    }
+    Ok((tap, name))
 }
 
 /// Creates a non-persistent tap owned by `owner`; it disappears when the
@@ -181,52 +172,35 @@ fn create_tap(
     out: &mut Output,
     owner: u32,
     clone: Option<io::Result<File>>,
-) -> Option<(File, IfName)> {
+) -> Result<(File, IfName), Error> {
     use uml_common::sys::tun::{Mode, TunDevice, DEFAULT_CLONE_DEVICE};
     let attached = match clone {
         Some(Ok(file)) => TunDevice::attach_file(file, b"", Mode::Tap),
-        Some(Err(e)) => {
-            out.line(&format!("{DEFAULT_CLONE_DEVICE}: {}", errtext(&e)));
-            return None;
-        }
+        Some(Err(e)) => return Err(Error::CloneDevice(e)),
         None => TunDevice::attach(Path::new(DEFAULT_CLONE_DEVICE), b"", Mode::Tap),
     };
-    let dev = match attached {
-        Ok(d) => d,
-        Err(e) => {
-            out.line(&format!("{DEFAULT_CLONE_DEVICE}: {e}"));
-            return None;
-        }
-    };
+    let dev = attached.map_err(Error::Attach)?;
     let raw_name = dev.name().to_string_lossy().into_owned();
-    let Ok(name) = IfName::parse(&raw_name) else {
-        out.line(&format!("unexpected interface name '{raw_name}'"));
-        return None;
-    };
+    let name = IfName::parse(&raw_name).map_err(|_| Error::UnexpectedName(raw_name))?;
     out.action(&format!("ip tuntap add dev {name} mode tap user {owner}"));
-    if let Err(e) = dev.set_owner(owner) {
-        out.line(&format!("TUNSETOWNER: {}", errtext(&e)));
-        return None;
-    }
-    Some((dev.into_file(), name))
+    dev.set_owner(owner).map_err(Error::SetOwner)?;
+    Ok((dev.into_file(), name))
 }
 
 /// Whether the caller may change `link` (named `dev`).
-fn owned_by_caller(dev: &IfName, link: &Link, uid: u32) -> Result<(), String> {
+fn owned_by_caller(dev: &IfName, link: &Link, uid: u32) -> Result<(), Error> {
     if !link.is_tun {
-        return Err(format!(
-            "uml_net : refusing to change '{dev}': it is not a TUN/TAP device\n"
-        ));
+        return Err(Error::NotTun(dev.clone()));
     }
     match link.owner {
         Some(o) if o == uid => Ok(()),
         None if uid == 0 => Ok(()),
-        Some(o) => Err(format!(
-            "uml_net : refusing to change '{dev}': it belongs to uid {o}, not to uid {uid}\n"
-        )),
-        None => Err(format!(
-            "uml_net : refusing to change '{dev}': it has no owner, so only root may change it\n"
-        )),
+        Some(owner) => Err(Error::NotOwner {
+            dev: dev.clone(),
+            owner,
+            uid,
+        }),
+        None => Err(Error::NoOwner(dev.clone())),
     }
 }
 
@@ -265,19 +239,11 @@ fn change_address(
     dev: &IfName,
     addr: Ipv4Addr,
     mask: Ipv4Addr,
-) -> i32 {
+) -> Result<(), Error> {
     // Every check before the first change.
-    if let Err(t) = check_policy(addr) {
-        out.line(&t);
-        return 1;
-    }
-    let Some((mut nl, link)) = open_link(out, dev.as_str()) else {
-        return 1;
-    };
-    if let Err(t) = owned_by_caller(dev, &link, real_uid()) {
-        out.line(&t);
-        return 1;
-    }
+    check_policy(addr)?;
+    let (mut nl, link) = open_link(dev.as_str())?;
+    owned_by_caller(dev, &link, real_uid())?;
     let routes = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
     let mut proxies = Vec::new();
     for iface in matching_interfaces(&routes, dev.as_str(), addr, mask) {
@@ -286,6 +252,8 @@ fn change_address(
         }
     }
 
+    // From here on every step is tried; a failed one is logged and the
+    // request ends incomplete.
     let mut ok = true;
     let verb = if add { "add" } else { "del" };
     out.action(&format!("ip route {verb} {addr}/32 dev {dev} scope link"));
@@ -298,18 +266,16 @@ fn change_address(
         Ok(()) => {}
         // Already there (add) or already gone (del): the goal is reached.
         Err(e) if matches!(e.raw_os_error(), Some(libc::EEXIST) | Some(libc::ESRCH)) => {
-            out.line(&nl_err(&e));
+            out.error(&Error::Netlink(e));
         }
-        Err(e) => {
-            out.line(&nl_err(&e));
-            ok = false;
-        }
+        Err(e) => ok &= log_failure(out, Err(Error::Netlink(e))),
     }
-    ok &= write_sysctl(
+    let proxy_arp = write_sysctl(
         out,
         &format!("net.ipv4.conf.{dev}.proxy_arp"),
         if add { "1" } else { "0" },
     );
+    ok &= log_failure(out, proxy_arp);
     for (iface, index) in proxies {
         out.action(&format!("ip neigh {verb} proxy {addr} dev {iface}"));
         let r = if add {
@@ -320,78 +286,48 @@ fn change_address(
         match r {
             Ok(()) => {}
             Err(e) if matches!(e.raw_os_error(), Some(libc::EEXIST) | Some(libc::ENOENT)) => {
-                out.line(&nl_err(&e));
+                out.error(&Error::Netlink(e));
             }
-            Err(e) => {
-                out.line(&nl_err(&e));
-                ok = false;
-            }
+            Err(e) => ok &= log_failure(out, Err(Error::Netlink(e))),
         }
     }
     if ok {
-        0
+        Ok(())
     } else {
-        1
+        Err(Error::Incomplete)
     }
 }
 
-fn slip_up(out: &mut Output, gate: Ipv4Addr) -> i32 {
+fn slip_up(out: &mut Output, gate: Ipv4Addr) -> Result<(), Error> {
     use uml_common::sys::slip;
     let stdin = std::io::stdin();
-    if let Err(e) = slip::set_line_discipline(&stdin) {
-        out.line(&format!("Setting slip line discipline: {}", errtext(&e)));
-        return 1;
-    }
-    let name = match slip::interface_name(&stdin) {
-        Ok(n) => n,
-        Err(e) => {
-            out.line(&format!("Getting slip interface name: {}", errtext(&e)));
-            return 1;
-        }
-    };
-    let Ok(name) = IfName::parse(&name) else {
-        out.line(&format!("unexpected interface name '{name}'"));
-        return 1;
-    };
-    let Some((mut nl, link)) = open_link(out, name.as_str()) else {
-        return 1;
-    };
+    slip::set_line_discipline(&stdin)
+        .map_err(|e| Error::Slip("Setting slip line discipline", e))?;
+    let name =
+        slip::interface_name(&stdin).map_err(|e| Error::Slip("Getting slip interface name", e))?;
+    let name = IfName::parse(&name).map_err(|_| Error::UnexpectedName(name))?;
+    let (mut nl, link) = open_link(name.as_str())?;
     out.action(&format!("ip address add {gate}/32 dev {name}"));
-    if let Err(e) = nl.add_address(link.index, gate, 32) {
-        out.line(&nl_err(&e));
-        return 1;
-    }
+    nl.add_address(link.index, gate, 32)
+        .map_err(Error::Netlink)?;
     out.action(&format!("ip link set {name} mtu 1500 up"));
-    if let Err(e) = nl.set_up(link.index) {
-        out.line(&nl_err(&e));
-        return 1;
-    }
-    write_sysctl(out, "net.ipv4.ip_forward", "1");
-    0
+    nl.set_up(link.index).map_err(Error::Netlink)?;
+    // Forwarding that cannot be switched on is reported, not fatal.
+    let forwarding = write_sysctl(out, "net.ipv4.ip_forward", "1");
+    log_failure(out, forwarding);
+    Ok(())
 }
 
-fn slip_down(out: &mut Output) -> i32 {
+fn slip_down(out: &mut Output) -> Result<(), Error> {
     use uml_common::sys::slip;
     // The name argument is ignored: the pty on stdin proves ownership.
     let stdin = std::io::stdin();
-    let name = match slip::interface_name(&stdin) {
-        Ok(n) => n,
-        Err(e) => {
-            out.line(&format!("Getting slip line discipline: {}", errtext(&e)));
-            return 1;
-        }
-    };
-    let Some((mut nl, link)) = open_link(out, &name) else {
-        return 1;
-    };
+    // (The C helper's words for a failure to get the name.)
+    let name =
+        slip::interface_name(&stdin).map_err(|e| Error::Slip("Getting slip line discipline", e))?;
+    let (mut nl, link) = open_link(&name)?;
     out.action(&format!("ip link set {name} down"));
-    match nl.set_down(link.index) {
-        Ok(()) => 0,
-        Err(e) => {
-            out.line(&nl_err(&e));
-            1
-        }
-    }
+    nl.set_down(link.index).map_err(Error::Netlink)
 }
 
 #[cfg(test)]

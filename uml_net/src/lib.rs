@@ -12,19 +12,35 @@
 pub mod actions;
 #[cfg(feature = "clap-command")]
 pub mod command;
+mod error;
 pub mod nl;
 pub mod policy;
 pub mod privs;
 pub mod reply;
 
+use std::ffi::OsString;
+use std::io::{self, Write};
+
 use uml_common::umlnet::{parse_argv, Parsed, Request};
 
-/// Runs the helper; returns the exit status.
-pub fn run(argv: &[String]) -> i32 {
+pub use crate::error::Error;
+use crate::reply::delivered;
+
+/// The helper: `args` is argv (program name first). Returns the exit
+/// status. Argument errors go to stderr or stdout, as the C helper prints
+/// them, or into the reply in the transport's framing; everything after
+/// validation is answered in the reply ([`actions::perform`]).
+pub fn uumain(args: impl IntoIterator<Item = OsString>) -> i32 {
     // 1. Process hygiene before anything else.
     privs::clear_environment();
     privs::harden_process();
-    let parsed = parse_argv(argv);
+    // Arguments that are not UTF-8 cannot be valid; they are replaced and
+    // then refused by the validation.
+    let argv: Vec<String> = args
+        .into_iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let parsed = parse_argv(&argv);
     let mut keep = Vec::new();
     if let Parsed::Run { request, .. } = &parsed {
         match request {
@@ -37,22 +53,23 @@ pub fn run(argv: &[String]) -> i32 {
 
     // 2. Complete validation (in uml_common::umlnet).
     let (transport, request) = match parsed {
-        Parsed::Stderr(text) => {
-            eprint!("{text}");
-            return 1;
+        Parsed::Stderr(e) => {
+            let _ = writeln!(io::stderr(), "{e}");
+            return Error::from(e).exit_code();
         }
-        Parsed::Stdout(text) => {
-            print!("{text}");
-            return 1;
+        Parsed::Stdout(e) => {
+            let mut stdout = io::stdout();
+            let _ = writeln!(stdout, "{e}").and_then(|()| stdout.flush());
+            return Error::from(e).exit_code();
         }
         Parsed::Refuse {
             transport,
             reply_fd,
-            text,
-            status,
+            error,
         } => {
-            reply::refuse(transport, reply_fd, &text);
-            return status;
+            let error = Error::from(error);
+            delivered(reply::refuse(transport, reply_fd, &format!("{error}\n")));
+            return error.exit_code();
         }
         Parsed::Run {
             transport, request, ..
@@ -78,13 +95,13 @@ pub fn run(argv: &[String]) -> i32 {
     let _ = uml_common::sys::nss::prepare();
 
     // 3. Only CAP_NET_ADMIN from here on.
-    if let Err(text) = privs::drop_to_net_admin() {
+    if let Err(error) = privs::drop_to_net_admin() {
         let reply_fd = match request {
             Request::TuntapUp { reply_fd, .. } => reply_fd,
             _ => 1,
         };
-        reply::refuse(transport, reply_fd, &text);
-        return 1;
+        delivered(reply::refuse(transport, reply_fd, &format!("{error}\n")));
+        return error.exit_code();
     }
 
     // 4. Policy, ownership, then the changes; 5. the reply.

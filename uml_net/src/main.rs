@@ -1,11 +1,8 @@
-//! `uml_net` entry point.
+//! `uml_net` entry point. The process hygiene of a setuid helper
+//! (environment, umask, descriptors, privileges) is the first thing
+//! `uumain` does.
 #![forbid(unsafe_code)]
 
 fn main() {
-    // Arguments that are not UTF-8 cannot be valid; they are replaced and
-    // then refused by the validation.
-    let argv: Vec<String> = std::env::args_os()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
-    std::process::exit(uml_net::run(&argv));
+    std::process::exit(uml_net::uumain(std::env::args_os()))
 }

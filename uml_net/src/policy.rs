@@ -17,6 +17,8 @@ use std::path::Path;
 
 use uml_common::umlnet::parse_ipv4;
 
+use crate::Error;
+
 /// Where the policy lives. Not configurable: the environment is the
 /// caller's and must not choose the rules.
 pub const POLICY_PATH: &str = "/etc/uml-utilities/uml_net.conf";
@@ -65,19 +67,20 @@ pub struct Caller {
     pub groups: Vec<u32>,
 }
 
-/// Parses the policy text; `user`/`group` resolve names to ids.
+/// Parses the policy text; `user`/`group` resolve names to ids. The
+/// error is [`Error::PolicySyntax`].
 pub fn parse(
     text: &str,
     user: impl Fn(&str) -> Option<u32>,
     group: impl Fn(&str) -> Option<u32>,
-) -> Result<Vec<Rule>, String> {
+) -> Result<Vec<Rule>, Error> {
     let mut rules = Vec::new();
     for (n, raw) in text.lines().enumerate() {
         let line = raw.split('#').next().unwrap_or("").trim();
         if line.is_empty() {
             continue;
         }
-        let bad = |why: &str| format!("{POLICY_PATH}:{}: {why}\n", n + 1);
+        let bad = |why| Error::PolicySyntax { line: n + 1, why };
         let words: Vec<&str> = line.split_whitespace().collect();
         let [verb, who, cidr] = words[..] else {
             return Err(bad("expected 'allow|deny WHO ADDRESS/PREFIX'"));
@@ -136,31 +139,20 @@ pub fn allows(rules: &[Rule], caller: &Caller, addr: Ipv4Addr) -> bool {
 }
 
 /// The policy in force: `None` when there is no policy file.
-pub fn load(path: &Path) -> Result<Option<Vec<Rule>>, String> {
+pub fn load(path: &Path) -> Result<Option<Vec<Rule>>, Error> {
+    let unreadable = |source| Error::PolicyRead {
+        path: path.to_path_buf(),
+        source,
+    };
     let meta = match std::fs::symlink_metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(format!(
-                "uml_net : cannot read {}: {}\n",
-                path.display(),
-                uml_common::cli::strerror(&e)
-            ))
-        }
+        Err(e) => return Err(unreadable(e)),
     };
     if !meta.is_file() || meta.uid() != 0 || meta.mode() & 0o022 != 0 {
-        return Err(format!(
-            "uml_net : refusing: {} must be a regular file owned by root and not writable by others\n",
-            path.display()
-        ));
+        return Err(Error::PolicyInsecure(path.to_path_buf()));
     }
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        format!(
-            "uml_net : cannot read {}: {}\n",
-            path.display(),
-            uml_common::cli::strerror(&e)
-        )
-    })?;
+    let text = std::fs::read_to_string(path).map_err(unreadable)?;
     // Through every NSS service of /etc/nsswitch.conf (uml_net is linked
     // dynamically for this; see uml_common::sys::nss).
     let user = |n: &str| uml_common::sys::nss::user_by_name(n.as_bytes()).map(|u| u.uid);
@@ -245,8 +237,14 @@ mod tests {
     #[test]
     fn bad_lines_are_errors_with_line_numbers() {
         let p = |t: &str| parse(t, |_| None, |_| None);
-        assert!(p("allow all").unwrap_err().contains(":1:"));
-        assert!(p("\npermit all 1.2.3.4/8").unwrap_err().contains(":2:"));
+        assert_eq!(
+            p("allow all").unwrap_err().to_string(),
+            "/etc/uml-utilities/uml_net.conf:1: expected 'allow|deny WHO ADDRESS/PREFIX'"
+        );
+        assert!(matches!(
+            p("\npermit all 1.2.3.4/8"),
+            Err(Error::PolicySyntax { line: 2, .. })
+        ));
         assert!(p("allow user:nobody-here 1.2.3.4/8").is_err());
         assert!(p("allow all 1.2.3/8").is_err());
         assert!(p("allow all 1.2.3.4/33").is_err());
@@ -256,7 +254,10 @@ mod tests {
 
     #[test]
     fn missing_file_means_no_policy() {
-        assert_eq!(load(Path::new("/nonexistent/uml_net.conf")), Ok(None));
+        assert!(matches!(
+            load(Path::new("/nonexistent/uml_net.conf")),
+            Ok(None)
+        ));
     }
 
     #[test]
@@ -267,7 +268,13 @@ mod tests {
         std::fs::write(&f, "allow all 0.0.0.0/0\n").unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o666)).unwrap();
-        assert!(load(&f).is_err());
+        assert_eq!(
+            load(&f).unwrap_err().to_string(),
+            format!(
+                "uml_net : refusing: {} must be a regular file owned by root and not writable by others",
+                f.display()
+            )
+        );
         std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
         let owned_by_root = std::fs::metadata(&f).unwrap().uid() == 0;
         assert_eq!(load(&f).is_ok(), owned_by_root);

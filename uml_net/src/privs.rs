@@ -3,7 +3,8 @@
 //! protocol needs, and no privilege but CAP_NET_ADMIN.
 
 use std::collections::BTreeSet;
-use std::io;
+
+use crate::Error;
 
 use caps::{CapSet, Capability, CapsHashSet};
 use nix::sys::resource::{setrlimit, Resource};
@@ -50,30 +51,27 @@ pub fn close_other_fds(keep: &[i32]) {
 
 /// Becomes the real user while keeping CAP_NET_ADMIN only (permitted and
 /// effective); clears the other capability sets and the bounding set and
-/// sets no_new_privs. Returns an error text if CAP_NET_ADMIN is not
-/// available (not installed setuid root and not run by root).
-pub fn drop_to_net_admin() -> Result<(), String> {
+/// sets no_new_privs. Fails with [`Error::NoNetAdmin`] if CAP_NET_ADMIN is
+/// not available (not installed setuid root and not run by root).
+pub fn drop_to_net_admin() -> Result<(), Error> {
     let ruid = getuid();
     let euid = nix::unistd::geteuid();
-    let fail = |what: &str, e: &dyn std::fmt::Display| format!("uml_net : {what} failed : {e}\n");
+    let caps_step = |step| move |e| Error::Capabilities(step, e);
     if euid.is_root() && !ruid.is_root() {
         // Keep the permitted set across the uid change.
-        caps::securebits::set_keepcaps(true).map_err(|e| fail("PR_SET_KEEPCAPS", &e))?;
-        setresuid(ruid, ruid, ruid).map_err(|e| fail("setresuid", &e))?;
-        let r = getresuid().map_err(|e| fail("getresuid", &e))?;
+        caps::securebits::set_keepcaps(true).map_err(caps_step("PR_SET_KEEPCAPS"))?;
+        setresuid(ruid, ruid, ruid).map_err(|e| Error::System("setresuid", e))?;
+        let r = getresuid().map_err(|e| Error::System("getresuid", e))?;
         if r.real != ruid || r.effective != ruid || r.saved != ruid {
-            return Err("uml_net : could not give up root\n".to_string());
+            return Err(Error::StillRoot);
         }
     }
     let mut only = CapsHashSet::new();
     only.insert(Capability::CAP_NET_ADMIN);
     let permitted =
-        caps::read(None, CapSet::Permitted).map_err(|e| fail("reading capabilities", &e))?;
+        caps::read(None, CapSet::Permitted).map_err(caps_step("reading capabilities"))?;
     if !permitted.contains(&Capability::CAP_NET_ADMIN) {
-        return Err(
-            "uml_net : needs CAP_NET_ADMIN: install it setuid root (mode 4754 root:uml-net) or run it as root\n"
-                .to_string(),
-        );
+        return Err(Error::NoNetAdmin);
     }
     // The bounding set needs CAP_SETPCAP, which is still effective for a
     // root process here; a non-root process after setresuid has an empty
@@ -89,15 +87,10 @@ pub fn drop_to_net_admin() -> Result<(), String> {
         }
     }
     let _ = caps::clear(None, CapSet::Ambient);
-    caps::clear(None, CapSet::Inheritable).map_err(|e| fail("clearing capabilities", &e))?;
+    caps::clear(None, CapSet::Inheritable).map_err(caps_step("clearing capabilities"))?;
     // Effective first: it must stay a subset of the permitted set.
-    caps::set(None, CapSet::Effective, &only).map_err(|e| fail("setting capabilities", &e))?;
-    caps::set(None, CapSet::Permitted, &only).map_err(|e| fail("setting capabilities", &e))?;
-    nix::sys::prctl::set_no_new_privs().map_err(|e| fail("PR_SET_NO_NEW_PRIVS", &e))?;
+    caps::set(None, CapSet::Effective, &only).map_err(caps_step("setting capabilities"))?;
+    caps::set(None, CapSet::Permitted, &only).map_err(caps_step("setting capabilities"))?;
+    nix::sys::prctl::set_no_new_privs().map_err(|e| Error::System("PR_SET_NO_NEW_PRIVS", e))?;
     Ok(())
-}
-
-/// The io error text without Rust's suffix.
-pub fn errtext(e: &io::Error) -> String {
-    uml_common::cli::strerror(e)
 }

@@ -1,11 +1,13 @@
 //! Writing the reply on fd 1 in the framing the kernel expects.
 
 use std::fs::File;
-use std::io::IoSlice;
+use std::io::{IoSlice, Write};
 use std::os::fd::{AsFd, AsRawFd};
 
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 use uml_common::umlnet::{length_prefixed, tuntap_reply, Framing, IfName, Transport};
+
+use crate::Error;
 
 /// Accumulated text for the kernel's console: one readable line per
 /// action or error.
@@ -30,6 +32,14 @@ impl Output {
         }
     }
 
+    /// Appends the error's line(s), if it has any.
+    pub fn error(&mut self, error: &Error) {
+        let text = error.to_string();
+        if !text.is_empty() {
+            self.line(&text);
+        }
+    }
+
     /// The text.
     pub fn text(&self) -> &str {
         &self.text
@@ -40,31 +50,28 @@ impl Output {
 /// anything up to a pipe buffer. Not through `std::io::stdout()`: its line
 /// buffering would split the text from its final NUL, and the kernel reads
 /// the data with a single `read` (then reports `read only N of N+1 bytes`).
-fn write_fd1(buf: &[u8]) -> bool {
+fn write_fd1(buf: &[u8]) -> Result<(), Error> {
     let stdout = std::io::stdout();
     let fd = stdout.as_fd();
     let mut rest = buf;
     while !rest.is_empty() {
         match nix::unistd::write(fd, rest) {
-            Ok(0) => return false,
+            Ok(0) => return Err(Error::ShortReply),
             Ok(n) => rest = &rest[n..],
             Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => {
-                eprintln!("write_output : write failed: {}", e.desc());
-                return false;
-            }
+            Err(e) => return Err(Error::WriteReply(e)),
         }
     }
-    true
+    Ok(())
 }
 
 /// Writes a length-prefixed text on fd 1 (`docs/uml_net.md` §3).
-pub fn write_length_prefixed(text: &str) -> bool {
+pub fn write_length_prefixed(text: &str) -> Result<(), Error> {
     write_fd1(&length_prefixed(text))
 }
 
 /// Writes the ethertap status byte and the length-prefixed text.
-pub fn write_status_then_text(ok: bool, text: &str) -> bool {
+pub fn write_status_then_text(ok: bool, text: &str) -> Result<(), Error> {
     let mut buf = vec![u8::from(ok)];
     buf.extend_from_slice(&length_prefixed(text));
     write_fd1(&buf)
@@ -72,7 +79,7 @@ pub fn write_status_then_text(ok: bool, text: &str) -> bool {
 
 /// Sends the `tuntap up` reply datagram on `fd`: on success the interface
 /// name, the text and the tap descriptor; on failure only the text.
-pub fn send_tuntap(fd: i32, success: Option<(&IfName, &File)>, text: &str) -> bool {
+pub fn send_tuntap(fd: i32, success: Option<(&IfName, &File)>, text: &str) -> Result<(), Error> {
     let data = tuntap_reply(success.map(|(n, _)| n), text);
     let iov = [IoSlice::new(&data)];
     let raw = if fd == 1 {
@@ -88,26 +95,30 @@ pub fn send_tuntap(fd: i32, success: Option<(&IfName, &File)>, text: &str) -> bo
         }
         None => sendmsg::<()>(raw, &iov, &[], MsgFlags::empty(), None),
     };
-    match result {
-        Ok(_) => true,
-        Err(e) => {
-            eprintln!("sendmsg: {}", e.desc());
-            false
-        }
-    }
+    result.map(|_| ()).map_err(Error::SendReply)
 }
 
 /// Reports a refusal in the transport's framing.
-pub fn refuse(transport: Transport, reply_fd: i32, text: &str) {
+pub fn refuse(transport: Transport, reply_fd: i32, text: &str) -> Result<(), Error> {
     match transport.framing() {
-        Framing::TuntapDatagram => {
-            send_tuntap(reply_fd, None, text);
-        }
-        Framing::LengthPrefixed => {
-            write_length_prefixed(text);
-        }
-        Framing::StatusThenLength => {
-            write_status_then_text(false, text);
+        Framing::TuntapDatagram => send_tuntap(reply_fd, None, text),
+        Framing::LengthPrefixed => write_length_prefixed(text),
+        Framing::StatusThenLength => write_status_then_text(false, text),
+    }
+}
+
+/// Reports on stderr that the reply could not be delivered (the channel
+/// to the kernel is gone, so stderr is all that is left). Returns whether
+/// it was delivered.
+pub fn delivered(result: Result<(), Error>) -> bool {
+    match result {
+        Ok(()) => true,
+        Err(e) => {
+            let text = e.to_string();
+            if !text.is_empty() {
+                let _ = writeln!(std::io::stderr(), "{text}");
+            }
+            false
         }
     }
 }

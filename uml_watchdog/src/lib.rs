@@ -30,6 +30,7 @@
 
 #[cfg(feature = "clap-command")]
 pub mod command;
+mod error;
 
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
@@ -43,9 +44,11 @@ use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use uml_common::cli::{c_integer, perror_text};
+use uml_common::cli::c_integer;
 use uml_common::mconsole::{encode_notify, NotifyKind};
 use uml_common::sys::process::{close_fds_from, PidFd};
+
+pub use crate::error::Error;
 
 /// How long the watchdog waits for a ping (fixed, as in the C helper and
 /// the kernel's expectations).
@@ -184,54 +187,44 @@ fn wait_readable(fd: BorrowedFd<'_>, left: Duration) -> Result<bool, Errno> {
 }
 
 /// Sends the HANG notification (kernel layout, 16 bytes) to `socket` from
-/// a fresh unbound datagram socket. The error is the C helper's `perror`
-/// text.
-pub fn send_hang(socket: &Path) -> Result<(), String> {
-    let sock = UnixDatagram::unbound().map_err(|e| perror_text("socket", &e))?;
+/// a fresh unbound datagram socket. The error names the failed call, as
+/// the C helper's `perror`.
+pub fn send_hang(socket: &Path) -> Result<(), Error> {
+    let sock = UnixDatagram::unbound().map_err(|e| Error::Hang("socket", e))?;
     sock.send_to(&encode_notify(NotifyKind::Hang, b""), socket)
-        .map_err(|e| perror_text("sendto", &e))?;
+        .map_err(|e| Error::Hang("sendto", e))?;
     Ok(())
 }
 
 /// The whole helper after argument parsing: ready byte on `output`, pings
-/// from `input`, expiry action. Messages (only the `perror` texts of a
-/// failed HANG send) go to `err`. Returns the exit status.
+/// from `input`, expiry action. `Ok` when the guest closed the device;
+/// an expired timer is [`Error::Expired`] (or [`Error::Hang`] when the
+/// notification could not be sent).
 pub fn run<R: Read + AsFd>(
     mode: &Mode,
     input: &mut R,
     output: &mut dyn Write,
-    err: &mut dyn Write,
     timeout: Duration,
     pause: Duration,
-) -> i32 {
+) -> Result<(), Error> {
     let target = match mode {
-        Mode::Pid(pid) => match Target::open(*pid) {
-            Some(t) => Some(t),
-            None => return 1,
-        },
+        Mode::Pid(pid) => Some(Target::open(*pid).ok_or(Error::NoProcess(*pid))?),
         Mode::Mconsole(_) => None,
     };
-    if output
+    output
         .write_all(&[READY_BYTE])
         .and_then(|()| output.flush())
-        .is_err()
-    {
-        return 1;
-    }
+        .map_err(Error::Ready)?;
     match watch(input, timeout) {
-        Outcome::Eof => 0,
-        Outcome::Failed(_) => 1,
+        Outcome::Eof => Ok(()),
+        Outcome::Failed(e) => Err(Error::Pings(e)),
         Outcome::Expired => {
             match (mode, target) {
                 (Mode::Pid(_), Some(target)) => target.interrupt_then_kill(pause),
-                (Mode::Mconsole(socket), _) => {
-                    if let Err(text) = send_hang(socket) {
-                        let _ = writeln!(err, "{text}");
-                    }
-                }
+                (Mode::Mconsole(socket), _) => send_hang(socket)?,
                 (Mode::Pid(_), None) => {}
             }
-            1
+            Err(Error::Expired)
         }
     }
 }
@@ -272,19 +265,21 @@ pub fn uumain(argv: impl IntoIterator<Item = OsString>) -> i32 {
     // flags, and a watchdog must not hold the UML's sockets or files.
     let _ = close_fds_from(3, &[]);
     let args: Vec<OsString> = argv.into_iter().skip(1).collect();
-    let Some(mode) = parse_args(&args) else {
-        return 1;
-    };
-    let mut input = KernelPipe(io::stdin());
-    let mut output = ReadyPipe(io::stdout());
-    run(
-        &mode,
-        &mut input,
-        &mut output,
-        &mut io::stderr(),
-        TIMEOUT,
-        KILL_PAUSE,
-    )
+    let result = parse_args(&args).ok_or(Error::Usage).and_then(|mode| {
+        let mut input = KernelPipe(io::stdin());
+        let mut output = ReadyPipe(io::stdout());
+        run(&mode, &mut input, &mut output, TIMEOUT, KILL_PAUSE)
+    });
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            let message = e.to_string();
+            if !message.is_empty() {
+                let _ = writeln!(io::stderr(), "{message}");
+            }
+            e.exit_code()
+        }
+    }
 }
 
 #[cfg(test)]
@@ -377,19 +372,17 @@ mod tests {
             .unwrap();
         let (kernel, mut helper) = UnixStream::pair().unwrap();
         let mut out = Vec::new();
-        let mut err = Vec::new();
-        let status = run(
+        let result = run(
             &Mode::Mconsole(path.clone()),
             &mut helper,
             &mut out,
-            &mut err,
             Duration::from_millis(100),
             Duration::ZERO,
         );
-        assert_eq!(
-            (status, out.as_slice(), err.as_slice()),
-            (1, &[0u8][..], &b""[..])
-        );
+        assert!(matches!(result, Err(Error::Expired)), "{result:?}");
+        let e = result.unwrap_err();
+        assert_eq!((e.exit_code(), e.to_string().as_str()), (1, ""));
+        assert_eq!(out, [0u8]);
         let mut buf = [0u8; 64];
         let n = listener.recv(&mut buf).unwrap();
         assert_eq!(
@@ -405,7 +398,8 @@ mod tests {
     fn hang_to_nobody_reports_sendto() {
         let dir = tempfile::tempdir().unwrap();
         let e = send_hang(&dir.path().join("nobody")).unwrap_err();
-        assert_eq!(e, "sendto: No such file or directory");
+        assert_eq!(e.to_string(), "sendto: No such file or directory");
+        assert_eq!(e.exit_code(), 1);
     }
 
     #[test]
@@ -413,15 +407,15 @@ mod tests {
         let (kernel, mut helper) = UnixStream::pair().unwrap();
         drop(kernel);
         let mut out = Vec::new();
-        let status = run(
+        let result = run(
             &Mode::Mconsole("/nonexistent".into()),
             &mut helper,
             &mut out,
-            &mut Vec::new(),
             Duration::from_secs(10),
             Duration::ZERO,
         );
-        assert_eq!((status, out), (0, vec![READY_BYTE]));
+        assert!(result.is_ok(), "{result:?}");
+        assert_eq!(out, vec![READY_BYTE]);
     }
 
     #[test]
@@ -442,17 +436,16 @@ mod tests {
 
         let (kernel, mut helper) = UnixStream::pair().unwrap();
         let start = Instant::now();
-        let status = run(
+        let result = run(
             &Mode::Pid(pid),
             &mut helper,
-            &mut Vec::new(),
             &mut Vec::new(),
             Duration::from_millis(100),
             // Long enough for the shell to run its trap (after its current
             // `sleep 0.02`) even on a loaded machine.
             Duration::from_secs(1),
         );
-        assert_eq!(status, 1);
+        assert!(matches!(result, Err(Error::Expired)), "{result:?}");
         assert!(start.elapsed() >= Duration::from_millis(2100));
         let exit = child.wait().unwrap();
         assert_eq!(exit.signal(), Some(libc::SIGKILL));

@@ -28,6 +28,8 @@ fn seek(file: &File, offset: u64, whence: libc::c_int) -> io::Result<Option<u64>
 
 /// The data extents of `file`, in order, as `[start, end)` byte ranges.
 /// File systems without hole support report one extent for the whole file.
+/// (Used by tests — `uml_moo`'s and `tests/src/sparse.rs` — to check that
+/// merged images keep their holes.)
 pub fn data_extents(file: &File) -> io::Result<Vec<Range<u64>>> {
     let len = file.metadata()?.len();
     let mut out = Vec::new();
