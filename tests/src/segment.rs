@@ -1,6 +1,7 @@
 //! UML guests on one switch segment, for the real-kernel switch tests
-//! (`switch_kernel`, `switch_bess_kernel`, `switch_raw_kernel`,
-//! `switch_tunnels_kernel`, `switch_vde_kernel`): guest `N` has MAC
+//! (`test_uml_switch_kernel`, `test_uml_switch_bess_kernel`,
+//! `test_uml_switch_raw_kernel`, `test_uml_switch_tunnels_kernel`,
+//! `test_uml_switch_vde_kernel`): guest `N` has MAC
 //! [`guest_mac`]`(N)` and address `10.0.0.N/24`, boots in the test's
 //! network namespace with the network argument the switch printed for its
 //! port, brings its device up, prints `TEST: link up rc=$?` on its console
