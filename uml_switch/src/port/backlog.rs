@@ -18,7 +18,7 @@ use std::io;
 use std::os::fd::BorrowedFd;
 
 use nix::sys::epoll::{Epoll, EpollEvent, EpollFlags};
-use uml_common::sys::mmsg::Backlog;
+use uml_common::sys::mmsg::{Backlog, SendBatch};
 
 use super::{token, EndpointId, Stats};
 use crate::core::PortId;
@@ -43,6 +43,9 @@ pub enum Kept {
 #[derive(Debug, Default)]
 pub struct Backlogs {
     per_port: Vec<Option<Backlog>>,
+    /// Ports whose backlog was started since [`Backlogs::take_started`]
+    /// (to be watched for `EPOLLOUT`).
+    started: Vec<PortId>,
 }
 
 impl Backlogs {
@@ -70,6 +73,37 @@ impl Backlogs {
         } else {
             Kept::More
         }
+    }
+
+    /// Sends `tx` on `fd` (or on each message's connected socket): the
+    /// frames a full connected socket refuses go to their port's backlog.
+    /// Returns the other failures (port, error), for the caller to report.
+    pub fn send_batch(
+        &mut self,
+        tx: &mut SendBatch,
+        fd: BorrowedFd<'_>,
+        stats: &mut Stats,
+    ) -> Vec<(PortId, io::Error)> {
+        let mut failed = Vec::new();
+        let f = tx.flush_deferring(
+            fd,
+            |fail| failed.push((fail.tag, fail.error)),
+            |port, frame| {
+                if self.keep(port, frame, stats) == Kept::First {
+                    self.started.push(port);
+                }
+            },
+        );
+        stats.frames_out += f.sent as u64;
+        stats.queue_full += f.would_block as u64;
+        stats.send_errors += failed.len() as u64;
+        failed
+    }
+
+    /// The ports whose backlog was started since the last call: watch
+    /// their sockets for `EPOLLOUT`.
+    pub fn take_started(&mut self) -> Vec<PortId> {
+        std::mem::take(&mut self.started)
     }
 
     /// Sends what `port` has kept on its socket `fd`, as far as the

@@ -31,7 +31,7 @@ use uml_common::sys::fd::move_high;
 use uml_common::sys::mmsg::SendBatch;
 use uml_common::sys::seqpacket::{self, PeerCred};
 
-use super::backlog::{watch_writable, Backlogs, Kept};
+use super::backlog::{watch_writable, Backlogs};
 use super::unix::bind_with_stale_check;
 use super::{Ctx, Endpoint, EndpointId, Inbox, Ready, Received, Stats, HIGH_FD, SEND_BATCH};
 use crate::core::PortId;
@@ -80,8 +80,6 @@ pub struct Bess {
     tx: SendBatch,
     /// Frames waiting for full connections.
     backlogs: Backlogs,
-    /// Ports whose backlog was started by the flush under way.
-    started: Vec<PortId>,
     /// This endpoint's id in the event loop (for epoll tokens).
     me: EndpointId,
 }
@@ -145,7 +143,6 @@ impl Bess {
             conns: Vec::new(),
             tx: SendBatch::new(SEND_BATCH, MAX_FRAME_LEN),
             backlogs: Backlogs::default(),
-            started: Vec::new(),
             me: 0,
         })
     }
@@ -276,28 +273,11 @@ impl Bess {
 
     /// Sends the batch; frames for a full connection go to its backlog.
     fn send_batch(&mut self, stats: &mut Stats) {
-        let mut failed: Vec<(u32, io::Error)> = Vec::new();
-        let Bess {
-            listener,
-            tx,
-            backlogs,
-            started,
-            ..
-        } = self;
         // Every message is for a connection: the listener is never used to
         // send.
-        let f = tx.flush_deferring(
-            listener.as_fd(),
-            |fail| failed.push((fail.tag, fail.error)),
-            |port, frame| {
-                if backlogs.keep(port, frame, stats) == Kept::First {
-                    started.push(port);
-                }
-            },
-        );
-        stats.frames_out += f.sent as u64;
-        stats.queue_full += f.would_block as u64;
-        stats.send_errors += failed.len() as u64;
+        let failed = self
+            .backlogs
+            .send_batch(&mut self.tx, self.listener.as_fd(), stats);
         for (tag, e) in failed {
             if let Some(Some(conn)) = self.conns.get_mut(tag as usize) {
                 report_send_error(conn, &e);
@@ -414,7 +394,7 @@ impl Endpoint for Bess {
             self.send_batch(stats);
         }
         // Connections that filled up: watch them for room.
-        for port in self.started.drain(..) {
+        for port in self.backlogs.take_started() {
             if let Some(Some(conn)) = self.conns.get(port as usize) {
                 watch_writable(epoll, conn.fd.as_fd(), self.me, port + 1, CONN_EVENTS, true);
             }

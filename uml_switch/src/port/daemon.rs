@@ -34,7 +34,7 @@ use uml_common::sys::fd::move_high;
 use uml_common::sys::mmsg::SendBatch;
 use uml_common::sys::seqpacket::peer_cred;
 
-use super::backlog::{watch_writable, Backlogs, Kept};
+use super::backlog::{watch_writable, Backlogs};
 use super::unix::{bind_with_stale_check, probe_dgram, probe_stream};
 use super::vde;
 use super::{
@@ -108,8 +108,6 @@ pub struct Daemon {
     tx: SendBatch,
     /// Frames waiting for full connected sockets.
     backlogs: Backlogs,
-    /// Ports whose backlog was started by the flush under way.
-    started: Vec<PortId>,
     /// This endpoint's id in the event loop (for epoll tokens).
     me: EndpointId,
     unknown_sender_reported: bool,
@@ -203,7 +201,6 @@ impl Daemon {
             by_addr: HashMap::default(),
             tx,
             backlogs: Backlogs::default(),
-            started: Vec::new(),
             me: 0,
             unknown_sender_reported: false,
         })
@@ -465,26 +462,9 @@ impl Daemon {
     /// Sends the batch; frames for a full connected socket go to its
     /// port's backlog.
     fn send_batch(&mut self, stats: &mut Stats) {
-        let mut failed: Vec<(u32, io::Error)> = Vec::new();
-        let Daemon {
-            data,
-            tx,
-            backlogs,
-            started,
-            ..
-        } = self;
-        let f = tx.flush_deferring(
-            data.as_fd(),
-            |fail| failed.push((fail.tag, fail.error)),
-            |port, frame| {
-                if backlogs.keep(port, frame, stats) == Kept::First {
-                    started.push(port);
-                }
-            },
-        );
-        stats.frames_out += f.sent as u64;
-        stats.queue_full += f.would_block as u64;
-        stats.send_errors += failed.len() as u64;
+        let failed = self
+            .backlogs
+            .send_batch(&mut self.tx, self.data.as_fd(), stats);
         for (tag, e) in failed {
             self.report_send_error(tag, &e);
         }
@@ -607,7 +587,7 @@ impl Endpoint for Daemon {
             self.send_batch(stats);
         }
         // Connected sockets that filled up: watch them for room.
-        for port in self.started.drain(..) {
+        for port in self.backlogs.take_started() {
             if let Some(Some(Client {
                 tx: Some(sock),
                 vde,
