@@ -10,6 +10,7 @@ pub mod cli;
 pub mod cow;
 pub mod inuse;
 pub mod mconsole;
+pub mod mgmt;
 pub mod switch;
 #[allow(unsafe_code)]
 pub mod sys;

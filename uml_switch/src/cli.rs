@@ -30,6 +30,8 @@ pub const OPTIONS: &[&str] = &[
     "--raw",
     "--mcast",
     "--mtu",
+    "--mgmt",
+    "--mgmt-mode",
     "--help",
 ];
 
@@ -67,6 +69,10 @@ pub struct Options {
     pub mcast: Vec<String>,
     /// `--mtu N`: the largest frame forwarded is N + 14 bytes (unchecked).
     pub mtu: Option<String>,
+    /// `--mgmt PATH`: the management socket.
+    pub mgmt: Option<PathBuf>,
+    /// `--mgmt-mode MODE`: its permissions, octal (unchecked).
+    pub mgmt_mode: Option<String>,
     /// `--help`: print the help text and exit 0.
     pub help: bool,
 }
@@ -86,6 +92,7 @@ pub fn help(prog: &str) -> String {
         "Usage: {prog} [-unix control-socket] [-hub] [-tap tap-device]\n\
          \x20        [-daemon] [--bess PATH]... [--l2tpv3 OPTIONS]... [--gre OPTIONS]...\n\
          \x20        [--raw IFNAME]... [--mcast[=GROUP[,PORT[,TTL]]]]... [--mtu N]\n\
+         \x20        [--mgmt PATH [--mgmt-mode MODE]]\n\
          \x20  or: {prog} -compat-v0 [-unix control-socket data-socket] [-hub]\n\
          \x20        [-tap tap-device] [-daemon] [--bess PATH]... [--l2tpv3 OPTIONS]...\n\
          \x20        [--gre OPTIONS]... [--raw IFNAME]... [--mcast[=...]]... [--mtu N]\n\
@@ -142,6 +149,13 @@ pub fn help(prog: &str) -> String {
          \x20                 default 1500) between ports that take them: bess, tunnel and\n\
          \x20                 raw ports (guests with mtu=N); daemon and mcast ports keep\n\
          \x20                 1514. Longer frames are dropped and counted per port.\n\
+         \x20 --mgmt PATH     serve the management socket PATH (a unix stream socket): list\n\
+         \x20                 the ports, the MAC table and the counters, as text or JSON.\n\
+         \x20                 With a COMMAND after PATH instead of options: send it to the\n\
+         \x20                 running switch's socket and print the answer (try: help).\n\
+         \x20 --mgmt-mode MODE\n\
+         \x20                 permissions of the management socket, in octal (default 0600:\n\
+         \x20                 only the switch's user may use it)\n\
          \x20 --help          print this help and exit\n\
          \x20 --launch BESS-PATH [--fd N] [--] PROGRAM [ARG]...\n\
          \x20                 instead of running a switch: connect to the --bess socket\n\
@@ -181,6 +195,8 @@ pub fn parse(prog: &str, args: &[OsString]) -> Parsed {
         raw: Vec::new(),
         mcast: Vec::new(),
         mtu: None,
+        mgmt: None,
+        mgmt_mode: None,
         help: false,
     };
     let mut it = args.iter();
@@ -234,7 +250,7 @@ pub fn parse(prog: &str, args: &[OsString]) -> Parsed {
             ("--help", None) => o.help = true,
             // The value is optional, so only `--mcast=VALUE` gives one.
             ("--mcast", _) => o.mcast.push(inline.unwrap_or_default().to_string()),
-            ("--bess" | "--raw" | "--mtu" | "--l2tpv3" | "--gre", _) => {
+            ("--bess" | "--raw" | "--mtu" | "--l2tpv3" | "--gre" | "--mgmt" | "--mgmt-mode", _) => {
                 // The value: after `=`, else the next argument.
                 let Some(v) = inline.map(OsString::from).or_else(|| it.next().cloned()) else {
                     return Parsed {
@@ -247,6 +263,8 @@ pub fn parse(prog: &str, args: &[OsString]) -> Parsed {
                     "--bess" => o.bess.push(PathBuf::from(v)),
                     "--raw" => o.raw.push(text),
                     "--mtu" => o.mtu = Some(text),
+                    "--mgmt" => o.mgmt = Some(PathBuf::from(v)),
+                    "--mgmt-mode" => o.mgmt_mode = Some(text),
                     "--l2tpv3" => o.tunnels.push((TunnelKind::L2tpv3, text)),
                     _ => o.tunnels.push((TunnelKind::Gre, text)),
                 }

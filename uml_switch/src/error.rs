@@ -194,6 +194,30 @@ pub enum Error {
         /// Why.
         why: McastRefusal,
     },
+    /// `--mgmt-mode` is not an octal mode.
+    #[error("{prog}: --mgmt-mode '{value}': expected permissions in octal, such as 0600 or 0660")]
+    MgmtMode {
+        /// argv\[0\].
+        prog: String,
+        /// The value given.
+        value: String,
+    },
+    /// `--mgmt-mode` without `--mgmt`.
+    #[error("{prog}: --mgmt-mode needs --mgmt PATH")]
+    MgmtModeAlone {
+        /// argv\[0\].
+        prog: String,
+    },
+    /// The management socket cannot be opened.
+    #[error("{prog}: --mgmt '{}': {source}", .path.display())]
+    Mgmt {
+        /// argv\[0\].
+        prog: String,
+        /// Its path.
+        path: PathBuf,
+        /// Why.
+        source: crate::mgmt::MgmtError,
+    },
     /// `-daemon`: `daemon()` failed.
     #[error("daemon: {}", .0.desc())]
     Daemon(Errno),

@@ -24,6 +24,7 @@ pub mod control;
 pub mod core;
 mod error;
 pub mod launch;
+pub mod mgmt;
 pub mod output;
 pub mod port;
 pub mod server;
@@ -66,6 +67,23 @@ fn run(argv: &[OsString]) -> Result<Exit, Error> {
     );
     if argv.get(1).is_some_and(|a| a == "--launch") {
         return Err(launch::run(&prog, &argv[2..]));
+    }
+    // `--mgmt PATH COMMAND...`: the management client.
+    if let (Some(first), Some(path), Some(word)) = (argv.get(1), argv.get(2), argv.get(3)) {
+        if first == "--mgmt" && !word.to_string_lossy().starts_with('-') {
+            let words: Vec<String> = argv[3..]
+                .iter()
+                .map(|w| w.to_string_lossy().into_owned())
+                .collect();
+            let code = mgmt::client(
+                &prog,
+                std::path::Path::new(path),
+                &words,
+                &mut std::io::stdout().lock(),
+                &mut std::io::stderr().lock(),
+            );
+            return Ok(Exit::Status(code));
+        }
     }
     let parsed = cli::parse(&prog, argv.get(1..).unwrap_or(&[]));
     for notice in &parsed.notices {

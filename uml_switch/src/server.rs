@@ -1,5 +1,6 @@
 //! The event loop. Every descriptor belongs to a port kind
-//! (`port/`), except the signalfd and stdin. A readiness event goes to
+//! (`port/`), except the signalfd, stdin and the management socket
+//! (`mgmt.rs`, answered from the tables here). A readiness event goes to
 //! its endpoint, which receives a batch of frames into the shared inbox;
 //! each frame then goes through the forwarding core ([`Forwarder`]) to the
 //! endpoints of its destination ports, which send their batches once per
@@ -16,11 +17,13 @@ use uml_common::switch::{Mac, ETH_HEADER_LEN, MAX_FRAME_LEN};
 
 use crate::cli::Options;
 use crate::core::{Event, Forwarder, PortId, Verdict, DEFAULT_TABLE_CAP};
+use crate::mgmt::Mgmt;
 use crate::output::{err, out};
 use crate::port::{split_token, Ctx, Endpoint, EndpointId, Inbox, PortTable, Ready, Stats, BATCH};
 use crate::setup::setup;
 use crate::signals;
 use crate::Error;
+use uml_common::mgmt as mgmt_proto;
 
 /// MAC aging period (C: 2 s).
 const AGING_PERIOD: Duration = Duration::from_secs(2);
@@ -61,6 +64,8 @@ pub struct Switch {
     now_secs: u32,
     last_unknown_notice: Option<(Instant, [u8; 6])>,
     next_aging: Instant,
+    /// The management socket (`--mgmt`).
+    mgmt: Option<Mgmt>,
 }
 
 impl std::fmt::Debug for Switch {
@@ -69,19 +74,34 @@ impl std::fmt::Debug for Switch {
     }
 }
 
+/// How the event loop forwards, besides its descriptors.
+#[derive(Debug, Clone, Copy)]
+pub struct Forwarding {
+    /// A hub (`-hub`) instead of a learning switch.
+    pub hub: bool,
+    /// The longest frame forwarded (at least 1514).
+    pub max_frame: usize,
+    /// Stdin is a terminal: end at its end of file (as C).
+    pub watch_stdin: bool,
+}
+
 impl Switch {
     /// The event loop over `endpoints` (registered here), the signalfd
-    /// `signals`, and stdin when it is a terminal; frames of up to
-    /// `max_frame` bytes (at least 1514) are forwarded.
+    /// `signals`, the management socket and stdin when `forwarding` says
+    /// so.
     pub fn new(
         prog: &str,
-        hub: bool,
+        forwarding: Forwarding,
         epoll: Epoll,
         signals: File,
-        watch_stdin: bool,
         endpoints: Vec<Box<dyn Endpoint>>,
-        max_frame: usize,
+        mgmt: Option<Mgmt>,
     ) -> Result<Switch, Error> {
+        let Forwarding {
+            hub,
+            max_frame,
+            watch_stdin,
+        } = forwarding;
         let now = Instant::now();
         let n = endpoints.len();
         let max_frame = max_frame.max(MAX_FRAME_LEN);
@@ -106,6 +126,7 @@ impl Switch {
             now_secs: 0,
             last_unknown_notice: None,
             next_aging: now + AGING_PERIOD,
+            mgmt,
         };
         let ev = |t| EpollEvent::new(EpollFlags::EPOLLIN, t);
         let mut failure = sw
@@ -138,9 +159,17 @@ impl Switch {
             };
             failure = endpoints[id].register(&mut ctx).err();
         }
+        if failure.is_none() {
+            if let Some(m) = &sw.mgmt {
+                failure = m.register(&sw.epoll).err();
+            }
+        }
         if let Some(e) = failure {
             for endpoint in &mut sw.endpoints {
                 endpoint.discard();
+            }
+            if let Some(m) = &mut sw.mgmt {
+                m.cleanup();
             }
             return Err(Error::Epoll(e));
         }
@@ -179,6 +208,7 @@ impl Switch {
                             return exit;
                         }
                     }
+                    token if Mgmt::owns(token) => self.handle_mgmt(token, flags),
                     token => {
                         if let Some((ep, sub)) = split_token(token) {
                             self.dispatch(ep, sub, flags);
@@ -252,6 +282,7 @@ impl Switch {
                 continue;
             }
             let frame = inbox.bytes(received);
+            ports.count_in(from, frame.len());
             let mut table_full = 0u64;
             let mut unknown: Option<[u8; 6]> = None;
             let verdict = forwarder.forward(from, 0, frame, *now_secs, |ev| match ev {
@@ -282,6 +313,7 @@ impl Switch {
                     ports.count_oversized(to);
                     return;
                 }
+                ports.count_out(to, frame.len());
                 endpoints[ep as usize].queue(to, frame, stats);
                 if !is_dirty[ep as usize] {
                     is_dirty[ep as usize] = true;
@@ -435,6 +467,83 @@ impl Switch {
     pub fn cleanup(&mut self) {
         for e in &mut self.endpoints {
             e.cleanup();
+        }
+        if let Some(m) = &mut self.mgmt {
+            m.cleanup();
+        }
+    }
+
+    /// A management socket event: its answers come from [`Switch::answer`].
+    fn handle_mgmt(&mut self, token: u64, flags: EpollFlags) {
+        let Some(mut m) = self.mgmt.take() else {
+            return;
+        };
+        m.ready(token, flags, &self.epoll, &mut |req| self.answer(req));
+        self.mgmt = Some(m);
+    }
+
+    /// The answer to a management request.
+    fn answer(&self, req: mgmt_proto::Request) -> String {
+        use mgmt_proto::Command;
+        let json = req.json;
+        match req.command {
+            Command::Help => mgmt_proto::help(json),
+            Command::Ports => {
+                let entries = self.forwarder.table.entries(self.now_secs);
+                let rows: Vec<mgmt_proto::PortRow> = (0..self.ports.id_limit())
+                    .filter_map(|id| {
+                        let label = self.ports.label(id)?;
+                        let ep = self.ports.endpoint(id)?;
+                        let (kind, peer) = self.endpoints[ep as usize].port_info(id);
+                        let t = self.ports.traffic(id);
+                        Some(mgmt_proto::PortRow {
+                            id: label,
+                            kind,
+                            peer,
+                            vlan: 0,
+                            macs: entries.iter().filter(|e| e.2 == id).count(),
+                            frames_in: t.frames_in,
+                            bytes_in: t.bytes_in,
+                            frames_out: t.frames_out,
+                            bytes_out: t.bytes_out,
+                            drops_oversized: self.ports.oversized(id),
+                        })
+                    })
+                    .collect();
+                mgmt_proto::ports(&rows, json)
+            }
+            Command::Macs => {
+                let rows: Vec<mgmt_proto::MacRow> = self
+                    .forwarder
+                    .table
+                    .entries(self.now_secs)
+                    .into_iter()
+                    .map(|(vlan, mac, port, age)| mgmt_proto::MacRow {
+                        vlan,
+                        mac: mac.to_string(),
+                        port: self.ports.label(port).unwrap_or(-1),
+                        age,
+                    })
+                    .collect();
+                mgmt_proto::macs(&rows, json)
+            }
+            Command::Counters => {
+                let s = self.stats;
+                let pairs = [
+                    ("ports", self.ports.count() as u64),
+                    ("mac_entries", self.forwarder.table.len() as u64),
+                    ("frames_in", s.frames_in),
+                    ("frames_out", s.frames_out),
+                    ("dropped_short", s.short),
+                    ("dropped_oversized", s.oversized),
+                    ("dropped_unknown_sender", s.unknown_sender),
+                    ("dropped_queue_full", s.queue_full),
+                    ("send_errors", s.send_errors),
+                    ("macs_not_learned_table_full", s.table_full),
+                    ("truncated", s.truncated),
+                ];
+                mgmt_proto::counters(&pairs, json)
+            }
         }
     }
 }

@@ -11,9 +11,10 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags};
 use uml_common::sys::fd::move_high;
 
 use crate::cli::Options;
+use crate::mgmt::{self, Mgmt};
 use crate::output::out;
 use crate::port::{self, bess, mcast, tunnel, Endpoint, PortSpec, HIGH_FD};
-use crate::server::Switch;
+use crate::server::{Forwarding, Switch};
 use crate::signals;
 use crate::Error;
 
@@ -37,6 +38,25 @@ fn check_mtu(prog: &str, value: Option<&str>) -> Result<u32, Error> {
     }
 }
 
+/// Checks `--mgmt-mode` (octal permissions; default 0600).
+fn check_mgmt_mode(prog: &str, opts: &Options) -> Result<u32, Error> {
+    let Some(v) = opts.mgmt_mode.as_deref() else {
+        return Ok(mgmt::DEFAULT_MODE);
+    };
+    if opts.mgmt.is_none() {
+        return Err(Error::MgmtModeAlone {
+            prog: prog.to_string(),
+        });
+    }
+    match u32::from_str_radix(v, 8) {
+        Ok(m) if m <= 0o777 && !v.is_empty() && !v.starts_with('+') => Ok(m),
+        _ => Err(Error::MgmtMode {
+            prog: prog.to_string(),
+            value: v.to_string(),
+        }),
+    }
+}
+
 /// Removes the socket files of what was opened so far and passes `e` on.
 fn abandon(endpoints: &mut [Box<dyn Endpoint>], e: Error) -> Error {
     for endpoint in endpoints {
@@ -52,6 +72,7 @@ pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, Error> {
     let mtu = check_mtu(prog, opts.mtu.as_deref())?;
     let tunnels = tunnel::check_options(prog, &opts.tunnels, mtu)?;
     let groups = mcast::check_options(prog, &opts.mcast)?;
+    let mgmt_mode = check_mgmt_mode(prog, &opts)?;
     // Checked first: a terminal hung up right after start-up still counts
     // as one (the C switch checks after its first message).
     let stdin_is_tty = io::stdin().is_terminal();
@@ -66,6 +87,7 @@ pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, Error> {
             opts.ctl = cwd.join(&opts.ctl);
             opts.data = opts.data.map(|d| cwd.join(d));
             opts.bess = opts.bess.iter().map(|b| cwd.join(b)).collect();
+            opts.mgmt = opts.mgmt.map(|m| cwd.join(m));
         }
     }
     // Allow as many ports as the hard limit permits.
@@ -121,6 +143,21 @@ pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, Error> {
         }
     }
 
+    let mgmt = match &opts.mgmt {
+        None => None,
+        Some(path) => match Mgmt::open(path, mgmt_mode) {
+            Ok(m) => Some(m),
+            Err(source) => {
+                let e = Error::Mgmt {
+                    prog: prog.to_string(),
+                    path: path.clone(),
+                    source,
+                };
+                return Err(abandon(&mut endpoints, e));
+            }
+        },
+    };
+
     let mut line = match &opts.data {
         Some(d) => format!(
             "{prog} attached to unix sockets '{}' and '{}'",
@@ -150,6 +187,13 @@ pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, Error> {
     for a in &announcements {
         line.push_str(a);
     }
+    if let Some(m) = &mgmt {
+        line.push_str(&format!(
+            "management socket '{}': {prog} --mgmt {} help\n",
+            m.path().display(),
+            m.path().display()
+        ));
+    }
     out(&line);
 
     if let Some(name) = &opts.tap {
@@ -159,6 +203,13 @@ pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, Error> {
             endpoints.push(e);
         }
     }
+    let mut mgmt = mgmt;
+    let mut abandon = |endpoints: &mut Vec<Box<dyn Endpoint>>, e: Error| {
+        if let Some(m) = &mut mgmt {
+            m.cleanup();
+        }
+        abandon(endpoints, e)
+    };
     if opts.daemon {
         if let Err(e) = nix::unistd::daemon(false, true) {
             return Err(abandon(&mut endpoints, Error::Daemon(e)));
@@ -180,13 +231,10 @@ pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, Error> {
         Ok(s) => s,
         Err(e) => return Err(abandon(&mut endpoints, Error::Signalfd(e))),
     };
-    Switch::new(
-        prog,
-        opts.hub,
-        epoll,
-        signals,
-        stdin_is_tty,
-        endpoints,
-        mtu as usize + uml_common::switch::ETH_HEADER_LEN,
-    )
+    let forwarding = Forwarding {
+        hub: opts.hub,
+        max_frame: mtu as usize + uml_common::switch::ETH_HEADER_LEN,
+        watch_stdin: stdin_is_tty,
+    };
+    Switch::new(prog, forwarding, epoll, signals, endpoints, mgmt)
 }

@@ -79,6 +79,7 @@ pub fn command() -> Command {
             "Usage: uml_switch [-unix control-socket] [-hub] [-tap tap-device]\n\
              \x20        [-daemon] [--bess PATH]... [--l2tpv3 OPTIONS]... [--gre OPTIONS]...\n\
              \x20        [--raw IFNAME]... [--mcast[=GROUP[,PORT[,TTL]]]]... [--mtu N]\n\
+             \x20        [--mgmt PATH [--mgmt-mode MODE]]\n\
              \x20  or: uml_switch -compat-v0 [-unix control-socket data-socket] [-hub]\n\
              \x20        [-tap tap-device] [-daemon] [--bess PATH]... [--l2tpv3 OPTIONS]...\n\
              \x20        [--gre OPTIONS]... [--raw IFNAME]... [--mcast[=...]]... [--mtu N]\n\
@@ -292,6 +293,37 @@ pub fn command() -> Command {
                      Daemon and mcast ports keep 1514 bytes. A frame longer than a port takes \
                      is dropped and counted for that port, not cut, except that frames from \
                      daemon ports are cut to 1514 bytes as before.",
+                ),
+        )
+        .arg(
+            Arg::new("mgmt")
+                .long("mgmt")
+                .value_name("PATH")
+                .help("serve the management socket PATH (a unix stream socket): list\n\
+                     the ports, the MAC table and the counters, as text or JSON.\n\
+                     With a COMMAND after PATH instead of options: send it to the\n\
+                     running switch's socket and print the answer (try: help).")
+                .long_help(
+                    "Serve a management socket at PATH: a unix stream socket on which \
+                     clients send one command per line (help, ports, macs, counters; json \
+                     COMMAND for a JSON answer) and read the answer, ended by a line ok or \
+                     error: MESSAGE. At most 64 clients at once; a client that sends a line \
+                     longer than 4096 bytes or leaves 1 MiB of answers unread is \
+                     disconnected. uml_switch --mgmt PATH COMMAND... is the client: it \
+                     sends COMMAND to the switch listening on PATH, prints the answer's \
+                     body on standard output (a JSON answer as it is) and exits 0, or \
+                     prints the error on standard error and exits 1.",
+                ),
+        )
+        .arg(
+            Arg::new("mgmt-mode")
+                .long("mgmt-mode")
+                .value_name("MODE")
+                .help("permissions of the management socket, in octal (default 0600:\n\
+                     only the switch's user may use it)")
+                .long_help(
+                    "The permissions of the management socket, in octal (default 0600: only \
+                     the user the switch runs as may connect).",
                 ),
         )
         .arg(

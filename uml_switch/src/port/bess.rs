@@ -338,6 +338,14 @@ fn report_send_error(conn: &mut Conn, e: &io::Error) {
 }
 
 impl Endpoint for Bess {
+    fn port_info(&self, port: PortId) -> (&'static str, Option<String>) {
+        let peer = match self.conns.get(port as usize) {
+            Some(Some(Conn { cred: Some(c), .. })) => Some(format!("pid {}, uid {}", c.pid, c.uid)),
+            _ => None,
+        };
+        ("bess", peer)
+    }
+
     fn register(&mut self, ctx: &mut Ctx<'_>) -> io::Result<()> {
         if ctx.max_frame != MAX_FRAME_LEN {
             self.tx = SendBatch::new(SEND_BATCH, ctx.max_frame);

@@ -77,6 +77,9 @@ struct Client {
     send_error_reported: bool,
     /// Set for a vde port.
     vde: Option<vde::PortFile>,
+    /// Who is on the port (management socket): the control connection's
+    /// pid and uid, or a vde client's description line.
+    peer: Option<String>,
 }
 
 /// What the connected socket of a port is watched for besides room: a
@@ -319,7 +322,12 @@ impl Daemon {
                 Action::Err(line) => err(&line),
                 Action::Register(addr) => {
                     let id = ctx.add_port(fd);
-                    self.add_client(id, addr);
+                    let peer = self
+                        .conns
+                        .get(&fd)
+                        .and_then(|c| peer_cred(c.stream.as_fd()).ok())
+                        .map(|c| format!("pid {}, uid {}", c.pid, c.uid));
+                    self.add_client(id, addr, peer);
                     if let Some(conn) = self.conns.get_mut(&fd) {
                         conn.port = Some(id);
                     }
@@ -371,7 +379,7 @@ impl Daemon {
         }
     }
 
-    fn add_client(&mut self, port: PortId, addr: SockAddrUn) {
+    fn add_client(&mut self, port: PortId, addr: SockAddrUn, peer: Option<String>) {
         let tx = connected_socket(&addr);
         self.by_addr.insert(addr.key(), port);
         let i = port as usize;
@@ -383,6 +391,7 @@ impl Daemon {
             tx,
             send_error_reported: false,
             vde: None,
+            peer,
         });
     }
 
@@ -408,7 +417,9 @@ impl Daemon {
         }
         let cred = peer_cred(conn.stream.as_fd()).ok().map(|c| (c.pid, c.uid));
         conn.port = Some(port);
-        conn.vde_reply = Some((sock.reply, vde::describe(fd, cred, request)));
+        let line = vde::describe(fd, cred, request);
+        let peer = line.trim_end().to_string();
+        conn.vde_reply = Some((sock.reply, line));
         let i = port as usize;
         if self.clients.len() <= i {
             self.clients.resize_with(i + 1, || None);
@@ -418,6 +429,7 @@ impl Daemon {
             tx: Some(sock.fd),
             send_error_reported: false,
             vde: Some(sock.file),
+            peer: Some(peer),
         });
         Ok(())
     }
@@ -531,6 +543,16 @@ impl Daemon {
 }
 
 impl Endpoint for Daemon {
+    fn port_info(&self, port: PortId) -> (&'static str, Option<String>) {
+        match self.clients.get(port as usize) {
+            Some(Some(c)) => (
+                if c.vde.is_some() { "vde" } else { "daemon" },
+                c.peer.clone(),
+            ),
+            _ => ("daemon", None),
+        }
+    }
+
     fn register(&mut self, ctx: &mut Ctx<'_>) -> io::Result<()> {
         self.me = ctx.endpoint;
         ctx.watch(&self.listener, SUB_LISTENER)?;

@@ -264,6 +264,10 @@ impl Mcast {
 }
 
 impl Endpoint for Mcast {
+    fn port_info(&self, _port: PortId) -> (&'static str, Option<String>) {
+        ("mcast", Some(self.describe_group()))
+    }
+
     fn register(&mut self, ctx: &mut Ctx<'_>) -> io::Result<()> {
         ctx.watch(&self.rx, 0)?;
         self.port = Some(ctx.add_port(self.label));

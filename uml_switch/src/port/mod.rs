@@ -217,6 +217,11 @@ pub trait Endpoint {
     /// counters, if it keeps any (on stderr).
     fn print_stats(&self, _prog: &str) {}
 
+    /// What `port` (one of this endpoint's) is, for the management
+    /// socket: its kind (`daemon`, `bess`, ...) and who is on it, when
+    /// known.
+    fn port_info(&self, port: PortId) -> (&'static str, Option<String>);
+
     /// The longest frame this endpoint's ports take (and are sent), given
     /// the switch's largest frame `max_frame`; frames longer than that are
     /// dropped and counted for the port. Default: `max_frame`.
@@ -270,6 +275,20 @@ struct PortEntry {
     label: RawFd,
     /// Frames dropped as longer than this port (or its sender) takes.
     oversized: u64,
+    traffic: Traffic,
+}
+
+/// A port's frame and byte counts (the management socket's `ports`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Frames received from the port and forwarded or dropped by the core.
+    pub frames_in: u64,
+    /// Their bytes.
+    pub bytes_in: u64,
+    /// Frames queued to the port.
+    pub frames_out: u64,
+    /// Their bytes.
+    pub bytes_out: u64,
 }
 
 /// Every port of the switch: its endpoint and its label (the number the
@@ -312,6 +331,32 @@ impl PortTable {
         }
     }
 
+    /// Counts a frame of `len` bytes received from `port`.
+    #[inline]
+    pub fn count_in(&mut self, port: PortId, len: usize) {
+        if let Some(Some(e)) = self.entries.get_mut(port as usize) {
+            e.traffic.frames_in += 1;
+            e.traffic.bytes_in += len as u64;
+        }
+    }
+
+    /// Counts a frame of `len` bytes queued to `port`.
+    #[inline]
+    pub fn count_out(&mut self, port: PortId, len: usize) {
+        if let Some(Some(e)) = self.entries.get_mut(port as usize) {
+            e.traffic.frames_out += 1;
+            e.traffic.bytes_out += len as u64;
+        }
+    }
+
+    /// The frame and byte counts of `port`.
+    pub fn traffic(&self, port: PortId) -> Traffic {
+        match self.entries.get(port as usize) {
+            Some(Some(e)) => e.traffic,
+            _ => Traffic::default(),
+        }
+    }
+
     /// Frames dropped as too long for `port` so far.
     pub fn oversized(&self, port: PortId) -> u64 {
         match self.entries.get(port as usize) {
@@ -330,6 +375,7 @@ impl PortTable {
             endpoint,
             label,
             oversized: 0,
+            traffic: Traffic::default(),
         });
         match self.free.pop() {
             Some(id) => {

@@ -407,6 +407,10 @@ fn is_link_down(e: &io::Error) -> bool {
 }
 
 impl Endpoint for Raw {
+    fn port_info(&self, _port: PortId) -> (&'static str, Option<String>) {
+        ("raw", Some(format!("interface {}", self.ifname)))
+    }
+
     fn register(&mut self, ctx: &mut Ctx<'_>) -> io::Result<()> {
         self.rx = PacketBatch::new(super::BATCH, RX_BUF);
         self.scratch = Vec::with_capacity(RX_BUF + 4);

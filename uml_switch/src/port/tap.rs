@@ -54,6 +54,10 @@ impl Tap {
 }
 
 impl Endpoint for Tap {
+    fn port_info(&self, _port: PortId) -> (&'static str, Option<String>) {
+        ("tap", None)
+    }
+
     fn register(&mut self, ctx: &mut Ctx<'_>) -> io::Result<()> {
         ctx.watch(&self.file, 0)?;
         self.port = Some(ctx.add_port(self.file.as_raw_fd()));

@@ -408,6 +408,10 @@ impl<C: Codec> Tunnel<C> {
 }
 
 impl<C: Codec> Endpoint for Tunnel<C> {
+    fn port_info(&self, _port: PortId) -> (&'static str, Option<String>) {
+        (self.config.kind.name(), Some(self.describe()))
+    }
+
     fn register(&mut self, ctx: &mut Ctx<'_>) -> io::Result<()> {
         if ctx.max_frame != MAX_FRAME_LEN {
             self.tx = SendBatch::new(SEND_BATCH, ctx.max_frame + MAX_HEADER);

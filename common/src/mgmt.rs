@@ -1,0 +1,416 @@
+//! The switch's management protocol (`uml_switch --mgmt PATH`,
+//! `docs/mgmt.md` §1-§4): one request per line on a unix stream socket, one
+//! answer per request. Pure: requests are parsed and answers formatted
+//! here; the switch fills in the data and does the I/O.
+//!
+//! A request is a line of at most [`MAX_LINE`] bytes of UTF-8 text ended
+//! by `\n`: a command and its words, separated by blanks, optionally
+//! preceded by the word `json`. A text answer is zero or more body lines
+//! followed by one status line, `ok` or `error: MESSAGE`; no body line is
+//! `ok` or starts with `error:`. A JSON answer is one line, an object
+//! with `"ok": true` and the command's data, or `"ok": false` and
+//! `"error"`.
+
+use serde::Serialize;
+
+/// The longest request line, `\n` included.
+pub const MAX_LINE: usize = 4096;
+
+/// The commands, with their one-line descriptions (`help`).
+pub const COMMANDS: &[(&str, &str)] = &[
+    ("help", "list the commands"),
+    (
+        "ports",
+        "list the ports: id, kind, peer, MACs learned, frames and bytes in and out, drops",
+    ),
+    (
+        "macs",
+        "show the MAC table: VLAN, MAC, port, seconds since last seen",
+    ),
+    ("counters", "show the switch's counters"),
+];
+
+/// A parsed request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// `help`.
+    Help,
+    /// `ports`.
+    Ports,
+    /// `macs`.
+    Macs,
+    /// `counters`.
+    Counters,
+}
+
+/// A request: its command and whether the answer is JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Request {
+    /// The command.
+    pub command: Command,
+    /// `json COMMAND`: answer in JSON.
+    pub json: bool,
+}
+
+/// Why a request line is refused (the answer's message).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// Not UTF-8.
+    #[error("the request is not UTF-8 text")]
+    NotText,
+    /// Nothing but blanks.
+    #[error("empty request (try 'help')")]
+    Empty,
+    /// An unknown command.
+    #[error("unknown command '{0}' (try 'help')")]
+    Unknown(String),
+    /// Words after a command that takes none.
+    #[error("'{0}' takes no arguments")]
+    Arguments(&'static str),
+    /// Longer than [`MAX_LINE`].
+    #[error("request longer than {MAX_LINE} bytes")]
+    TooLong,
+}
+
+impl RequestError {
+    /// Whether the request was JSON (so is the error answer).
+    fn json_of(line: &[u8]) -> bool {
+        line.split(|b| b.is_ascii_whitespace())
+            .find(|w| !w.is_empty())
+            .is_some_and(|w| w == b"json")
+    }
+}
+
+/// Parses one request line (without its `\n`). The error comes with
+/// whether its answer must be JSON.
+pub fn parse(line: &[u8]) -> Result<Request, (RequestError, bool)> {
+    let json = RequestError::json_of(line);
+    let text = std::str::from_utf8(line).map_err(|_| (RequestError::NotText, json))?;
+    let mut words = text.split_ascii_whitespace();
+    let mut first = words.next();
+    if first == Some("json") {
+        first = words.next();
+    }
+    let Some(name) = first else {
+        return Err((RequestError::Empty, json));
+    };
+    let command = match name {
+        "help" => Command::Help,
+        "ports" => Command::Ports,
+        "macs" => Command::Macs,
+        "counters" => Command::Counters,
+        other => {
+            let shown: String = other.chars().take(64).collect();
+            return Err((RequestError::Unknown(shown), json));
+        }
+    };
+    if words.next().is_some() {
+        let name = COMMANDS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or("command", |(n, _)| n);
+        return Err((RequestError::Arguments(name), json));
+    }
+    Ok(Request { command, json })
+}
+
+/// One port, as `ports` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PortRow {
+    /// The number the switch's messages print (a descriptor).
+    pub id: i32,
+    /// `daemon`, `vde`, `bess`, `tap`, `l2tpv3`, `gre`, `raw`, `mcast`.
+    pub kind: &'static str,
+    /// Who is on it, when known (pid and uid, a vde client's
+    /// description, a tunnel's addresses, an interface).
+    pub peer: Option<String>,
+    /// Access VLAN (0: the default VLAN).
+    pub vlan: u16,
+    /// MAC addresses learned on it.
+    pub macs: usize,
+    /// Frames received from it.
+    pub frames_in: u64,
+    /// Their bytes.
+    pub bytes_in: u64,
+    /// Frames forwarded to it.
+    pub frames_out: u64,
+    /// Their bytes.
+    pub bytes_out: u64,
+    /// Frames dropped as longer than it takes.
+    pub drops_oversized: u64,
+}
+
+/// One entry of the MAC table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MacRow {
+    /// Its VLAN (0: the default VLAN).
+    pub vlan: u16,
+    /// The address, `aa:bb:cc:dd:ee:ff`.
+    pub mac: String,
+    /// The port's id.
+    pub port: i32,
+    /// Seconds since it was last seen.
+    pub age: u32,
+}
+
+/// The answer to `help`.
+pub fn help(json: bool) -> String {
+    if json {
+        let cmds: Vec<serde_json::Value> = COMMANDS
+            .iter()
+            .map(|(n, d)| serde_json::json!({"command": n, "description": d}))
+            .collect();
+        return json_line(serde_json::json!({"ok": true, "commands": cmds}));
+    }
+    let mut s = String::new();
+    for (name, what) in COMMANDS {
+        s.push_str(&format!("{name:<10}{what}\n"));
+    }
+    s.push_str("(any command after 'json': the answer as one JSON object)\nok\n");
+    s
+}
+
+/// The answer to `ports`.
+pub fn ports(rows: &[PortRow], json: bool) -> String {
+    if json {
+        return json_line(serde_json::json!({"ok": true, "ports": rows}));
+    }
+    let mut s = String::from(
+        "port kind     vlan macs  frames_in   bytes_in frames_out  bytes_out oversized peer\n",
+    );
+    for r in rows {
+        s.push_str(&format!(
+            "{:<4} {:<8} {:>4} {:>4} {:>10} {:>10} {:>10} {:>10} {:>9} {}\n",
+            r.id,
+            r.kind,
+            r.vlan,
+            r.macs,
+            r.frames_in,
+            r.bytes_in,
+            r.frames_out,
+            r.bytes_out,
+            r.drops_oversized,
+            r.peer.as_deref().map_or("-".to_string(), one_line),
+        ));
+    }
+    s.push_str("ok\n");
+    s
+}
+
+/// The answer to `macs`.
+pub fn macs(rows: &[MacRow], json: bool) -> String {
+    if json {
+        return json_line(serde_json::json!({"ok": true, "macs": rows}));
+    }
+    let mut s = String::from("vlan mac               port   age\n");
+    for r in rows {
+        s.push_str(&format!(
+            "{:<4} {} {:<6} {:>5}\n",
+            r.vlan, r.mac, r.port, r.age
+        ));
+    }
+    s.push_str("ok\n");
+    s
+}
+
+/// The answer to `counters`: name and value pairs, in order.
+pub fn counters(pairs: &[(&str, u64)], json: bool) -> String {
+    if json {
+        let map: serde_json::Map<String, serde_json::Value> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
+            .collect();
+        return json_line(serde_json::json!({"ok": true, "counters": map}));
+    }
+    let mut s = String::new();
+    for (name, value) in pairs {
+        s.push_str(&format!("{name} {value}\n"));
+    }
+    s.push_str("ok\n");
+    s
+}
+
+/// An error answer.
+pub fn error(message: &str, json: bool) -> String {
+    if json {
+        return json_line(serde_json::json!({"ok": false, "error": message}));
+    }
+    format!("error: {}\n", one_line(message))
+}
+
+/// Whether `line` (without `\n`) ends a text answer, and how: `Some(Ok)`
+/// for `ok`, `Some(Err(message))` for `error: MESSAGE`.
+pub fn status_of(line: &str) -> Option<Result<(), String>> {
+    if line == "ok" {
+        Some(Ok(()))
+    } else {
+        line.strip_prefix("error: ").map(|m| Err(m.to_string()))
+    }
+}
+
+/// Whether a JSON answer line says `"ok": true`.
+pub fn json_ok(line: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(line)
+        .ok()
+        .and_then(|v| v.get("ok").and_then(serde_json::Value::as_bool))
+        .unwrap_or(false)
+}
+
+fn json_line(v: serde_json::Value) -> String {
+    let mut s = v.to_string();
+    s.push('\n');
+    s
+}
+
+/// `text` on one line: control characters shown as `?`.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(line: &str) -> Request {
+        parse(line.as_bytes()).unwrap()
+    }
+
+    fn refused(line: &[u8]) -> (RequestError, bool) {
+        parse(line).unwrap_err()
+    }
+
+    #[test]
+    fn requests_are_words_optionally_after_json() {
+        assert_eq!(
+            ok("ports"),
+            Request {
+                command: Command::Ports,
+                json: false
+            }
+        );
+        assert_eq!(
+            ok("  json\tmacs  "),
+            Request {
+                command: Command::Macs,
+                json: true
+            }
+        );
+        assert_eq!(ok("counters").command, Command::Counters);
+        assert_eq!(ok("help").command, Command::Help);
+        assert_eq!(refused(b""), (RequestError::Empty, false));
+        assert_eq!(refused(b"json"), (RequestError::Empty, true));
+        assert_eq!(
+            refused(b"json frob"),
+            (RequestError::Unknown("frob".into()), true)
+        );
+        assert_eq!(
+            refused(b"ports all"),
+            (RequestError::Arguments("ports"), false)
+        );
+        assert_eq!(refused(b"ports \xff"), (RequestError::NotText, false));
+        assert_eq!(refused(b"json \xff"), (RequestError::NotText, true));
+        // An unknown command is echoed cut short, on one line.
+        let (e, _) = refused(&[b'x'; 1000]);
+        assert_eq!(
+            e.to_string().len(),
+            "unknown command '' (try 'help')".len() + 64
+        );
+    }
+
+    #[test]
+    fn text_answers_end_in_one_status_line() {
+        let rows = [PortRow {
+            id: 5,
+            kind: "bess",
+            peer: Some("pid 42, uid 1000\nsecond line".into()),
+            vlan: 0,
+            macs: 1,
+            frames_in: 3,
+            bytes_in: 180,
+            frames_out: 2,
+            bytes_out: 120,
+            drops_oversized: 0,
+        }];
+        let text = ports(&rows, false);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(lines[1].starts_with("5    bess        0    1          3        180"));
+        assert!(
+            lines[1].ends_with(" pid 42, uid 1000?second line"),
+            "{text}"
+        );
+        assert_eq!(status_of(lines[2]), Some(Ok(())));
+        for l in &lines[..2] {
+            assert_eq!(status_of(l), None, "{l}");
+        }
+        let m = macs(
+            &[MacRow {
+                vlan: 10,
+                mac: "02:00:00:00:00:01".into(),
+                port: 5,
+                age: 7,
+            }],
+            false,
+        );
+        assert_eq!(
+            m,
+            "vlan mac               port   age\n10   02:00:00:00:00:01 5          7\nok\n"
+        );
+        assert_eq!(
+            counters(&[("frames_in", 3), ("frames_out", 2)], false),
+            "frames_in 3\nframes_out 2\nok\n"
+        );
+        assert_eq!(error("bad\nthing", false), "error: bad?thing\n");
+        assert_eq!(status_of("error: bad?thing"), Some(Err("bad?thing".into())));
+        assert!(help(false).ends_with("ok\n"));
+        assert_eq!(
+            help(false)
+                .lines()
+                .filter(|l| status_of(l).is_some())
+                .count(),
+            1
+        );
+    }
+
+    #[test]
+    fn json_answers_are_one_object_per_line() {
+        let rows = [PortRow {
+            id: 5,
+            kind: "daemon",
+            peer: None,
+            vlan: 0,
+            macs: 0,
+            frames_in: 0,
+            bytes_in: 0,
+            frames_out: 1,
+            bytes_out: 60,
+            drops_oversized: 0,
+        }];
+        for answer in [
+            ports(&rows, true),
+            macs(&[], true),
+            counters(&[("frames_in", 1)], true),
+            help(true),
+            error("unknown command 'x'", true),
+        ] {
+            assert_eq!(answer.matches('\n').count(), 1, "{answer}");
+            let v: serde_json::Value = serde_json::from_str(&answer).unwrap();
+            assert!(v["ok"].is_boolean(), "{answer}");
+        }
+        let v: serde_json::Value = serde_json::from_str(&ports(&rows, true)).unwrap();
+        assert_eq!(v["ports"][0]["kind"], "daemon");
+        assert_eq!(v["ports"][0]["bytes_out"], 60);
+        assert!(v["ports"][0]["peer"].is_null());
+        let v: serde_json::Value =
+            serde_json::from_str(&counters(&[("frames_in", 1)], true)).unwrap();
+        assert_eq!(v["counters"]["frames_in"], 1);
+        assert!(json_ok(&help(true)) && !json_ok(&error("x", true)) && !json_ok("ok"));
+        let v: serde_json::Value = serde_json::from_str(&error("x", true)).unwrap();
+        assert_eq!(
+            (v["ok"].as_bool(), v["error"].as_str()),
+            (Some(false), Some("x"))
+        );
+    }
+}

@@ -1,0 +1,342 @@
+//! The switch's management socket (`--mgmt PATH`, `docs/mgmt.md`): the
+//! client (`uml_switch --mgmt PATH COMMAND...`) lists the ports, MACs and
+//! counters of a running switch with daemon and bess ports, the figures
+//! follow the traffic exactly, hostile clients (endless lines, non-text,
+//! clients that never read, too many clients) hurt nobody else, and bad
+//! options are refused before anything starts. Ours only: the C switch
+//! has no management socket.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use uml_integration_tests::run_with_timeout;
+use uml_integration_tests::switch_client::{
+    frame, learned_port, mac, mac_str, new_temp_dir, BessClient, FramePort, RunningSwitch,
+    SwitchBinary, SwitchMode, BROADCAST, WAIT,
+};
+
+macro_rules! require_ours {
+    () => {
+        if SwitchBinary::under_test().is_c_reference {
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIP: --mgmt is not an option of the C switch"
+            );
+            return;
+        }
+    };
+}
+
+/// A switch with `-unix DIR/ctl --bess DIR/bess --mgmt DIR/mgmt` and more
+/// arguments; the bess and management paths.
+fn start(extra: &[&str]) -> (RunningSwitch, PathBuf, PathBuf) {
+    let dir = new_temp_dir();
+    let bess = dir.path().join("bess");
+    let mgmt = dir.path().join("mgmt");
+    let mut args: Vec<OsString> = vec![
+        "--bess".into(),
+        bess.clone().into(),
+        "--mgmt".into(),
+        mgmt.clone().into(),
+    ];
+    args.extend(extra.iter().map(OsString::from));
+    match RunningSwitch::start_in_with_args(dir, SwitchMode::default(), &args) {
+        Ok(sw) => (sw, bess, mgmt),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// `uml_switch --mgmt PATH WORDS...`: status, stdout, stderr.
+fn client(path: &Path, words: &[&str]) -> (i32, String, String) {
+    let mut cmd = Command::new(&SwitchBinary::under_test().path);
+    cmd.arg("--mgmt").arg(path).args(words);
+    let out = run_with_timeout(&mut cmd, WAIT);
+    (
+        out.code.unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The rows of `ports` (without the header), split into columns.
+fn port_rows(path: &Path) -> Vec<Vec<String>> {
+    let (status, out, err) = client(path, &["ports"]);
+    assert_eq!(status, 0, "ports: {err}");
+    let mut lines = out.lines();
+    assert!(
+        lines.next().is_some_and(|h| h.starts_with("port kind")),
+        "{out}"
+    );
+    lines
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .collect()
+}
+
+fn row<'a>(rows: &'a [Vec<String>], label: &str) -> &'a [String] {
+    rows.iter()
+        .find(|r| r[0] == label)
+        .unwrap_or_else(|| panic!("no port {label} in {rows:?}"))
+}
+
+fn num(row: &[String], column: usize) -> u64 {
+    row[column].parse().unwrap()
+}
+
+// Columns of `ports`.
+const KIND: usize = 1;
+const MACS: usize = 3;
+const FRAMES_IN: usize = 4;
+const BYTES_IN: usize = 5;
+const FRAMES_OUT: usize = 6;
+const BYTES_OUT: usize = 7;
+
+#[test]
+fn ports_macs_and_counters_follow_the_traffic() {
+    require_ours!();
+    let (mut sw, bess, mgmt) = start(&[]);
+    assert!(
+        sw.stdout().contains(&format!(
+            "management socket '{}': {} --mgmt {} help",
+            mgmt.display(),
+            sw.binary().path.display(),
+            mgmt.display()
+        )),
+        "{}",
+        sw.output_report()
+    );
+    let mode = std::fs::metadata(&mgmt).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "default mode");
+
+    let d = sw.port();
+    let b = BessClient::connect(&bess).unwrap();
+    sw.wait_until(WAIT, |s| s.stdout().contains("New bess connection"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let from_d = frame(BROADCAST, mac(1), b"hello from the daemon port");
+    d.send(&from_d);
+    assert_eq!(b.recv_frame(WAIT).as_deref(), Some(&from_d[..]));
+    let from_b = frame(mac(1), mac(2), b"unicast from bess");
+    b.send(&from_b);
+    assert_eq!(d.recv_frame(WAIT).as_deref(), Some(&from_b[..]));
+    let d_label = learned_port(&mut sw, mac(1));
+    let b_label = learned_port(&mut sw, mac(2));
+
+    let rows = port_rows(&mgmt);
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let rd = row(&rows, &d_label);
+    let rb = row(&rows, &b_label);
+    assert_eq!((rd[KIND].as_str(), rb[KIND].as_str()), ("daemon", "bess"));
+    assert_eq!((num(rd, MACS), num(rb, MACS)), (1, 1));
+    assert_eq!(
+        (num(rd, FRAMES_IN), num(rd, BYTES_IN)),
+        (1, from_d.len() as u64)
+    );
+    assert_eq!(
+        (num(rd, FRAMES_OUT), num(rd, BYTES_OUT)),
+        (1, from_b.len() as u64)
+    );
+    assert_eq!(
+        (num(rb, FRAMES_IN), num(rb, FRAMES_OUT)),
+        (1, 1),
+        "{rows:?}"
+    );
+    // Who is on the ports: this test process, over both kinds.
+    let me = format!("pid {},", std::process::id());
+    let (_, text, _) = client(&mgmt, &["ports"]);
+    assert_eq!(text.matches(&me).count(), 2, "{text}");
+
+    // The counters move by exactly what was sent.
+    for i in 0..10u8 {
+        d.send(&frame(mac(2), mac(1), &[i; 50]));
+        assert!(b.recv_frame(WAIT).is_some());
+    }
+    let rows = port_rows(&mgmt);
+    assert_eq!(num(row(&rows, &d_label), FRAMES_IN), 11);
+    assert_eq!(num(row(&rows, &b_label), FRAMES_OUT), 11);
+
+    let (status, macs, _) = client(&mgmt, &["macs"]);
+    assert_eq!(status, 0);
+    for (m, label) in [(mac(1), &d_label), (mac(2), &b_label)] {
+        let line = macs
+            .lines()
+            .find(|l| l.contains(&mac_str(m)))
+            .unwrap_or_else(|| panic!("{} not in\n{macs}", mac_str(m)));
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!((cols[0], cols[2]), ("0", label.as_str()), "{line}");
+    }
+
+    // JSON: one object, the same figures.
+    let (status, json, _) = client(&mgmt, &["json", "counters"]);
+    assert_eq!(status, 0);
+    assert_eq!(json.lines().count(), 1, "{json}");
+    assert!(
+        json.contains("\"ok\":true") && json.contains("\"frames_in\":12"),
+        "{json}"
+    );
+    let (status, json, _) = client(&mgmt, &["json", "ports"]);
+    assert_eq!(status, 0);
+    assert!(
+        json.contains("\"kind\":\"bess\"") && json.contains("\"frames_in\":11"),
+        "{json}"
+    );
+
+    // Errors: status 1, the message on stderr.
+    let (status, out, err) = client(&mgmt, &["frob"]);
+    assert_eq!((status, out.as_str()), (1, ""));
+    assert!(err.contains("unknown command 'frob' (try 'help')"), "{err}");
+    let (status, out, _) = client(&mgmt, &["json", "frob"]);
+    assert_eq!(status, 1);
+    assert!(out.contains("\"ok\":false"), "{out}");
+    let (status, _, _) = client(&mgmt, &["help"]);
+    assert_eq!(status, 0);
+
+    // At exit the socket goes with the others.
+    drop(d);
+    drop(b);
+    let dir = sw.dir().to_path_buf();
+    drop(sw);
+    assert!(!dir.join("mgmt").exists() || !dir.exists());
+}
+
+/// Reads one answer line from `s`.
+fn line(s: &mut BufReader<UnixStream>) -> String {
+    let mut l = String::new();
+    s.read_line(&mut l).unwrap();
+    l
+}
+
+fn connect(path: &Path) -> BufReader<UnixStream> {
+    let s = UnixStream::connect(path).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    BufReader::new(s)
+}
+
+#[test]
+fn hostile_clients_hurt_nobody_else() {
+    require_ours!();
+    let (sw, bess, mgmt) = start(&["--mgmt-mode", "0660"]);
+    let mode = std::fs::metadata(&mgmt).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o660);
+    let d = sw.port();
+    let b = BessClient::connect(&bess).unwrap();
+
+    // Not text: an error answer, and the connection goes on.
+    let mut odd = connect(&mgmt);
+    odd.get_mut().write_all(b"ports \xff\xfe\nhelp\n").unwrap();
+    assert_eq!(line(&mut odd), "error: the request is not UTF-8 text\n");
+    let mut help = String::new();
+    loop {
+        let l = line(&mut odd);
+        help.push_str(&l);
+        if l == "ok\n" || l.is_empty() {
+            break;
+        }
+    }
+    assert!(help.starts_with("help "), "{help}");
+
+    // An endless line: an error, then the switch hangs up.
+    let mut endless = connect(&mgmt);
+    endless.get_mut().write_all(&[b'x'; 5000]).unwrap();
+    assert_eq!(
+        line(&mut endless),
+        "error: request longer than 4096 bytes\n"
+    );
+    let mut rest = Vec::new();
+    endless.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty());
+
+    // A client that asks and never reads is dropped once 1 MiB of answers
+    // waits for it; the switch goes on meanwhile.
+    let mut greedy = UnixStream::connect(&mgmt).unwrap();
+    greedy
+        .set_write_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let ask = b"help\n".repeat(1000);
+    let mut hung_up = false;
+    for _ in 0..2000 {
+        if greedy.write_all(&ask).is_err() {
+            hung_up = true;
+            break;
+        }
+    }
+    assert!(hung_up, "a client that never reads was never disconnected");
+
+    // Too many clients: the extra one is told so; the first ones work.
+    let crowd: Vec<BufReader<UnixStream>> = (0..64).map(|_| connect(&mgmt)).collect();
+    let mut extra = connect(&mgmt);
+    assert_eq!(
+        line(&mut extra),
+        "error: too many management clients; try again later\n"
+    );
+    drop(crowd);
+    let f = frame(BROADCAST, mac(1), b"still switching");
+    d.send(&f);
+    assert_eq!(b.recv_frame(WAIT).as_deref(), Some(&f[..]));
+    let ok = (0..50).any(|_| {
+        let (status, _, _) = client(&mgmt, &["counters"]);
+        status == 0 || {
+            std::thread::sleep(Duration::from_millis(20));
+            false
+        }
+    });
+    assert!(ok, "{}", sw.output_report());
+}
+
+#[test]
+fn bad_management_options_are_refused_before_anything_starts() {
+    require_ours!();
+    let prog = SwitchBinary::under_test().path;
+    let dir = new_temp_dir();
+    let ctl = dir.path().join("ctl");
+    let file = dir.path().join("plain");
+    std::fs::write(&file, b"not a socket").unwrap();
+    let cases: [(Vec<OsString>, String); 3] = [
+        (
+            vec![
+                "--mgmt".into(),
+                dir.path().join("m").into(),
+                "--mgmt-mode".into(),
+                "999".into(),
+            ],
+            format!(
+                "{}: --mgmt-mode '999': expected permissions in octal, such as 0600 or 0660\n",
+                prog.display()
+            ),
+        ),
+        (
+            vec!["--mgmt-mode".into(), "0600".into()],
+            format!("{}: --mgmt-mode needs --mgmt PATH\n", prog.display()),
+        ),
+        (
+            vec!["--mgmt".into(), file.clone().into()],
+            format!(
+                "{}: --mgmt '{}': exists and is not a socket\n",
+                prog.display(),
+                file.display()
+            ),
+        ),
+    ];
+    for (args, want) in cases {
+        let mut cmd = Command::new(&prog);
+        cmd.arg("-unix").arg(&ctl).args(&args);
+        let out = run_with_timeout(&mut cmd, WAIT);
+        assert_eq!(out.code, Some(1), "{args:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), want, "{args:?}");
+        assert!(!ctl.exists(), "{args:?}: the control socket was left");
+        assert!(!dir.path().join("m").exists());
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), b"not a socket");
+    // No switch there: the client says so.
+    let (status, out, err) = client(&dir.path().join("none"), &["ports"]);
+    assert_eq!((status, out.as_str()), (1, ""));
+    assert!(
+        err.contains("management socket") && err.contains("No such file"),
+        "{err}"
+    );
+}
