@@ -13,6 +13,8 @@
 
 use serde::Serialize;
 
+use crate::vlan::{Vid, VidSet};
+
 /// The longest request line, `\n` included.
 pub const MAX_LINE: usize = 4096;
 
@@ -28,11 +30,26 @@ pub const COMMANDS: &[(&str, &str)] = &[
         "show the MAC table: VLAN, MAC, port, seconds since last seen",
     ),
     ("counters", "show the switch's counters"),
+    (
+        "vlan",
+        "vlan PORT [access=VLAN|access=0] [trunk=LIST|trunk=-]: set a port's VLANs \
+         (access: its untagged frames; trunk: the VLANs it carries tagged, e.g. 10,20-29)",
+    ),
 ];
 
 /// A parsed request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
+    /// `vlan PORT [access=V] [trunk=LIST]`: what to change (`None`: keep;
+    /// `access=0`: the default VLAN).
+    Vlan {
+        /// The port's id (as printed).
+        label: i32,
+        /// The new access VLAN.
+        access: Option<Option<Vid>>,
+        /// The new trunk VLANs (boxed: a set is 512 bytes).
+        trunk: Option<Box<VidSet>>,
+    },
     /// `help`.
     Help,
     /// `ports`.
@@ -44,7 +61,7 @@ pub enum Command {
 }
 
 /// A request: its command and whether the answer is JSON.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
     /// The command.
     pub command: Command,
@@ -70,6 +87,9 @@ pub enum RequestError {
     /// Longer than [`MAX_LINE`].
     #[error("request longer than {MAX_LINE} bytes")]
     TooLong,
+    /// A bad argument of a command.
+    #[error("{0}")]
+    BadArgument(String),
 }
 
 impl RequestError {
@@ -99,6 +119,11 @@ pub fn parse(line: &[u8]) -> Result<Request, (RequestError, bool)> {
         "ports" => Command::Ports,
         "macs" => Command::Macs,
         "counters" => Command::Counters,
+        "vlan" => {
+            return parse_vlan(words)
+                .map(|command| Request { command, json })
+                .map_err(|e| (e, json))
+        }
         other => {
             let shown: String = other.chars().take(64).collect();
             return Err((RequestError::Unknown(shown), json));
@@ -114,6 +139,49 @@ pub fn parse(line: &[u8]) -> Result<Request, (RequestError, bool)> {
     Ok(Request { command, json })
 }
 
+/// `vlan PORT [access=V|access=0] [trunk=LIST|trunk=-]`.
+fn parse_vlan<'a>(mut words: impl Iterator<Item = &'a str>) -> Result<Command, RequestError> {
+    let usage = || {
+        RequestError::BadArgument(
+            "usage: vlan PORT [access=VLAN|access=0] [trunk=LIST|trunk=-]".to_string(),
+        )
+    };
+    let label: i32 = words
+        .next()
+        .and_then(|w| w.parse().ok())
+        .ok_or_else(usage)?;
+    let (mut access, mut trunk) = (None, None);
+    let mut any = false;
+    for w in words {
+        any = true;
+        let bad = |e: crate::vlan::VlanError| RequestError::BadArgument(e.to_string());
+        match w.split_once('=') {
+            Some(("access", "0")) => access = Some(None),
+            Some(("access", v)) => access = Some(Some(v.parse().map_err(bad)?)),
+            Some(("trunk", "-")) => trunk = Some(Box::default()),
+            Some(("trunk", v)) => trunk = Some(Box::new(v.parse().map_err(bad)?)),
+            _ => return Err(usage()),
+        }
+    }
+    if !any {
+        return Err(usage());
+    }
+    Ok(Command::Vlan {
+        label,
+        access,
+        trunk,
+    })
+}
+
+/// The answer to a command that only acts (`vlan`).
+pub fn done(json: bool) -> String {
+    if json {
+        json_line(serde_json::json!({"ok": true}))
+    } else {
+        "ok\n".to_string()
+    }
+}
+
 /// One port, as `ports` lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PortRow {
@@ -126,6 +194,8 @@ pub struct PortRow {
     pub peer: Option<String>,
     /// Access VLAN (0: the default VLAN).
     pub vlan: u16,
+    /// Trunk VLANs (`10,20-29`; `-`: none).
+    pub trunk: String,
     /// MAC addresses learned on it.
     pub macs: usize,
     /// Frames received from it.
@@ -176,14 +246,15 @@ pub fn ports(rows: &[PortRow], json: bool) -> String {
         return json_line(serde_json::json!({"ok": true, "ports": rows}));
     }
     let mut s = String::from(
-        "port kind     vlan macs  frames_in   bytes_in frames_out  bytes_out oversized peer\n",
+        "port kind     vlan trunk      macs  frames_in   bytes_in frames_out  bytes_out oversized peer\n",
     );
     for r in rows {
         s.push_str(&format!(
-            "{:<4} {:<8} {:>4} {:>4} {:>10} {:>10} {:>10} {:>10} {:>9} {}\n",
+            "{:<4} {:<8} {:>4} {:<10} {:>4} {:>10} {:>10} {:>10} {:>10} {:>9} {}\n",
             r.id,
             r.kind,
             r.vlan,
+            r.trunk,
             r.macs,
             r.frames_in,
             r.bytes_in,
@@ -320,12 +391,60 @@ mod tests {
     }
 
     #[test]
+    fn vlan_requests() {
+        assert_eq!(
+            ok("vlan 5 access=10 trunk=20-22").command,
+            Command::Vlan {
+                label: 5,
+                access: Some(Vid::new(10)),
+                trunk: Some(Box::new("20-22".parse().unwrap()))
+            }
+        );
+        assert_eq!(
+            ok("vlan 7 access=0").command,
+            Command::Vlan {
+                label: 7,
+                access: Some(None),
+                trunk: None
+            }
+        );
+        assert_eq!(
+            ok("vlan 7 trunk=-").command,
+            Command::Vlan {
+                label: 7,
+                access: None,
+                trunk: Some(Box::default())
+            }
+        );
+        for bad in [
+            "vlan",
+            "vlan x",
+            "vlan 5",
+            "vlan 5 access=4095",
+            "vlan 5 mode=x",
+            "vlan 5 trunk=9-3",
+        ] {
+            assert!(
+                matches!(refused(bad.as_bytes()).0, RequestError::BadArgument(_)),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            refused(b"vlan 5 access=4095").0.to_string(),
+            "'4095' is not a VLAN id (1-4094)"
+        );
+        assert_eq!(done(false), "ok\n");
+        assert!(json_ok(&done(true)));
+    }
+
+    #[test]
     fn text_answers_end_in_one_status_line() {
         let rows = [PortRow {
             id: 5,
             kind: "bess",
             peer: Some("pid 42, uid 1000\nsecond line".into()),
             vlan: 0,
+            trunk: "-".into(),
             macs: 1,
             frames_in: 3,
             bytes_in: 180,
@@ -336,7 +455,10 @@ mod tests {
         let text = ports(&rows, false);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3, "{text}");
-        assert!(lines[1].starts_with("5    bess        0    1          3        180"));
+        assert!(
+            lines[1].starts_with("5    bess        0 -             1          3        180"),
+            "{text}"
+        );
         assert!(
             lines[1].ends_with(" pid 42, uid 1000?second line"),
             "{text}"
@@ -381,6 +503,7 @@ mod tests {
             kind: "daemon",
             peer: None,
             vlan: 0,
+            trunk: "-".into(),
             macs: 0,
             frames_in: 0,
             bytes_in: 0,

@@ -24,6 +24,7 @@ use crate::setup::setup;
 use crate::signals;
 use crate::Error;
 use uml_common::mgmt as mgmt_proto;
+use uml_common::vlan;
 
 /// MAC aging period (C: 2 s).
 const AGING_PERIOD: Duration = Duration::from_secs(2);
@@ -66,6 +67,8 @@ pub struct Switch {
     next_aging: Instant,
     /// The management socket (`--mgmt`).
     mgmt: Option<Mgmt>,
+    /// Room for a frame whose VLAN tag is added or removed on its way out.
+    vlan_buf: Vec<u8>,
 }
 
 impl std::fmt::Debug for Switch {
@@ -127,6 +130,7 @@ impl Switch {
             last_unknown_notice: None,
             next_aging: now + AGING_PERIOD,
             mgmt,
+            vlan_buf: Vec::with_capacity(max_frame + vlan::TAG_LEN),
         };
         let ev = |t| EpollEvent::new(EpollFlags::EPOLLIN, t);
         let mut failure = sw
@@ -272,6 +276,7 @@ impl Switch {
             now_secs,
             last_unknown_notice,
             limits,
+            vlan_buf,
             ..
         } = self;
         for &received in &inbox.frames {
@@ -283,9 +288,19 @@ impl Switch {
             }
             let frame = inbox.bytes(received);
             ports.count_in(from, frame.len());
+            // With VLANs: the frame's VLAN on its port (else the default
+            // VLAN, tags untouched).
+            let class = if ports.vlans_in_use() {
+                ports.vlans(from).classify(frame)
+            } else {
+                vlan::Classified {
+                    vlan: 0,
+                    tagged: false,
+                }
+            };
             let mut table_full = 0u64;
             let mut unknown: Option<[u8; 6]> = None;
-            let verdict = forwarder.forward(from, 0, frame, *now_secs, |ev| match ev {
+            let verdict = forwarder.forward(from, class.vlan, frame, *now_secs, |ev| match ev {
                 Event::Learned { mac, port, old, .. } => {
                     let mut line =
                         format!(" Addr: {mac} New port {}", ports.label(port).unwrap_or(-1));
@@ -306,6 +321,14 @@ impl Switch {
             let mut deliver = |to: PortId| {
                 let Some(ep) = ports.endpoint(to) else {
                     return;
+                };
+                let frame = if ports.vlans_in_use() {
+                    match ports.vlans(to).egress(class.vlan) {
+                        vlan::Egress::NotMember => return,
+                        egress => vlan::rewrite(frame, class, egress, vlan_buf),
+                    }
+                } else {
+                    frame
                 };
                 if frame.len() > limits[ep as usize] {
                     // Not truncated: a cut frame is of no use to anyone.
@@ -478,8 +501,56 @@ impl Switch {
         let Some(mut m) = self.mgmt.take() else {
             return;
         };
-        m.ready(token, flags, &self.epoll, &mut |req| self.answer(req));
+        let epoll = &self.epoll;
+        let mut pending_vlans = Vec::new();
+        m.ready(token, flags, epoll, &mut |req| {
+            if let mgmt_proto::Command::Vlan {
+                label,
+                access,
+                trunk,
+            } = &req.command
+            {
+                // Applied below (the tables are borrowed here); the answer
+                // says what will be done, or why not.
+                return match self.vlan_change(*label, *access, trunk) {
+                    Ok(change) => {
+                        pending_vlans.push(change);
+                        mgmt_proto::done(req.json)
+                    }
+                    Err(e) => mgmt_proto::error(&e, req.json),
+                };
+            }
+            self.answer(req)
+        });
+        for (port, vlans) in pending_vlans {
+            if self.ports.set_vlans(port, vlans) {
+                // Its addresses were learned in its old VLANs.
+                self.forwarder.table.purge_port(port);
+            }
+        }
         self.mgmt = Some(m);
+    }
+
+    /// What `vlan LABEL [access=V] [trunk=LIST]` would set, or why not.
+    fn vlan_change(
+        &self,
+        label: i32,
+        access: Option<Option<vlan::Vid>>,
+        trunk: &Option<Box<vlan::VidSet>>,
+    ) -> Result<(PortId, vlan::PortVlans), String> {
+        let port = self
+            .ports
+            .by_label(label)
+            .ok_or_else(|| format!("no port {label}"))?;
+        let now = self.ports.vlans(port);
+        let access = access.unwrap_or_else(|| vlan::Vid::new(now.access()));
+        let trunk = trunk
+            .as_deref()
+            .cloned()
+            .unwrap_or_else(|| now.trunk().clone());
+        vlan::PortVlans::new(access, trunk)
+            .map(|v| (port, v))
+            .map_err(|e| e.to_string())
     }
 
     /// The answer to a management request.
@@ -487,6 +558,7 @@ impl Switch {
         use mgmt_proto::Command;
         let json = req.json;
         match req.command {
+            Command::Vlan { .. } => mgmt_proto::error("internal: vlan is handled apart", json),
             Command::Help => mgmt_proto::help(json),
             Command::Ports => {
                 let entries = self.forwarder.table.entries(self.now_secs);
@@ -500,7 +572,8 @@ impl Switch {
                             id: label,
                             kind,
                             peer,
-                            vlan: 0,
+                            vlan: self.ports.vlans(id).access(),
+                            trunk: self.ports.vlans(id).trunk().to_string(),
                             macs: entries.iter().filter(|e| e.2 == id).count(),
                             frames_in: t.frames_in,
                             bytes_in: t.bytes_in,

@@ -91,11 +91,13 @@ fn num(row: &[String], column: usize) -> u64 {
 
 // Columns of `ports`.
 const KIND: usize = 1;
-const MACS: usize = 3;
-const FRAMES_IN: usize = 4;
-const BYTES_IN: usize = 5;
-const FRAMES_OUT: usize = 6;
-const BYTES_OUT: usize = 7;
+const VLAN: usize = 2;
+const TRUNK: usize = 3;
+const MACS: usize = 4;
+const FRAMES_IN: usize = 5;
+const BYTES_IN: usize = 6;
+const FRAMES_OUT: usize = 7;
+const BYTES_OUT: usize = 8;
 
 #[test]
 fn ports_macs_and_counters_follow_the_traffic() {
@@ -286,6 +288,125 @@ fn hostile_clients_hurt_nobody_else() {
         }
     });
     assert!(ok, "{}", sw.output_report());
+}
+
+/// `frame` with an 802.1Q tag of `vid` (priority 0) after the MACs.
+fn tagged(frame: &[u8], vid: u16) -> Vec<u8> {
+    let mut f = frame[..12].to_vec();
+    f.extend_from_slice(&[0x81, 0x00]);
+    f.extend_from_slice(&vid.to_be_bytes());
+    f.extend_from_slice(&frame[12..]);
+    f
+}
+
+/// VLANs set through the management socket: access ports of one VLAN
+/// reach each other only, a trunk carries both VLANs tagged, tags are
+/// added and removed at the edges, ports with no VLAN stay transparent
+/// (tagged frames pass untouched), and the MAC table is per VLAN.
+#[test]
+fn vlans_set_through_the_management_socket_keep_segments_apart() {
+    require_ours!();
+    let (mut sw, _bess, mgmt) = start(&[]);
+    let ports: Vec<_> = (0..5).map(|_| sw.port()).collect();
+    let mut labels = Vec::new();
+    for (i, p) in ports.iter().enumerate() {
+        p.send(&frame(BROADCAST, mac(i as u8 + 1), b"hello"));
+        labels.push(learned_port(&mut sw, mac(i as u8 + 1)));
+    }
+    for p in &ports {
+        p.drain(Duration::from_millis(200));
+    }
+    let [a, b, c, t, plain] = &ports[..] else {
+        unreachable!()
+    };
+    let [la, lb, lc, lt, lplain] = &labels[..] else {
+        unreachable!()
+    };
+    for (label, setting) in [
+        (la, "access=10"),
+        (lb, "access=10"),
+        (lc, "access=20"),
+        (lt, "trunk=10,20"),
+    ] {
+        let (status, out, err) = client(&mgmt, &["vlan", label, setting]);
+        assert_eq!(
+            (status, out.as_str()),
+            (0, ""),
+            "vlan {label} {setting}: {err}"
+        );
+    }
+    let rows = port_rows(&mgmt);
+    assert_eq!(row(&rows, la)[VLAN], "10");
+    assert_eq!(row(&rows, lc)[VLAN], "20");
+    assert_eq!(
+        (
+            row(&rows, lt)[VLAN].as_str(),
+            row(&rows, lt)[TRUNK].as_str()
+        ),
+        ("0", "10,20")
+    );
+    assert_eq!(row(&rows, lplain)[TRUNK], "-");
+    // A VLAN change forgets the port's addresses.
+    assert_eq!(num(row(&rows, la), MACS), 0);
+
+    // a's broadcast: b untagged, the trunk tagged 10, c and plain nothing.
+    let from_a = frame(BROADCAST, mac(1), b"vlan 10 broadcast");
+    a.send(&from_a);
+    assert_eq!(b.recv_frame(WAIT).as_deref(), Some(&from_a[..]));
+    assert_eq!(t.recv_frame(WAIT), Some(tagged(&from_a, 10)));
+    // The trunk's frame tagged 20 reaches c untagged, and nobody else:
+    // it is the first thing c gets, so a's broadcast never reached c.
+    let untagged_20 = frame(BROADCAST, mac(4), b"vlan 20 from the trunk");
+    t.send(&tagged(&untagged_20, 20));
+    assert_eq!(c.recv_frame(WAIT), Some(untagged_20.clone()));
+    // Unicast from c to a's MAC: a is in VLAN 10, so in VLAN 20 the MAC is
+    // unknown: flooded in VLAN 20 only (the trunk, tagged).
+    let c_to_a = frame(mac(1), mac(3), b"across VLANs?");
+    c.send(&c_to_a);
+    assert_eq!(t.recv_frame(WAIT), Some(tagged(&c_to_a, 20)));
+    // Ports without VLANs: the default VLAN, tags untouched both ways.
+    let guest_tagged = tagged(&frame(BROADCAST, mac(5), b"a guest's own VLAN"), 30);
+    plain.send(&guest_tagged);
+    // The trunk is in the default VLAN (untagged) too.
+    assert_eq!(t.recv_frame(WAIT), Some(guest_tagged.clone()));
+    // Markers: each of a, b and plain gets exactly what it should next.
+    let marker10 = frame(BROADCAST, mac(2), b"marker 10");
+    b.send(&marker10);
+    assert_eq!(
+        a.recv_frame(WAIT),
+        Some(marker10.clone()),
+        "a got c's or plain's frame"
+    );
+    let marker0 = frame(BROADCAST, mac(4), b"marker 0");
+    t.send(&marker0);
+    assert_eq!(
+        plain.recv_frame(WAIT),
+        Some(marker0),
+        "plain got a VLAN frame"
+    );
+    // The MAC table is per VLAN.
+    let (_, macs, _) = client(&mgmt, &["macs"]);
+    let entry = |vlan: &str, m: [u8; 6]| {
+        macs.lines().any(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            cols.first() == Some(&vlan) && cols.get(1) == Some(&mac_str(m).as_str())
+        })
+    };
+    assert!(
+        entry("10", mac(1)) && entry("20", mac(3)) && entry("20", mac(4)),
+        "{macs}"
+    );
+    assert!(entry("0", mac(5)) && !entry("0", mac(1)), "{macs}");
+    // Bad requests change nothing.
+    for bad in [
+        vec!["vlan", "999"],
+        vec!["vlan", la.as_str(), "access=5000"],
+        vec!["vlan", la.as_str(), "access=20", "trunk=20"],
+    ] {
+        let (status, _, err) = client(&mgmt, &bad);
+        assert_eq!(status, 1, "{bad:?}: {err}");
+    }
+    assert_eq!(row(&port_rows(&mgmt), la)[VLAN], "10");
 }
 
 #[test]

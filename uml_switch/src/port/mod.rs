@@ -57,6 +57,7 @@ use uml_common::tunnel_opts::{Encap, TunnelConfig};
 
 use crate::core::{MacTable, PortId};
 use crate::Error;
+use uml_common::vlan::PortVlans;
 
 /// Lowest descriptor number of descriptors users never see (the event
 /// loop's own, per-port sending sockets): ports keep the descriptor
@@ -269,13 +270,15 @@ impl Inbox {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct PortEntry {
     endpoint: EndpointId,
     label: RawFd,
     /// Frames dropped as longer than this port (or its sender) takes.
     oversized: u64,
     traffic: Traffic,
+    /// Its VLANs (default: the default VLAN only, untagged).
+    vlans: PortVlans,
 }
 
 /// A port's frame and byte counts (the management socket's `ports`).
@@ -297,7 +300,13 @@ pub struct Traffic {
 pub struct PortTable {
     entries: Vec<Option<PortEntry>>,
     free: Vec<PortId>,
+    /// Ports with VLANs configured (0: every frame is in the default VLAN
+    /// and forwarded untouched, without looking at tags).
+    with_vlans: usize,
 }
+
+/// The VLANs of a port that has none configured.
+static DEFAULT_VLANS: std::sync::LazyLock<PortVlans> = std::sync::LazyLock::new(PortVlans::default);
 
 impl PortTable {
     /// One more than the largest port id in use (ids below are iterated
@@ -357,6 +366,41 @@ impl PortTable {
         }
     }
 
+    /// Whether any port has VLANs configured.
+    #[inline]
+    pub fn vlans_in_use(&self) -> bool {
+        self.with_vlans > 0
+    }
+
+    /// The VLANs of `port`.
+    #[inline]
+    pub fn vlans(&self, port: PortId) -> &PortVlans {
+        match self.entries.get(port as usize) {
+            Some(Some(e)) => &e.vlans,
+            _ => &DEFAULT_VLANS,
+        }
+    }
+
+    /// Sets the VLANs of `port`; false if there is no such port.
+    pub fn set_vlans(&mut self, port: PortId, vlans: PortVlans) -> bool {
+        let Some(Some(e)) = self.entries.get_mut(port as usize) else {
+            return false;
+        };
+        let was = !e.vlans.is_default();
+        let is = !vlans.is_default();
+        e.vlans = vlans;
+        self.with_vlans = self.with_vlans + usize::from(is) - usize::from(was);
+        true
+    }
+
+    /// The port whose label is `label`, if any.
+    pub fn by_label(&self, label: RawFd) -> Option<PortId> {
+        self.entries
+            .iter()
+            .position(|e| e.as_ref().is_some_and(|e| e.label == label))
+            .map(|i| i as PortId)
+    }
+
     /// Frames dropped as too long for `port` so far.
     pub fn oversized(&self, port: PortId) -> u64 {
         match self.entries.get(port as usize) {
@@ -376,6 +420,7 @@ impl PortTable {
             label,
             oversized: 0,
             traffic: Traffic::default(),
+            vlans: PortVlans::default(),
         });
         match self.free.pop() {
             Some(id) => {
@@ -391,7 +436,10 @@ impl PortTable {
 
     fn remove(&mut self, port: PortId) -> bool {
         match self.entries.get_mut(port as usize).and_then(Option::take) {
-            Some(_) => {
+            Some(e) => {
+                if !e.vlans.is_default() {
+                    self.with_vlans -= 1;
+                }
                 self.free.push(port);
                 true
             }
