@@ -31,6 +31,11 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ),
     ("counters", "show the switch's counters"),
     (
+        "capture",
+        "capture [start FILE [port=N] [vlan=V] [limit=BYTES] | stop]: capture frames to a new \
+         pcap file (absolute path; rotated to FILE.1 at the limit), stop, or show the capture",
+    ),
+    (
         "vlan",
         "vlan PORT [access=VLAN|access=0] [trunk=LIST|trunk=-]: set a port's VLANs \
          (access: its untagged frames; trunk: the VLANs it carries tagged, e.g. 10,20-29)",
@@ -40,6 +45,21 @@ pub const COMMANDS: &[(&str, &str)] = &[
 /// A parsed request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
+    /// `capture`: show the capture in progress.
+    CaptureStatus,
+    /// `capture stop`.
+    CaptureStop,
+    /// `capture start FILE [port=N] [vlan=V] [limit=BYTES]`.
+    CaptureStart {
+        /// The new file (absolute).
+        path: String,
+        /// Only frames from or to this port (its id as printed).
+        port: Option<i32>,
+        /// Only frames of this VLAN.
+        vlan: Option<u16>,
+        /// Rotation size in bytes.
+        limit: Option<u64>,
+    },
     /// `vlan PORT [access=V] [trunk=LIST]`: what to change (`None`: keep;
     /// `access=0`: the default VLAN).
     Vlan {
@@ -119,6 +139,11 @@ pub fn parse(line: &[u8]) -> Result<Request, (RequestError, bool)> {
         "ports" => Command::Ports,
         "macs" => Command::Macs,
         "counters" => Command::Counters,
+        "capture" => {
+            return parse_capture(words)
+                .map(|command| Request { command, json })
+                .map_err(|e| (e, json))
+        }
         "vlan" => {
             return parse_vlan(words)
                 .map(|command| Request { command, json })
@@ -171,6 +196,82 @@ fn parse_vlan<'a>(mut words: impl Iterator<Item = &'a str>) -> Result<Command, R
         access,
         trunk,
     })
+}
+
+/// `capture [start FILE [port=N] [vlan=V] [limit=BYTES] | stop]`.
+fn parse_capture<'a>(mut words: impl Iterator<Item = &'a str>) -> Result<Command, RequestError> {
+    let usage = || {
+        RequestError::BadArgument(
+            "usage: capture [start FILE [port=N] [vlan=V] [limit=BYTES] | stop]".to_string(),
+        )
+    };
+    match words.next() {
+        None => Ok(Command::CaptureStatus),
+        Some("stop") => match words.next() {
+            None => Ok(Command::CaptureStop),
+            Some(_) => Err(usage()),
+        },
+        Some("start") => {
+            let path = words.next().ok_or_else(usage)?;
+            if !path.starts_with('/') {
+                return Err(RequestError::BadArgument(format!(
+                    "'{path}': the capture file must be an absolute path"
+                )));
+            }
+            let (mut port, mut vlan, mut limit) = (None, None, None);
+            for w in words {
+                let bad = || RequestError::BadArgument(format!("bad capture option '{w}'"));
+                match w.split_once('=') {
+                    Some(("port", v)) => port = Some(v.parse().map_err(|_| bad())?),
+                    Some(("vlan", "0")) => vlan = Some(0),
+                    Some(("vlan", v)) => {
+                        let id: Vid = v.parse().map_err(|_| bad())?;
+                        vlan = Some(id.get());
+                    }
+                    Some(("limit", v)) => limit = Some(parse_size(v).ok_or_else(bad)?),
+                    _ => return Err(bad()),
+                }
+            }
+            if port.is_some() && vlan.is_some() {
+                return Err(RequestError::BadArgument(
+                    "capture one port or one VLAN, not both".to_string(),
+                ));
+            }
+            Ok(Command::CaptureStart {
+                path: path.to_string(),
+                port,
+                vlan,
+                limit,
+            })
+        }
+        Some(_) => Err(usage()),
+    }
+}
+
+/// `BYTES`, `NK`, `NM`, `NG` (powers of 1024).
+pub fn parse_size(text: &str) -> Option<u64> {
+    let (digits, shift) = match text.as_bytes().last()? {
+        b'K' | b'k' => (&text[..text.len() - 1], 10),
+        b'M' | b'm' => (&text[..text.len() - 1], 20),
+        b'G' | b'g' => (&text[..text.len() - 1], 30),
+        _ => (text, 0),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse::<u64>().ok()?.checked_mul(1 << shift)
+}
+
+/// The answer to `capture` (status): one line, or none when no capture
+/// runs.
+pub fn capture_status(status: Option<&str>, json: bool) -> String {
+    if json {
+        return json_line(serde_json::json!({"ok": true, "capture": status}));
+    }
+    match status {
+        Some(s) => format!("capturing to {}\nok\n", one_line(s)),
+        None => "no capture\nok\n".to_string(),
+    }
 }
 
 /// The answer to a command that only acts (`vlan`).
@@ -388,6 +489,57 @@ mod tests {
             e.to_string().len(),
             "unknown command '' (try 'help')".len() + 64
         );
+    }
+
+    #[test]
+    fn capture_requests() {
+        assert_eq!(ok("capture").command, Command::CaptureStatus);
+        assert_eq!(ok("capture stop").command, Command::CaptureStop);
+        assert_eq!(
+            ok("capture start /tmp/a.pcap port=5 limit=2M").command,
+            Command::CaptureStart {
+                path: "/tmp/a.pcap".into(),
+                port: Some(5),
+                vlan: None,
+                limit: Some(2 << 20)
+            }
+        );
+        assert_eq!(
+            ok("capture start /x vlan=0").command,
+            Command::CaptureStart {
+                path: "/x".into(),
+                port: None,
+                vlan: Some(0),
+                limit: None
+            }
+        );
+        for bad in [
+            "capture start",
+            "capture start rel.pcap",
+            "capture start /x port=a",
+            "capture start /x vlan=4095",
+            "capture start /x limit=1X",
+            "capture start /x port=1 vlan=2",
+            "capture stop now",
+            "capture frob",
+        ] {
+            assert!(
+                matches!(refused(bad.as_bytes()).0, RequestError::BadArgument(_)),
+                "{bad}"
+            );
+        }
+        assert_eq!(parse_size("64K"), Some(65536));
+        assert_eq!(parse_size("1g"), Some(1 << 30));
+        assert_eq!(parse_size("12"), Some(12));
+        assert_eq!(parse_size("99999999999999999999G"), None);
+        assert_eq!(parse_size(""), None);
+        assert_eq!(parse_size("K"), None);
+        assert_eq!(capture_status(None, false), "no capture\nok\n");
+        assert_eq!(
+            capture_status(Some("/x (3 frames)"), false),
+            "capturing to /x (3 frames)\nok\n"
+        );
+        assert!(json_ok(&capture_status(None, true)));
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub const OPTIONS: &[&str] = &[
     "--mtu",
     "--mgmt",
     "--mgmt-mode",
+    "--pcap",
+    "--pcap-limit",
     "--help",
 ];
 
@@ -73,6 +75,10 @@ pub struct Options {
     pub mgmt: Option<PathBuf>,
     /// `--mgmt-mode MODE`: its permissions, octal (unchecked).
     pub mgmt_mode: Option<String>,
+    /// `--pcap FILE`: capture every frame to FILE.
+    pub pcap: Option<PathBuf>,
+    /// `--pcap-limit SIZE`: its rotation size (unchecked).
+    pub pcap_limit: Option<String>,
     /// `--help`: print the help text and exit 0.
     pub help: bool,
 }
@@ -92,7 +98,7 @@ pub fn help(prog: &str) -> String {
         "Usage: {prog} [-unix control-socket] [-hub] [-tap tap-device]\n\
          \x20        [-daemon] [--bess PATH]... [--l2tpv3 OPTIONS]... [--gre OPTIONS]...\n\
          \x20        [--raw IFNAME]... [--mcast[=GROUP[,PORT[,TTL]]]]... [--mtu N]\n\
-         \x20        [--mgmt PATH [--mgmt-mode MODE]]\n\
+         \x20        [--mgmt PATH [--mgmt-mode MODE]] [--pcap FILE [--pcap-limit SIZE]]\n\
          \x20  or: {prog} -compat-v0 [-unix control-socket data-socket] [-hub]\n\
          \x20        [-tap tap-device] [-daemon] [--bess PATH]... [--l2tpv3 OPTIONS]...\n\
          \x20        [--gre OPTIONS]... [--raw IFNAME]... [--mcast[=...]]... [--mtu N]\n\
@@ -156,6 +162,11 @@ pub fn help(prog: &str) -> String {
          \x20 --mgmt-mode MODE\n\
          \x20                 permissions of the management socket, in octal (default 0600:\n\
          \x20                 only the switch's user may use it)\n\
+         \x20 --pcap FILE     capture every frame the switch receives to the new pcap file\n\
+         \x20                 FILE (Wireshark, tcpdump), rotated to FILE.1 at the limit\n\
+         \x20 --pcap-limit SIZE\n\
+         \x20                 the capture file's size limit (bytes, or with K, M, G;\n\
+         \x20                 default 64M; at least 64K)\n\
          \x20 --help          print this help and exit\n\
          \x20 --launch BESS-PATH [--fd N] [--] PROGRAM [ARG]...\n\
          \x20                 instead of running a switch: connect to the --bess socket\n\
@@ -197,6 +208,8 @@ pub fn parse(prog: &str, args: &[OsString]) -> Parsed {
         mtu: None,
         mgmt: None,
         mgmt_mode: None,
+        pcap: None,
+        pcap_limit: None,
         help: false,
     };
     let mut it = args.iter();
@@ -250,7 +263,11 @@ pub fn parse(prog: &str, args: &[OsString]) -> Parsed {
             ("--help", None) => o.help = true,
             // The value is optional, so only `--mcast=VALUE` gives one.
             ("--mcast", _) => o.mcast.push(inline.unwrap_or_default().to_string()),
-            ("--bess" | "--raw" | "--mtu" | "--l2tpv3" | "--gre" | "--mgmt" | "--mgmt-mode", _) => {
+            (
+                "--bess" | "--raw" | "--mtu" | "--l2tpv3" | "--gre" | "--mgmt" | "--mgmt-mode"
+                | "--pcap" | "--pcap-limit",
+                _,
+            ) => {
                 // The value: after `=`, else the next argument.
                 let Some(v) = inline.map(OsString::from).or_else(|| it.next().cloned()) else {
                     return Parsed {
@@ -265,6 +282,8 @@ pub fn parse(prog: &str, args: &[OsString]) -> Parsed {
                     "--mtu" => o.mtu = Some(text),
                     "--mgmt" => o.mgmt = Some(PathBuf::from(v)),
                     "--mgmt-mode" => o.mgmt_mode = Some(text),
+                    "--pcap" => o.pcap = Some(PathBuf::from(v)),
+                    "--pcap-limit" => o.pcap_limit = Some(text),
                     "--l2tpv3" => o.tunnels.push((TunnelKind::L2tpv3, text)),
                     _ => o.tunnels.push((TunnelKind::Gre, text)),
                 }

@@ -218,6 +218,22 @@ pub enum Error {
         /// Why.
         source: crate::mgmt::MgmtError,
     },
+    /// `--pcap-limit` is not a size, or `--pcap-limit` without `--pcap`.
+    #[error("{prog}: --pcap-limit '{value}': expected a size of at least 64K with --pcap FILE (bytes, or with K, M, G)")]
+    PcapLimit {
+        /// argv\[0\].
+        prog: String,
+        /// The value given.
+        value: String,
+    },
+    /// The capture file cannot be started.
+    #[error("{prog}: --pcap: {source}")]
+    Pcap {
+        /// argv\[0\].
+        prog: String,
+        /// Why.
+        source: crate::capture::CaptureError,
+    },
     /// `-daemon`: `daemon()` failed.
     #[error("daemon: {}", .0.desc())]
     Daemon(Errno),

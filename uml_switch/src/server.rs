@@ -15,6 +15,7 @@ use nix::sys::epoll::{Epoll, EpollEvent, EpollFlags, EpollTimeout};
 use uml_common::cli::strerror;
 use uml_common::switch::{Mac, ETH_HEADER_LEN, MAX_FRAME_LEN};
 
+use crate::capture::{Capture, Filter};
 use crate::cli::Options;
 use crate::core::{Event, Forwarder, PortId, Verdict, DEFAULT_TABLE_CAP};
 use crate::mgmt::Mgmt;
@@ -69,6 +70,8 @@ pub struct Switch {
     mgmt: Option<Mgmt>,
     /// Room for a frame whose VLAN tag is added or removed on its way out.
     vlan_buf: Vec<u8>,
+    /// The capture in progress (`--pcap`, `capture start`).
+    capture: Option<Capture>,
 }
 
 impl std::fmt::Debug for Switch {
@@ -131,6 +134,7 @@ impl Switch {
             next_aging: now + AGING_PERIOD,
             mgmt,
             vlan_buf: Vec::with_capacity(max_frame + vlan::TAG_LEN),
+            capture: None,
         };
         let ev = |t| EpollEvent::new(EpollFlags::EPOLLIN, t);
         let mut failure = sw
@@ -277,6 +281,8 @@ impl Switch {
             last_unknown_notice,
             limits,
             vlan_buf,
+            capture,
+            prog,
             ..
         } = self;
         for &received in &inbox.frames {
@@ -316,6 +322,30 @@ impl Switch {
             stats.table_full += table_full;
             if let Some(src) = unknown {
                 unknown_notice(last_unknown_notice, ports, src, from);
+            }
+            if let Some(c) = capture {
+                let wanted = match c.filter() {
+                    Filter::All => true,
+                    Filter::Vlan(v) => class.vlan == v,
+                    Filter::Port(p, _) => {
+                        from == p
+                            || match verdict {
+                                Verdict::To(t) => t == p,
+                                Verdict::Flood => {
+                                    ports.endpoint(p).is_some()
+                                        && ports.vlans(p).egress(class.vlan)
+                                            != vlan::Egress::NotMember
+                                }
+                                Verdict::Drop => false,
+                            }
+                    }
+                };
+                if wanted {
+                    if let Some(why) = c.write(frame) {
+                        err(&format!("{prog}: capture ended: {why}\n"));
+                        *capture = None;
+                    }
+                }
             }
             let id_limit = ports.id_limit();
             let mut deliver = |to: PortId| {
@@ -387,6 +417,10 @@ impl Switch {
         if now >= self.next_aging {
             self.forwarder.table.expire(self.now_secs);
             self.next_aging = now + AGING_PERIOD;
+            // Readers of a capture see it at most this late.
+            if let Some(c) = &mut self.capture {
+                c.flush();
+            }
         }
         let Switch {
             prog,
@@ -494,6 +528,13 @@ impl Switch {
         if let Some(m) = &mut self.mgmt {
             m.cleanup();
         }
+        // Written out (its file stays).
+        self.capture = None;
+    }
+
+    /// Starts capturing (`--pcap`): from now on, frames go to `capture`.
+    pub fn set_capture(&mut self, capture: Capture) {
+        self.capture = Some(capture);
     }
 
     /// A management socket event: its answers come from [`Switch::answer`].
@@ -503,7 +544,34 @@ impl Switch {
         };
         let epoll = &self.epoll;
         let mut pending_vlans = Vec::new();
+        let mut capture_change: Option<Option<Capture>> = None;
         m.ready(token, flags, epoll, &mut |req| {
+            match &req.command {
+                mgmt_proto::Command::CaptureStart {
+                    path,
+                    port,
+                    vlan,
+                    limit,
+                } => {
+                    return match self.start_capture(path, *port, *vlan, *limit) {
+                        Ok(c) => {
+                            let status = c.status();
+                            capture_change = Some(Some(c));
+                            mgmt_proto::capture_status(Some(&status), req.json)
+                        }
+                        Err(e) => mgmt_proto::error(&e, req.json),
+                    };
+                }
+                mgmt_proto::Command::CaptureStop => {
+                    let status = self.capture.as_ref().map(Capture::status);
+                    if status.is_some() {
+                        capture_change = Some(None);
+                        return mgmt_proto::capture_status(status.as_deref(), req.json);
+                    }
+                    return mgmt_proto::error("no capture runs", req.json);
+                }
+                _ => {}
+            }
             if let mgmt_proto::Command::Vlan {
                 label,
                 access,
@@ -522,6 +590,10 @@ impl Switch {
             }
             self.answer(req)
         });
+        if let Some(change) = capture_change {
+            // The previous capture (if any) is written out as it goes.
+            self.capture = change;
+        }
         for (port, vlans) in pending_vlans {
             if self.ports.set_vlans(port, vlans) {
                 // Its addresses were learned in its old VLANs.
@@ -529,6 +601,31 @@ impl Switch {
             }
         }
         self.mgmt = Some(m);
+    }
+
+    /// A capture for `capture start` (not yet in place), or why not.
+    fn start_capture(
+        &self,
+        path: &str,
+        port: Option<i32>,
+        vlan: Option<u16>,
+        limit: Option<u64>,
+    ) -> Result<Capture, String> {
+        if self.capture.is_some() {
+            return Err("a capture runs already (capture stop first)".to_string());
+        }
+        let filter = match (port, vlan) {
+            (Some(label), _) => Filter::Port(
+                self.ports
+                    .by_label(label)
+                    .ok_or_else(|| format!("no port {label}"))?,
+                label,
+            ),
+            (None, Some(v)) => Filter::Vlan(v),
+            (None, None) => Filter::All,
+        };
+        let limit = limit.unwrap_or(crate::capture::DEFAULT_LIMIT);
+        Capture::start(std::path::Path::new(path), filter, limit).map_err(|e| e.to_string())
     }
 
     /// What `vlan LABEL [access=V] [trunk=LIST]` would set, or why not.
@@ -558,7 +655,13 @@ impl Switch {
         use mgmt_proto::Command;
         let json = req.json;
         match req.command {
-            Command::Vlan { .. } => mgmt_proto::error("internal: vlan is handled apart", json),
+            Command::Vlan { .. } | Command::CaptureStart { .. } | Command::CaptureStop => {
+                mgmt_proto::error("internal: handled apart", json)
+            }
+            Command::CaptureStatus => mgmt_proto::capture_status(
+                self.capture.as_ref().map(Capture::status).as_deref(),
+                json,
+            ),
             Command::Help => mgmt_proto::help(json),
             Command::Ports => {
                 let entries = self.forwarder.table.entries(self.now_secs);

@@ -10,6 +10,7 @@ use std::io::{self, IsTerminal};
 use nix::sys::epoll::{Epoll, EpollCreateFlags};
 use uml_common::sys::fd::move_high;
 
+use crate::capture::{Capture, Filter};
 use crate::cli::Options;
 use crate::mgmt::{self, Mgmt};
 use crate::output::out;
@@ -73,6 +74,15 @@ pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, Error> {
     let tunnels = tunnel::check_options(prog, &opts.tunnels, mtu)?;
     let groups = mcast::check_options(prog, &opts.mcast)?;
     let mgmt_mode = check_mgmt_mode(prog, &opts)?;
+    let pcap_limit = match opts.pcap_limit.as_deref() {
+        None => crate::capture::DEFAULT_LIMIT,
+        Some(v) => uml_common::mgmt::parse_size(v)
+            .filter(|&n| n >= crate::capture::MIN_LIMIT && opts.pcap.is_some())
+            .ok_or_else(|| Error::PcapLimit {
+                prog: prog.to_string(),
+                value: v.to_string(),
+            })?,
+    };
     // Checked first: a terminal hung up right after start-up still counts
     // as one (the C switch checks after its first message).
     let stdin_is_tty = io::stdin().is_terminal();
@@ -88,6 +98,7 @@ pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, Error> {
             opts.data = opts.data.map(|d| cwd.join(d));
             opts.bess = opts.bess.iter().map(|b| cwd.join(b)).collect();
             opts.mgmt = opts.mgmt.map(|m| cwd.join(m));
+            opts.pcap = opts.pcap.map(|p| cwd.join(p));
         }
     }
     // Allow as many ports as the hard limit permits.
@@ -143,7 +154,7 @@ pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, Error> {
         }
     }
 
-    let mgmt = match &opts.mgmt {
+    let mut mgmt = match &opts.mgmt {
         None => None,
         Some(path) => match Mgmt::open(path, mgmt_mode) {
             Ok(m) => Some(m),
@@ -151,6 +162,23 @@ pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, Error> {
                 let e = Error::Mgmt {
                     prog: prog.to_string(),
                     path: path.clone(),
+                    source,
+                };
+                return Err(abandon(&mut endpoints, e));
+            }
+        },
+    };
+
+    let capture = match &opts.pcap {
+        None => None,
+        Some(path) => match Capture::start(path, Filter::All, pcap_limit) {
+            Ok(c) => Some(c),
+            Err(source) => {
+                if let Some(m) = &mut mgmt {
+                    m.cleanup();
+                }
+                let e = Error::Pcap {
+                    prog: prog.to_string(),
                     source,
                 };
                 return Err(abandon(&mut endpoints, e));
@@ -187,6 +215,9 @@ pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, Error> {
     for a in &announcements {
         line.push_str(a);
     }
+    if let Some(path) = &opts.pcap {
+        line.push_str(&format!("capturing every frame to '{}'\n", path.display()));
+    }
     if let Some(m) = &mgmt {
         line.push_str(&format!(
             "management socket '{}': {prog} --mgmt {} help\n",
@@ -203,7 +234,7 @@ pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, Error> {
             endpoints.push(e);
         }
     }
-    let mut mgmt = mgmt;
+
     let mut abandon = |endpoints: &mut Vec<Box<dyn Endpoint>>, e: Error| {
         if let Some(m) = &mut mgmt {
             m.cleanup();
@@ -236,5 +267,9 @@ pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, Error> {
         max_frame: mtu as usize + uml_common::switch::ETH_HEADER_LEN,
         watch_stdin: stdin_is_tty,
     };
-    Switch::new(prog, forwarding, epoll, signals, endpoints, mgmt)
+    let mut sw = Switch::new(prog, forwarding, epoll, signals, endpoints, mgmt)?;
+    if let Some(c) = capture {
+        sw.set_capture(c);
+    }
+    Ok(sw)
 }

@@ -3,7 +3,8 @@
 //! management client (`uml_switch --mgmt PATH …`) lists both ports with
 //! their kinds and the guests' processes, the MAC table holds both guests'
 //! MACs on the ports the switch's log names, and both ports counted the
-//! pings both ways. Then the guests are put in different VLANs through the
+//! pings both ways; the capture the switch wrote (`--pcap`) holds the
+//! echo requests and replies. Then the guests are put in different VLANs through the
 //! socket and can no longer reach each other.
 //!
 //! Everything runs in a network namespace the test creates and removes;
@@ -43,6 +44,28 @@ fn mgmt(path: &Path, words: &[&str]) -> (i32, String) {
         out.code.unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
     )
+}
+
+/// Echo requests 10.0.0.2 -> 10.0.0.1 and replies 10.0.0.1 -> 10.0.0.2
+/// in the capture file `path` (untagged IPv4 frames).
+fn icmp_echoes(path: &Path) -> (usize, usize) {
+    let file = std::fs::File::open(path).unwrap();
+    let mut r = pcap_file::pcap::PcapReader::new(file).unwrap();
+    let (mut requests, mut replies) = (0, 0);
+    while let Some(p) = r.next_packet() {
+        let f = p.unwrap().data;
+        // Ethernet (14) + IPv4 header (20, no options) + ICMP type.
+        if f.len() < 35 || f[12..14] != [0x08, 0x00] || f[14] != 0x45 || f[23] != 1 {
+            continue;
+        }
+        let (src, dst, kind) = (&f[26..30], &f[30..34], f[34]);
+        match (src, dst, kind) {
+            ([10, 0, 0, 2], [10, 0, 0, 1], 8) => requests += 1,
+            ([10, 0, 0, 1], [10, 0, 0, 2], 0) => replies += 1,
+            _ => {}
+        }
+    }
+    (requests, replies)
 }
 
 fn expect_step_ok(uml: &mut Uml, step: &str, sw: &mut NsSwitch, others: &[&Uml]) {
@@ -87,6 +110,8 @@ fn the_management_socket_shows_two_pinging_guests_and_splits_them_by_vlan() {
         bess.clone().into(),
         "--mgmt".into(),
         sock.clone().into(),
+        "--pcap".into(),
+        dir.path().join("seg.pcap").into(),
     ];
     let mut sw =
         NsSwitch::start(&ns, dir.path(), &args, SWITCH_LIFETIME).unwrap_or_else(|e| panic!("{e}"));
@@ -164,6 +189,16 @@ fn the_management_socket_shows_two_pinging_guests_and_splits_them_by_vlan() {
             mac(n)
         );
     }
+
+    // The capture, written out by `capture stop`, holds the pings: echo
+    // requests from 10.0.0.2 to 10.0.0.1 and the replies.
+    let (status, _) = mgmt(&sock, &["capture", "stop"]);
+    assert_eq!(status, 0);
+    let (requests, replies) = icmp_echoes(&dir.path().join("seg.pcap"));
+    assert!(
+        requests >= 3 && replies >= 3,
+        "{requests} requests, {replies} replies"
+    );
 
     // Different VLANs: guest 2's pings stop getting replies.
     for (p, v) in [(&p1, "access=10"), (&p2, "access=20")] {

@@ -79,7 +79,7 @@ pub fn command() -> Command {
             "Usage: uml_switch [-unix control-socket] [-hub] [-tap tap-device]\n\
              \x20        [-daemon] [--bess PATH]... [--l2tpv3 OPTIONS]... [--gre OPTIONS]...\n\
              \x20        [--raw IFNAME]... [--mcast[=GROUP[,PORT[,TTL]]]]... [--mtu N]\n\
-             \x20        [--mgmt PATH [--mgmt-mode MODE]]\n\
+             \x20        [--mgmt PATH [--mgmt-mode MODE]] [--pcap FILE [--pcap-limit SIZE]]\n\
              \x20  or: uml_switch -compat-v0 [-unix control-socket data-socket] [-hub]\n\
              \x20        [-tap tap-device] [-daemon] [--bess PATH]... [--l2tpv3 OPTIONS]...\n\
              \x20        [--gre OPTIONS]... [--raw IFNAME]... [--mcast[=...]]... [--mtu N]\n\
@@ -324,6 +324,32 @@ pub fn command() -> Command {
                 .long_help(
                     "The permissions of the management socket, in octal (default 0600: only \
                      the user the switch runs as may connect).",
+                ),
+        )
+        .arg(
+            Arg::new("pcap")
+                .long("pcap")
+                .value_name("FILE")
+                .help("capture every frame the switch receives to the new pcap file\n\
+                     FILE (Wireshark, tcpdump), rotated to FILE.1 at the limit")
+                .long_help(
+                    "Capture every frame the switch receives, as received, to FILE in \
+                     libpcap's format (Ethernet). FILE must not exist (and neither must \
+                     FILE.1); when it reaches the size limit it becomes FILE.1 and a new FILE \
+                     is started, so at most twice the limit is used. The management socket \
+                     starts and stops captures at run time (capture start FILE [port=N] \
+                     [vlan=V] [limit=SIZE], capture stop).",
+                ),
+        )
+        .arg(
+            Arg::new("pcap-limit")
+                .long("pcap-limit")
+                .value_name("SIZE")
+                .help("the capture file's size limit (bytes, or with K, M, G;\n\
+                     default 64M; at least 64K)")
+                .long_help(
+                    "The capture file's size limit: bytes, or a number with K, M or G \
+                     (powers of 1024); default 64M, at least 64K.",
                 ),
         )
         .arg(
