@@ -31,6 +31,16 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ),
     ("counters", "show the switch's counters"),
     (
+        "mode",
+        "mode hub|switch: flood every frame (hub) or learn (switch)",
+    ),
+    (
+        "port",
+        "port add raw IFNAME | port add tap NAME | port add l2tpv3|gre OPTIONS | \
+         port remove PORT: add a port at run time (answer: how the guest joins) or remove one \
+         added so (or given on the command line)",
+    ),
+    (
         "capture",
         "capture [start FILE [port=N] [vlan=V] [limit=BYTES] | stop]: capture frames to a new \
          pcap file (absolute path; rotated to FILE.1 at the limit), stop, or show the capture",
@@ -45,6 +55,23 @@ pub const COMMANDS: &[(&str, &str)] = &[
 /// A parsed request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
+    /// `mode hub|switch`.
+    Mode {
+        /// Hub (true) or learning switch.
+        hub: bool,
+    },
+    /// `port add KIND SPEC`.
+    PortAdd {
+        /// `raw`, `tap`, `l2tpv3` or `gre`.
+        kind: String,
+        /// The interface, tap or the guest's tunnel options.
+        spec: String,
+    },
+    /// `port remove PORT`.
+    PortRemove {
+        /// The port's id as printed.
+        label: i32,
+    },
     /// `capture`: show the capture in progress.
     CaptureStatus,
     /// `capture stop`.
@@ -139,6 +166,27 @@ pub fn parse(line: &[u8]) -> Result<Request, (RequestError, bool)> {
         "ports" => Command::Ports,
         "macs" => Command::Macs,
         "counters" => Command::Counters,
+        "mode" => {
+            let hub = match (words.next(), words.next()) {
+                (Some("hub"), None) => true,
+                (Some("switch"), None) => false,
+                _ => {
+                    return Err((
+                        RequestError::BadArgument("usage: mode hub|switch".to_string()),
+                        json,
+                    ))
+                }
+            };
+            return Ok(Request {
+                command: Command::Mode { hub },
+                json,
+            });
+        }
+        "port" => {
+            return parse_port(words)
+                .map(|command| Request { command, json })
+                .map_err(|e| (e, json))
+        }
         "capture" => {
             return parse_capture(words)
                 .map(|command| Request { command, json })
@@ -196,6 +244,31 @@ fn parse_vlan<'a>(mut words: impl Iterator<Item = &'a str>) -> Result<Command, R
         access,
         trunk,
     })
+}
+
+/// `port add KIND SPEC | port remove PORT`.
+fn parse_port<'a>(mut words: impl Iterator<Item = &'a str>) -> Result<Command, RequestError> {
+    let usage = || {
+        RequestError::BadArgument(
+            "usage: port add raw IFNAME | port add tap NAME | port add l2tpv3|gre OPTIONS | \
+             port remove PORT"
+                .to_string(),
+        )
+    };
+    match (words.next(), words.next(), words.next()) {
+        (Some("add"), Some(kind @ ("raw" | "tap" | "l2tpv3" | "gre")), Some(spec))
+            if words.next().is_none() =>
+        {
+            Ok(Command::PortAdd {
+                kind: kind.to_string(),
+                spec: spec.to_string(),
+            })
+        }
+        (Some("remove"), Some(label), None) => Ok(Command::PortRemove {
+            label: label.parse().map_err(|_| usage())?,
+        }),
+        _ => Err(usage()),
+    }
 }
 
 /// `capture [start FILE [port=N] [vlan=V] [limit=BYTES] | stop]`.
@@ -272,6 +345,21 @@ pub fn capture_status(status: Option<&str>, json: bool) -> String {
         Some(s) => format!("capturing to {}\nok\n", one_line(s)),
         None => "no capture\nok\n".to_string(),
     }
+}
+
+/// An `ok` answer with `text`'s lines as its body (JSON: `"lines"`).
+pub fn lines(text: &str, json: bool) -> String {
+    if json {
+        let lines: Vec<&str> = text.lines().collect();
+        return json_line(serde_json::json!({"ok": true, "lines": lines}));
+    }
+    let mut s = String::new();
+    for l in text.lines() {
+        s.push_str(&one_line(l));
+        s.push('\n');
+    }
+    s.push_str("ok\n");
+    s
 }
 
 /// The answer to a command that only acts (`vlan`).
@@ -489,6 +577,40 @@ mod tests {
             e.to_string().len(),
             "unknown command '' (try 'help')".len() + 64
         );
+    }
+
+    #[test]
+    fn mode_and_port_requests() {
+        assert_eq!(ok("mode hub").command, Command::Mode { hub: true });
+        assert_eq!(ok("mode switch").command, Command::Mode { hub: false });
+        assert_eq!(
+            ok("port add l2tpv3 src=127.0.0.1,dst=127.0.0.2").command,
+            Command::PortAdd {
+                kind: "l2tpv3".into(),
+                spec: "src=127.0.0.1,dst=127.0.0.2".into()
+            }
+        );
+        assert_eq!(
+            ok("port remove 1003").command,
+            Command::PortRemove { label: 1003 }
+        );
+        for bad in [
+            "mode",
+            "mode bridge",
+            "mode hub now",
+            "port",
+            "port add",
+            "port add bess /x",
+            "port add raw",
+            "port add raw a b",
+            "port remove x",
+            "port remove 1 2",
+        ] {
+            assert!(
+                matches!(refused(bad.as_bytes()).0, RequestError::BadArgument(_)),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

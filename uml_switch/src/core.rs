@@ -249,6 +249,16 @@ impl Forwarder {
         }
     }
 
+    /// Hub (every frame to every other port) or learning switch.
+    pub fn set_hub(&mut self, hub: bool) {
+        self.hub = hub;
+    }
+
+    /// Whether it is a hub.
+    pub fn is_hub(&self) -> bool {
+        self.hub
+    }
+
     /// Learns from and decides the destination of one frame of `vlan`
     /// from `from` ([`Verdict::Flood`]: to the other ports of `vlan`).
     pub fn forward(

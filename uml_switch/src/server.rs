@@ -9,6 +9,7 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::AsFd;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use nix::sys::epoll::{Epoll, EpollEvent, EpollFlags, EpollTimeout};
@@ -20,11 +21,13 @@ use crate::cli::Options;
 use crate::core::{Event, Forwarder, PortId, Verdict, DEFAULT_TABLE_CAP};
 use crate::mgmt::Mgmt;
 use crate::output::{err, out};
+use crate::port::{self, tunnel, PortSpec};
 use crate::port::{split_token, Ctx, Endpoint, EndpointId, Inbox, PortTable, Ready, Stats, BATCH};
 use crate::setup::setup;
 use crate::signals;
 use crate::Error;
 use uml_common::mgmt as mgmt_proto;
+use uml_common::tunnel_opts::TunnelKind;
 use uml_common::vlan;
 
 /// MAC aging period (C: 2 s).
@@ -48,7 +51,7 @@ pub enum Exit {
 /// The running switch.
 pub struct Switch {
     prog: String,
-    epoll: Epoll,
+    epoll: Rc<Epoll>,
     signals: File,
     endpoints: Vec<Box<dyn Endpoint>>,
     /// Endpoints with frames queued since the last flush.
@@ -117,7 +120,7 @@ impl Switch {
             .collect();
         let mut sw = Switch {
             prog: prog.to_string(),
-            epoll,
+            epoll: Rc::new(epoll),
             signals,
             endpoints,
             dirty: Vec::with_capacity(n),
@@ -542,65 +545,170 @@ impl Switch {
         let Some(mut m) = self.mgmt.take() else {
             return;
         };
-        let epoll = &self.epoll;
-        let mut pending_vlans = Vec::new();
-        let mut capture_change: Option<Option<Capture>> = None;
-        m.ready(token, flags, epoll, &mut |req| {
-            match &req.command {
-                mgmt_proto::Command::CaptureStart {
-                    path,
-                    port,
-                    vlan,
-                    limit,
-                } => {
-                    return match self.start_capture(path, *port, *vlan, *limit) {
-                        Ok(c) => {
-                            let status = c.status();
-                            capture_change = Some(Some(c));
-                            mgmt_proto::capture_status(Some(&status), req.json)
-                        }
-                        Err(e) => mgmt_proto::error(&e, req.json),
-                    };
-                }
-                mgmt_proto::Command::CaptureStop => {
-                    let status = self.capture.as_ref().map(Capture::status);
-                    if status.is_some() {
-                        capture_change = Some(None);
-                        return mgmt_proto::capture_status(status.as_deref(), req.json);
-                    }
-                    return mgmt_proto::error("no capture runs", req.json);
-                }
-                _ => {}
-            }
-            if let mgmt_proto::Command::Vlan {
+        // The socket's own descriptors are (un)registered through a second
+        // handle of the loop's epoll, so that answering may change the
+        // switch (add a port, which registers descriptors too).
+        let epoll = Rc::clone(&self.epoll);
+        m.ready(token, flags, &epoll, &mut |req| self.answer(req));
+        self.mgmt = Some(m);
+    }
+
+    /// The answer to a management request that changes something (else
+    /// [`Switch::report`]).
+    fn answer(&mut self, req: mgmt_proto::Request) -> String {
+        use mgmt_proto::Command;
+        let json = req.json;
+        let result = match req.command {
+            Command::CaptureStart {
+                path,
+                port,
+                vlan,
+                limit,
+            } => self.start_capture(&path, port, vlan, limit).map(|c| {
+                let status = c.status();
+                self.capture = Some(c);
+                mgmt_proto::capture_status(Some(&status), json)
+            }),
+            Command::CaptureStop => match self.capture.take() {
+                // Dropped: written out.
+                Some(c) => Ok(mgmt_proto::capture_status(Some(&c.status()), json)),
+                None => Err("no capture runs".to_string()),
+            },
+            Command::Vlan {
                 label,
                 access,
                 trunk,
-            } = &req.command
-            {
-                // Applied below (the tables are borrowed here); the answer
-                // says what will be done, or why not.
-                return match self.vlan_change(*label, *access, trunk) {
-                    Ok(change) => {
-                        pending_vlans.push(change);
-                        mgmt_proto::done(req.json)
+            } => self
+                .vlan_change(label, access, &trunk)
+                .map(|(port, vlans)| {
+                    if self.ports.set_vlans(port, vlans) {
+                        // Its addresses were learned in its old VLANs.
+                        self.forwarder.table.purge_port(port);
                     }
-                    Err(e) => mgmt_proto::error(&e, req.json),
+                    mgmt_proto::done(json)
+                }),
+            Command::Mode { hub } => {
+                if hub != self.forwarder.is_hub() {
+                    self.forwarder.set_hub(hub);
+                    out(&format!(
+                        "{} is now a {}\n",
+                        self.prog,
+                        if hub { "hub" } else { "switch" }
+                    ));
+                }
+                Ok(mgmt_proto::done(json))
+            }
+            Command::PortAdd { kind, spec } => self
+                .add_port(&kind, &spec)
+                .map(|line| mgmt_proto::lines(&line, json)),
+            Command::PortRemove { label } => {
+                self.remove_port(label).map(|()| mgmt_proto::done(json))
+            }
+            other => {
+                return self.report(mgmt_proto::Request {
+                    command: other,
+                    json,
+                })
+            }
+        };
+        result.unwrap_or_else(|e| mgmt_proto::error(&e, json))
+    }
+
+    /// `port add KIND SPEC`: opens the port as the command line would and
+    /// adds it to the loop. Returns the line that says how a guest joins.
+    fn add_port(&mut self, kind: &str, spec: &str) -> Result<String, String> {
+        let max_mtu = (self.max_frame - ETH_HEADER_LEN) as u32;
+        let port_spec = match kind {
+            "raw" => PortSpec::Raw {
+                ifname: spec.to_string(),
+            },
+            "tap" => PortSpec::Tap {
+                name: spec.to_string(),
+            },
+            _ => {
+                let tunnel_kind = if kind == "gre" {
+                    TunnelKind::Gre
+                } else {
+                    TunnelKind::L2tpv3
                 };
+                let mut configs =
+                    tunnel::check_options(&self.prog, &[(tunnel_kind, spec.to_string())], max_mtu)
+                        .map_err(|e| e.to_string())?;
+                PortSpec::Tunnel(configs.pop().ok_or("no tunnel options")?)
             }
-            self.answer(req)
-        });
-        if let Some(change) = capture_change {
-            // The previous capture (if any) is written out as it goes.
-            self.capture = change;
+        };
+        let mut endpoint = match port::open(&self.prog, &port_spec) {
+            Ok(Some(e)) => e,
+            Ok(None) => return Err(format!("cannot open tap '{spec}'")),
+            Err(e) => return Err(e.to_string()),
+        };
+        let id = self.endpoints.len() as EndpointId;
+        let Switch {
+            prog,
+            epoll,
+            ports,
+            forwarder,
+            stats,
+            max_frame,
+            ..
+        } = self;
+        let mut ctx = Ctx {
+            prog,
+            epoll,
+            endpoint: id,
+            ports,
+            macs: &mut forwarder.table,
+            stats,
+            max_frame: *max_frame,
+        };
+        if let Err(e) = endpoint.register(&mut ctx) {
+            endpoint.discard();
+            return Err(format!("epoll: {}", strerror(&e)));
         }
-        for (port, vlans) in pending_vlans {
-            if self.ports.set_vlans(port, vlans) {
-                // Its addresses were learned in its old VLANs.
-                self.forwarder.table.purge_port(port);
+        let line = endpoint
+            .announce()
+            .unwrap_or_else(|| format!("{kind} port added\n"));
+        self.limits
+            .push(endpoint.frame_limit(self.max_frame).min(self.max_frame));
+        self.is_dirty.push(false);
+        self.endpoints.push(endpoint);
+        out(&line);
+        Ok(line)
+    }
+
+    /// `port remove LABEL`: ends a statically configured port.
+    fn remove_port(&mut self, label: i32) -> Result<(), String> {
+        let port = self
+            .ports
+            .by_label(label)
+            .ok_or_else(|| format!("no port {label}"))?;
+        let ep = self.ports.endpoint(port).ok_or("no such port")? as usize;
+        if !self.endpoints[ep].removable() {
+            let (kind, _) = self.endpoints[ep].port_info(port);
+            return Err(format!(
+                "port {label} is a {kind} port: it ends when its guest disconnects"
+            ));
+        }
+        // Frames queued for it are sent first.
+        self.flush();
+        let mut gone: Box<dyn Endpoint> = Box::new(port::Removed);
+        std::mem::swap(&mut self.endpoints[ep], &mut gone);
+        gone.cleanup();
+        for p in self.ports.of_endpoint(ep as EndpointId) {
+            if self.ports.drop_port(p) {
+                self.forwarder.table.purge_port(p);
             }
         }
-        self.mgmt = Some(m);
+        if let Some(c) = &self.capture {
+            if c.filter() == Filter::Port(port, label) {
+                // Its port is gone: a later port may get its id.
+                self.capture = None;
+            }
+        }
+        // Dropping it closes its descriptors (they leave epoll).
+        drop(gone);
+        out(&format!("Port {label} removed\n"));
+        Ok(())
     }
 
     /// A capture for `capture start` (not yet in place), or why not.
@@ -650,14 +758,17 @@ impl Switch {
             .map_err(|e| e.to_string())
     }
 
-    /// The answer to a management request.
-    fn answer(&self, req: mgmt_proto::Request) -> String {
+    /// The answer to a management request that only reads.
+    fn report(&self, req: mgmt_proto::Request) -> String {
         use mgmt_proto::Command;
         let json = req.json;
         match req.command {
-            Command::Vlan { .. } | Command::CaptureStart { .. } | Command::CaptureStop => {
-                mgmt_proto::error("internal: handled apart", json)
-            }
+            Command::Vlan { .. }
+            | Command::CaptureStart { .. }
+            | Command::CaptureStop
+            | Command::Mode { .. }
+            | Command::PortAdd { .. }
+            | Command::PortRemove { .. } => mgmt_proto::error("internal: handled apart", json),
             Command::CaptureStatus => mgmt_proto::capture_status(
                 self.capture.as_ref().map(Capture::status).as_deref(),
                 json,

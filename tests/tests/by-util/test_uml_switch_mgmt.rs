@@ -409,6 +409,96 @@ fn vlans_set_through_the_management_socket_keep_segments_apart() {
     assert_eq!(row(&port_rows(&mgmt), la)[VLAN], "10");
 }
 
+/// `port add l2tpv3 …` opens a tunnel port at run time (the answer says
+/// how the guest joins), frames cross it, `port remove` ends it (its
+/// socket closes); a guest's port cannot be removed; `mode hub` and
+/// `mode switch` change the forwarding at once.
+#[test]
+fn ports_added_and_removed_and_hub_mode_at_run_time() {
+    require_ours!();
+    let (mut sw, _bess, mgmt) = start(&[]);
+    let guest = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    guest.set_read_timeout(Some(WAIT)).unwrap();
+    let opts = format!(
+        "udp=1,src=127.0.0.1,srcport={},dst=127.0.0.1,dstport=0,rx_session=0x1234,tx_session=0x5678",
+        guest.local_addr().unwrap().port()
+    );
+    let (status, out, err) = client(&mgmt, &["port", "add", "l2tpv3", &opts]);
+    assert_eq!(status, 0, "{err}");
+    let arg = out
+        .split(": the guest joins with ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{out}"))
+        .trim_end()
+        .to_string();
+    let label = out
+        .strip_prefix("l2tpv3 port ")
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{out}"))
+        .to_string();
+    let port: u16 = arg
+        .split(',')
+        .find_map(|o| o.strip_prefix("dstport="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    guest.connect(("127.0.0.1", port)).unwrap();
+    let d = sw.port();
+    let header = [0u8, 3, 0, 0, 0, 0, 0x56, 0x78];
+    let f = frame(BROADCAST, mac(7), b"over the new tunnel");
+    guest.send(&[&header[..], &f].concat()).unwrap();
+    assert_eq!(d.recv_frame(WAIT).as_deref(), Some(&f[..]));
+    let rows = port_rows(&mgmt);
+    assert_eq!(row(&rows, &label)[KIND], "l2tpv3", "{rows:?}");
+
+    // A daemon port is its guest's: refused.
+    let d_label = learned_port(&mut sw, mac(7));
+    assert_eq!(d_label, label);
+    let marker = frame(BROADCAST, mac(8), b"daemon");
+    d.send(&marker);
+    let dl = learned_port(&mut sw, mac(8));
+    let (status, _, err) = client(&mgmt, &["port", "remove", &dl]);
+    assert_eq!(status, 1);
+    assert!(err.contains("is a daemon port"), "{err}");
+
+    let (status, _, err) = client(&mgmt, &["port", "remove", &label]);
+    assert_eq!(status, 0, "{err}");
+    assert!(port_rows(&mgmt).iter().all(|r| r[0] != label));
+    sw.wait_until(WAIT, |s| {
+        s.stdout().contains(&format!("Port {label} removed"))
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    // Its socket is closed: the guest's datagrams are refused.
+    let _ = guest.send(&[&header[..], &f].concat());
+    let mut buf = [0u8; 64];
+    assert!(guest.recv(&mut buf).is_err());
+    let (status, _, _) = client(&mgmt, &["port", "remove", &label]);
+    assert_eq!(status, 1);
+
+    // Hub mode: a unicast to a learned MAC reaches every other port.
+    let e = sw.port();
+    let g = sw.port();
+    e.send(&frame(BROADCAST, mac(9), b"learn e"));
+    learned_port(&mut sw, mac(9));
+    for p in [&d, &g] {
+        assert!(p.recv_frame(WAIT).is_some());
+    }
+    assert_eq!(client(&mgmt, &["mode", "hub"]).0, 0);
+    let to_e = frame(mac(9), mac(8), b"to e, in hub mode");
+    d.send(&to_e);
+    assert_eq!(e.recv_frame(WAIT).as_deref(), Some(&to_e[..]));
+    assert_eq!(g.recv_frame(WAIT).as_deref(), Some(&to_e[..]));
+    assert_eq!(client(&mgmt, &["mode", "switch"]).0, 0);
+    let to_e2 = frame(mac(9), mac(8), b"to e, switching again");
+    d.send(&to_e2);
+    assert_eq!(e.recv_frame(WAIT).as_deref(), Some(&to_e2[..]));
+    // g gets the next broadcast first: the unicast did not reach it.
+    let bc = frame(BROADCAST, mac(8), b"broadcast");
+    d.send(&bc);
+    assert_eq!(g.recv_frame(WAIT).as_deref(), Some(&bc[..]));
+    assert!(sw.stdout().contains("is now a hub") && sw.stdout().contains("is now a switch"));
+}
+
 #[test]
 fn bad_management_options_are_refused_before_anything_starts() {
     require_ours!();

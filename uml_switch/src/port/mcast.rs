@@ -264,6 +264,10 @@ impl Mcast {
 }
 
 impl Endpoint for Mcast {
+    fn removable(&self) -> bool {
+        true
+    }
+
     fn port_info(&self, _port: PortId) -> (&'static str, Option<String>) {
         ("mcast", Some(self.describe_group()))
     }

@@ -223,11 +223,37 @@ pub trait Endpoint {
     /// known.
     fn port_info(&self, port: PortId) -> (&'static str, Option<String>);
 
+    /// Whether its ports may be removed through the management socket
+    /// (statically configured ports: tunnels, raw, tap, mcast). Default:
+    /// no (a guest's port ends with its connection).
+    fn removable(&self) -> bool {
+        false
+    }
+
     /// The longest frame this endpoint's ports take (and are sent), given
     /// the switch's largest frame `max_frame`; frames longer than that are
     /// dropped and counted for the port. Default: `max_frame`.
     fn frame_limit(&self, max_frame: usize) -> usize {
         max_frame
+    }
+}
+
+/// What stands in the event loop's table for an endpoint removed at run
+/// time (its descriptors are closed; its index is never reused).
+#[derive(Debug)]
+pub struct Removed;
+
+impl Endpoint for Removed {
+    fn register(&mut self, _ctx: &mut Ctx<'_>) -> io::Result<()> {
+        Ok(())
+    }
+    fn ready(&mut self, _: u32, _: EpollFlags, _: &mut Ctx<'_>, _: &mut Inbox) -> Ready {
+        Ready::Done
+    }
+    fn queue(&mut self, _: PortId, _: &[u8], _: &mut Stats) {}
+    fn flush(&mut self, _: &Epoll, _: &mut Stats) {}
+    fn port_info(&self, _: PortId) -> (&'static str, Option<String>) {
+        ("removed", None)
     }
 }
 
@@ -391,6 +417,18 @@ impl PortTable {
         e.vlans = vlans;
         self.with_vlans = self.with_vlans + usize::from(is) - usize::from(was);
         true
+    }
+
+    /// The ports of `endpoint`.
+    pub fn of_endpoint(&self, endpoint: EndpointId) -> Vec<PortId> {
+        (0..self.id_limit())
+            .filter(|&p| self.endpoint(p) == Some(endpoint))
+            .collect()
+    }
+
+    /// Removes `port` (its endpoint is gone); false if there is none.
+    pub fn drop_port(&mut self, port: PortId) -> bool {
+        self.remove(port)
     }
 
     /// The port whose label is `label`, if any.

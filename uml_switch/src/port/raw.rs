@@ -407,6 +407,10 @@ fn is_link_down(e: &io::Error) -> bool {
 }
 
 impl Endpoint for Raw {
+    fn removable(&self) -> bool {
+        true
+    }
+
     fn port_info(&self, _port: PortId) -> (&'static str, Option<String>) {
         ("raw", Some(format!("interface {}", self.ifname)))
     }

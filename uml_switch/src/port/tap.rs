@@ -54,6 +54,10 @@ impl Tap {
 }
 
 impl Endpoint for Tap {
+    fn removable(&self) -> bool {
+        true
+    }
+
     fn port_info(&self, _port: PortId) -> (&'static str, Option<String>) {
         ("tap", None)
     }

@@ -408,6 +408,10 @@ impl<C: Codec> Tunnel<C> {
 }
 
 impl<C: Codec> Endpoint for Tunnel<C> {
+    fn removable(&self) -> bool {
+        true
+    }
+
     fn port_info(&self, _port: PortId) -> (&'static str, Option<String>) {
         (self.config.kind.name(), Some(self.describe()))
     }
