@@ -13,6 +13,10 @@ use std::fmt;
 pub const MAGIC: u32 = 0xfeed_face;
 /// `REQ_NEW_CONTROL`, the only request type.
 pub const REQ_NEW_CONTROL: u32 = 0;
+/// netkit's `REQ_NEW_DUMP` (`uml_dump`): a v3 request for a port that gets
+/// a copy of every frame (docs/interop.md §0.6). vde clients mean their
+/// management port by the same number; for them it stays refused.
+pub const REQ_NEW_DUMP: u32 = 1;
 /// vde clients (vdeplug4 `vde://DIR[N]`) ask for switch port N with
 /// `type = REQ_NEW_CONTROL + (N << 8)` in a v3 request; the bits above the
 /// low byte are such a port number, which is tolerated (not honoured).
@@ -199,6 +203,13 @@ pub enum Parsed {
         /// Bytes of the buffer that belong to the request.
         consumed: usize,
     },
+    /// A v3 `REQ_NEW_DUMP` request (exactly that type): a mirror port.
+    Dump {
+        /// The client's data socket address (where the copies go).
+        addr: SockAddrUn,
+        /// Bytes of the buffer that belong to the request.
+        consumed: usize,
+    },
     /// A request to refuse: print `message` and close the connection once.
     Reject {
         /// The message the C switch prints for it.
@@ -241,6 +252,15 @@ pub fn parse_request(buf: &[u8]) -> Parsed {
             let Some(kind) = u32_at(buf, 8) else {
                 return Parsed::NeedMore;
             };
+            if kind == REQ_NEW_DUMP {
+                return match SockAddrUn::from_slice(buf.get(12..).unwrap_or(&[])) {
+                    Some(addr) => Parsed::Dump {
+                        addr,
+                        consumed: buf.len().min(V3_LEN),
+                    },
+                    None => Parsed::NeedMore,
+                };
+            }
             if kind & REQ_TYPE_MASK != REQ_NEW_CONTROL {
                 return bad_type(kind);
             }
@@ -552,6 +572,15 @@ mod tests {
                 message: "Bad request type : 7".into()
             }
         );
+        // netkit's uml_dump: type 1, a mirror port.
+        let mut dump = hex("ce fa ed fe 03 00 00 00 01 00 00 00");
+        dump.extend_from_slice(&[1, 0, 0, b'd']);
+        dump.resize(124, 0);
+        assert!(matches!(
+            parse_request(&dump),
+            Parsed::Dump { consumed: 124, addr } if addr.0[..4] == [1, 0, 0, b'd']
+        ));
+        assert_eq!(parse_request(&dump[..100]), Parsed::NeedMore);
         // Port bits do not make a bad type acceptable.
         assert_eq!(
             parse_request(&hex("ce fa ed fe 03 00 00 00 01 03 00 00")),

@@ -55,6 +55,9 @@ pub enum Action {
     /// The connection becomes a port with a data socket of its own,
     /// connected to the client's address; the reply names that socket.
     RegisterVde(VdeRequest),
+    /// The connection becomes a mirror port (netkit's `uml_dump`): a copy
+    /// of every frame goes to this address; what it sends is ignored.
+    RegisterDump(SockAddrUn),
     /// Write the switch's 110-byte data socket address on the connection.
     Reply,
     /// Close the connection (and remove its port, if it has one).
@@ -180,6 +183,23 @@ impl ControlConn {
     ) -> Vec<Action> {
         match parsed {
             Parsed::NeedMore => Vec::new(),
+            // vde clients mean their management port by type 1: refused as
+            // before; a daemon-style client (netkit's uml_dump) gets a
+            // mirror port.
+            Parsed::Dump { addr, .. } if !addr.is_abstract() => self.close(vec![Action::Out(
+                format!("Bad request type : {}\n", uml_common::switch::REQ_NEW_DUMP),
+            )]),
+            Parsed::Dump { addr, consumed } => {
+                self.state = State::Active {
+                    grace_until: now + TRAILER_GRACE,
+                    grace_left: REQUEST_ROOM.saturating_sub(received.max(consumed)),
+                };
+                vec![
+                    Action::RegisterDump(addr),
+                    Action::Out("New dump connection\n".into()),
+                    Action::Reply,
+                ]
+            }
             Parsed::Reject { message } => {
                 let line = format!("{message}\n");
                 // The C switch prints the bad type on stdout, the version

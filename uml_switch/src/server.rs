@@ -297,6 +297,10 @@ impl Switch {
             }
             let frame = inbox.bytes(received);
             ports.count_in(from, frame.len());
+            if ports.is_mirror(from) {
+                // A mirror port listens only.
+                continue;
+            }
             // With VLANs: the frame's VLAN on its port (else the default
             // VLAN, tags untouched).
             let class = if ports.vlans_in_use() {
@@ -351,11 +355,17 @@ impl Switch {
                 }
             }
             let id_limit = ports.id_limit();
-            let mut deliver = |to: PortId| {
+            if matches!(verdict, Verdict::Drop) && frame.len() < ETH_HEADER_LEN {
+                stats.short += 1;
+            }
+            let mut deliver = |ports: &mut PortTable, to: PortId, mirrored: bool| {
                 let Some(ep) = ports.endpoint(to) else {
                     return;
                 };
-                let frame = if ports.vlans_in_use() {
+                if !mirrored && ports.is_mirror(to) {
+                    return;
+                }
+                let frame = if ports.vlans_in_use() && !mirrored {
                     match ports.vlans(to).egress(class.vlan) {
                         vlan::Egress::NotMember => return,
                         egress => vlan::rewrite(frame, class, egress, vlan_buf),
@@ -377,19 +387,20 @@ impl Switch {
                 }
             };
             match verdict {
-                Verdict::Drop => {
-                    if frame.len() < ETH_HEADER_LEN {
-                        stats.short += 1;
-                    }
-                }
-                Verdict::To(to) => deliver(to),
+                Verdict::Drop => {}
+                Verdict::To(to) => deliver(ports, to, false),
                 Verdict::Flood => {
                     for id in 0..id_limit {
                         if id != from {
-                            deliver(id);
+                            deliver(ports, id, false);
                         }
                     }
                 }
+            }
+            // Mirror ports (uml_dump) get every frame, as received.
+            for i in 0..ports.mirrors().len() {
+                let m = ports.mirrors()[i];
+                deliver(ports, m, true);
             }
         }
     }

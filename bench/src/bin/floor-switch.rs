@@ -56,7 +56,7 @@ fn read_request(conn: &mut UnixStream) -> Option<SockAddrUn> {
         buf.extend_from_slice(&chunk[..n]);
         match parse_request(&buf) {
             Parsed::NeedMore => {}
-            Parsed::Reject { .. } => return None,
+            Parsed::Reject { .. } | Parsed::Dump { .. } => return None,
             Parsed::Port { addr, .. } => return Some(addr),
         }
     }

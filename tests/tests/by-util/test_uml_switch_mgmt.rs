@@ -10,6 +10,7 @@
 
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read, Write};
+use std::os::linux::net::SocketAddrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -18,8 +19,9 @@ use std::time::Duration;
 
 use uml_integration_tests::run_with_timeout;
 use uml_integration_tests::switch_client::{
-    frame, learned_port, mac, mac_str, new_temp_dir, BessClient, FramePort, RunningSwitch,
-    SwitchBinary, SwitchMode, BROADCAST, WAIT,
+    bind_data_socket, connect_control, frame, learned_port, mac, mac_str, new_temp_dir, read_reply,
+    request_versioned, BessClient, FramePort, RunningSwitch, SwitchBinary, SwitchMode, BROADCAST,
+    WAIT,
 };
 
 macro_rules! require_ours {
@@ -497,6 +499,68 @@ fn ports_added_and_removed_and_hub_mode_at_run_time() {
     d.send(&bc);
     assert_eq!(g.recv_frame(WAIT).as_deref(), Some(&bc[..]));
     assert!(sw.stdout().contains("is now a hub") && sw.stdout().contains("is now a switch"));
+}
+
+/// netkit's `uml_dump` (a v3 request of type 1, `REQ_NEW_DUMP`,
+/// `docs/interop.md` §0.6): a mirror port that gets a copy of every frame
+/// as received — unicast between two other ports included — is never
+/// learned on or flooded to twice, and whose own frames are ignored.
+#[test]
+fn a_uml_dump_client_gets_a_copy_of_every_frame() {
+    require_ours!();
+    let (mut sw, _bess, mgmt) = start(&[]);
+    let a = sw.port();
+    let b = sw.port();
+    let (data, addr) = bind_data_socket().unwrap();
+    let mut control = connect_control(sw.ctl(), WAIT).unwrap();
+    control.write_all(&request_versioned(3, 1, &addr)).unwrap();
+    read_reply(&mut control, WAIT).unwrap();
+    sw.wait_until(WAIT, |s| s.stdout().contains("New dump connection"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let recv = || {
+        let mut buf = [0u8; 2048];
+        data.recv(&mut buf).ok().map(|n| buf[..n].to_vec())
+    };
+    let bc = frame(BROADCAST, mac(1), b"a broadcasts");
+    a.send(&bc);
+    assert_eq!(b.recv_frame(WAIT), Some(bc.clone()));
+    learned_port(&mut sw, mac(1));
+    let uc = frame(mac(1), mac(2), b"b to a, unicast");
+    b.send(&uc);
+    assert_eq!(a.recv_frame(WAIT), Some(uc.clone()));
+    // Frames from the mirror port are ignored (not forwarded, not learned).
+    data.send_to_addr(
+        &frame(BROADCAST, mac(9), b"from uml_dump"),
+        &std::os::unix::net::SocketAddr::from_abstract_name(sw_data_name(&sw)).unwrap(),
+    )
+    .ok();
+    let after = frame(BROADCAST, mac(2), b"b broadcasts");
+    b.send(&after);
+    assert_eq!(
+        a.recv_frame(WAIT),
+        Some(after.clone()),
+        "a got uml_dump's frame"
+    );
+    // The mirror got each frame exactly once, in order.
+    assert_eq!(recv(), Some(bc));
+    assert_eq!(recv(), Some(uc));
+    assert_eq!(recv(), Some(after));
+    let (_, macs, _) = client(&mgmt, &["macs"]);
+    assert!(!macs.contains(&mac_str(mac(9))), "{macs}");
+    let (_, ports, _) = client(&mgmt, &["ports"]);
+    assert!(ports.contains("uml_dump mirror"), "{ports}");
+}
+
+/// The switch's data socket's abstract name, from its `attached` reply.
+fn sw_data_name(sw: &RunningSwitch) -> Vec<u8> {
+    let (_d, addr) = bind_data_socket().unwrap();
+    let mut control = connect_control(sw.ctl(), WAIT).unwrap();
+    control.write_all(&request_versioned(3, 0, &addr)).unwrap();
+    let reply = read_reply(&mut control, WAIT).unwrap();
+    // sun_family (2), then NUL and the name.
+    let name = &reply[3..];
+    let end = name.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    name[..end].to_vec()
 }
 
 #[test]

@@ -332,6 +332,14 @@ impl Daemon {
                         conn.port = Some(id);
                     }
                 }
+                Action::RegisterDump(addr) => {
+                    let id = ctx.add_port(fd);
+                    ctx.ports.set_mirror(id);
+                    self.add_client(id, addr, Some("uml_dump mirror".to_string()));
+                    if let Some(conn) = self.conns.get_mut(&fd) {
+                        conn.port = Some(id);
+                    }
+                }
                 Action::RegisterVde(request) => {
                     if let Err(why) = self.add_vde_client(fd, &request, ctx) {
                         let Some(conn) = self.conns.get_mut(&fd) else {

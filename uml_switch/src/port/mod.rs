@@ -305,6 +305,9 @@ struct PortEntry {
     traffic: Traffic,
     /// Its VLANs (default: the default VLAN only, untagged).
     vlans: PortVlans,
+    /// A mirror port (netkit's `uml_dump`): gets a copy of every frame,
+    /// is never flooded to or learned on.
+    mirror: bool,
 }
 
 /// A port's frame and byte counts (the management socket's `ports`).
@@ -329,6 +332,8 @@ pub struct PortTable {
     /// Ports with VLANs configured (0: every frame is in the default VLAN
     /// and forwarded untouched, without looking at tags).
     with_vlans: usize,
+    /// The mirror ports.
+    mirrors: Vec<PortId>,
 }
 
 /// The VLANs of a port that has none configured.
@@ -390,6 +395,28 @@ impl PortTable {
             Some(Some(e)) => e.traffic,
             _ => Traffic::default(),
         }
+    }
+
+    /// Makes `port` a mirror port.
+    pub fn set_mirror(&mut self, port: PortId) {
+        if let Some(Some(e)) = self.entries.get_mut(port as usize) {
+            if !e.mirror {
+                e.mirror = true;
+                self.mirrors.push(port);
+            }
+        }
+    }
+
+    /// The mirror ports.
+    #[inline]
+    pub fn mirrors(&self) -> &[PortId] {
+        &self.mirrors
+    }
+
+    /// Whether `port` is a mirror port.
+    #[inline]
+    pub fn is_mirror(&self, port: PortId) -> bool {
+        !self.mirrors.is_empty() && self.mirrors.contains(&port)
     }
 
     /// Whether any port has VLANs configured.
@@ -459,6 +486,7 @@ impl PortTable {
             oversized: 0,
             traffic: Traffic::default(),
             vlans: PortVlans::default(),
+            mirror: false,
         });
         match self.free.pop() {
             Some(id) => {
@@ -477,6 +505,9 @@ impl PortTable {
             Some(e) => {
                 if !e.vlans.is_default() {
                     self.with_vlans -= 1;
+                }
+                if e.mirror {
+                    self.mirrors.retain(|&m| m != port);
                 }
                 self.free.push(port);
                 true
