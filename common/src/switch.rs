@@ -14,7 +14,7 @@ pub const MAGIC: u32 = 0xfeed_face;
 /// `REQ_NEW_CONTROL`, the only request type.
 pub const REQ_NEW_CONTROL: u32 = 0;
 /// netkit's `REQ_NEW_DUMP` (`uml_dump`): a v3 request for a port that gets
-/// a copy of every frame (docs/interop.md §0.6). vde clients mean their
+/// a copy of every frame (docs/interop.md §0, item 6). vde clients mean their
 /// management port by the same number; for them it stays refused.
 pub const REQ_NEW_DUMP: u32 = 1;
 /// vde clients (vdeplug4 `vde://DIR[N]`) ask for switch port N with

@@ -502,7 +502,7 @@ fn ports_added_and_removed_and_hub_mode_at_run_time() {
 }
 
 /// netkit's `uml_dump` (a v3 request of type 1, `REQ_NEW_DUMP`,
-/// `docs/interop.md` §0.6): a mirror port that gets a copy of every frame
+/// `docs/interop.md` §0 (item 6)): a mirror port that gets a copy of every frame
 /// as received — unicast between two other ports included — is never
 /// learned on or flooded to twice, and whose own frames are ignored.
 #[test]
