@@ -872,5 +872,31 @@ fn unknown_notice(
 /// signal to die by), or why set-up failed (not printed; what was opened
 /// has been removed).
 pub fn run(prog: &str, opts: Options) -> Result<Exit, Error> {
-    Ok(setup(prog, opts)?.run())
+    let mut sw = setup(prog, opts)?;
+    notify_ready(&sw);
+    Ok(sw.run())
+}
+
+/// Under a service manager (`NOTIFY_SOCKET`, sd_notify(3)): says that
+/// every socket listens (`READY=1`), with the switch's pid (after
+/// `-daemon`'s fork) and a status line. Best effort: a manager that cannot
+/// be told times the start out itself.
+fn notify_ready(sw: &Switch) {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    use uml_common::activation::{notify_target, ready_message, NotifyTarget};
+    let Some(target) = notify_target(|k| std::env::var(k).ok()) else {
+        return;
+    };
+    let addr = match target {
+        NotifyTarget::Path(p) => SocketAddr::from_pathname(p),
+        NotifyTarget::Abstract(name) => SocketAddr::from_abstract_name(name),
+    };
+    let status = format!("{} ports, switching", sw.ports.count());
+    let message = ready_message(&status, Some(std::process::id()));
+    if let (Ok(addr), Ok(sock)) = (addr, UnixDatagram::unbound()) {
+        if let Err(e) = sock.send_to_addr(message.as_bytes(), &addr) {
+            err(&format!("{}: NOTIFY_SOCKET: {}\n", sw.prog, strerror(&e)));
+        }
+    }
 }

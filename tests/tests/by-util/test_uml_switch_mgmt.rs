@@ -615,3 +615,65 @@ fn bad_management_options_are_refused_before_anything_starts() {
         "{err}"
     );
 }
+
+/// Under a service manager: once every socket listens the switch sends
+/// `READY=1` with its pid to `NOTIFY_SOCKET` (a path or, with `@`, an
+/// abstract name), as sd_notify(3) describes; without it, nothing.
+#[test]
+fn readiness_is_notified_to_the_service_manager() {
+    require_ours!();
+    use std::os::unix::net::UnixDatagram;
+    use std::process::Stdio;
+    let dir = new_temp_dir();
+    let path_sock = dir.path().join("notify");
+    let abstract_name = format!("uml-switch-test-notify-{}", std::process::id());
+    let by_path = UnixDatagram::bind(&path_sock).unwrap();
+    let by_name = UnixDatagram::bind_addr(
+        &std::os::unix::net::SocketAddr::from_abstract_name(abstract_name.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    for (n, (sock, value)) in [
+        (&by_path, path_sock.display().to_string()),
+        (&by_name, format!("@{abstract_name}")),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        sock.set_read_timeout(Some(WAIT)).unwrap();
+        let ctl = dir.path().join(format!("ctl{n}"));
+        let mut child = Command::new(&SwitchBinary::under_test().path)
+            .arg("-unix")
+            .arg(&ctl)
+            .env("NOTIFY_SOCKET", &value)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut buf = [0u8; 512];
+        let got = sock.recv(&mut buf);
+        // Ready means listening: the control socket is there.
+        let listening = ctl.exists();
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let deadline = std::time::Instant::now() + WAIT;
+        while child.try_wait().unwrap().is_none() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the switch did not end"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let n = got.unwrap_or_else(|e| panic!("no notification on {value}: {e}"));
+        assert_eq!(
+            String::from_utf8_lossy(&buf[..n]),
+            format!(
+                "READY=1\nSTATUS=0 ports, switching\nMAINPID={}\n",
+                child.id()
+            )
+        );
+        assert!(listening);
+    }
+}
