@@ -1,0 +1,221 @@
+//! Two switches on two "hosts" (network namespaces joined by a veth pair)
+//! share one segment over an L2TPv3-over-UDP trunk: each switch's
+//! `--l2tpv3` port is configured with the options the other switch's port
+//! mirrors (src/dst, ports and sessions swapped), so each switch is the
+//! other's "guest". A 6.1 guest behind one switch and a 7.x guest behind
+//! the other ping each other; then both guests' ports are put in VLAN 10
+//! through the management sockets, the trunk ports carry VLAN 10 tagged,
+//! the pings go on, and a capture of one trunk port shows the guests'
+//! ICMP frames tagged with VLAN 10.
+//!
+//! Everything runs in network namespaces the test creates and removes;
+//! processes are ended by pid; every wait is bounded.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::ffi::OsString;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use uml_integration_tests::segment::{
+    self, expect_power_off, guest_mac as mac, halt, learned, switch_is_ours, Guest, LINK_UP,
+};
+use uml_integration_tests::switch_client::{new_temp_dir, NsSwitch, SwitchBinary, WAIT};
+use uml_integration_tests::{
+    require, run_with_timeout, Kernel, NetNs, Requirement, Uml, IDLE_SCRIPT,
+};
+
+const SWITCH_LIFETIME: Duration = Duration::from_secs(150);
+const UML_LIFETIME: Duration = Duration::from_secs(120);
+const GUEST_STEP: Duration = Duration::from_secs(60);
+const UML_EXIT: Duration = Duration::from_secs(20);
+
+fn mgmt(path: &Path, words: &[&str]) -> String {
+    let mut cmd = Command::new(&SwitchBinary::under_test().path);
+    cmd.arg("--mgmt").arg(path).args(words);
+    let out = run_with_timeout(&mut cmd, WAIT);
+    assert_eq!(
+        out.code,
+        Some(0),
+        "{words:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The port number of the first `ports` row of `kind`.
+fn port_of_kind(sock: &Path, kind: &str) -> String {
+    let ports = mgmt(sock, &["ports"]);
+    ports
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|c| c.get(1) == Some(&kind))
+        .unwrap_or_else(|| panic!("no {kind} port:\n{ports}"))[0]
+        .to_string()
+}
+
+/// ICMP frames tagged with VLAN `vid` in the capture file `path`.
+fn tagged_icmp(path: &Path, vid: u16) -> usize {
+    let Ok(file) = std::fs::File::open(path) else {
+        return 0;
+    };
+    let Ok(mut r) = pcap_file::pcap::PcapReader::new(file) else {
+        return 0;
+    };
+    let mut n = 0;
+    while let Some(Ok(p)) = r.next_packet() {
+        let f = p.data;
+        // MACs, 802.1Q tag, IPv4 (no options), protocol 1.
+        if f.len() >= 42
+            && f[12..14] == [0x81, 0x00]
+            && u16::from_be_bytes([f[14], f[15]]) & 0x0fff == vid
+            && f[16..18] == [0x08, 0x00]
+            && f[27] == 1
+        {
+            n += 1;
+        }
+    }
+    n
+}
+
+fn switch_args(dir: &Path, tag: &str, tunnel: String) -> Vec<OsString> {
+    vec![
+        "-unix".into(),
+        dir.join(format!("{tag}.ctl")).into(),
+        "--bess".into(),
+        dir.join(format!("{tag}.bess")).into(),
+        "--mgmt".into(),
+        dir.join(format!("{tag}.mgmt")).into(),
+        "--l2tpv3".into(),
+        tunnel.into(),
+    ]
+}
+
+fn guest(n: u8, kernel: Kernel, bess: &Path, ns: &NetNs, script: &str) -> Uml {
+    let g = Guest::new(
+        n,
+        kernel,
+        format!("vec0:transport=bess,dst={},mac={}", bess.display(), mac(n)),
+        "vec0",
+    );
+    let mut cfg = g.then(script).config(ns, "tk");
+    cfg.lifetime = UML_LIFETIME;
+    segment::boot(cfg)
+}
+
+#[test]
+fn two_switches_on_two_hosts_share_a_segment_over_an_l2tpv3_trunk_with_vlans() {
+    require!(
+        Requirement::Root,
+        Requirement::LinuxUml,
+        Requirement::LinuxUml7,
+        Requirement::NetNs
+    );
+    require!(Requirement::Program("ping", "iputils-ping"));
+    if !switch_is_ours("the C switch has no tunnel ports") {
+        return;
+    }
+    let dir = new_temp_dir();
+    let host_a = NetNs::new("trka");
+    let host_b = NetNs::new("trkb");
+    let out = host_a.ip(&[
+        "link",
+        "add",
+        "ta",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "tb",
+        "netns",
+        host_b.name(),
+    ]);
+    assert!(out.success(), "{out}");
+    for (ns, dev, addr) in [
+        (&host_a, "ta", "10.1.0.1/24"),
+        (&host_b, "tb", "10.1.0.2/24"),
+    ] {
+        assert!(ns.ip(&["addr", "add", addr, "dev", dev]).success());
+        assert!(ns.ip(&["link", "set", dev, "up"]).success());
+    }
+    // Each switch's port: the other switch is its "guest".
+    let a_port = "udp=1,src=10.1.0.2,srcport=5002,dst=10.1.0.1,dstport=5001,\
+                  rx_session=0x11,tx_session=0x22";
+    let b_port = "udp=1,src=10.1.0.1,srcport=5001,dst=10.1.0.2,dstport=5002,\
+                  rx_session=0x22,tx_session=0x11";
+    let d = dir.path();
+    // Each switch writes its output in a directory of its own.
+    let (out_a, out_b) = (d.join("a"), d.join("b"));
+    std::fs::create_dir(&out_a).unwrap();
+    std::fs::create_dir(&out_b).unwrap();
+    let mut sw_a = NsSwitch::start(
+        &host_a,
+        &out_a,
+        &switch_args(d, "a", a_port.into()),
+        SWITCH_LIFETIME,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut sw_b = NsSwitch::start(
+        &host_b,
+        &out_b,
+        &switch_args(d, "b", b_port.into()),
+        SWITCH_LIFETIME,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (mgmt_a, mgmt_b) = (d.join("a.mgmt"), d.join("b.mgmt"));
+    let trunk_a = port_of_kind(&mgmt_a, "l2tpv3");
+    let trunk_b = port_of_kind(&mgmt_b, "l2tpv3");
+    for (sock, port) in [(&mgmt_a, &trunk_a), (&mgmt_b, &trunk_b)] {
+        mgmt(sock, &["vlan", port, "trunk=10"]);
+    }
+
+    let mut a = guest(1, Kernel::Linux61, &d.join("a.bess"), &host_a, IDLE_SCRIPT);
+    segment::expect_step_ok(&mut a, LINK_UP, GUEST_STEP, &mut sw_a, &[]);
+    // Guest 2 pings three times, then keeps pinging (one reply is enough)
+    // while the test moves both guests into VLAN 10.
+    let script = "ping -c 3 -i 0.3 -w 30 10.0.0.1\necho \"TEST: ping rc=$?\"\n\
+                  ping -c 150 -i 0.2 -w 60 10.0.0.1 >/dev/null\necho \"TEST: vlan rc=$?\"";
+    let mut b = guest(2, Kernel::Linux7, &d.join("b.bess"), &host_b, script);
+    segment::expect_step_ok(&mut b, LINK_UP, GUEST_STEP, &mut sw_b, &[&a]);
+    segment::expect_step_ok(&mut b, "ping", GUEST_STEP, &mut sw_b, &[&a]);
+    // Each switch learned the far guest on its trunk port.
+    for (sw, far, trunk) in [(&sw_a, 2, &trunk_a), (&sw_b, 1, &trunk_b)] {
+        let line = format!("{}{trunk}", learned(&mac(far)));
+        assert!(sw.output().contains(&line), "{}", sw.output());
+    }
+
+    // VLAN 10 for both guests; the trunk carries it tagged.
+    let capture = d.join("trunk.pcap");
+    mgmt(
+        &mgmt_a,
+        &[
+            "capture",
+            "start",
+            capture.to_str().unwrap(),
+            &format!("port={trunk_a}"),
+        ],
+    );
+    for (sock, kind_bess) in [(&mgmt_a, "bess"), (&mgmt_b, "bess")] {
+        let port = port_of_kind(sock, kind_bess);
+        mgmt(sock, &["vlan", &port, "access=10"]);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        // The capture is written out at least every 2 s.
+        if tagged_icmp(&capture, 10) >= 4 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no VLAN 10 ICMP frames on the trunk:\n{}",
+            mgmt(&mgmt_a, &["ports"])
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    mgmt(&mgmt_a, &["capture", "stop"]);
+    segment::expect_step_ok(&mut b, "vlan", GUEST_STEP, &mut sw_b, &[&a]);
+    expect_power_off(&mut b, UML_EXIT);
+    halt(&mut a, UML_EXIT);
+}
