@@ -34,6 +34,7 @@ pub const OPTIONS: &[&str] = &[
     "--mgmt-mode",
     "--pcap",
     "--pcap-limit",
+    "--vxlan",
     "--help",
 ];
 
@@ -75,6 +76,8 @@ pub struct Options {
     pub mgmt: Option<PathBuf>,
     /// `--mgmt-mode MODE`: its permissions, octal (unchecked).
     pub mgmt_mode: Option<String>,
+    /// VXLAN trunks (`--vxlan OPTIONS`), in order, unchecked.
+    pub vxlan: Vec<String>,
     /// `--pcap FILE`: capture every frame to FILE.
     pub pcap: Option<PathBuf>,
     /// `--pcap-limit SIZE`: its rotation size (unchecked).
@@ -99,6 +102,7 @@ pub fn help(prog: &str) -> String {
          \x20        [-daemon] [--bess PATH]... [--l2tpv3 OPTIONS]... [--gre OPTIONS]...\n\
          \x20        [--raw IFNAME]... [--mcast[=GROUP[,PORT[,TTL]]]]... [--mtu N]\n\
          \x20        [--mgmt PATH [--mgmt-mode MODE]] [--pcap FILE [--pcap-limit SIZE]]\n\
+         \x20        [--vxlan OPTIONS]...\n\
          \x20  or: {prog} -compat-v0 [-unix control-socket data-socket] [-hub]\n\
          \x20        [-tap tap-device] [-daemon] [--bess PATH]... [--l2tpv3 OPTIONS]...\n\
          \x20        [--gre OPTIONS]... [--raw IFNAME]... [--mcast[=...]]... [--mtu N]\n\
@@ -151,6 +155,10 @@ pub fn help(prog: &str) -> String {
          \x20                 eth0=mcast,MAC,GROUP,PORT,TTL (kernels before 6.16; defaults\n\
          \x20                 239.192.168.1, 1102, 1, the kernel's); the group is one port.\n\
          \x20                 Needs a route to the group (ip route add 224.0.0.0/4 dev IF).\n\
+         \x20 --vxlan OPTIONS a VXLAN trunk (RFC 7348, UDP) to other switches or Linux vxlan\n\
+         \x20                 devices: local=IP,remote=IP[,remote=IP...][,vni=N][,port=N]\n\
+         \x20                 (vni 1 and port 4789 by default); frames go to every remote.\n\
+         \x20                 May be given more than once.\n\
          \x20 --mtu N         forward frames of up to N + 14 bytes (N from 1500 to 65535,\n\
          \x20                 default 1500) between ports that take them: bess, tunnel and\n\
          \x20                 raw ports (guests with mtu=N); daemon and mcast ports keep\n\
@@ -210,6 +218,7 @@ pub fn parse(prog: &str, args: &[OsString]) -> Parsed {
         mgmt_mode: None,
         pcap: None,
         pcap_limit: None,
+        vxlan: Vec::new(),
         help: false,
     };
     let mut it = args.iter();
@@ -265,7 +274,7 @@ pub fn parse(prog: &str, args: &[OsString]) -> Parsed {
             ("--mcast", _) => o.mcast.push(inline.unwrap_or_default().to_string()),
             (
                 "--bess" | "--raw" | "--mtu" | "--l2tpv3" | "--gre" | "--mgmt" | "--mgmt-mode"
-                | "--pcap" | "--pcap-limit",
+                | "--pcap" | "--pcap-limit" | "--vxlan",
                 _,
             ) => {
                 // The value: after `=`, else the next argument.
@@ -284,6 +293,7 @@ pub fn parse(prog: &str, args: &[OsString]) -> Parsed {
                     "--mgmt-mode" => o.mgmt_mode = Some(text),
                     "--pcap" => o.pcap = Some(PathBuf::from(v)),
                     "--pcap-limit" => o.pcap_limit = Some(text),
+                    "--vxlan" => o.vxlan.push(text),
                     "--l2tpv3" => o.tunnels.push((TunnelKind::L2tpv3, text)),
                     _ => o.tunnels.push((TunnelKind::Gre, text)),
                 }

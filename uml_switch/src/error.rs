@@ -234,6 +234,24 @@ pub enum Error {
         /// Why.
         source: crate::capture::CaptureError,
     },
+    /// Bad `--vxlan` options.
+    #[error("{prog}: --vxlan '{value}': {why}")]
+    VxlanOptions {
+        /// argv\[0\].
+        prog: String,
+        /// The options given.
+        value: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// A VXLAN port cannot be opened.
+    #[error("{prog}: --vxlan: {why}")]
+    Vxlan {
+        /// argv\[0\].
+        prog: String,
+        /// Why.
+        why: String,
+    },
     /// `-daemon`: `daemon()` failed.
     #[error("daemon: {}", .0.desc())]
     Daemon(Errno),

@@ -636,6 +636,7 @@ impl Switch {
             "tap" => PortSpec::Tap {
                 name: spec.to_string(),
             },
+            "vxlan" => PortSpec::Vxlan(crate::port::vxlan::parse_options(spec)?),
             _ => {
                 let tunnel_kind = if kind == "gre" {
                     TunnelKind::Gre

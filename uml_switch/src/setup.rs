@@ -74,6 +74,15 @@ pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, Error> {
     let tunnels = tunnel::check_options(prog, &opts.tunnels, mtu)?;
     let groups = mcast::check_options(prog, &opts.mcast)?;
     let mgmt_mode = check_mgmt_mode(prog, &opts)?;
+    let mut vxlans = Vec::new();
+    for value in &opts.vxlan {
+        let config = port::vxlan::parse_options(value).map_err(|why| Error::VxlanOptions {
+            prog: prog.to_string(),
+            value: value.clone(),
+            why,
+        })?;
+        vxlans.push(config);
+    }
     let pcap_limit = match opts.pcap_limit.as_deref() {
         None => crate::capture::DEFAULT_LIMIT,
         Some(v) => uml_common::mgmt::parse_size(v)
@@ -142,7 +151,8 @@ pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, Error> {
         .map(|ifname| PortSpec::Raw {
             ifname: ifname.clone(),
         })
-        .chain(groups.into_iter().map(PortSpec::Mcast));
+        .chain(groups.into_iter().map(PortSpec::Mcast))
+        .chain(vxlans.into_iter().map(PortSpec::Vxlan));
     for spec in others {
         match port::open(prog, &spec) {
             Ok(Some(e)) => {

@@ -219,3 +219,76 @@ fn two_switches_on_two_hosts_share_a_segment_over_an_l2tpv3_trunk_with_vlans() {
     expect_power_off(&mut b, UML_EXIT);
     halt(&mut a, UML_EXIT);
 }
+
+/// A VXLAN trunk to an implementation we did not write: a Linux `vxlan`
+/// device on the other "host" (namespace), with an address on it; a 6.1
+/// guest behind our switch pings that address across the trunk.
+#[test]
+fn a_vxlan_trunk_to_a_linux_vxlan_device() {
+    require!(Requirement::Root, Requirement::LinuxUml, Requirement::NetNs);
+    require!(Requirement::Program("ping", "iputils-ping"));
+    if !switch_is_ours("the C switch has no vxlan ports") {
+        return;
+    }
+    let dir = new_temp_dir();
+    let host_a = NetNs::new("vxa");
+    let host_b = NetNs::new("vxb");
+    let out = host_a.ip(&[
+        "link",
+        "add",
+        "va",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "vb",
+        "netns",
+        host_b.name(),
+    ]);
+    assert!(out.success(), "{out}");
+    for (ns, dev, addr) in [
+        (&host_a, "va", "10.1.0.1/24"),
+        (&host_b, "vb", "10.1.0.2/24"),
+    ] {
+        assert!(ns.ip(&["addr", "add", addr, "dev", dev]).success());
+        assert!(ns.ip(&["link", "set", dev, "up"]).success());
+    }
+    for args in [
+        &[
+            "link", "add", "vx0", "type", "vxlan", "id", "42", "local", "10.1.0.2", "remote",
+            "10.1.0.1", "dstport", "4789", "dev", "vb",
+        ][..],
+        &["addr", "add", "10.0.0.2/24", "dev", "vx0"],
+        &["link", "set", "vx0", "address", &mac(2)],
+        &["link", "set", "vx0", "up"],
+    ] {
+        let out = host_b.ip(args);
+        assert!(out.success(), "ip {args:?}: {out}");
+    }
+    let d = dir.path();
+    let out_a = d.join("a");
+    std::fs::create_dir(&out_a).unwrap();
+    let args: Vec<OsString> = vec![
+        "-unix".into(),
+        d.join("a.ctl").into(),
+        "--bess".into(),
+        d.join("a.bess").into(),
+        "--vxlan".into(),
+        "local=10.1.0.1,remote=10.1.0.2,vni=42".into(),
+    ];
+    let mut sw =
+        NsSwitch::start(&host_a, &out_a, &args, SWITCH_LIFETIME).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        sw.output()
+            .contains("(10.1.0.1:4789 <-> 10.1.0.2:4789, vni 42): a VXLAN trunk"),
+        "{}",
+        sw.output()
+    );
+    let script = "ping -c 3 -i 0.3 -w 30 10.0.0.2\necho \"TEST: ping rc=$?\"";
+    let mut g = guest(1, Kernel::Linux61, &d.join("a.bess"), &host_a, script);
+    segment::expect_step_ok(&mut g, LINK_UP, GUEST_STEP, &mut sw, &[]);
+    segment::expect_step_ok(&mut g, "ping", GUEST_STEP, &mut sw, &[]);
+    expect_power_off(&mut g, UML_EXIT);
+    // The switch learned the vxlan device's MAC on the trunk.
+    assert!(sw.output().contains(&learned(&mac(2))), "{}", sw.output());
+}

@@ -80,6 +80,7 @@ pub fn command() -> Command {
              \x20        [-daemon] [--bess PATH]... [--l2tpv3 OPTIONS]... [--gre OPTIONS]...\n\
              \x20        [--raw IFNAME]... [--mcast[=GROUP[,PORT[,TTL]]]]... [--mtu N]\n\
              \x20        [--mgmt PATH [--mgmt-mode MODE]] [--pcap FILE [--pcap-limit SIZE]]\n\
+             \x20        [--vxlan OPTIONS]...\n\
              \x20  or: uml_switch -compat-v0 [-unix control-socket data-socket] [-hub]\n\
              \x20        [-tap tap-device] [-daemon] [--bess PATH]... [--l2tpv3 OPTIONS]...\n\
              \x20        [--gre OPTIONS]... [--raw IFNAME]... [--mcast[=...]]... [--mtu N]\n\
@@ -276,6 +277,25 @@ pub fn command() -> Command {
                      and drops its own frames when they loop back. A route to the group must \
                      exist (ip route add 224.0.0.0/4 dev IFACE), for the guests too. May be \
                      given more than once, for different groups.",
+                ),
+        )
+        .arg(
+            Arg::new("vxlan")
+                .long("vxlan")
+                .value_name("OPTIONS")
+                .action(ArgAction::Append)
+                .help("a VXLAN trunk (RFC 7348, UDP) to other switches or Linux vxlan\n\
+                     devices: local=IP,remote=IP[,remote=IP...][,vni=N][,port=N]\n\
+                     (vni 1 and port 4789 by default); frames go to every remote.\n\
+                     May be given more than once.")
+                .long_help(
+                    "A VXLAN trunk port (RFC 7348): the switch binds local=IP (UDP port 4789, \
+                     or port=N), sends every frame it forwards to the port to each remote=IP \
+                     (several may be given) with network identifier vni=N (default 1), and \
+                     takes datagrams from those remotes' addresses (any source port) with \
+                     that VNI. The far end may be another uml_switch, a Linux vxlan device \
+                     (ip link add NAME type vxlan id N local IP remote IP dstport 4789) or \
+                     Open vSwitch. No privilege is needed for ports above 1023.",
                 ),
         )
         .arg(

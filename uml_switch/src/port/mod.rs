@@ -45,6 +45,7 @@ pub mod tap;
 pub mod tunnel;
 pub mod unix;
 pub mod vde;
+pub mod vxlan;
 
 use std::io;
 use std::os::fd::{AsFd, RawFd};
@@ -130,6 +131,8 @@ pub enum PortSpec {
     },
     /// A member of a legacy `mcast` group (checked options).
     Mcast(mcast::McastConfig),
+    /// A VXLAN trunk (checked options).
+    Vxlan(vxlan::VxlanConfig),
 }
 
 /// Opens the endpoint `spec` describes (binding its sockets). `Ok(None)`:
@@ -153,6 +156,7 @@ pub fn open(prog: &str, spec: &PortSpec) -> Result<Option<Box<dyn Endpoint>>, Er
         })),
         PortSpec::Raw { ifname } => Ok(Some(Box::new(raw::Raw::open(prog, ifname)?))),
         PortSpec::Mcast(config) => Ok(Some(Box::new(mcast::Mcast::open(prog, config)?))),
+        PortSpec::Vxlan(config) => Ok(Some(Box::new(vxlan::Vxlan::open(prog, config)?))),
     }
 }
 
