@@ -34,6 +34,9 @@ DEMO_PACKAGES="$BUILD_PACKAGES user-mode-linux iproute2 iputils-ping"
 TEST_PACKAGES="$BUILD_PACKAGES user-mode-linux uml-utilities iproute2 iputils-ping busybox \
 e2fsprogs procps kmod net-tools util-linux inetutils-telnetd lintian debootstrap dpkg-dev \
 patchelf vdeplug libnss-extrausers"
+# vde2: vde_switch and dpipe, the far end of the switch-to-vde_switch
+# interop test (tests/tests/by-util/test_uml_switch_trunk_kernel.rs).
+TEST_PACKAGES="$TEST_PACKAGES vde2"
 
 missing_packages() {
     local pkg status missing=()

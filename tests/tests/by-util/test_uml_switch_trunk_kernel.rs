@@ -292,3 +292,107 @@ fn a_vxlan_trunk_to_a_linux_vxlan_device() {
     // The switch learned the vxlan device's MAC on the trunk.
     assert!(sw.output().contains(&learned(&mac(2))), "{}", sw.output());
 }
+
+/// A child process group ended (SIGTERM, then SIGKILL) when dropped.
+struct Group(std::process::Child);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        let pgid = nix::unistd::Pid::from_raw(-(self.0.id() as i32));
+        let _ = nix::sys::signal::kill(pgid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while matches!(self.0.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = nix::sys::signal::kill(pgid, nix::sys::signal::Signal::SIGKILL);
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs `program args` in `ns` in a process group of its own, stdin kept
+/// open (vde_switch ends at the end of its console input), output to
+/// `log`.
+fn spawn_in(ns: &NetNs, program: &str, args: &[&str], log: &Path) -> Group {
+    use std::os::unix::process::CommandExt;
+    let out = std::fs::File::create(log).unwrap();
+    let child = ns
+        .exec(program)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    Group(child)
+}
+
+/// vde_switch (vde2) and our switch joined by a cable (`dpipe vde_plug
+/// vde://OURS = vde_plug vde://THEIRS`), a 6.1 guest on each on the
+/// daemon transport: they ping each other across the two switch families.
+#[test]
+fn our_switch_and_vde_switch_share_a_segment_through_dpipe() {
+    require!(Requirement::Root, Requirement::LinuxUml, Requirement::NetNs);
+    require!(
+        Requirement::Program("ping", "iputils-ping"),
+        Requirement::Program("vde_switch", "vde2"),
+        Requirement::Program("dpipe", "vde2"),
+        Requirement::Program("vde_plug", "vdeplug")
+    );
+    if !switch_is_ours("the C switch does not serve vde_plug") {
+        return;
+    }
+    let dir = new_temp_dir();
+    let ns = NetNs::new("vdecable");
+    let d = dir.path();
+    let (ours, theirs) = (d.join("ours"), d.join("theirs"));
+    std::fs::create_dir(&ours).unwrap();
+    let out_dir = d.join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let args: Vec<OsString> = vec!["-unix".into(), ours.join("ctl").into()];
+    let mut sw =
+        NsSwitch::start(&ns, &out_dir, &args, SWITCH_LIFETIME).unwrap_or_else(|e| panic!("{e}"));
+    let _vde = spawn_in(
+        &ns,
+        "vde_switch",
+        &["-s", theirs.to_str().unwrap()],
+        &d.join("vde_switch.log"),
+    );
+    let deadline = Instant::now() + WAIT;
+    while !theirs.join("ctl").exists() {
+        assert!(Instant::now() < deadline, "vde_switch did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ours_url = format!("vde://{}", ours.display());
+    let theirs_url = format!("vde://{}", theirs.display());
+    let _cable = spawn_in(
+        &ns,
+        "dpipe",
+        &["vde_plug", &ours_url, "=", "vde_plug", &theirs_url],
+        &d.join("dpipe.log"),
+    );
+    let plugged = sw.wait_output(WAIT, |o| o.contains("New connection"));
+    assert!(plugged, "the cable never plugged in:\n{}", sw.report());
+
+    let daemon_guest = |n: u8, ctl: &Path, script: &str| {
+        let g = Guest::new(
+            n,
+            Kernel::Linux61,
+            format!("eth0=daemon,{},unix,{}", mac(n), ctl.display()),
+            "eth0",
+        );
+        let mut cfg = g.then(script).config(&ns, "vc");
+        cfg.lifetime = UML_LIFETIME;
+        segment::boot(cfg)
+    };
+    let mut a = daemon_guest(1, &ours.join("ctl"), IDLE_SCRIPT);
+    segment::expect_step_ok(&mut a, LINK_UP, GUEST_STEP, &mut sw, &[]);
+    let script = "ping -c 3 -i 0.3 -w 30 10.0.0.1\necho \"TEST: ping rc=$?\"";
+    let mut b = daemon_guest(2, &theirs.join("ctl"), script);
+    segment::expect_step_ok(&mut b, LINK_UP, GUEST_STEP, &mut sw, &[&a]);
+    segment::expect_step_ok(&mut b, "ping", GUEST_STEP, &mut sw, &[&a]);
+    expect_power_off(&mut b, UML_EXIT);
+    halt(&mut a, UML_EXIT);
+    // Our switch saw guest 2 behind the cable's port.
+    assert!(sw.output().contains(&learned(&mac(2))), "{}", sw.output());
+}
