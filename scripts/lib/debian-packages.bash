@@ -35,8 +35,9 @@ TEST_PACKAGES="$BUILD_PACKAGES user-mode-linux uml-utilities iproute2 iputils-pi
 e2fsprogs procps kmod net-tools util-linux inetutils-telnetd lintian debootstrap dpkg-dev \
 patchelf vdeplug libnss-extrausers"
 # vde2: vde_switch and dpipe, the far end of the switch-to-vde_switch
-# interop test (tests/tests/by-util/test_uml_switch_trunk_kernel.rs).
-TEST_PACKAGES="$TEST_PACKAGES vde2"
+# interop test (tests/tests/by-util/test_uml_switch_trunk_kernel.rs);
+# systemd: systemd-socket-activate drives the socket-activation test.
+TEST_PACKAGES="$TEST_PACKAGES vde2 systemd"
 
 missing_packages() {
     local pkg status missing=()

@@ -252,6 +252,14 @@ pub enum Error {
         /// Why.
         why: String,
     },
+    /// The sockets passed by the service manager are not usable.
+    #[error("{prog}: socket activation: {why}")]
+    Activation {
+        /// argv\[0\].
+        prog: String,
+        /// What is wrong.
+        why: String,
+    },
     /// `-daemon`: `daemon()` failed.
     #[error("daemon: {}", .0.desc())]
     Daemon(Errno),

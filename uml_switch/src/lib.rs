@@ -19,6 +19,7 @@
 //!   [`uumain`] only.
 #![forbid(unsafe_code)]
 
+pub mod activation;
 pub mod capture;
 pub mod cli;
 pub mod control;

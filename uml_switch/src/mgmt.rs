@@ -63,6 +63,8 @@ pub struct Mgmt {
     path: PathBuf,
     listener: UnixListener,
     conns: HashMap<RawFd, Conn>,
+    /// Passed by a service manager: its file is not removed at exit.
+    activated: bool,
 }
 
 impl std::fmt::Debug for Mgmt {
@@ -81,7 +83,20 @@ const CONN_EVENTS: EpollFlags = EpollFlags::EPOLLIN.union(EpollFlags::EPOLLRDHUP
 impl Mgmt {
     /// Listens on `path` with permissions `mode`, replacing a stale socket
     /// (one nobody listens on) but nothing else.
-    pub fn open(path: &Path, mode: u32) -> Result<Mgmt, MgmtError> {
+    pub fn open(path: &Path, mode: u32, passed: Option<OwnedFd>) -> Result<Mgmt, MgmtError> {
+        if let Some(fd) = passed {
+            // Socket activation: bound and listening already, its file and
+            // mode the service manager's.
+            let fd = move_high(fd, HIGH_FD)?;
+            let listener = UnixListener::from(fd);
+            listener.set_nonblocking(true)?;
+            return Ok(Mgmt {
+                path: path.to_path_buf(),
+                listener,
+                conns: HashMap::new(),
+                activated: true,
+            });
+        }
         if let Ok(meta) = std::fs::symlink_metadata(path) {
             if !meta.file_type().is_socket() {
                 return Err(MgmtError::NotASocket);
@@ -103,6 +118,7 @@ impl Mgmt {
             path: path.to_path_buf(),
             listener: UnixListener::from(listener),
             conns: HashMap::new(),
+            activated: false,
         })
     }
 
@@ -204,7 +220,9 @@ impl Mgmt {
 
     /// Removes the socket file (at exit).
     pub fn cleanup(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        if !self.activated {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 

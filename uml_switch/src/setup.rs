@@ -10,6 +10,7 @@ use std::io::{self, IsTerminal};
 use nix::sys::epoll::{Epoll, EpollCreateFlags};
 use uml_common::sys::fd::move_high;
 
+use crate::activation::Passed;
 use crate::capture::{Capture, Filter};
 use crate::cli::Options;
 use crate::mgmt::{self, Mgmt};
@@ -121,15 +122,23 @@ pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, Error> {
         );
     }
 
+    // Socket activation: sockets a service manager bound for us.
+    let mut passed = Passed::from_env(prog)?;
     let daemon_spec = PortSpec::Daemon {
         ctl: opts.ctl.clone(),
         data: opts.data.clone(),
     };
     // Only a tap is optional (Ok(None)); it is opened below.
     let mut endpoints: Vec<Box<dyn Endpoint>> = Vec::new();
-    endpoints.extend(port::open(prog, &daemon_spec)?);
+    let ctl_passed = if opts.data.is_none() {
+        passed.take(libc::SOCK_STREAM, &opts.ctl)
+    } else {
+        None
+    };
+    endpoints.extend(port::open_passed(prog, &daemon_spec, ctl_passed)?);
     for path in &opts.bess {
-        match port::open(prog, &PortSpec::Bess { path: path.clone() }) {
+        let fd = passed.take(libc::SOCK_SEQPACKET, path);
+        match port::open_passed(prog, &PortSpec::Bess { path: path.clone() }, fd) {
             Ok(e) => endpoints.extend(e),
             Err(e) => return Err(abandon(&mut endpoints, e)),
         }
@@ -166,7 +175,7 @@ pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, Error> {
 
     let mut mgmt = match &opts.mgmt {
         None => None,
-        Some(path) => match Mgmt::open(path, mgmt_mode) {
+        Some(path) => match Mgmt::open(path, mgmt_mode, passed.take(libc::SOCK_STREAM, path)) {
             Ok(m) => Some(m),
             Err(source) => {
                 let e = Error::Mgmt {
@@ -179,6 +188,7 @@ pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, Error> {
         },
     };
 
+    passed.close_rest(prog);
     let capture = match &opts.pcap {
         None => None,
         Some(path) => match Capture::start(path, Filter::All, pcap_limit) {

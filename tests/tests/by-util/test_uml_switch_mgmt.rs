@@ -17,12 +17,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use uml_integration_tests::run_with_timeout;
 use uml_integration_tests::switch_client::{
     bind_data_socket, connect_control, frame, learned_port, mac, mac_str, new_temp_dir, read_reply,
     request_versioned, BessClient, FramePort, RunningSwitch, SwitchBinary, SwitchMode, BROADCAST,
     WAIT,
 };
+use uml_integration_tests::{require, run_with_timeout, Requirement};
 
 macro_rules! require_ours {
     () => {
@@ -675,5 +675,124 @@ fn readiness_is_notified_to_the_service_manager() {
             )
         );
         assert!(listening);
+    }
+}
+
+/// A process group ended (SIGTERM, then SIGKILL) when dropped.
+struct Group(std::process::Child);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        let pgid = nix::unistd::Pid::from_raw(-(self.0.id() as i32));
+        let _ = nix::sys::signal::kill(pgid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = std::time::Instant::now() + WAIT;
+        while matches!(self.0.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = nix::sys::signal::kill(pgid, nix::sys::signal::Signal::SIGKILL);
+        let _ = self.0.wait();
+    }
+}
+
+/// Socket activation driven as systemd does it (`systemd-socket-activate`
+/// passes the bound sockets, `LISTEN_FDS`): the switch uses the passed
+/// control, management and bess sockets instead of binding, serves the
+/// connection that woke it, and leaves the sockets' files (the manager's)
+/// in place when it ends.
+#[test]
+fn passed_sockets_are_used_as_systemd_passes_them() {
+    require_ours!();
+    require!(Requirement::Program("systemd-socket-activate", "systemd"));
+    use std::os::unix::process::CommandExt;
+    let dir = new_temp_dir();
+    let (ctl, sock, bess) = (
+        dir.path().join("ctl"),
+        dir.path().join("mgmt"),
+        dir.path().join("bess"),
+    );
+    let log = dir.path().join("switch.out");
+    let out = std::fs::File::create(&log).unwrap();
+    let prog = SwitchBinary::under_test().path;
+    // Stream sockets: control and management.
+    let child = Command::new("systemd-socket-activate")
+        .arg("-l")
+        .arg(&ctl)
+        .arg("-l")
+        .arg(&sock)
+        .arg("--fdname=ctl:mgmt")
+        .arg(&prog)
+        .arg("-unix")
+        .arg(&ctl)
+        .arg("--mgmt")
+        .arg(&sock)
+        .stdin(std::process::Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let group = Group(child);
+    let deadline = std::time::Instant::now() + WAIT;
+    while !(ctl.exists() && sock.exists()) {
+        assert!(std::time::Instant::now() < deadline, "no sockets");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The first connection wakes the switch, which serves it.
+    let (_data, addr) = bind_data_socket().unwrap();
+    let mut control = connect_control(&ctl, WAIT).unwrap();
+    control.write_all(&request_versioned(3, 0, &addr)).unwrap();
+    read_reply(&mut control, WAIT).unwrap();
+    let (status, ports, err) = client(&sock, &["ports"]);
+    assert_eq!(status, 0, "{err}");
+    assert_eq!(
+        ports.lines().filter(|l| l.contains(" daemon ")).count(),
+        1,
+        "{ports}"
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !text.contains("bind"),
+        "it bound instead of using the passed sockets:\n{text}"
+    );
+    drop(control);
+    drop(group);
+    assert!(
+        ctl.exists() && sock.exists(),
+        "the manager's socket files were removed"
+    );
+
+    // A seqpacket socket: bess.
+    let log2 = dir.path().join("switch2.out");
+    let out = std::fs::File::create(&log2).unwrap();
+    let child = Command::new("systemd-socket-activate")
+        .arg("--seqpacket")
+        .arg("-l")
+        .arg(&bess)
+        .arg(&prog)
+        .arg("-unix")
+        .arg(dir.path().join("ctl2"))
+        .arg("--bess")
+        .arg(&bess)
+        .stdin(std::process::Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let _group = Group(child);
+    let deadline = std::time::Instant::now() + WAIT;
+    while !bess.exists() {
+        assert!(std::time::Instant::now() < deadline, "no bess socket");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _b = BessClient::connect(&bess).unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let text = std::fs::read_to_string(&log2).unwrap_or_default();
+        if text.contains("New bess connection") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not served:\n{text}");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }

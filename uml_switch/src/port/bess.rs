@@ -82,6 +82,8 @@ pub struct Bess {
     backlogs: Backlogs,
     /// This endpoint's id in the event loop (for epoll tokens).
     me: EndpointId,
+    /// Passed by a service manager: its file is not removed at exit.
+    activated: bool,
 }
 
 impl std::fmt::Debug for Bess {
@@ -109,12 +111,20 @@ pub fn guest_argument(path: &Path) -> String {
 impl Bess {
     /// Listens on `path`, replacing a stale socket (one nobody listens on)
     /// but nothing else.
-    pub fn open(prog: &str, path: &Path) -> Result<Bess, Error> {
+    pub fn open(prog: &str, path: &Path, passed: Option<OwnedFd>) -> Result<Bess, Error> {
         let refuse = |why: BessRefusal| Error::Bess {
             prog: prog.to_string(),
             path: path.to_path_buf(),
             why,
         };
+        if let Some(listener) = passed {
+            // Socket activation: bound and listening already; its file is
+            // the service manager's.
+            let listener =
+                move_high(listener, HIGH_FD).map_err(|e| refuse(BessRefusal::MoveHigh(e)))?;
+            let _ = super::set_nonblocking(&listener);
+            return Ok(Bess::with_listener(path, listener, true));
+        }
         if path.to_string_lossy().contains(UNNAMEABLE) {
             return Err(refuse(BessRefusal::Unnameable));
         }
@@ -135,7 +145,11 @@ impl Bess {
             let _ = std::fs::remove_file(path);
             refuse(BessRefusal::MoveHigh(e))
         })?;
-        Ok(Bess {
+        Ok(Bess::with_listener(path, listener, false))
+    }
+
+    fn with_listener(path: &Path, listener: OwnedFd, activated: bool) -> Bess {
+        Bess {
             path: path.to_path_buf(),
             listener,
             listener_paused: false,
@@ -144,7 +158,8 @@ impl Bess {
             tx: SendBatch::new(SEND_BATCH, MAX_FRAME_LEN),
             backlogs: Backlogs::default(),
             me: 0,
-        })
+            activated,
+        }
     }
 
     fn accept(&mut self, ctx: &mut Ctx<'_>) {
@@ -425,6 +440,9 @@ impl Endpoint for Bess {
     }
 
     fn cleanup(&mut self) {
+        if self.activated {
+            return;
+        }
         if let Err(e) = std::fs::remove_file(&self.path) {
             out(&format!(
                 "Couldn't remove bess socket '{}' : ",
@@ -435,7 +453,9 @@ impl Endpoint for Bess {
     }
 
     fn discard(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        if !self.activated {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 

@@ -114,6 +114,9 @@ pub struct Daemon {
     /// This endpoint's id in the event loop (for epoll tokens).
     me: EndpointId,
     unknown_sender_reported: bool,
+    /// The control socket was passed by a service manager: its file is
+    /// not removed at exit.
+    activated: bool,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -131,8 +134,19 @@ impl Daemon {
     /// Binds the control socket `ctl` and the data socket (the file
     /// `data_path` with `-compat-v0`, else an abstract address), with the
     /// C switch's stale-socket handling; on failure, removes what it bound.
-    pub fn open(prog: &str, ctl: &Path, data_path: Option<&Path>) -> Result<Daemon, Error> {
-        let listener = bind_with_stale_check(ctl, |p| UnixListener::bind(p), probe_stream);
+    pub fn open(
+        prog: &str,
+        ctl: &Path,
+        data_path: Option<&Path>,
+        passed: Option<OwnedFd>,
+    ) -> Result<Daemon, Error> {
+        // Socket activation: the control socket is bound already (and its
+        // file is the service manager's).
+        let activated = passed.is_some();
+        let listener = match passed {
+            Some(fd) => Ok(UnixListener::from(fd)),
+            None => bind_with_stale_check(ctl, |p| UnixListener::bind(p), probe_stream),
+        };
         let (listener, data, data_addr) = if let Some(data_path) = data_path {
             // Both sockets are tried, as in C, so the message covers both.
             let data = bind_with_stale_check(data_path, |p| UnixDatagram::bind(p), probe_dgram);
@@ -206,6 +220,7 @@ impl Daemon {
             backlogs: Backlogs::default(),
             me: 0,
             unknown_sender_reported: false,
+            activated,
         })
     }
 
@@ -676,7 +691,8 @@ impl Endpoint for Daemon {
 
     fn cleanup(&mut self) {
         self.unlink_vde_files();
-        if let Err(e) = std::fs::remove_file(&self.ctl) {
+        if self.activated {
+        } else if let Err(e) = std::fs::remove_file(&self.ctl) {
             out(&format!(
                 "Couldn't remove control socket '{}' : ",
                 self.ctl.display()
@@ -693,7 +709,9 @@ impl Endpoint for Daemon {
 
     fn discard(&mut self) {
         self.unlink_vde_files();
-        let _ = std::fs::remove_file(&self.ctl);
+        if !self.activated {
+            let _ = std::fs::remove_file(&self.ctl);
+        }
         if let Some(d) = &self.data_path {
             let _ = std::fs::remove_file(d);
         }

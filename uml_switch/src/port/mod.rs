@@ -140,16 +140,27 @@ pub enum PortSpec {
 /// been printed); the switch runs without it. The error says why a port
 /// the switch cannot run without could not be opened (not printed).
 pub fn open(prog: &str, spec: &PortSpec) -> Result<Option<Box<dyn Endpoint>>, Error> {
+    open_passed(prog, spec, None)
+}
+
+/// Like [`open`], with the listening socket already bound and passed by
+/// a service manager (`activation.rs`) for a daemon or bess port.
+pub fn open_passed(
+    prog: &str,
+    spec: &PortSpec,
+    passed: Option<std::os::fd::OwnedFd>,
+) -> Result<Option<Box<dyn Endpoint>>, Error> {
     match spec {
         PortSpec::Daemon { ctl, data } => Ok(Some(Box::new(daemon::Daemon::open(
             prog,
             ctl,
             data.as_deref(),
+            passed,
         )?))),
         PortSpec::Tap { name } => {
             Ok(tap::Tap::open(name).map(|t| Box::new(t) as Box<dyn Endpoint>))
         }
-        PortSpec::Bess { path } => Ok(Some(Box::new(bess::Bess::open(prog, path)?))),
+        PortSpec::Bess { path } => Ok(Some(Box::new(bess::Bess::open(prog, path, passed)?))),
         PortSpec::Tunnel(config) => Ok(Some(match config.encap {
             Encap::L2tpv3(p) => Box::new(l2tpv3::open(prog, config, p)?),
             Encap::Gre(p) => Box::new(gre::open(prog, config, p)?),
