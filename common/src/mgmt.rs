@@ -48,7 +48,9 @@ pub const COMMANDS: &[(&str, &str)] = &[
     (
         "vlan",
         "vlan PORT [access=VLAN|access=0] [trunk=LIST|trunk=-]: set a port's VLANs \
-         (access: its untagged frames; trunk: the VLANs it carries tagged, e.g. 10,20-29)",
+         (access: its untagged frames; trunk: the VLANs it carries tagged, e.g. 10,20-29); \
+         vlan default SOCKET …: the VLANs of the ports that later connect to the control or \
+         bess socket SOCKET",
     ),
 ];
 
@@ -88,10 +90,13 @@ pub enum Command {
         limit: Option<u64>,
     },
     /// `vlan PORT [access=V] [trunk=LIST]`: what to change (`None`: keep;
-    /// `access=0`: the default VLAN).
+    /// `access=0`: the default VLAN). With `listener`, `vlan default
+    /// SOCKET …`: the VLANs of ports that connect to SOCKET from now on.
     Vlan {
-        /// The port's id (as printed).
+        /// The port's id (as printed); 0 with `listener`.
         label: i32,
+        /// `vlan default SOCKET`: the listening socket's path.
+        listener: Option<String>,
         /// The new access VLAN.
         access: Option<Option<Vid>>,
         /// The new trunk VLANs (boxed: a set is 512 bytes).
@@ -219,10 +224,12 @@ fn parse_vlan<'a>(mut words: impl Iterator<Item = &'a str>) -> Result<Command, R
             "usage: vlan PORT [access=VLAN|access=0] [trunk=LIST|trunk=-]".to_string(),
         )
     };
-    let label: i32 = words
-        .next()
-        .and_then(|w| w.parse().ok())
-        .ok_or_else(usage)?;
+    let first = words.next().ok_or_else(usage)?;
+    let (label, listener) = if first == "default" {
+        (0, Some(words.next().ok_or_else(usage)?.to_string()))
+    } else {
+        (first.parse::<i32>().map_err(|_| usage())?, None)
+    };
     let (mut access, mut trunk) = (None, None);
     let mut any = false;
     for w in words {
@@ -241,6 +248,7 @@ fn parse_vlan<'a>(mut words: impl Iterator<Item = &'a str>) -> Result<Command, R
     }
     Ok(Command::Vlan {
         label,
+        listener,
         access,
         trunk,
     })
@@ -670,6 +678,7 @@ mod tests {
             ok("vlan 5 access=10 trunk=20-22").command,
             Command::Vlan {
                 label: 5,
+                listener: None,
                 access: Some(Vid::new(10)),
                 trunk: Some(Box::new("20-22".parse().unwrap()))
             }
@@ -678,6 +687,7 @@ mod tests {
             ok("vlan 7 access=0").command,
             Command::Vlan {
                 label: 7,
+                listener: None,
                 access: Some(None),
                 trunk: None
             }
@@ -686,6 +696,7 @@ mod tests {
             ok("vlan 7 trunk=-").command,
             Command::Vlan {
                 label: 7,
+                listener: None,
                 access: None,
                 trunk: Some(Box::default())
             }

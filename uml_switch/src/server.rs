@@ -586,9 +586,18 @@ impl Switch {
                 None => Err("no capture runs".to_string()),
             },
             Command::Vlan {
+                listener: Some(path),
+                access,
+                trunk,
+                ..
+            } => self
+                .default_vlan_change(&path, access, &trunk)
+                .map(|()| mgmt_proto::done(json)),
+            Command::Vlan {
                 label,
                 access,
                 trunk,
+                ..
             } => self
                 .vlan_change(label, access, &trunk)
                 .map(|(port, vlans)| {
@@ -746,6 +755,31 @@ impl Switch {
         };
         let limit = limit.unwrap_or(crate::capture::DEFAULT_LIMIT);
         Capture::start(std::path::Path::new(path), filter, limit).map_err(|e| e.to_string())
+    }
+
+    /// `vlan default SOCKET …`: the VLANs of the ports that connect to
+    /// SOCKET from now on.
+    fn default_vlan_change(
+        &mut self,
+        path: &str,
+        access: Option<Option<vlan::Vid>>,
+        trunk: &Option<Box<vlan::VidSet>>,
+    ) -> Result<(), String> {
+        let ep = self
+            .endpoints
+            .iter()
+            .position(|e| e.listen_path() == Some(std::path::Path::new(path)))
+            .ok_or_else(|| format!("'{path}' is not the control socket or a bess socket"))?
+            as EndpointId;
+        let now = self.ports.default_vlans(ep);
+        let access = access.unwrap_or_else(|| vlan::Vid::new(now.access()));
+        let trunk = trunk
+            .as_deref()
+            .cloned()
+            .unwrap_or_else(|| now.trunk().clone());
+        let vlans = vlan::PortVlans::new(access, trunk).map_err(|e| e.to_string())?;
+        self.ports.set_default_vlans(ep, vlans);
+        Ok(())
     }
 
     /// What `vlan LABEL [access=V] [trunk=LIST]` would set, or why not.

@@ -796,3 +796,41 @@ fn passed_sockets_are_used_as_systemd_passes_them() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// `vlan default SOCKET …`: ports that connect to that socket later are in
+/// those VLANs from their first frame (a lab puts a bess socket per VLAN).
+#[test]
+fn ports_of_a_listener_get_its_default_vlans() {
+    require_ours!();
+    let (mut sw, bess, mgmt) = start(&[]);
+    let (status, _, err) = client(
+        &mgmt,
+        &["vlan", "default", bess.to_str().unwrap(), "access=10"],
+    );
+    assert_eq!(status, 0, "{err}");
+    let (status, _, err) = client(&mgmt, &["vlan", "default", "/nonexistent", "access=10"]);
+    assert_eq!(status, 1);
+    assert!(
+        err.contains("is not the control socket or a bess socket"),
+        "{err}"
+    );
+    let d = sw.port();
+    let b1 = BessClient::connect(&bess).unwrap();
+    let b2 = BessClient::connect(&bess).unwrap();
+    sw.wait_until(WAIT, |s| {
+        s.stdout().matches("New bess connection").count() == 2
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let rows = port_rows(&mgmt);
+    let vlans: Vec<&str> = rows.iter().map(|r| r[VLAN].as_str()).collect();
+    assert_eq!(vlans.iter().filter(|v| **v == "10").count(), 2, "{rows:?}");
+    let from_b1 = frame(BROADCAST, mac(1), b"VLAN 10 only");
+    b1.send(&from_b1);
+    assert_eq!(b2.recv_frame(WAIT), Some(from_b1));
+    // The daemon port (default VLAN) gets the next default-VLAN frame
+    // first: b1's broadcast never reached it.
+    let e = sw.port();
+    let marker = frame(BROADCAST, mac(5), b"default VLAN");
+    e.send(&marker);
+    assert_eq!(d.recv_frame(WAIT), Some(marker));
+}

@@ -353,6 +353,10 @@ fn report_send_error(conn: &mut Conn, e: &io::Error) {
 }
 
 impl Endpoint for Bess {
+    fn listen_path(&self) -> Option<&Path> {
+        Some(&self.path)
+    }
+
     fn port_info(&self, port: PortId) -> (&'static str, Option<String>) {
         let peer = match self.conns.get(port as usize) {
             Some(Some(Conn { cred: Some(c), .. })) => Some(format!("pid {}, uid {}", c.pid, c.uid)),

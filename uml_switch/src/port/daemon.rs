@@ -566,6 +566,10 @@ impl Daemon {
 }
 
 impl Endpoint for Daemon {
+    fn listen_path(&self) -> Option<&Path> {
+        Some(&self.ctl)
+    }
+
     fn port_info(&self, port: PortId) -> (&'static str, Option<String>) {
         match self.clients.get(port as usize) {
             Some(Some(c)) => (

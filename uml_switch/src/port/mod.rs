@@ -238,6 +238,12 @@ pub trait Endpoint {
     /// known.
     fn port_info(&self, port: PortId) -> (&'static str, Option<String>);
 
+    /// The listening socket's path, for endpoints whose ports connect to
+    /// one (the control socket, a bess socket).
+    fn listen_path(&self) -> Option<&std::path::Path> {
+        None
+    }
+
     /// Whether its ports may be removed through the management socket
     /// (statically configured ports: tunnels, raw, tap, mcast). Default:
     /// no (a guest's port ends with its connection).
@@ -349,6 +355,8 @@ pub struct PortTable {
     with_vlans: usize,
     /// The mirror ports.
     mirrors: Vec<PortId>,
+    /// Per endpoint: the VLANs its new ports get (`vlan default`).
+    defaults: std::collections::HashMap<EndpointId, PortVlans>,
 }
 
 /// The VLANs of a port that has none configured.
@@ -410,6 +418,20 @@ impl PortTable {
             Some(Some(e)) => e.traffic,
             _ => Traffic::default(),
         }
+    }
+
+    /// The VLANs the ports `endpoint` adds from now on get.
+    pub fn set_default_vlans(&mut self, endpoint: EndpointId, vlans: PortVlans) {
+        if vlans.is_default() {
+            self.defaults.remove(&endpoint);
+        } else {
+            self.defaults.insert(endpoint, vlans);
+        }
+    }
+
+    /// The VLANs the ports of `endpoint` get.
+    pub fn default_vlans(&self, endpoint: EndpointId) -> PortVlans {
+        self.defaults.get(&endpoint).cloned().unwrap_or_default()
     }
 
     /// Makes `port` a mirror port.
@@ -495,12 +517,16 @@ impl PortTable {
     }
 
     fn add(&mut self, endpoint: EndpointId, label: RawFd) -> PortId {
+        let vlans = self.defaults.get(&endpoint).cloned().unwrap_or_default();
+        if !vlans.is_default() {
+            self.with_vlans += 1;
+        }
         let entry = Some(PortEntry {
             endpoint,
             label,
             oversized: 0,
             traffic: Traffic::default(),
-            vlans: PortVlans::default(),
+            vlans,
             mirror: false,
         });
         match self.free.pop() {
