@@ -1045,6 +1045,42 @@ mod tests {
         }
     }
 
+    /// The reflink merge gives the reference's bytes where the temporary
+    /// directory's file system shares extents (run with `TMPDIR` on XFS or
+    /// btrfs to see it); elsewhere it declines and leaves the output empty.
+    #[test]
+    fn reflink_merges_equal_the_reference_or_decline() {
+        let mut rng = Rng::new(0x0ef1_1e5);
+        for round in 0..12 {
+            let c = make_case(&mut rng);
+            let d = c.dir.path();
+            let cow = File::open(d.join("cow")).unwrap();
+            let backing = File::open(d.join("backing")).unwrap();
+            let out = File::options()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(d.join("out"))
+                .unwrap();
+            let window = [WINDOW, 64 << 10, 3 * UNIT][round % 3];
+            let got = Merger::with_window(&cow, &backing, c.geo, window)
+                .new_image_reflink(&out)
+                .unwrap();
+            match got {
+                Some(stats) => {
+                    assert!(
+                        std::fs::read(d.join("out")).unwrap() == reference(&c),
+                        "round {round}: reflink merge differs ({:?})",
+                        c.geo
+                    );
+                    assert!(stats.cloned <= c.geo.image_len());
+                }
+                None => assert_eq!(out.metadata().unwrap().len(), 0),
+            }
+        }
+    }
+
     #[test]
     fn large_runs_use_few_calls() {
         // 4 MiB, every other 4 KiB block dirty, full backing: one write

@@ -203,12 +203,14 @@ mod tests {
         assert_eq!(std::mem::size_of::<FsXattr>(), 28);
         let dir = tempfile::tempdir().unwrap();
         let f = File::create(dir.path().join("f")).unwrap();
-        // ext4 and tmpfs answer the query (or ENOTTY) and refuse the hint.
+        // XFS takes the hint; ext4 answers the query and ignores or
+        // refuses it; tmpfs may not know the ioctl at all.
         match cow_extent_size(&f) {
             Ok(v) => {
                 assert_eq!(v, 0);
                 if set_cow_extent_size(&f, 4096).is_ok() {
-                    assert_eq!(cow_extent_size(&f).unwrap(), 4096);
+                    let now = cow_extent_size(&f).unwrap();
+                    assert!(now == 4096 || now == 0, "{now}");
                     set_cow_extent_size(&f, 0).unwrap();
                     assert_eq!(cow_extent_size(&f).unwrap(), 0);
                 }
