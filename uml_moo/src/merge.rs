@@ -1050,7 +1050,7 @@ mod tests {
     /// btrfs to see it); elsewhere it declines and leaves the output empty.
     #[test]
     fn reflink_merges_equal_the_reference_or_decline() {
-        let mut rng = Rng::new(0x0ef1_1e5);
+        let mut rng = Rng::new(0x00ef_11e5);
         for round in 0..12 {
             let c = make_case(&mut rng);
             let d = c.dir.path();
