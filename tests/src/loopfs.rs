@@ -95,10 +95,16 @@ impl LoopFs {
     /// (XFS needs at least 300) and mounts it. Panics, saying why, when a
     /// step fails.
     pub fn new(kind: FsKind, size_mib: u64) -> LoopFs {
+        Self::new_in(&std::env::temp_dir(), kind, size_mib)
+    }
+
+    /// [`LoopFs::new`] with its file and mount point in a new temporary
+    /// directory in `parent`.
+    pub fn new_in(parent: &Path, kind: FsKind, size_mib: u64) -> LoopFs {
         let dir = tempfile::Builder::new()
             .prefix(&format!("loopfs-{}-", kind.name()))
-            .tempdir()
-            .unwrap_or_else(|e| panic!("temp dir: {e}"));
+            .tempdir_in(parent)
+            .unwrap_or_else(|e| panic!("temp dir in {}: {e}", parent.display()));
         let image = dir.path().join("fs.img");
         let mnt = dir.path().join("mnt");
         let made = std::fs::File::create(&image)

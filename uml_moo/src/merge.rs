@@ -438,7 +438,9 @@ impl<'a> Merger<'a> {
             self.new_window(pos, out, keep_holes)?;
             pos += self.window as u64;
         }
-        if keep_holes {
+        if keep_holes && out.metadata().map_err(at(Stage::Truncate))?.len() != total {
+            // Not when the size is right already: on XFS a truncate, even
+            // to the same size, makes the last close flush the file.
             out.set_len(total).map_err(at(Stage::Truncate))?;
         }
         Ok(self.stats)
@@ -562,7 +564,12 @@ impl<'a> Merger<'a> {
         if !done {
             return give_up(out);
         }
-        out.set_len(total).map_err(at(Stage::Truncate))?;
+        // Only when the tail left it short: on XFS even a truncate to
+        // the same size makes the last close flush the file.
+        let len = out.metadata().map_err(at(Stage::Truncate))?.len();
+        if len != total {
+            out.set_len(total).map_err(at(Stage::Truncate))?;
+        }
         Ok(Some(self.stats))
     }
 
