@@ -29,6 +29,10 @@
 //!   merge leaves no partial output;
 //! * a block-device backing file is sized like the kernel does (C compares
 //!   its `st_size`, 0, and refuses it);
+//! * on a file system that shares extents (XFS with reflink, btrfs), a
+//!   new image shares the backing file's unchanged blocks instead of
+//!   holding copies ([`merge::Merger::new_image_reflink`]; same bytes, a
+//!   fraction of the time and space); `--no-reflink` copies;
 //! * files a running UML holds are refused (see below), unless
 //!   `--ignore-locks` is given; `--help` alone prints the usage and these
 //!   options on stdout, status 0 (C: the usage on stderr, status 1).

@@ -14,6 +14,15 @@
 //!   `pwrite`; the file is finally cut to its size. The C tool skips zero
 //!   sectors one by one, so a skipped unit always lies in a block C leaves
 //!   out too: the output is never less sparse than C's.
+//! * **new image, sharing** ([`Merger::new_image_reflink`], XFS with
+//!   reflink, btrfs): the image's whole blocks are cloned from the backing
+//!   file (one `FICLONERANGE`), then only the blocks that dirty runs touch
+//!   are rebuilt in the window buffer (their clean bytes from the backing
+//!   file, their dirty bytes from the COW file) and written, or punched
+//!   out when they merge to zeros (where C leaves a hole), and the
+//!   partial block at the end is written. Clean blocks cost no I/O and no
+//!   new space. Where cloning is impossible, or a hole cannot be punched,
+//!   the output is emptied and the copying merge runs.
 //! * **in place** (`-d`): only dirty runs are read and written. A run of
 //!   zero units is written only where the backing file is not already zero
 //!   there (C's "Checking backing file for zeros"), so holes of the backing
