@@ -800,9 +800,13 @@ fn clone_block(out: &File) -> Option<u64> {
     (b.is_power_of_two() && (UNIT as u64..=WINDOW as u64).contains(&b)).then_some(b)
 }
 
-/// Abandons a reflink merge: `out` is emptied for the copying merge.
+/// Abandons a reflink merge: `out` is emptied for the copying merge. A
+/// file still empty is left alone: on ext4 a truncate to size 0 makes the
+/// last close write the whole (copied) image back at once.
 fn give_up(out: &File) -> Result<Option<Stats>, MergeError> {
-    out.set_len(0).map_err(at(Stage::Truncate))?;
+    if out.metadata().map_err(at(Stage::Truncate))?.len() != 0 {
+        out.set_len(0).map_err(at(Stage::Truncate))?;
+    }
     Ok(None)
 }
 
