@@ -477,7 +477,8 @@ pub fn uml_moo() -> Tool {
                 vec![code(
                     "uml_moo root.cow root-merged.img\n\
                      uml_moo -d root.cow\n\
-                     uml_moo --ignore-locks root.cow root-merged.img   # guest stopped",
+                     uml_moo --ignore-locks root.cow root-merged.img   # guest stopped\n\
+                     uml_moo --no-reflink root.cow root-merged.img     # a full copy, even on XFS or btrfs",
                 )],
             ),
             see_also("uml_mkcow(1)"),

@@ -318,6 +318,8 @@ fn uml_moo_options_are_the_described_ones() {
                 uml_moo::parse_args(&os(&["--ignore-locks", "root.cow", "new.img"]))
                     .is_some_and(|o| o.ignore_locks)
             }
+            "--no-reflink" => uml_moo::parse_args(&os(&["root.cow", "new.img", "--no-reflink"]))
+                .is_some_and(|o| !o.reflink),
             "--help" => {
                 run_cow_tool(uml_moo::uumain_to, &["uml_moo", "--help"])
                     == (0, uml_moo::help(b"uml_moo"))

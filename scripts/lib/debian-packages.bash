@@ -27,13 +27,15 @@
 # patchelf, scripts/fetch-kernel7 points unstable's 7.x linux.uml at
 # unstable's glibc; vdeplug, vdeplug4's vde_plug, which 7.x runs for the
 # vector vde transport; libnss-extrausers, a non-files NSS module for the
-# name-lookup tests (configured in a private mount namespace only).
+# name-lookup tests (configured in a private mount namespace only);
+# xfsprogs and btrfs-progs, the uml_moo tests make loop-mounted XFS
+# (reflink) and btrfs file systems.
 
 BUILD_PACKAGES="gcc libc6-dev"
 DEMO_PACKAGES="$BUILD_PACKAGES user-mode-linux iproute2 iputils-ping"
 TEST_PACKAGES="$BUILD_PACKAGES user-mode-linux uml-utilities iproute2 iputils-ping busybox \
 e2fsprogs procps kmod net-tools util-linux inetutils-telnetd lintian debootstrap dpkg-dev \
-patchelf vdeplug libnss-extrausers"
+patchelf vdeplug libnss-extrausers xfsprogs btrfs-progs"
 # vde2: vde_switch and dpipe, the far end of the switch-to-vde_switch
 # interop test (tests/tests/by-util/test_uml_switch_trunk_kernel.rs);
 # systemd: systemd-socket-activate drives the socket-activation test.

@@ -20,7 +20,9 @@
 //! * [`segment`]: UML guests on one switch segment (boot, console steps,
 //!   halting) for the real-kernel switch tests;
 //! * [`diff`]: run Debian's C tool and ours the same way and compare what
-//!   they print and how they end.
+//!   they print and how they end;
+//! * [`loopfs`]: loop-mounted XFS, btrfs and ext4 file systems a test
+//!   makes in a temporary file, unmounted and removed when dropped.
 //!
 //! Every wait in here is bounded. Helpers that can only fail because the
 //! test machine is broken panic with a message saying what to do; helpers
@@ -29,6 +31,7 @@
 #![forbid(unsafe_code)]
 
 pub mod diff;
+pub mod loopfs;
 mod mconsole;
 mod netns;
 mod process;

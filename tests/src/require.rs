@@ -34,6 +34,12 @@ pub enum Requirement {
     /// A host program on `PATH` (guests run the host's programs through
     /// hostfs), with the Debian package that provides it.
     Program(&'static str, &'static str),
+    /// Loop devices (`/dev/loop-control`), for file systems a test makes
+    /// in a file ([`crate::loopfs`]).
+    LoopDevice,
+    /// A file system the kernel has (`/proc/filesystems`; as root, its
+    /// module is loaded first if need be), e.g. `xfs`.
+    FileSystem(&'static str),
 }
 
 impl Requirement {
@@ -65,6 +71,18 @@ impl Requirement {
             Requirement::Program(program, package) => find_in_path(program)
                 .is_none()
                 .then(|| format!("`{program}` not found (apt-get install {package})")),
+            Requirement::LoopDevice => (!Path::new("/dev/loop-control").exists())
+                .then(|| "/dev/loop-control does not exist (no loop devices)".to_string()),
+            Requirement::FileSystem(name) => {
+                if !kernel_has_fs(name) && nix::unistd::geteuid().is_root() {
+                    let _ = run_with_timeout(
+                        Command::new("modprobe").arg("-q").arg(name),
+                        VERSION_TIMEOUT,
+                    );
+                }
+                (!kernel_has_fs(name))
+                    .then(|| format!("the kernel has no {name} file system (/proc/filesystems)"))
+            }
             Requirement::NetNs => {
                 if find_in_path("ip").is_none() {
                     Some("`ip` not found (apt-get install iproute2)".to_string())
@@ -87,6 +105,12 @@ impl Requirement {
             _ => None,
         }
     }
+}
+
+/// Whether `/proc/filesystems` lists `name`.
+fn kernel_has_fs(name: &str) -> bool {
+    std::fs::read_to_string("/proc/filesystems")
+        .is_ok_and(|t| t.lines().any(|l| l.split_whitespace().last() == Some(name)))
 }
 
 /// Where glibc's dynamic loader would find the NSS module

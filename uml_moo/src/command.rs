@@ -32,7 +32,9 @@ pub fn command() -> Command {
              recorded in the COW header, or the one given with -b) must still have the size \
              and modification time recorded in the header.\n\n\
              Without -d the result is a new file; it is written to a temporary file beside \
-             it and renamed into place when complete, keeping holes. With -d the backing \
+             it and renamed into place when complete, keeping holes; on XFS (reflink) and \
+             btrfs it shares the backing file's unchanged blocks instead of copying them \
+             (see --no-reflink). With -d the backing \
              file itself is changed in place (destructive: other COW files based on it become \
              invalid). -d must come before -b, as in the C tool.\n\n\
              Files a running UML guest holds are refused: the UML block driver locks the files \
@@ -82,6 +84,26 @@ pub fn command() -> Command {
                     "Merge even when a UML guest holds a lock on the COW, backing or output \
                      file; only for a guest that is stopped and will not write. May appear \
                      anywhere (not as the value of -b). Not in Debian's uml_moo.",
+                ),
+        )
+        .arg(
+            Arg::new("no-reflink")
+                .long("no-reflink")
+                .action(ArgAction::SetTrue)
+                .help(
+                    "write every block of a new image, even on a file system\n\
+                     that can share the backing file's unchanged blocks with\n\
+                     it (XFS with reflink, btrfs); no effect with -d",
+                )
+                .long_help(
+                    "Write every block of a new image (as Debian's uml_moo does). Without it, \
+                     on a file system that shares extents between files (XFS with reflink=1, \
+                     btrfs) and with the output on the backing file's file system, the new \
+                     image shares the backing file's unchanged blocks (FICLONERANGE) and only \
+                     the dirty blocks are written: the same bytes, in a fraction of the time \
+                     and new disk space. Elsewhere, or when sharing fails, the image is \
+                     copied anyway. May appear anywhere (not as the value of -b); no effect \
+                     with -d. Not in Debian's uml_moo.",
                 ),
         )
         .arg(

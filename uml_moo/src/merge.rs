@@ -14,6 +14,15 @@
 //!   `pwrite`; the file is finally cut to its size. The C tool skips zero
 //!   sectors one by one, so a skipped unit always lies in a block C leaves
 //!   out too: the output is never less sparse than C's.
+//! * **new image, sharing** ([`Merger::new_image_reflink`], XFS with
+//!   reflink, btrfs): the image's whole blocks are cloned from the backing
+//!   file (one `FICLONERANGE`), then only the blocks that dirty runs touch
+//!   are rebuilt in the window buffer (their clean bytes from the backing
+//!   file, their dirty bytes from the COW file) and written, or punched
+//!   out when they merge to zeros (where C leaves a hole), and the
+//!   partial block at the end is written. Clean blocks cost no I/O and no
+//!   new space. Where cloning is impossible, or a hole cannot be punched,
+//!   the output is emptied and the copying merge runs.
 //! * **in place** (`-d`): only dirty runs are read and written. A run of
 //!   zero units is written only where the backing file is not already zero
 //!   there (C's "Checking backing file for zeros"), so holes of the backing
@@ -34,6 +43,7 @@ use nix::errno::Errno;
 use nix::unistd::{lseek, Whence};
 use uml_common::cli::strerror;
 use uml_common::cow::{next_run, Geometry};
+use uml_common::sys::reflink::{clone_range, cow_extent_size, punch_hole, set_cow_extent_size};
 use uml_common::sys::writeback::start_writeback;
 
 /// Bytes of image handled per step (and the largest single read or write).
@@ -299,6 +309,9 @@ pub struct Stats {
     pub writes: u64,
     /// Bytes taken from the COW file.
     pub from_cow: u64,
+    /// Bytes of the image shared with the backing file (cloned, not
+    /// written).
+    pub cloned: u64,
 }
 
 /// Merges a COW file with its backing file.
@@ -434,7 +447,9 @@ impl<'a> Merger<'a> {
             self.new_window(pos, out, keep_holes)?;
             pos += self.window as u64;
         }
-        if keep_holes {
+        if keep_holes && out.metadata().map_err(at(Stage::Truncate))?.len() != total {
+            // Not when the size is right already: on XFS a truncate, even
+            // to the same size, makes the last close flush the file.
             out.set_len(total).map_err(at(Stage::Truncate))?;
         }
         Ok(self.stats)
@@ -519,6 +534,149 @@ impl<'a> Merger<'a> {
             self.stats.written += wlen as u64;
         }
         Ok(())
+    }
+
+    /// Merges into `out`, a new, empty regular file, by sharing the
+    /// backing file's extents (see [`Reflink`]). `Ok(None)`: the file
+    /// system cannot share them here (no reflink, another file system, an
+    /// unaligned size) or gave up part-way; `out` is empty again and the
+    /// caller merges with [`Merger::new_image`] (on a fresh `Merger`).
+    pub fn new_image_reflink(&mut self, out: &File) -> Result<Option<Stats>, MergeError> {
+        let total = self.geo.image_len();
+        let Some(block) = clone_block(out) else {
+            return Ok(None);
+        };
+        let shared = total / block * block;
+        if shared == 0 || clone_range(self.backing, 0, shared, out, 0).is_err() {
+            return give_up(out);
+        }
+        self.stats.cloned = shared;
+        // XFS reserves 32 blocks around every write to shared blocks (its
+        // copy-on-write extent size hint): for scattered dirty blocks that
+        // is as much space as a full copy, until a background scan gives
+        // it back. One block while merging; the default again after.
+        let hint = cow_extent_size(out).ok();
+        let narrowed = hint.is_some() && set_cow_extent_size(out, block as u32).is_ok();
+        let r = Reflink { block, shared };
+        let mut pos = 0u64;
+        let mut done = true;
+        while pos < total {
+            if !self.reflink_window(pos, out, r)? {
+                done = false;
+                break;
+            }
+            pos += self.window as u64;
+        }
+        if let (true, Some(h)) = (narrowed, hint) {
+            let _ = set_cow_extent_size(out, h);
+        }
+        if !done {
+            return give_up(out);
+        }
+        // Only when the tail left it short: on XFS even a truncate to
+        // the same size makes the last close flush the file.
+        let len = out.metadata().map_err(at(Stage::Truncate))?.len();
+        if len != total {
+            out.set_len(total).map_err(at(Stage::Truncate))?;
+        }
+        Ok(Some(self.stats))
+    }
+
+    /// Overwrites, in a clone of the backing file, the blocks of window
+    /// `[pos, …)` that hold dirty sectors (and the uncloned tail) with
+    /// their merged content; blocks that merge to zeros are punched out.
+    /// `false` when a hole cannot be punched.
+    fn reflink_window(&mut self, pos: u64, out: &File, r: Reflink) -> Result<bool, MergeError> {
+        let total = self.geo.image_len();
+        let wend = (pos + self.window as u64).min(total);
+        self.segments(pos, wend)?;
+        // Blocks touched by dirty runs, and the tail past the clone.
+        let touched = &mut self.clean;
+        touched.clear();
+        let mut add = |a: u64, b: u64| match touched.last_mut() {
+            Some(last) if last.1 >= a => last.1 = last.1.max(b),
+            _ => touched.push((a, b)),
+        };
+        for seg in self.segs.iter().filter(|s| s.dirty) {
+            let a = (seg.start / r.block * r.block).max(pos);
+            let b = seg.end.div_ceil(r.block).saturating_mul(r.block).min(wend);
+            add(a, b);
+        }
+        if wend > r.shared {
+            add(r.shared.max(pos), wend);
+        }
+        if self.clean.is_empty() {
+            return Ok(true);
+        }
+        // Their clean bytes from the backing file (holes read as zeros).
+        let mut k = 0;
+        for &(a, b) in &self.clean {
+            while self.segs.get(k).is_some_and(|s| s.end <= a) {
+                k += 1;
+            }
+            for seg in self.segs.iter().skip(k) {
+                if seg.start >= b {
+                    break;
+                }
+                if seg.dirty {
+                    continue;
+                }
+                let (x, y) = (seg.start.max(a), seg.end.min(b));
+                let dst = self
+                    .buf
+                    .get_mut((x - pos) as usize..(y - pos) as usize)
+                    .unwrap_or_default();
+                read_full(self.backing, dst, x).map_err(at(Stage::ReadData))?;
+            }
+        }
+        self.read_dirty(pos, true)?;
+        // Runs of non-zero blocks written, runs of zero blocks punched
+        // (past the clone there is nothing to punch).
+        for i in 0..self.clean.len() {
+            let Some(&(a, b)) = self.clean.get(i) else {
+                break;
+            };
+            let mut run: Option<(u64, bool)> = None;
+            let mut p = a;
+            while p <= b {
+                let block = if p < b {
+                    let q = ((p / r.block + 1) * r.block).min(b);
+                    let src = self.buf.get((p - pos) as usize..(q - pos) as usize);
+                    Some((q, src.is_some_and(is_zero)))
+                } else {
+                    None
+                };
+                match (run, block) {
+                    (Some((_, z)), Some((q, zero))) if z == zero => p = q,
+                    _ => {
+                        if let Some((s, zero)) = run.take() {
+                            if zero {
+                                let e = p.min(r.shared);
+                                if s < e && punch_hole(out, s, e - s).is_err() {
+                                    return Ok(false);
+                                }
+                            } else {
+                                let src = self
+                                    .buf
+                                    .get((s - pos) as usize..(p - pos) as usize)
+                                    .unwrap_or_default();
+                                out.write_all_at(src, s).map_err(at(Stage::WriteData))?;
+                                self.stats.writes += 1;
+                                self.stats.written += p - s;
+                            }
+                        }
+                        match block {
+                            Some((q, zero)) => {
+                                run = Some((p, zero));
+                                p = q;
+                            }
+                            None => break,
+                        }
+                    }
+                }
+            }
+        }
+        Ok(true)
     }
 
     /// Merges the dirty sectors into the backing file itself (opened
@@ -623,6 +781,33 @@ impl<'a> Merger<'a> {
         }
         Ok(())
     }
+}
+
+/// The clone geometry of a new image: blocks of `block` bytes (the file
+/// system's), the first `shared` bytes cloned from the backing file.
+#[derive(Debug, Clone, Copy)]
+struct Reflink {
+    block: u64,
+    shared: u64,
+}
+
+/// The block size to clone and punch in on `out`'s file system
+/// (`st_blksize`), if the merge can work in it: a power of two from
+/// [`UNIT`] to [`WINDOW`], so that windows are whole blocks.
+fn clone_block(out: &File) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let b = out.metadata().ok()?.blksize();
+    (b.is_power_of_two() && (UNIT as u64..=WINDOW as u64).contains(&b)).then_some(b)
+}
+
+/// Abandons a reflink merge: `out` is emptied for the copying merge. A
+/// file still empty is left alone: on ext4 a truncate to size 0 makes the
+/// last close write the whole (copied) image back at once.
+fn give_up(out: &File) -> Result<Option<Stats>, MergeError> {
+    if out.metadata().map_err(at(Stage::Truncate))?.len() != 0 {
+        out.set_len(0).map_err(at(Stage::Truncate))?;
+    }
+    Ok(None)
 }
 
 /// Checks that the whole bitmap can be read (C reads it up front).
@@ -877,6 +1062,42 @@ mod tests {
                 .new_image(&dev, false)
                 .unwrap();
             assert!(std::fs::read(d.join("dev")).unwrap() == want);
+        }
+    }
+
+    /// The reflink merge gives the reference's bytes where the temporary
+    /// directory's file system shares extents (run with `TMPDIR` on XFS or
+    /// btrfs to see it); elsewhere it declines and leaves the output empty.
+    #[test]
+    fn reflink_merges_equal_the_reference_or_decline() {
+        let mut rng = Rng::new(0x00ef_11e5);
+        for round in 0..12 {
+            let c = make_case(&mut rng);
+            let d = c.dir.path();
+            let cow = File::open(d.join("cow")).unwrap();
+            let backing = File::open(d.join("backing")).unwrap();
+            let out = File::options()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(d.join("out"))
+                .unwrap();
+            let window = [WINDOW, 64 << 10, 3 * UNIT][round % 3];
+            let got = Merger::with_window(&cow, &backing, c.geo, window)
+                .new_image_reflink(&out)
+                .unwrap();
+            match got {
+                Some(stats) => {
+                    assert!(
+                        std::fs::read(d.join("out")).unwrap() == reference(&c),
+                        "round {round}: reflink merge differs ({:?})",
+                        c.geo
+                    );
+                    assert!(stats.cloned <= c.geo.image_len());
+                }
+                None => assert_eq!(out.metadata().unwrap().len(), 0),
+            }
         }
     }
 

@@ -52,6 +52,20 @@
 //! 4. The big files are removed at the end, on errors and on SIGINT,
 //!    SIGTERM or SIGHUP (`--keep` keeps them).
 //!
+//! 5. Copy-on-write file systems (issue 17; root): for each of XFS
+//!    (`reflink=1`) and btrfs, a file system of 4 GiB is made in a sparse
+//!    file in `--dir` and loop-mounted ([`LoopFs`]); the full backing file
+//!    and its COW file are written there, and per trial Debian's tool and
+//!    ours (order alternating) merge into a new image on it, then the
+//!    reference "dirty write": the dirty blocks' merged content (generated
+//!    in memory before the clock starts) written into a new sparse file of
+//!    the image's size (sized first), one `pwrite` per run of adjacent
+//!    blocks, no sync
+//!    (neither tool syncs a new image) — what any tool that shares the
+//!    clean blocks must at least write. Same prewarm; outputs verified;
+//!    new space per run by `statvfs` after `syncfs` (shared blocks count
+//!    once). Targets: ours >= 20x C, and <= 1.5x the dirty write.
+//!
 //! Exit status: 0 when measured (whatever the verdict), 1 when `--enforce`
 //! is given and a target is missed, 2 on errors (a wrong output included),
 //! 130 when interrupted.
@@ -77,12 +91,15 @@ use uml_bench::driver::{failed, io_ctx, sibling, Error};
 use uml_bench::stats::{median, median_u64};
 use uml_common::cow::Header;
 use uml_common::testrng::SplitMix64 as Rng;
+use uml_integration_tests::loopfs::{FsKind, LoopFs};
 
 const ABOUT: &str = "\
 Times Debian's C uml_moo and ours on a large COW file (new image from a
 full and from a sparse backing file, and -d), interleaved, and reports
 median times, the ratios C/ours, peak RSS and output sizes on disk, with
-PASS/FAIL against the targets (>= 10x, >= 5x, >= 3x, RSS <= 4 MiB).";
+PASS/FAIL against the targets (>= 10x, >= 5x, >= 3x, RSS <= 4 MiB); as
+root also a new image on loop-mounted XFS (reflink) and btrfs, against C
+(>= 20x) and against writing the dirty blocks alone (<= 1.5x).";
 
 const BLOCK: usize = 4096;
 const SECTOR: u32 = 512;
@@ -108,6 +125,8 @@ struct Options {
     full: bool,
     sparse: bool,
     in_place: bool,
+    /// Copy-on-write file systems to run the new-image case on.
+    cow_fs: Vec<FsKind>,
     timeout: Duration,
     prewarm: bool,
     keep: bool,
@@ -161,7 +180,8 @@ fn command() -> ClapCommand {
             opt(
                 "only",
                 "LIST",
-                "scenarios, comma-separated: full,sparse,d (default all)",
+                "scenarios, comma-separated: full,sparse,d,xfs,btrfs (default all; xfs and \
+                 btrfs need root and are left out without it)",
             )
             .value_parser(scenarios),
         )
@@ -179,14 +199,16 @@ fn command() -> ClapCommand {
         .arg(flag("enforce", "exit 1 when a target is missed"))
 }
 
-/// `--only`: which of full, sparse and d (in that order).
-fn scenarios(list: &str) -> Result<[bool; 3], String> {
-    let mut only = [false; 3];
+/// `--only`: which of full, sparse, d, xfs and btrfs (in that order).
+fn scenarios(list: &str) -> Result<[bool; 5], String> {
+    let mut only = [false; 5];
     for item in list.split(',') {
         match item {
             "full" => only[0] = true,
             "sparse" => only[1] = true,
             "d" => only[2] = true,
+            "xfs" => only[3] = true,
+            "btrfs" => only[4] = true,
             other => return Err(format!("unknown scenario {other}")),
         }
     }
@@ -195,7 +217,22 @@ fn scenarios(list: &str) -> Result<[bool; 3], String> {
 
 /// The options `m` gives, with the defaults for the others.
 fn options(m: &ArgMatches) -> Result<Options, Error> {
-    let [full, sparse, in_place] = get_or(m, "only", [true; 3]);
+    let only_given = m.contains_id("only");
+    let [full, sparse, in_place, xfs, btrfs] = get_or(m, "only", [true; 5]);
+    let root = nix::unistd::geteuid().is_root();
+    if (xfs || btrfs) && !root {
+        if only_given {
+            return Err(failed(
+                "xfs and btrfs need root (loop-mounted file systems)",
+            ));
+        }
+        eprintln!("bench-moo: not root: leaving out the xfs and btrfs cases");
+    }
+    let cow_fs: Vec<FsKind> = [(xfs, FsKind::Xfs), (btrfs, FsKind::Btrfs)]
+        .into_iter()
+        .filter(|&(wanted, _)| wanted && root)
+        .map(|(_, k)| k)
+        .collect();
     let o = Options {
         ours: get_or(m, "ours", sibling("uml_moo")),
         c: get_or(m, "c", PathBuf::from("/usr/bin/uml_moo")),
@@ -208,6 +245,7 @@ fn options(m: &ArgMatches) -> Result<Options, Error> {
         full,
         sparse,
         in_place,
+        cow_fs,
         timeout: Duration::from_secs(get_or(m, "timeout-s", 300)),
         prewarm: !given(m, "no-prewarm"),
         keep: given(m, "keep"),
@@ -714,6 +752,9 @@ fn bench(o: &Options, dir: &Path, stop: &Arc<AtomicBool>) -> Result<bool, Error>
     let p = |n: &str| dir.join(n);
     let mut scenarios = Vec::new();
     let mut hashes = [0u64; 2];
+    if !o.cow_fs.is_empty() {
+        hashes[Kind::Full as usize] = reference_hash(&plan, Kind::Full);
+    }
     for (kind, wanted) in [(Kind::Full, o.full || o.in_place), (Kind::Sparse, o.sparse)] {
         if !wanted {
             continue;
@@ -751,7 +792,8 @@ fn bench(o: &Options, dir: &Path, stop: &Arc<AtomicBool>) -> Result<bool, Error>
     let mut series: Vec<[Series; 2]> = scenarios.iter().map(|_| Default::default()).collect();
     let mut floor = Vec::new();
     let mut floor_d = Vec::new();
-    for trial in 0..o.trials {
+    let classic_trials = if scenarios.is_empty() { 0 } else { o.trials };
+    for trial in 0..classic_trials {
         for (si, &sc) in scenarios.iter().enumerate() {
             let order: [usize; 2] = if trial % 2 == 0 { [0, 1] } else { [1, 0] };
             for t in order {
@@ -834,7 +876,182 @@ fn bench(o: &Options, dir: &Path, stop: &Arc<AtomicBool>) -> Result<bool, Error>
             t0.elapsed().as_secs_f64()
         );
     }
-    Ok(report(o, &scenarios, &series, [&floor, &floor_d]))
+    let mut ok = scenarios.is_empty() || report(o, &scenarios, &series, [&floor, &floor_d]);
+    for &kind in &o.cow_fs {
+        check_interrupt(stop)?;
+        let r = bench_cow_fs(o, &plan, hashes[Kind::Full as usize], dir, kind, stop)?;
+        ok &= report_cow_fs(o, kind, &r);
+    }
+    if !o.cow_fs.is_empty() {
+        println!(
+            "verdict with the copy-on-write cases: {}",
+            if ok {
+                "all targets met"
+            } else {
+                "targets missed"
+            }
+        );
+    }
+    Ok(ok)
+}
+
+/// Figures of the new-image case on a copy-on-write file system.
+#[derive(Debug, Default)]
+struct CowFsSeries {
+    /// C, ours.
+    tools: [Series; 2],
+    /// New disk space per run: C, ours.
+    space: [Vec<u64>; 2],
+    /// The dirty blocks written alone.
+    dirty_write: Vec<f64>,
+}
+
+/// Size of the loop file system (sparse): the backing file, its COW file
+/// (data area mostly holes), C's full image, ours, and a prewarm file.
+const COW_FS_MIB: u64 = 4096;
+
+/// The new-image case on a loop-mounted `kind` (see the module doc, 5).
+fn bench_cow_fs(
+    o: &Options,
+    plan: &Plan,
+    want: u64,
+    dir: &Path,
+    kind: FsKind,
+    stop: &Arc<AtomicBool>,
+) -> Result<CowFsSeries, Error> {
+    for r in kind.requirements() {
+        if let Some(why) = r.missing() {
+            return Err(failed(format!("{}: {why}", kind.name())));
+        }
+    }
+    let size = plan.blocks * BLOCK as u64;
+    let fs = LoopFs::new_in(dir, kind, COW_FS_MIB.max(4 * (size >> 20) + 512));
+    let d = fs.path();
+    let t0 = Instant::now();
+    write_backing(plan, Kind::Full, &d.join("full.img"))?;
+    check_interrupt(stop)?;
+    write_cow(plan, Kind::Full, &d.join("full.img"), &d.join("full.cow"))?;
+    eprintln!(
+        "bench-moo: {}: files ready after {:.1} s",
+        kind.name(),
+        t0.elapsed().as_secs_f64()
+    );
+    // The dirty blocks' merged content, before any clock starts.
+    let runs = dirty_runs(plan);
+    let tools = [("C", o.c.as_path()), ("ours", o.ours.as_path())];
+    let mut r = CowFsSeries::default();
+    let out = d.join("out.img");
+    for trial in 0..o.trials {
+        let order: [usize; 2] = if trial % 2 == 0 { [0, 1] } else { [1, 0] };
+        for t in order {
+            check_interrupt(stop)?;
+            let (label, tool) = tools[t];
+            if o.prewarm {
+                prewarm(d, size)?;
+            }
+            let before = fs.settled_free_bytes();
+            let s = run_tool(o, tool, &[Path::new("full.cow"), &out], d, stop)?;
+            r.space[t].push(before.saturating_sub(fs.free_bytes()));
+            verify(&out, want, size, &format!("{label} on {}", kind.name()))?;
+            fs::remove_file(&out).map_err(io_ctx("removing out.img"))?;
+            r.tools[t].secs.push(s.secs);
+            r.tools[t].rss.push(s.rss_kib);
+        }
+        if o.prewarm {
+            prewarm(d, size)?;
+        }
+        let _ = fs.settled_free_bytes();
+        r.dirty_write.push(dirty_write(&runs, size, &out)?);
+        fs::remove_file(&out).map_err(io_ctx("removing out.img"))?;
+        eprintln!(
+            "bench-moo: {} trial {}/{} done ({:.0} s)",
+            kind.name(),
+            trial + 1,
+            o.trials,
+            t0.elapsed().as_secs_f64()
+        );
+    }
+    Ok(r)
+}
+
+/// The dirty blocks' merged content, one buffer per run of adjacent
+/// blocks, with the run's image offset.
+fn dirty_runs(plan: &Plan) -> Vec<(u64, Vec<u8>)> {
+    let mut runs: Vec<(u64, Vec<u8>)> = Vec::new();
+    let mut buf = vec![0u8; BLOCK];
+    for i in 0..plan.blocks {
+        if !plan.is_dirty(i) {
+            continue;
+        }
+        plan.merged_block(Kind::Full, i, &mut buf);
+        match runs.last_mut() {
+            Some((start, data)) if *start + data.len() as u64 == i * BLOCK as u64 => {
+                data.extend_from_slice(&buf);
+            }
+            _ => runs.push((i * BLOCK as u64, buf.clone())),
+        }
+    }
+    runs
+}
+
+/// Writing the dirty data alone: a new file at `path` of `size` bytes
+/// (set first: on XFS extending a file after writing makes the kernel
+/// write back everything up to the new end at once), `runs` written into
+/// it; no sync. Returns the seconds taken.
+fn dirty_write(runs: &[(u64, Vec<u8>)], size: u64, path: &Path) -> Result<f64, Error> {
+    let t = Instant::now();
+    let f = File::create(path).map_err(io_ctx(format!("creating {}", path.display())))?;
+    f.set_len(size)
+        .map_err(io_ctx(format!("sizing {}", path.display())))?;
+    for (off, data) in runs {
+        f.write_all_at(data, *off)
+            .map_err(io_ctx(format!("writing {}", path.display())))?;
+    }
+    drop(f);
+    Ok(t.elapsed().as_secs_f64())
+}
+
+/// Prints the copy-on-write case's table; whether its targets are met.
+fn report_cow_fs(o: &Options, kind: FsKind, r: &CowFsSeries) -> bool {
+    let [c, ours] = &r.tools;
+    let (tc, to) = (Series::median(&c.secs), Series::median(&ours.secs));
+    let tw = Series::median(&r.dirty_write);
+    let (sc, so) = (Series::median_u(&r.space[0]), Series::median_u(&r.space[1]));
+    let vs_c = tc / to;
+    let vs_write = to / tw;
+    let space_ok = r.space[1].iter().zip(&r.space[0]).all(|(o, c)| o <= c);
+    let ok = vs_c >= 20.0 && vs_write <= 1.5 && space_ok;
+    println!();
+    println!(
+        "uml_moo, new image on a loop-mounted {} ({}), {} MiB, {} % of 4 KiB blocks dirty, {} trials, medians",
+        kind.name(),
+        if kind == FsKind::Xfs { "reflink=1" } else { "defaults" },
+        o.size_mib,
+        o.dirty_pct,
+        o.trials
+    );
+    println!();
+    println!("| case | time | C / this | this / dirty write | new space | peak RSS |");
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| C | {tc:.3} s | 1.0x | {:.1}x | {} MiB | {} KiB |",
+        tc / tw,
+        sc >> 20,
+        Series::median_u(&c.rss)
+    );
+    println!(
+        "| ours | {to:.3} s | {vs_c:.1}x (>= 20x {}) | {vs_write:.2}x (<= 1.5x {}) | {} MiB ({}) | {} KiB |",
+        if vs_c >= 20.0 { "PASS" } else { "FAIL" },
+        if vs_write <= 1.5 { "PASS" } else { "FAIL" },
+        so >> 20,
+        if space_ok { "never more than C: ok" } else { "MORE THAN C" },
+        Series::median_u(&ours.rss)
+    );
+    println!(
+        "| the dirty blocks written alone (new sparse file, no sync) | {tw:.3} s | {:.1}x | 1.0x | | |",
+        tc / tw
+    );
+    ok
 }
 
 /// The least work a new full image needs: the backing file copied to a

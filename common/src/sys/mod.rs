@@ -12,6 +12,7 @@ pub mod mmsg;
 pub mod nss;
 pub mod packet;
 pub mod process;
+pub mod reflink;
 pub mod seqpacket;
 pub mod signal;
 pub mod slip;
