@@ -189,3 +189,11 @@ for i, (w, args) in enumerate([
 put("umid", "name", b"vm1\xff\xfe\xfd\xfc/root")
 put("umid", "path", b"/tmp/uml/vm1/mconsole")
 put("umid", "pid", b"  1234\n")
+
+# uml_mconsole lines
+for i, line in enumerate([b"config ubd2=disk1.img", b"config  ubd1=/tmp/x/cow,../back", b"sysrq m", b"log hello", b"switch vm2", b"  0x1f", b"help"]):
+    put("mconsole_line", str(i), line)
+# uml_switch environment and VLAN lists
+put("switch_settings", "activation", b"42\x002\0ctl:bess\0@notify")
+put("switch_settings", "vlans", b"42\x001\0\x0010,20-29,4094")
+put("switch_settings", "path", b"1\0x\0\0/run/systemd/notify")
