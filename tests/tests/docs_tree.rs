@@ -57,7 +57,10 @@ fn tree() -> Vec<(PathBuf, Vec<u8>)> {
                 continue;
             };
             if meta.is_dir() {
-                if path.strip_prefix(root).is_ok_and(|r| r == Path::new(FUZZ_CORPUS)) {
+                if path
+                    .strip_prefix(root)
+                    .is_ok_and(|r| r == Path::new(FUZZ_CORPUS))
+                {
                     continue;
                 }
                 walk(root, &path, out);
