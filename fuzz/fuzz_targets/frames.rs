@@ -42,10 +42,10 @@ fuzz_target!(|data: &[u8]| {
         if frame.len() < 12 {
             assert_eq!(verdict, Verdict::Drop);
         }
-        if now % 7 == 0 {
+        if now.is_multiple_of(7) {
             fwd.table.expire(now);
         }
-        if now % 11 == 0 {
+        if now.is_multiple_of(11) {
             fwd.table.purge_port(port);
         }
         assert!(fwd.table.len() <= 16);
