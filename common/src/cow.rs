@@ -325,7 +325,10 @@ impl Header {
     /// NUL-terminated and zero-padded. v2, v3 and the broken v3 layout are
     /// written big-endian as the C tools do; v1 in host byte order with the
     /// host-order magic (as a v1 tool on this machine wrote it); the broken
-    /// layout as a little-endian 64-bit build wrote it.
+    /// layout as a little-endian 64-bit build wrote it. A v3 header with an
+    /// empty name is written, but reads back as the broken layout (its
+    /// first four name bytes are zero, `docs/cow.md` §2.4); the tools
+    /// never write one (`uml_mkcow` names an absolute path).
     pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
         let field = self.version.name_field_len();
         let name = name_until_nul(&self.backing_file);
@@ -874,6 +877,30 @@ mod tests {
         assert_eq!(
             parse_header(&b[..4135]),
             Err(HeaderError::ShortV3 { broken: true })
+        );
+    }
+
+    #[test]
+    fn v3_header_with_an_empty_name_reads_back_as_the_broken_layout() {
+        // Found by the fuzz target cow_header (re-encoding what was
+        // parsed): bytes 32..36 are the start of the name in v3 and the
+        // cow_format of the broken layout, so an empty name cannot be told
+        // from a broken header; the C reader decides the same way.
+        let mut b = Header::new_v3(b"/x", 1, 512, 512, 512).encode().unwrap();
+        b[32..36].copy_from_slice(&hex("00 00 00 07"));
+        let h = parse_header(&b).unwrap().unwrap();
+        assert_eq!((h.version, h.backing_file.len()), (Version::V3, 0));
+        let again = h.encode().unwrap();
+        assert_eq!(&again[32..36], &[0, 0, 0, 0]);
+        assert_eq!(
+            parse_header(&again),
+            Err(HeaderError::ShortV3 { broken: true })
+        );
+        let mut long = again.clone();
+        long.resize(4136, 0);
+        assert_eq!(
+            parse_header(&long).unwrap().unwrap().version,
+            Version::V3Broken
         );
     }
 

@@ -15,7 +15,8 @@
 //!
 //! The tree is every file under the workspace root except `.git` and build
 //! directories (`target/`, and any directory cargo tagged with
-//! `CACHEDIR.TAG`, e.g. CI's `ci-target/`). Files that are not UTF-8 are
+//! `CACHEDIR.TAG`, e.g. CI's `ci-target/`) and the fuzz corpus
+//! (`fuzz/corpus/`: inputs, not documentation). Files that are not UTF-8 are
 //! only searched for the old directory. This file's own examples of broken
 //! citations are not checked against the tree.
 
@@ -26,6 +27,9 @@ use std::path::{Path, PathBuf};
 
 /// This file, relative to the workspace root.
 const SELF: &str = "tests/tests/docs_tree.rs";
+
+/// The fuzz targets' inputs (arbitrary bytes, some of them text).
+const FUZZ_CORPUS: &str = "fuzz/corpus";
 
 fn repo_root() -> PathBuf {
     let tests = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -53,6 +57,12 @@ fn tree() -> Vec<(PathBuf, Vec<u8>)> {
                 continue;
             };
             if meta.is_dir() {
+                if path
+                    .strip_prefix(root)
+                    .is_ok_and(|r| r == Path::new(FUZZ_CORPUS))
+                {
+                    continue;
+                }
                 walk(root, &path, out);
             } else if meta.is_file() {
                 let rel = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
