@@ -47,7 +47,7 @@ pub use mconsole::{mconsole_request, NotifyListener};
 pub use netns::NetNs;
 pub use process::{
     blocked_syscall, pid_alive, run_with_timeout, run_with_timeout_input, wait_idle, wait_until,
-    RunOutput,
+    ProcessGroup, RunOutput,
 };
 pub use require::{
     find_in_path, linux_uml, linux_uml7, nss_module, parse_kernel_version, require, Kernel7,

@@ -182,6 +182,25 @@ pub(crate) fn wait_bounded(
         }
     }
 }
+/// A child started in a process group of its own (`process_group(0)`),
+/// ended when dropped: SIGTERM to the group, at most a few seconds' wait,
+/// then SIGKILL, and reaped. For daemons a test starts (vde_switch, a
+/// socket activator) that must not outlive it, even when it fails.
+#[derive(Debug)]
+pub struct ProcessGroup(pub Child);
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        let pgid = Pid::from_raw(self.0.id() as i32);
+        let _ = killpg(pgid, Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while matches!(self.0.try_wait(), Ok(None)) && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(20));
+        }
+        let _ = killpg(pgid, Signal::SIGKILL);
+        let _ = self.0.wait();
+    }
+}
 
 /// Whether a process with this pid exists and is not a zombie.
 ///

@@ -22,7 +22,7 @@ use uml_integration_tests::switch_client::{
     request_versioned, BessClient, FramePort, RunningSwitch, SwitchBinary, SwitchMode, BROADCAST,
     WAIT,
 };
-use uml_integration_tests::{require, run_with_timeout, Requirement};
+use uml_integration_tests::{require, run_with_timeout, ProcessGroup, Requirement};
 
 macro_rules! require_ours {
     () => {
@@ -678,22 +678,6 @@ fn readiness_is_notified_to_the_service_manager() {
     }
 }
 
-/// A process group ended (SIGTERM, then SIGKILL) when dropped.
-struct Group(std::process::Child);
-
-impl Drop for Group {
-    fn drop(&mut self) {
-        let pgid = nix::unistd::Pid::from_raw(-(self.0.id() as i32));
-        let _ = nix::sys::signal::kill(pgid, nix::sys::signal::Signal::SIGTERM);
-        let deadline = std::time::Instant::now() + WAIT;
-        while matches!(self.0.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = nix::sys::signal::kill(pgid, nix::sys::signal::Signal::SIGKILL);
-        let _ = self.0.wait();
-    }
-}
-
 /// Socket activation driven as systemd does it (`systemd-socket-activate`
 /// passes the bound sockets, `LISTEN_FDS`): the switch uses the passed
 /// control, management and bess sockets instead of binding, serves the
@@ -731,7 +715,7 @@ fn passed_sockets_are_used_as_systemd_passes_them() {
         .process_group(0)
         .spawn()
         .unwrap();
-    let group = Group(child);
+    let group = ProcessGroup(child);
     let deadline = std::time::Instant::now() + WAIT;
     while !(ctl.exists() && sock.exists()) {
         assert!(std::time::Instant::now() < deadline, "no sockets");
@@ -779,7 +763,7 @@ fn passed_sockets_are_used_as_systemd_passes_them() {
         .process_group(0)
         .spawn()
         .unwrap();
-    let _group = Group(child);
+    let _group = ProcessGroup(child);
     let deadline = std::time::Instant::now() + WAIT;
     while !bess.exists() {
         assert!(std::time::Instant::now() < deadline, "no bess socket");

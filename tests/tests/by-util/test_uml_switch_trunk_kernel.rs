@@ -23,7 +23,7 @@ use uml_integration_tests::segment::{
 };
 use uml_integration_tests::switch_client::{new_temp_dir, NsSwitch, SwitchBinary, WAIT};
 use uml_integration_tests::{
-    require, run_with_timeout, Kernel, NetNs, Requirement, Uml, IDLE_SCRIPT,
+    require, run_with_timeout, Kernel, NetNs, ProcessGroup, Requirement, Uml, IDLE_SCRIPT,
 };
 
 const SWITCH_LIFETIME: Duration = Duration::from_secs(150);
@@ -293,26 +293,10 @@ fn a_vxlan_trunk_to_a_linux_vxlan_device() {
     assert!(sw.output().contains(&learned(&mac(2))), "{}", sw.output());
 }
 
-/// A child process group ended (SIGTERM, then SIGKILL) when dropped.
-struct Group(std::process::Child);
-
-impl Drop for Group {
-    fn drop(&mut self) {
-        let pgid = nix::unistd::Pid::from_raw(-(self.0.id() as i32));
-        let _ = nix::sys::signal::kill(pgid, nix::sys::signal::Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while matches!(self.0.try_wait(), Ok(None)) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = nix::sys::signal::kill(pgid, nix::sys::signal::Signal::SIGKILL);
-        let _ = self.0.wait();
-    }
-}
-
 /// Runs `program args` in `ns` in a process group of its own, stdin kept
 /// open (vde_switch ends at the end of its console input), output to
 /// `log`.
-fn spawn_in(ns: &NetNs, program: &str, args: &[&str], log: &Path) -> Group {
+fn spawn_in(ns: &NetNs, program: &str, args: &[&str], log: &Path) -> ProcessGroup {
     use std::os::unix::process::CommandExt;
     let out = std::fs::File::create(log).unwrap();
     let child = ns
@@ -324,7 +308,7 @@ fn spawn_in(ns: &NetNs, program: &str, args: &[&str], log: &Path) -> Group {
         .process_group(0)
         .spawn()
         .unwrap_or_else(|e| panic!("{program}: {e}"));
-    Group(child)
+    ProcessGroup(child)
 }
 
 /// vde_switch (vde2) and our switch joined by a cable (`dpipe vde_plug
