@@ -30,6 +30,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod cowfile;
 pub mod diff;
 pub mod loopfs;
 mod mconsole;

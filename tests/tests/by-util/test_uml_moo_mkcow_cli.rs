@@ -12,15 +12,15 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::fs::{self, File};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, UNIX_EPOCH};
 
+use uml_integration_tests::cowfile::make_cow;
 use uml_integration_tests::diff::{self, Differential, Side, Side::Ours, Side::C};
 use uml_integration_tests::sparse::{assert_never_less_sparse, assert_same_allocation};
-use uml_integration_tests::uml_common::cow::{Geometry, Header, Version};
+use uml_integration_tests::uml_common::cow::Version;
 use uml_integration_tests::uml_common::testrng::SplitMix64 as Rng;
 use uml_integration_tests::{require, workspace_bin, Requirement, RunOutput};
 
@@ -194,53 +194,6 @@ fn mkcow_writes_the_same_bytes() {
     assert!(fs::read(d.join("c1.cow")).unwrap() == fs::read(d.join("o1.cow")).unwrap());
 }
 
-/// Writes a COW file for `backing` (absolute path, size and mtime from
-/// the file) with `version` and `sectorsize`, dirtying the sectors for
-/// which `dirty` says so with data from `rng` (every 7th dirty sector
-/// zero).
-fn make_cow(
-    path: &Path,
-    backing: &Path,
-    version: Version,
-    sectorsize: u32,
-    alignment: u32,
-    rng: &mut Rng,
-    dirty: impl Fn(u64) -> bool,
-) -> Geometry {
-    let meta = fs::metadata(backing).unwrap();
-    let h = Header {
-        version,
-        ..Header::new_v3(
-            backing.as_os_str().as_bytes(),
-            meta.mtime() as u32,
-            meta.len(),
-            sectorsize,
-            alignment,
-        )
-    };
-    let g = h.geometry().unwrap();
-    let f = File::create(path).unwrap();
-    f.write_all_at(&h.encode().unwrap(), 0).unwrap();
-    let mut bitmap = vec![0u8; g.bitmap_len as usize];
-    let mut k = 0;
-    for i in 0..g.sectors {
-        if dirty(i) && (i / 8) < g.bitmap_len {
-            bitmap[(i / 8) as usize] |= 1 << (i % 8);
-            k += 1;
-            let data = if k % 7 == 0 {
-                vec![0u8; sectorsize as usize]
-            } else {
-                rng.bytes(sectorsize as usize)
-            };
-            f.write_all_at(&data, g.data_offset + i * g.sector_size)
-                .unwrap();
-        }
-    }
-    f.write_all_at(&bitmap, g.bitmap_offset).unwrap();
-    f.set_len(g.cow_file_len()).unwrap();
-    g
-}
-
 #[test]
 fn moo_usage_and_header_errors_match() {
     if !requirements() {
@@ -302,9 +255,7 @@ fn moo_backing_checks_match() {
     make_cow(
         &d.join("a.cow"),
         &back,
-        Version::V3,
-        512,
-        4096,
+        (Version::V3, 512, 4096),
         &mut rng,
         |i| i % 5 == 0,
     );
@@ -382,7 +333,7 @@ fn moo_merges_are_byte_identical() {
     for (n, (name, version, ss, align)) in cases.into_iter().enumerate() {
         let cow = d.join(name);
         let seed = rng.next_u64();
-        make_cow(&cow, &back, version, ss, align, &mut rng, move |i| {
+        make_cow(&cow, &back, (version, ss, align), &mut rng, move |i| {
             // Page-sized runs and some single sectors.
             let x = (i / 8).wrapping_mul(seed | 1) >> 7;
             x % 5 == 0 || (i.wrapping_mul(seed) >> 3) % 97 == 0
@@ -435,9 +386,7 @@ fn moo_on_truncated_cow_files() {
     let g = make_cow(
         &d.join("full.cow"),
         &back,
-        Version::V3,
-        512,
-        4096,
+        (Version::V3, 512, 4096),
         &mut Rng::new(6),
         |i| i == 2047,
     );
@@ -489,9 +438,7 @@ fn moo_survives_garbage() {
     make_cow(
         &d.join("good.cow"),
         &back,
-        Version::V3,
-        512,
-        4096,
+        (Version::V3, 512, 4096),
         &mut Rng::new(9),
         |i| i % 3 == 0,
     );
@@ -614,9 +561,7 @@ fn moo_refuses_files_a_guest_holds() {
     make_cow(
         &d.join("a.cow"),
         &back,
-        Version::V3,
-        512,
-        4096,
+        (Version::V3, 512, 4096),
         &mut Rng::new(8),
         |i| i % 3 == 0,
     );

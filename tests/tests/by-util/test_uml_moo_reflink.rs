@@ -14,15 +14,15 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::fs::{self, File};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, UNIX_EPOCH};
 
+use uml_integration_tests::cowfile::make_cow;
 use uml_integration_tests::loopfs::{FsKind, LoopFs};
 use uml_integration_tests::sparse::assert_never_less_sparse;
-use uml_integration_tests::uml_common::cow::{Geometry, Header, Version};
+use uml_integration_tests::uml_common::cow::Version;
 use uml_integration_tests::uml_common::testrng::SplitMix64 as Rng;
 use uml_integration_tests::{
     require, run_with_timeout, workspace_bin, Requirement, RunOutput, Uml, UmlConfig,
@@ -72,51 +72,6 @@ fn make_backing(path: &Path, rng: &mut Rng) {
     f.sync_all().unwrap();
     drop(f);
     set_mtime(path, MTIME);
-}
-
-/// Writes a COW file for `backing` with `version` and `sectorsize`,
-/// dirtying the sectors `dirty` selects with random data (every 7th dirty
-/// sector zero).
-fn make_cow(
-    path: &Path,
-    backing: &Path,
-    (version, sectorsize, alignment): (Version, u32, u32),
-    rng: &mut Rng,
-    dirty: impl Fn(u64) -> bool,
-) -> Geometry {
-    let meta = fs::metadata(backing).unwrap();
-    let h = Header {
-        version,
-        ..Header::new_v3(
-            backing.as_os_str().as_bytes(),
-            meta.mtime() as u32,
-            meta.len(),
-            sectorsize,
-            alignment,
-        )
-    };
-    let g = h.geometry().unwrap();
-    let f = File::create(path).unwrap();
-    f.write_all_at(&h.encode().unwrap(), 0).unwrap();
-    let mut bitmap = vec![0u8; g.bitmap_len as usize];
-    let mut k = 0;
-    for i in 0..g.sectors {
-        if dirty(i) && (i / 8) < g.bitmap_len {
-            bitmap[(i / 8) as usize] |= 1 << (i % 8);
-            k += 1;
-            let data = if k % 7 == 0 {
-                vec![0u8; sectorsize as usize]
-            } else {
-                rng.bytes(sectorsize as usize)
-            };
-            f.write_all_at(&data, g.data_offset + i * g.sector_size)
-                .unwrap();
-        }
-    }
-    f.write_all_at(&bitmap, g.bitmap_offset).unwrap();
-    f.set_len(g.cow_file_len()).unwrap();
-    f.sync_all().unwrap();
-    g
 }
 
 fn moo(c: bool, args: &[&Path]) -> RunOutput {
