@@ -200,12 +200,14 @@ fn ports_macs_and_counters_follow_the_traffic() {
     let (status, _, _) = client(&mgmt, &["help"]);
     assert_eq!(status, 0);
 
-    // At exit the socket goes with the others.
+    // At exit (SIGTERM) the socket goes with the others; the directory
+    // stays while `sw` lives.
     drop(d);
     drop(b);
-    let dir = sw.dir().to_path_buf();
-    drop(sw);
-    assert!(!dir.join("mgmt").exists() || !dir.exists());
+    assert!(mgmt.exists());
+    sw.signal(nix::sys::signal::Signal::SIGTERM);
+    assert!(sw.wait_exit(WAIT).is_some(), "{}", sw.output_report());
+    assert!(sw.dir().exists() && !mgmt.exists() && !sw.ctl().exists());
 }
 
 /// Reads one answer line from `s`.
@@ -533,7 +535,7 @@ fn a_uml_dump_client_gets_a_copy_of_every_frame() {
         &frame(BROADCAST, mac(9), b"from uml_dump"),
         &std::os::unix::net::SocketAddr::from_abstract_name(sw_data_name(&sw)).unwrap(),
     )
-    .ok();
+    .unwrap();
     let after = frame(BROADCAST, mac(2), b"b broadcasts");
     b.send(&after);
     assert_eq!(
@@ -547,8 +549,15 @@ fn a_uml_dump_client_gets_a_copy_of_every_frame() {
     assert_eq!(recv(), Some(after));
     let (_, macs, _) = client(&mgmt, &["macs"]);
     assert!(!macs.contains(&mac_str(mac(9))), "{macs}");
+    // The switch did receive the mirror's frame (counted), and dropped it.
     let (_, ports, _) = client(&mgmt, &["ports"]);
-    assert!(ports.contains("uml_dump mirror"), "{ports}");
+    let mirror: Vec<&str> = ports
+        .lines()
+        .find(|l| l.ends_with("uml_dump mirror"))
+        .unwrap_or_else(|| panic!("{ports}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(mirror[FRAMES_IN], "1", "{ports}");
 }
 
 /// The switch's data socket's abstract name, from its `attached` reply.
@@ -557,10 +566,9 @@ fn sw_data_name(sw: &RunningSwitch) -> Vec<u8> {
     let mut control = connect_control(sw.ctl(), WAIT).unwrap();
     control.write_all(&request_versioned(3, 0, &addr)).unwrap();
     let reply = read_reply(&mut control, WAIT).unwrap();
-    // sun_family (2), then NUL and the name.
-    let name = &reply[3..];
-    let end = name.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
-    name[..end].to_vec()
+    // sun_family (2), then NUL and the name: all of sun_path (the switch
+    // binds the full-length abstract address, trailing NULs included).
+    reply[3..].to_vec()
 }
 
 #[test]
