@@ -35,6 +35,8 @@ pub const OPTIONS: &[&str] = &[
     "--pcap",
     "--pcap-limit",
     "--vxlan",
+    "--pcap-port",
+    "--pcap-format",
     "--help",
 ];
 
@@ -82,6 +84,12 @@ pub struct Options {
     pub pcap: Option<PathBuf>,
     /// `--pcap-limit SIZE`: its rotation size (unchecked).
     pub pcap_limit: Option<String>,
+    /// Read-only pcap ports (`--pcap-port IFNAME[,filter=EXPR]`), in
+    /// order, unchecked.
+    pub pcap_ports: Vec<String>,
+    /// `--pcap-format pcap|pcapng`: the capture file's format
+    /// (unchecked).
+    pub pcap_format: Option<String>,
     /// `--help`: print the help text and exit 0.
     pub help: bool,
 }
@@ -102,7 +110,8 @@ pub fn help(prog: &str) -> String {
          \x20        [-daemon] [--bess PATH]... [--l2tpv3 OPTIONS]... [--gre OPTIONS]...\n\
          \x20        [--raw IFNAME]... [--mcast[=GROUP[,PORT[,TTL]]]]... [--mtu N]\n\
          \x20        [--mgmt PATH [--mgmt-mode MODE]] [--pcap FILE [--pcap-limit SIZE]]\n\
-         \x20        [--vxlan OPTIONS]...\n\
+         \x20        [--vxlan OPTIONS]... [--pcap-port IFNAME[,filter=EXPR]]...\n\
+         \x20        [--pcap-format pcap|pcapng]\n\
          \x20  or: {prog} -compat-v0 [-unix control-socket data-socket] [-hub]\n\
          \x20        [-tap tap-device] [-daemon] [--bess PATH]... [--l2tpv3 OPTIONS]...\n\
          \x20        [--gre OPTIONS]... [--raw IFNAME]... [--mcast[=...]]... [--mtu N]\n\
@@ -175,6 +184,15 @@ pub fn help(prog: &str) -> String {
          \x20 --pcap-limit SIZE\n\
          \x20                 the capture file's size limit (bytes, or with K, M, G;\n\
          \x20                 default 64M; at least 64K)\n\
+         \x20 --pcap-format FORMAT\n\
+         \x20                 the capture file's format: pcap (libpcap's, the default) or\n\
+         \x20                 pcapng (the next generation format; both rotate the same way)\n\
+         \x20 --pcap-port IFNAME[,filter=EXPR]\n\
+         \x20                 a read-only port fed with the frames that libpcap captures on\n\
+         \x20                 the host interface IFNAME and that pass the BPF filter EXPR\n\
+         \x20                 (pcap-filter(7), the rest of the value); frames sent to it are\n\
+         \x20                 dropped. Runs the helper uml_switch_pcap (needs CAP_NET_RAW).\n\
+         \x20                 May be given more than once.\n\
          \x20 --help          print this help and exit\n\
          \x20 --launch BESS-PATH [--fd N] [--] PROGRAM [ARG]...\n\
          \x20                 instead of running a switch: connect to the --bess socket\n\
@@ -219,6 +237,8 @@ pub fn parse(prog: &str, args: &[OsString]) -> Parsed {
         pcap: None,
         pcap_limit: None,
         vxlan: Vec::new(),
+        pcap_ports: Vec::new(),
+        pcap_format: None,
         help: false,
     };
     let mut it = args.iter();
@@ -274,7 +294,7 @@ pub fn parse(prog: &str, args: &[OsString]) -> Parsed {
             ("--mcast", _) => o.mcast.push(inline.unwrap_or_default().to_string()),
             (
                 "--bess" | "--raw" | "--mtu" | "--l2tpv3" | "--gre" | "--mgmt" | "--mgmt-mode"
-                | "--pcap" | "--pcap-limit" | "--vxlan",
+                | "--pcap" | "--pcap-limit" | "--vxlan" | "--pcap-port" | "--pcap-format",
                 _,
             ) => {
                 // The value: after `=`, else the next argument.
@@ -294,6 +314,8 @@ pub fn parse(prog: &str, args: &[OsString]) -> Parsed {
                     "--pcap" => o.pcap = Some(PathBuf::from(v)),
                     "--pcap-limit" => o.pcap_limit = Some(text),
                     "--vxlan" => o.vxlan.push(text),
+                    "--pcap-port" => o.pcap_ports.push(text),
+                    "--pcap-format" => o.pcap_format = Some(text),
                     "--l2tpv3" => o.tunnels.push((TunnelKind::L2tpv3, text)),
                     _ => o.tunnels.push((TunnelKind::Gre, text)),
                 }

@@ -15,7 +15,10 @@
 //! * [`raw`]: an `AF_PACKET` socket on a host interface (one port), for
 //!   guests on `transport=raw` behind a veth pair or `transport=tap`;
 //! * [`mcast`]: a member of the legacy `ethN=mcast` transport's multicast
-//!   group (one port for the whole group).
+//!   group (one port for the whole group);
+//! * [`pcap`]: a read-only port fed by libpcap on a host interface,
+//!   through a BPF filter (one port; the capture runs in a helper
+//!   program).
 //!
 //! An endpoint owns its descriptors and carries one port or many. The
 //! event loop (`server.rs`) hands it readiness events for the descriptors
@@ -40,6 +43,7 @@ pub mod gre;
 pub mod l2tpv3;
 pub mod mcast;
 pub mod offload;
+pub mod pcap;
 pub mod raw;
 pub mod tap;
 pub mod tunnel;
@@ -133,6 +137,9 @@ pub enum PortSpec {
     Mcast(mcast::McastConfig),
     /// A VXLAN trunk (checked options).
     Vxlan(vxlan::VxlanConfig),
+    /// A read-only port fed by libpcap on a host interface (through the
+    /// capture helper).
+    Pcap(uml_common::pcap_port::PcapSpec),
 }
 
 /// Opens the endpoint `spec` describes (binding its sockets). `Ok(None)`:
@@ -168,6 +175,7 @@ pub fn open_passed(
         PortSpec::Raw { ifname } => Ok(Some(Box::new(raw::Raw::open(prog, ifname)?))),
         PortSpec::Mcast(config) => Ok(Some(Box::new(mcast::Mcast::open(prog, config)?))),
         PortSpec::Vxlan(config) => Ok(Some(Box::new(vxlan::Vxlan::open(prog, config)?))),
+        PortSpec::Pcap(spec) => Ok(Some(Box::new(pcap::Pcap::open(prog, spec)?))),
     }
 }
 
