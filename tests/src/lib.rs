@@ -33,6 +33,7 @@
 pub mod cowfile;
 pub mod diff;
 pub mod loopfs;
+pub mod pcap_port;
 mod mconsole;
 mod netns;
 mod process;
