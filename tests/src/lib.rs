@@ -33,9 +33,9 @@
 pub mod cowfile;
 pub mod diff;
 pub mod loopfs;
-pub mod pcap_port;
 mod mconsole;
 mod netns;
+pub mod pcap_port;
 mod process;
 mod require;
 pub mod segment;

@@ -155,6 +155,41 @@ pub fn udp_frame(
     f
 }
 
+/// An ICMP echo request in IPv4 in an Ethernet frame from `src`
+/// (`src_ip`) to `dst` (`dst_ip`), with valid checksums.
+pub fn icmp_echo_frame(
+    dst: [u8; 6],
+    src: [u8; 6],
+    src_ip: [u8; 4],
+    dst_ip: [u8; 4],
+    seq: u16,
+) -> Vec<u8> {
+    let mut f = udp_frame(dst, src, src_ip, dst_ip, 0, b"pcap port test");
+    // Protocol 1; the datagram is 8 bytes of ICMP header + payload, as
+    // the UDP header + payload was.
+    f[23] = 1;
+    f[24..26].copy_from_slice(&[0, 0]);
+    let sum: u32 = f[14..34]
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+        .sum();
+    let c = !fold(sum);
+    f[24..26].copy_from_slice(&c.to_be_bytes());
+    f[34..42].copy_from_slice(&[8, 0, 0, 0, 0x12, 0x34, 0, 0]);
+    f[40..42].copy_from_slice(&seq.to_be_bytes());
+    let mut icmp = f[34..].to_vec();
+    if icmp.len() % 2 == 1 {
+        icmp.push(0);
+    }
+    let sum: u32 = icmp
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+        .sum();
+    let c = !fold(sum);
+    f[36..38].copy_from_slice(&c.to_be_bytes());
+    f
+}
+
 /// The pid of a running capture helper in `ns` whose command line
 /// contains `needle`, if any.
 pub fn helper_pid(ns: &NetNs, needle: &str) -> Option<u32> {
@@ -181,5 +216,22 @@ mod tests {
         assert_eq!(fold(sum), 0xffff);
         assert_eq!(&f[36..38], &5001u16.to_be_bytes());
         assert_eq!(&f[f.len() - 2..], b"hi");
+    }
+
+    #[test]
+    fn echo_requests_have_valid_checksums() {
+        let f = icmp_echo_frame([1; 6], [2; 6], [10, 0, 0, 99], [10, 0, 0, 1], 3);
+        assert_eq!((f[23], f[34], &f[40..42]), (1, 8, &[0u8, 3][..]));
+        for range in [14..34, 34..f.len()] {
+            let mut b = f[range].to_vec();
+            if b.len() % 2 == 1 {
+                b.push(0);
+            }
+            let sum: u32 = b
+                .chunks(2)
+                .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+                .sum();
+            assert_eq!(fold(sum), 0xffff);
+        }
     }
 }

@@ -37,8 +37,9 @@ const WIRE_IP: [u8; 4] = [10, 0, 0, 99];
 /// Returns from the test when the switch under test is the C reference.
 macro_rules! require_ours {
     () => {
-        if !uml_integration_tests::segment::switch_is_ours("--pcap-port is not an option of the C switch")
-        {
+        if !uml_integration_tests::segment::switch_is_ours(
+            "--pcap-port is not an option of the C switch",
+        ) {
             return;
         }
     };
@@ -101,15 +102,31 @@ fn frames(tag: &str) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
     let g = mac(1);
     let w = mac(7);
     (
-        udp_frame(g, w, WIRE_IP, GUEST_IP, 5001, format!("{tag}: to 5001").as_bytes()),
-        udp_frame(g, w, WIRE_IP, GUEST_IP, 5002, format!("{tag}: to 5002").as_bytes()),
+        udp_frame(
+            g,
+            w,
+            WIRE_IP,
+            GUEST_IP,
+            5001,
+            format!("{tag}: to 5001").as_bytes(),
+        ),
+        udp_frame(
+            g,
+            w,
+            WIRE_IP,
+            GUEST_IP,
+            5002,
+            format!("{tag}: to 5002").as_bytes(),
+        ),
         frame(BROADCAST, w, format!("{tag}: not UDP").as_bytes()),
     )
 }
 
 /// Frames on the wire from the bess client (source MAC 2): none may be.
 fn from_client(got: &[Vec<u8>]) -> Vec<&Vec<u8>> {
-    got.iter().filter(|f| f.len() >= 12 && f[6..12] == mac(2)).collect()
+    got.iter()
+        .filter(|f| f.len() >= 12 && f[6..12] == mac(2))
+        .collect()
 }
 
 /// Frames captured on the interface that pass the filter reach a bess
@@ -149,7 +166,11 @@ fn pcap_port_delivers_filtered_frames_and_writes_nothing() {
     let label = label_of(line);
     let row = port_row(&sock, label);
     assert_eq!(row[1], "pcap", "{row:?}");
-    assert_eq!(row[10..].join(" "), format!("vb filter={FILTER}"), "{row:?}");
+    assert_eq!(
+        row[10..].join(" "),
+        format!("vb filter={FILTER}"),
+        "{row:?}"
+    );
 
     let bess = BessClient::connect(&bess_path).unwrap();
     assert!(
@@ -165,7 +186,12 @@ fn pcap_port_delivers_filtered_frames_and_writes_nothing() {
     wire.send(&udp_other);
     let id = new_marker_id();
     wire.send(&marker_frame(id));
-    assert_eq!(until_marker(&bess, id), vec![pass.clone()], "{}", sw.report());
+    assert_eq!(
+        until_marker(&bess, id),
+        vec![pass.clone()],
+        "{}",
+        sw.report()
+    );
 
     // The client floods, and sends to the wire's MAC (learned on the pcap
     // port): both go to the pcap port, which discards them.
@@ -177,7 +203,10 @@ fn pcap_port_delivers_filtered_frames_and_writes_nothing() {
         port_row(&sock, label)
     );
     let got = wire.drain(QUIET);
-    assert!(from_client(&got).is_empty(), "written to the interface: {got:?}");
+    assert!(
+        from_client(&got).is_empty(),
+        "written to the interface: {got:?}"
+    );
     let row = port_row(&sock, label);
     // In: the frames that passed (the data frame, the marker).
     assert_eq!((row[5].as_str(), row[7].as_str()), ("2", "2"), "{row:?}");
@@ -226,7 +255,10 @@ fn pcap_port_added_at_run_time_drops_privileges_and_ends_with_its_port() {
         assert_eq!(status, 1, "{words:?}: {err}");
         assert!(err.contains(want), "{words:?}: {err}");
     }
-    assert!(helper_pid(&ns, "vb").is_none(), "a refused helper still runs");
+    assert!(
+        helper_pid(&ns, "vb").is_none(),
+        "a refused helper still runs"
+    );
     let (_, ports, _) = mgmt(&sock, &["ports"]);
     assert!(!ports.contains(" pcap "), "{ports}");
 
