@@ -386,6 +386,79 @@ mod tests {
         }
     }
 
+    /// The frames of a pcapng file and their timestamps; checks that it
+    /// has one Ethernet interface with nanosecond timestamps.
+    fn read_all_ng(path: &Path) -> Vec<(Duration, Vec<u8>)> {
+        use pcap_file::pcapng::{Block, PcapNgReader};
+        let mut r = PcapNgReader::new(File::open(path).unwrap()).unwrap();
+        let mut frames = Vec::new();
+        while let Some(b) = r.next_block() {
+            if let Block::EnhancedPacket(p) = b.unwrap() {
+                assert_eq!(p.original_len as usize, p.data.len());
+                frames.push((p.timestamp, p.data.into_owned()));
+            }
+        }
+        let interfaces = r.interfaces();
+        assert_eq!(interfaces.len(), 1);
+        assert_eq!(interfaces[0].linktype, DataLink::ETHERNET);
+        assert_eq!(
+            interfaces[0].options,
+            [InterfaceDescriptionOption::IfTsResol(9)]
+        );
+        frames
+    }
+
+    #[test]
+    fn pcapng_frames_are_written_readably_and_rotated_at_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seg.pcapng");
+        let mut c = Capture::start_as(&path, Filter::All, MIN_LIMIT, Format::PcapNg).unwrap();
+        assert!(c.status().ends_with(", pcapng)"), "{}", c.status());
+        let before = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        // 1000 frames of 101 bytes (padded to 104 in the file): 133 KiB
+        // of blocks, so two rotations.
+        for i in 0..1000u32 {
+            let mut f = vec![0u8; 101];
+            f[..4].copy_from_slice(&i.to_be_bytes());
+            assert_eq!(c.write(&f), None);
+        }
+        c.flush();
+        // The size counted is the file's.
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), c.size);
+        drop(c);
+        let after = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        let old = read_all_ng(&dir.path().join("seg.pcapng.1"));
+        let new = read_all_ng(&path);
+        // 136-byte blocks: 481 fit in a file; the first file was
+        // replaced at the second rotation.
+        assert_eq!((old.len(), new.len()), (481, 1000 - 2 * 481));
+        assert!(std::fs::metadata(&path).unwrap().len() <= MIN_LIMIT);
+        assert!(std::fs::metadata(dir.path().join("seg.pcapng.1")).unwrap().len() <= MIN_LIMIT);
+        let last = old.len() + new.len();
+        for (i, (t, f)) in old.iter().chain(&new).enumerate() {
+            assert_eq!(f.len(), 101);
+            assert!((before..=after).contains(t), "frame {i}: {t:?}");
+            let n = u32::from_be_bytes(f[..4].try_into().unwrap()) as usize;
+            // Frames of the first file that rotated away are gone.
+            assert_eq!(n, 1000 - last + i, "frame {i}");
+        }
+    }
+
+    #[test]
+    fn the_pcap_size_counted_is_the_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seg.pcap");
+        let mut c = Capture::start(&path, Filter::All, MIN_LIMIT).unwrap();
+        for len in [14, 60, 1514] {
+            assert_eq!(c.write(&vec![1u8; len]), None);
+        }
+        c.flush();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), c.size);
+        assert_eq!(Format::parse("pcapng"), Some(Format::PcapNg));
+        assert_eq!(Format::parse("pcap"), Some(Format::Pcap));
+        assert_eq!(Format::parse("ng"), None);
+    }
+
     #[test]
     fn existing_files_are_never_overwritten() {
         let dir = tempfile::tempdir().unwrap();
