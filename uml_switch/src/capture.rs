@@ -433,7 +433,12 @@ mod tests {
         // replaced at the second rotation.
         assert_eq!((old.len(), new.len()), (481, 1000 - 2 * 481));
         assert!(std::fs::metadata(&path).unwrap().len() <= MIN_LIMIT);
-        assert!(std::fs::metadata(dir.path().join("seg.pcapng.1")).unwrap().len() <= MIN_LIMIT);
+        assert!(
+            std::fs::metadata(dir.path().join("seg.pcapng.1"))
+                .unwrap()
+                .len()
+                <= MIN_LIMIT
+        );
         let last = old.len() + new.len();
         for (i, (t, f)) in old.iter().chain(&new).enumerate() {
             assert_eq!(f.len(), 101);

@@ -242,7 +242,11 @@ fn pcapng_captures_read_back_with_pcapng_readers() {
         p.drain(std::time::Duration::from_millis(200));
     }
     for i in 0..20u32 {
-        let (from, to, dst, src) = if i % 2 == 0 { (&a, &b, 2, 1) } else { (&b, &a, 1, 2) };
+        let (from, to, dst, src) = if i % 2 == 0 {
+            (&a, &b, 2, 1)
+        } else {
+            (&b, &a, 1, 2)
+        };
         let f = frame(mac(dst), mac(src), format!("frame {i}").as_bytes());
         from.send(&f);
         assert_eq!(to.recv_frame(WAIT).as_deref(), Some(&f[..]));
@@ -250,7 +254,10 @@ fn pcapng_captures_read_back_with_pcapng_readers() {
     }
     let (status, text, err) = mgmt(&sock, &["capture"]);
     assert_eq!(status, 0, "{err}");
-    assert!(text.contains("(23 frames, all frames,") && text.contains(", pcapng)"), "{text}");
+    assert!(
+        text.contains("(23 frames, all frames,") && text.contains(", pcapng)"),
+        "{text}"
+    );
     let (status, _, err) = mgmt(&sock, &["capture", "stop"]);
     assert_eq!(status, 0, "{err}");
     assert_eq!(read_frames_ng(&file), sent);
@@ -301,9 +308,17 @@ fn pcapng_captures_read_back_with_pcapng_readers() {
     assert_eq!(tcpdump(&other).len(), 2);
     let (status, _, err) = mgmt(
         &sock,
-        &["capture", "start", sw.dir().join("c").to_str().unwrap(), "format=ng"],
+        &[
+            "capture",
+            "start",
+            sw.dir().join("c").to_str().unwrap(),
+            "format=ng",
+        ],
     );
-    assert!(status == 1 && err.contains("bad capture option 'format=ng'"), "{err}");
+    assert!(
+        status == 1 && err.contains("bad capture option 'format=ng'"),
+        "{err}"
+    );
 }
 
 #[test]
