@@ -4,9 +4,10 @@
 //! on that wire) are captured by the helper `uml_switch_pcap` on `vb` and
 //! reach a bess client when they pass the BPF filter, never when they do
 //! not; frames the clients send are never written to the interface; the
-//! helper runs as nobody without capabilities and ends with its port; a
-//! bad interface, filter or helper is refused at start and answered
-//! `error:` on the management socket without affecting anything else.
+//! helper runs as nobody without capabilities and ends with its port (and
+//! the port with its helper, when the interface goes); a bad interface,
+//! filter or helper is refused at start and answered `error:` on the
+//! management socket without affecting anything else.
 //!
 //! Everything runs in namespaces the tests create; every wait is bounded.
 
@@ -358,4 +359,49 @@ fn bad_pcap_ports_are_refused_at_start() {
         assert!(!ctl.exists() && !dir.path().join("b").exists(), "{value}");
         assert!(helper_pid(&ns, "").is_none(), "{value}: a helper is left");
     }
+}
+
+/// When the interface goes away the helper's capture fails and it exits;
+/// the switch removes the port (one line), reaps the helper and goes on.
+#[test]
+fn pcap_port_goes_when_its_interface_goes() {
+    require!(Requirement::Root, Requirement::NetNs);
+    require_ours!();
+    let ns = veth_namespace("pcapg");
+    let dir = new_temp_dir();
+    let sock = dir.path().join("mgmt");
+    let args: Vec<OsString> = vec![
+        "-unix".into(),
+        dir.path().join("ctl").into(),
+        "--mgmt".into(),
+        sock.clone().into(),
+        "--pcap-port".into(),
+        "vb".into(),
+    ];
+    let mut sw = start(&ns, dir.path(), &args);
+    let out = sw.output();
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("pcap port "))
+        .unwrap_or_else(|| panic!("no pcap port line:\n{out}"));
+    assert!(line.contains("(read-only, no filter)"), "{line}");
+    let label = label_of(line);
+    let pid = helper_pid(&ns, "vb").expect("the helper runs");
+    let gone = ns.ip(&["link", "del", "va"]);
+    assert!(gone.success(), "{gone}");
+    let removed = format!("pcap port {label} on 'vb': the capture helper ended; port removed");
+    assert!(
+        sw.wait_output(WAIT, |o| o.contains(&removed)),
+        "{}",
+        sw.report()
+    );
+    assert!(
+        wait_until(WAIT, || !Path::new(&format!("/proc/{pid}")).exists()),
+        "the helper {pid} was not reaped"
+    );
+    let (status, ports, err) = mgmt(&sock, &["ports"]);
+    assert_eq!(status, 0, "{err}");
+    assert!(!ports.contains(" pcap "), "{ports}");
+    assert_eq!(sw.output().matches(&removed).count(), 1, "{}", sw.report());
+    assert!(sw.running(), "{}", sw.report());
 }

@@ -212,15 +212,15 @@ impl Endpoint for Pcap {
         let (Some(port), Some(sock)) = (self.port, &self.sock) else {
             return Ready::Done;
         };
-        let n = match inbox.rx.recv(sock.as_fd()) {
-            Ok(n) => n,
+        let (n, failed) = match inbox.rx.recv(sock.as_fd()) {
+            Ok(n) => (n, false),
             Err(e) => {
                 out(&format!(
                     "{}: capture helper: {}\n",
                     self.describe(),
                     strerror(&e)
                 ));
-                0
+                (0, true)
             }
         };
         // The helper never sends an empty message: one is its end.
@@ -240,7 +240,8 @@ impl Endpoint for Pcap {
         if frames > 0 && frames == inbox.rx.capacity() {
             return Ready::More;
         }
-        let ended = frames < n
+        let ended = failed
+            || frames < n
             || (n == 0 && events.intersects(EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR));
         if ended && frames == 0 {
             // Nothing of it waits in the inbox: the port goes now.
