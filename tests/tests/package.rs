@@ -82,8 +82,8 @@ impl Suite {
     /// The cached root's name; change it when the recipe below changes.
     fn base_name(self) -> &'static str {
         match self {
-            Suite::Bookworm => "bookworm-minbase-v2",
-            Suite::Unstable => "unstable-minbase-v2",
+            Suite::Bookworm => "bookworm-minbase-v3",
+            Suite::Unstable => "unstable-minbase-v3",
         }
     }
 
