@@ -903,6 +903,12 @@ fn check_programs(c: &Chroot) {
             "Usage : port-helper",
         ),
         ("uml_net", 1, "uml_net : bad argument list"),
+        // The switch's capture helper: it starts (libpcap0.8 is there).
+        (
+            "/usr/lib/uml/uml_switch_pcap",
+            2,
+            "usage: uml_switch_pcap --fd N IFNAME [FILTER]",
+        ),
     ] {
         let out = c.run(cmd);
         assert_eq!(out.code, Some(code), "{cmd}: {out}");
