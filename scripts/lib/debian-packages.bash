@@ -40,6 +40,9 @@ patchelf vdeplug libnss-extrausers xfsprogs btrfs-progs"
 # interop test (tests/tests/by-util/test_uml_switch_trunk_kernel.rs);
 # systemd: systemd-socket-activate drives the socket-activation test.
 TEST_PACKAGES="$TEST_PACKAGES vde2 systemd"
+# strace: the uml_moo tests inject system-call failures into the real
+# binary (`strace -e inject=`), e.g. a hole punch failing part-way.
+TEST_PACKAGES="$TEST_PACKAGES strace"
 
 missing_packages() {
     local pkg status missing=()
