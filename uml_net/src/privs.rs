@@ -115,9 +115,10 @@ pub fn drop_to_net_admin() -> Result<(), Error> {
     }
     if geteuid() != ruid {
         // Keep the permitted set across the uid change.
-        caps::securebits::set_keepcaps(true).map_err(caps_step("PR_SET_KEEPCAPS"))?;
+        nix::sys::prctl::set_keepcaps(true).map_err(|e| Error::System("PR_SET_KEEPCAPS", e))?;
         setresuid(ruid, ruid, ruid).map_err(|e| Error::System("setresuid", e))?;
-        caps::securebits::set_keepcaps(false).map_err(caps_step("PR_SET_KEEPCAPS 0"))?;
+        nix::sys::prctl::set_keepcaps(false)
+            .map_err(|e| Error::System("PR_SET_KEEPCAPS 0", e))?;
     }
     let u = getresuid().map_err(|e| Error::System("getresuid", e))?;
     let g = getresgid().map_err(|e| Error::System("getresgid", e))?;

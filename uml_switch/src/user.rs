@@ -238,14 +238,16 @@ pub fn drop_to(prog: &str, t: &Target, keep: u64, files: &[PathBuf]) -> Result<(
     syscaps::drop_bounding_except(keep).map_err(|e| fail(e.to_string()))?;
     // 4. The ids; the permitted set survives setresuid only with keepcaps.
     if keep != 0 {
-        caps::securebits::set_keepcaps(true).map_err(|e| caps_err("PR_SET_KEEPCAPS", e))?;
+        nix::sys::prctl::set_keepcaps(true)
+            .map_err(|e| fail(format!("PR_SET_KEEPCAPS: {}", e.desc())))?;
     }
     let (uid, gid) = (Uid::from_raw(t.uid), Gid::from_raw(t.gid));
     setgroups(&[]).map_err(|e| fail(format!("setgroups: {}", e.desc())))?;
     setresgid(gid, gid, gid).map_err(|e| fail(format!("setresgid: {}", e.desc())))?;
     setresuid(uid, uid, uid).map_err(|e| fail(format!("setresuid: {}", e.desc())))?;
     if keep != 0 {
-        caps::securebits::set_keepcaps(false).map_err(|e| caps_err("PR_SET_KEEPCAPS 0", e))?;
+        nix::sys::prctl::set_keepcaps(false)
+            .map_err(|e| fail(format!("PR_SET_KEEPCAPS 0: {}", e.desc())))?;
     }
     // 5. Exactly `keep`: ambient first (a subset of inheritable and
     // permitted), effective before permitted (a subset of it).
