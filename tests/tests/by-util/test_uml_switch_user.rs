@@ -213,7 +213,8 @@ fn refusals_are_set_up_errors_and_leave_no_socket() {
     let bin = SwitchBinary::under_test().argv0();
     let open = dir_for(NOBODY);
     let ctl = open.path().join("ctl");
-    let closed = new_temp_dir(); // root's, mode 0700
+    let closed = new_temp_dir(); // root's, mode 0755: nobody cannot write
+    std::fs::set_permissions(closed.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let closed_ctl = closed.path().join("ctl");
     let cases: Vec<(Vec<&str>, &Path, String)> = vec![
         (
@@ -231,7 +232,7 @@ fn refusals_are_set_up_errors_and_leave_no_socket() {
             vec![],
             &closed_ctl,
             format!(
-                "--user 'nobody': uid {NOBODY} could not remove '{}' at exit: it may not search '{}'",
+                "--user 'nobody': uid {NOBODY} could not remove '{}' at exit: it may not write to '{}'",
                 closed_ctl.display(),
                 closed.path().display()
             ),
