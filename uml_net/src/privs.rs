@@ -36,8 +36,10 @@ pub fn clear_environment() {
 /// raised). Each step is checked and read back.
 pub fn harden_process() -> Result<(), Error> {
     umask(Mode::from_bits_truncate(0o022));
-    setrlimit(Resource::RLIMIT_CORE, 0, 0).map_err(|e| Error::System("setrlimit(RLIMIT_CORE)", e))?;
-    let core = getrlimit(Resource::RLIMIT_CORE).map_err(|e| Error::System("getrlimit(RLIMIT_CORE)", e))?;
+    setrlimit(Resource::RLIMIT_CORE, 0, 0)
+        .map_err(|e| Error::System("setrlimit(RLIMIT_CORE)", e))?;
+    let core =
+        getrlimit(Resource::RLIMIT_CORE).map_err(|e| Error::System("getrlimit(RLIMIT_CORE)", e))?;
     if core != (0, 0) {
         return Err(Error::Unconfined(format!(
             "the core size limit is {}/{} after setting it to 0",
@@ -117,8 +119,7 @@ pub fn drop_to_net_admin() -> Result<(), Error> {
         // Keep the permitted set across the uid change.
         nix::sys::prctl::set_keepcaps(true).map_err(|e| Error::System("PR_SET_KEEPCAPS", e))?;
         setresuid(ruid, ruid, ruid).map_err(|e| Error::System("setresuid", e))?;
-        nix::sys::prctl::set_keepcaps(false)
-            .map_err(|e| Error::System("PR_SET_KEEPCAPS 0", e))?;
+        nix::sys::prctl::set_keepcaps(false).map_err(|e| Error::System("PR_SET_KEEPCAPS 0", e))?;
     }
     let u = getresuid().map_err(|e| Error::System("getresuid", e))?;
     let g = getresgid().map_err(|e| Error::System("getresgid", e))?;
@@ -213,6 +214,11 @@ mod tests {
         };
         let text = check_status(&bad, 1000, 100, keep).unwrap_err().to_string();
         assert!(text.starts_with("uml_net : privileges not dropped as required: Uid [1000, 0, 0, 0] (expected 1000); CapBnd CAP_CHOWN, "), "{text}");
-        assert!(text.contains("(expected CAP_NET_ADMIN); CapAmb CAP_NET_ADMIN (expected none); NoNewPrivs 0"), "{text}");
+        assert!(
+            text.contains(
+                "(expected CAP_NET_ADMIN); CapAmb CAP_NET_ADMIN (expected none); NoNewPrivs 0"
+            ),
+            "{text}"
+        );
     }
 }

@@ -102,7 +102,9 @@ impl Target {
                 .ok_or_else(|| bad(&format!("no group '{g}' in /etc/group")))?,
         };
         if uid == 0 {
-            return Err(bad("refusing to run as root (uid 0): name an unprivileged user"));
+            return Err(bad(
+                "refusing to run as root (uid 0): name an unprivileged user",
+            ));
         }
         Ok(Target {
             spec: spec.to_string(),
@@ -209,8 +211,8 @@ pub fn drop_to(prog: &str, t: &Target, keep: u64, files: &[PathBuf]) -> Result<(
         })?;
     }
     // 2. What changing ids and the bounding set takes.
-    let permitted = caps::read(None, CapSet::Permitted)
-        .map_err(|e| caps_err("reading the capabilities", e))?;
+    let permitted =
+        caps::read(None, CapSet::Permitted).map_err(|e| caps_err("reading the capabilities", e))?;
     for cap in [
         Capability::CAP_SETUID,
         Capability::CAP_SETGID,
@@ -315,8 +317,14 @@ mod tests {
             ("5:", "expected USER"),
             ("99999999999", "uid '99999999999' is out of range"),
             ("4294967295", "out of range"),
-            ("no-such-user-here", "no user 'no-such-user-here' in /etc/passwd"),
-            ("5:no-such-group-here", "no group 'no-such-group-here' in /etc/group"),
+            (
+                "no-such-user-here",
+                "no user 'no-such-user-here' in /etc/passwd",
+            ),
+            (
+                "5:no-such-group-here",
+                "no group 'no-such-group-here' in /etc/group",
+            ),
         ] {
             let e = Target::resolve("sw", spec).unwrap_err().to_string();
             assert!(e.starts_with(&format!("sw: --user '{spec}': ")), "{e}");
@@ -372,7 +380,10 @@ mod tests {
             std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(m)).unwrap();
             std::fs::metadata(dir.path()).unwrap()
         };
-        let (me, my_group) = (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw());
+        let (me, my_group) = (
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        );
         let m = set(0o700);
         assert!(may(&m, me, 4242, 7));
         assert!(!may(&m, 4242, 4242, 1));

@@ -156,7 +156,8 @@ fn owned(fd: RawFd) -> OwnedFd {
         .write(true)
         .open(format!("/proc/self/fd/{fd}"));
     let _ = nix::unistd::close(fd);
-    f.map(OwnedFd::from).unwrap_or_else(|e| panic!("reopening fd {fd}: {e}"))
+    f.map(OwnedFd::from)
+        .unwrap_or_else(|e| panic!("reopening fd {fd}: {e}"))
 }
 
 /// A finished helper run.
@@ -172,7 +173,13 @@ impl Run {
         let texts: Vec<String> = self
             .replies
             .iter()
-            .map(|d| format!("{:?} ({} fds)", String::from_utf8_lossy(&d.data), d.fds.len()))
+            .map(|d| {
+                format!(
+                    "{:?} ({} fds)",
+                    String::from_utf8_lossy(&d.data),
+                    d.fds.len()
+                )
+            })
             .collect();
         format!(
             "code {:?}, stderr {:?}, replies {texts:?}",
@@ -325,9 +332,8 @@ fn while_it_works_only_cap_net_admin_no_core_and_no_new_privs() {
     let prlimit = find_in_path("prlimit").unwrap().display().to_string();
     // Unlimited core files, and an ambient capability, handed down.
     let mut root_prefix = vec![prlimit.clone(), "--core=unlimited:unlimited".into()];
-    root_prefix.extend(
-        [&sp, "--inh-caps", "+net_raw", "--ambient-caps", "+net_raw"].map(String::from),
-    );
+    root_prefix
+        .extend([&sp, "--inh-caps", "+net_raw", "--ambient-caps", "+net_raw"].map(String::from));
     let mut nobody_prefix = vec![prlimit, "--core=unlimited:unlimited".into()];
     nobody_prefix.extend(as_nobody());
     for (prefix, program, uid) in [(root_prefix, &helper, 0), (nobody_prefix, &suid, NOBODY)] {
@@ -419,12 +425,21 @@ fn a_root_only_policy_file_is_read_before_the_drop() {
     let ns = NetNs::new("netprivs3");
     let overlay = policy_overlay(|d| {
         let f = d.join("uml_net.conf");
-        fs::write(&f, format!("allow uid:{NOBODY} 10.0.0.0/24\ndeny all 0.0.0.0/0\n")).unwrap();
+        fs::write(
+            &f,
+            format!("allow uid:{NOBODY} 10.0.0.0/24\ndeny all 0.0.0.0/0\n"),
+        )
+        .unwrap();
         fs::set_permissions(&f, fs::Permissions::from_mode(0o600)).unwrap();
     });
     let with_gate = |gate: &str| {
         let mut v = as_nobody();
-        v.extend([suid.display().to_string(), "4".into(), "tuntap".into(), "up".into()]);
+        v.extend([
+            suid.display().to_string(),
+            "4".into(),
+            "tuntap".into(),
+            "up".into(),
+        ]);
         v.push(gate.into());
         in_overlay(overlay.path(), &v)
     };
@@ -433,7 +448,12 @@ fn a_root_only_policy_file_is_read_before_the_drop() {
     let r = run(&ns, &with_gate(GATE));
     assert_eq!(r.code, Some(0), "{}", r.show());
     assert_eq!(r.replies.len(), 1, "{}", r.show());
-    assert_eq!(r.replies[0].fds.len(), 1, "the tap was not made: {}", r.show());
+    assert_eq!(
+        r.replies[0].fds.len(),
+        1,
+        "the tap was not made: {}",
+        r.show()
+    );
     drop(r);
     assert!(wait_until(WAIT, || links(&ns) == before), "the tap stayed");
     // Refused by the same file.
@@ -457,9 +477,16 @@ fn a_root_only_policy_file_is_read_before_the_drop() {
     let good = tempfile::NamedTempFile::new().unwrap();
     fs::write(good.path(), "allow all 0.0.0.0/0\n").unwrap();
     let target = good.path().to_path_buf();
-    let linked = policy_overlay(|d| std::os::unix::fs::symlink(&target, d.join("uml_net.conf")).unwrap());
+    let linked =
+        policy_overlay(|d| std::os::unix::fs::symlink(&target, d.join("uml_net.conf")).unwrap());
     let mut v = as_nobody();
-    v.extend([suid.display().to_string(), "4".into(), "tuntap".into(), "up".into(), GATE.into()]);
+    v.extend([
+        suid.display().to_string(),
+        "4".into(),
+        "tuntap".into(),
+        "up".into(),
+        GATE.into(),
+    ]);
     let r = run(&ns, &in_overlay(linked.path(), &v));
     let text = r
         .replies

@@ -82,7 +82,10 @@ fn mgmt(path: &Path, words: &[&str]) -> (Option<i32>, String) {
     let mut cmd = Command::new(&bin.path);
     cmd.arg("--mgmt").arg(path).args(words);
     let out = run_with_timeout(&mut cmd, WAIT);
-    (out.code, format!("{}{}", out.stdout_str(), out.stderr_str()))
+    (
+        out.code,
+        format!("{}{}", out.stdout_str(), out.stderr_str()),
+    )
 }
 
 #[test]
@@ -129,7 +132,9 @@ fn unix_ports_as_nobody_no_capabilities_frames_flow_and_sockets_removed() {
     let (code, text) = mgmt(&mgmt_path, &["port", "add", "raw", "lo"]);
     assert_eq!(code, Some(1), "{text}");
     assert!(
-        text.contains("this port needs CAP_NET_RAW, which the switch gave up when it became 'nobody'"),
+        text.contains(
+            "this port needs CAP_NET_RAW, which the switch gave up when it became 'nobody'"
+        ),
         "{text}"
     );
     assert!(sw.is_running(), "{}", sw.output_report());
@@ -145,7 +150,11 @@ fn unix_ports_as_nobody_no_capabilities_frames_flow_and_sockets_removed() {
             sw.output_report()
         );
     }
-    assert!(!sw.stderr().contains("Couldn't remove"), "{}", sw.output_report());
+    assert!(
+        !sw.stderr().contains("Couldn't remove"),
+        "{}",
+        sw.output_report()
+    );
 }
 
 #[test]
@@ -180,7 +189,8 @@ fn a_raw_port_keeps_cap_net_raw_only_and_a_numeric_uid_gid() {
         .pids()
         .into_iter()
         .find(|p| {
-            std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "uml_switch")
+            std::fs::read_to_string(format!("/proc/{p}/comm"))
+                .is_ok_and(|c| c.trim() == "uml_switch")
         })
         .unwrap_or_else(|| panic!("no uml_switch in the namespace\n{}", sw.report()));
     assert_eq!(status_of(pid), dropped(4242, 4243, mask(&[CAP_NET_RAW])));
@@ -201,7 +211,10 @@ fn run_switch(wrapper: &[&str], args: &[OsString]) -> (Option<i32>, String) {
     };
     cmd.args(args).stdin(Stdio::null());
     let out = run_with_timeout(&mut cmd, WAIT);
-    (out.code, format!("{}{}", out.stdout_str(), out.stderr_str()))
+    (
+        out.code,
+        format!("{}{}", out.stdout_str(), out.stderr_str()),
+    )
 }
 
 #[test]
@@ -280,7 +293,10 @@ fn refusals_are_set_up_errors_and_leave_no_socket() {
         "{text}"
     );
     assert!(!text.contains("attached"), "{text}");
-    assert!(!ctl.exists() && !bess.exists(), "sockets left behind:\n{text}");
+    assert!(
+        !ctl.exists() && !bess.exists(),
+        "sockets left behind:\n{text}"
+    );
 }
 
 /// Hard lifetime of the switch in the kernel test.
@@ -314,7 +330,8 @@ fn two_guests_ping_through_a_switch_running_as_nobody() {
         .pids()
         .into_iter()
         .find(|p| {
-            std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "uml_switch")
+            std::fs::read_to_string(format!("/proc/{p}/comm"))
+                .is_ok_and(|c| c.trim() == "uml_switch")
         })
         .unwrap_or_else(|| panic!("no uml_switch in the namespace\n{}", sw.report()));
     assert_eq!(status_of(pid), dropped(NOBODY, NOBODY, 0));
