@@ -91,6 +91,20 @@ pub fn close_other_fds(keep: &[i32]) {
 pub fn drop_to_net_admin() -> Result<(), Error> {
     let ruid = getuid();
     let rgid = getgid();
+    // Capabilities are per thread: the drop below must cover the process.
+    match syscaps::thread_count() {
+        Ok(1) => {}
+        Ok(n) => {
+            return Err(Error::Unconfined(format!(
+                "{n} threads (capabilities are per thread)"
+            )))
+        }
+        Err(e) => {
+            return Err(Error::Unconfined(format!(
+                "cannot read /proc/self/task: {e}"
+            )))
+        }
+    }
     let caps_step = |step| move |e| Error::Capabilities(step, e);
     let permitted =
         caps::read(None, CapSet::Permitted).map_err(caps_step("reading capabilities"))?;

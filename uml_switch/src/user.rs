@@ -210,6 +210,12 @@ pub fn drop_to(prog: &str, t: &Target, keep: u64, files: &[PathBuf]) -> Result<(
             ))
         })?;
     }
+    // Capabilities are per thread: the drop must cover the process.
+    match syscaps::thread_count() {
+        Ok(1) => {}
+        Ok(n) => return Err(fail(format!("{n} threads (capabilities are per thread)"))),
+        Err(e) => return Err(fail(format!("/proc/self/task: {e}"))),
+    }
     // 2. What changing ids and the bounding set takes.
     let permitted =
         caps::read(None, CapSet::Permitted).map_err(|e| caps_err("reading the capabilities", e))?;

@@ -165,6 +165,13 @@ pub fn drop_bounding_except(keep: u64) -> Result<(), BoundingError> {
     Ok(())
 }
 
+/// The number of threads of this process (`/proc/self/task`).
+/// Capability sets belong to threads: a drop made with `capset` must be
+/// made while the process has one thread, or the others keep theirs.
+pub fn thread_count() -> io::Result<usize> {
+    Ok(std::fs::read_dir("/proc/self/task")?.count())
+}
+
 /// The privileges of a process as `/proc/PID/status` shows them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProcStatus {
@@ -285,6 +292,19 @@ mod tests {
             assert_eq!(has, Some(s.bounding & (1 << cap) != 0), "{}", name(cap));
         }
         assert_eq!(bounding_has(last_cap() + 1).unwrap_or(None), None);
+    }
+
+    #[test]
+    fn a_test_thread_is_counted() {
+        let before = thread_count().unwrap();
+        assert!(before >= 1);
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::spawn(move || {
+            let _ = rx.recv();
+        });
+        assert_eq!(thread_count().unwrap(), before + 1);
+        drop(tx);
+        t.join().unwrap();
     }
 
     #[test]

@@ -443,7 +443,7 @@ fn a_root_only_policy_file_is_read_before_the_drop() {
         v.push(gate.into());
         in_overlay(overlay.path(), &v)
     };
-    // Allowed by the policy only nobody... and root can read.
+    // Allowed by the root-only policy file, which the helper reads as root.
     let before = links(&ns);
     let r = run(&ns, &with_gate(GATE));
     assert_eq!(r.code, Some(0), "{}", r.show());
