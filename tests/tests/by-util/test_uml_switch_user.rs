@@ -7,8 +7,8 @@
 //!   fake daemon ports exchange frames; `port add raw` on the management
 //!   socket answers an error naming CAP_NET_RAW; SIGTERM removes every
 //!   socket file;
-//! * with a raw port and a numeric `UID:GID`: only CAP_NET_RAW is left
-//!   (permitted, effective, bounding);
+//! * with a gre port and a numeric `UID:GID`: only CAP_NET_RAW is left
+//!   (permitted, effective, bounding), and it serves `port add raw`;
 //! * refusals at set-up (exit status 1, the message, no socket left): an
 //!   unknown user or group, root, a socket directory the user could not
 //!   remove the socket from, and a switch that cannot change its bounding
@@ -158,7 +158,7 @@ fn unix_ports_as_nobody_no_capabilities_frames_flow_and_sockets_removed() {
 }
 
 #[test]
-fn a_raw_port_keeps_cap_net_raw_only_and_a_numeric_uid_gid() {
+fn a_gre_port_keeps_cap_net_raw_only_and_a_numeric_uid_gid() {
     require!(Requirement::Root, Requirement::NetNs);
     if !switch_is_ours("--user is new in the rewrite") {
         return;
@@ -168,6 +168,10 @@ fn a_raw_port_keeps_cap_net_raw_only_and_a_numeric_uid_gid() {
         &["link", "add", "vu0", "type", "veth", "peer", "name", "vu1"][..],
         &["link", "set", "vu0", "up"],
         &["link", "set", "vu1", "up"],
+        &["link", "add", "vu2", "type", "veth", "peer", "name", "vu3"],
+        &["link", "set", "vu2", "up"],
+        &["link", "set", "vu3", "up"],
+        &["addr", "add", "10.9.0.1/24", "dev", "vu1"],
     ] {
         let out = ns.ip(args);
         assert!(out.success(), "{out}");
@@ -175,11 +179,14 @@ fn a_raw_port_keeps_cap_net_raw_only_and_a_numeric_uid_gid() {
     let dir = dir_for(4242);
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let ctl = dir.path().join("ctl");
+    let mgmt_path = dir.path().join("mgmt");
     let args = [
         OsString::from("-unix"),
         ctl.clone().into(),
-        OsString::from("--raw"),
-        OsString::from("vu0"),
+        OsString::from("--gre"),
+        OsString::from("src=10.9.0.2,dst=10.9.0.1"),
+        OsString::from("--mgmt"),
+        mgmt_path.clone().into(),
         OsString::from("--user"),
         OsString::from("4242:4243"),
     ];
@@ -194,6 +201,9 @@ fn a_raw_port_keeps_cap_net_raw_only_and_a_numeric_uid_gid() {
         })
         .unwrap_or_else(|| panic!("no uml_switch in the namespace\n{}", sw.report()));
     assert_eq!(status_of(pid), dropped(4242, 4243, mask(&[CAP_NET_RAW])));
+    // The kept capability serves raw ports added at run time.
+    let (code, text) = mgmt(&mgmt_path, &["port", "add", "raw", "vu2"]);
+    assert_eq!(code, Some(0), "{text}\n{}", sw.report());
     assert!(sw.running(), "{}", sw.report());
 }
 
