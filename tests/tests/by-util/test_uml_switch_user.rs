@@ -13,6 +13,10 @@
 //!   unknown user or group, root, a socket directory the user could not
 //!   remove the socket from, and a switch that cannot change its bounding
 //!   set (started without CAP_SETPCAP);
+//! * vdeplug4's `vde_plug` run as nobody gets a port (its data socket
+//!   file made by the switch as nobody), one run as root is refused with
+//!   `Permission denied` (the switch may not write to root's socket), and
+//!   SIGTERM removes every file;
 //! * two 6.1 guests on the daemon transport ping each other through a
 //!   switch running as nobody.
 
@@ -31,7 +35,8 @@ use uml_integration_tests::segment::{
     self, count_lines, expect_power_off, guest_mac as mac, halt, switch_is_ours, Guest, LINK_UP,
 };
 use uml_integration_tests::switch_client::{
-    frame, new_temp_dir, FakePort, NsSwitch, RunningSwitch, SwitchBinary, SwitchMode, Version,
+    frame, new_temp_dir, FakePort, NsSwitch, RunningSwitch, Stream, SwitchBinary, SwitchMode,
+    Version,
 };
 use uml_integration_tests::uml_common::sys::caps::{mask, ProcStatus, CAP_NET_RAW};
 use uml_integration_tests::{
@@ -372,4 +377,77 @@ fn two_guests_ping_through_a_switch_running_as_nobody() {
         "control socket left behind\n{}",
         sw.report()
     );
+}
+
+/// `vde_plug URL` (stdin and stdout pipes, kept open), through `wrapper`.
+fn spawn_vde_plug(wrapper: &[String], url: &str) -> std::process::Child {
+    let mut cmd = Command::new(&wrapper[0]);
+    cmd.args(&wrapper[1..])
+        .arg("vde_plug")
+        .arg(url)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    cmd.spawn().unwrap()
+}
+
+#[test]
+fn vde_plug_clients_of_the_switch_user_are_served_and_their_sockets_removed() {
+    require!(Requirement::Root);
+    require!(Requirement::Program("vde_plug", "vdeplug"));
+    if !switch_is_ours("--user is new in the rewrite") {
+        return;
+    }
+    let dir = dir_for(NOBODY);
+    let root = dir.path().to_path_buf();
+    let url = format!("vde://{}", root.display());
+    let extra = [OsString::from("--user"), OsString::from("nobody")];
+    let mut sw = RunningSwitch::start_in_with_args(dir, SwitchMode::default(), &extra)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let sp = find_in_path("setpriv").unwrap().display().to_string();
+    let as_nobody = [
+        sp,
+        format!("--reuid={NOBODY}"),
+        format!("--regid={NOBODY}"),
+        "--clear-groups".into(),
+    ];
+    // A client running as the switch's user: a port with its own data
+    // socket file next to the control socket, made by the switch (nobody).
+    let mut plug = spawn_vde_plug(&as_nobody, &url);
+    let served = sw.wait_until(WAIT, |s| {
+        !s.lines_starting_with(Stream::Stdout, "New vde port ")
+            .is_empty()
+    });
+    let files = || -> Vec<String> {
+        std::fs::read_dir(&root)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("ctl"))
+            .collect()
+    };
+    let port_files: Vec<String> = files().into_iter().filter(|n| n != "ctl").collect();
+    let _ = plug.kill();
+    let _ = plug.wait();
+    served.unwrap_or_else(|e| panic!("vde_plug as nobody not served: {e}"));
+    assert_eq!(
+        port_files.len(),
+        1,
+        "{port_files:?}\n{}",
+        sw.output_report()
+    );
+    // A client running as root binds its data socket with root's umask
+    // (0755): the switch, now nobody, may not connect to it and says so.
+    let mut plug = spawn_vde_plug(&["env".into()], &url);
+    let refused = sw.wait_until(WAIT, |s| {
+        s.count_containing(Stream::Either, "connecting to the client's data socket") > 0
+            && s.count_containing(Stream::Either, "Permission denied") > 0
+    });
+    let _ = plug.kill();
+    let _ = plug.wait();
+    refused.unwrap_or_else(|e| panic!("no refusal for a root vde_plug: {e}"));
+    assert!(sw.is_running(), "{}", sw.output_report());
+    sw.signal(Signal::SIGTERM);
+    assert!(sw.wait_exit(WAIT).is_some(), "{}", sw.output_report());
+    assert_eq!(files(), Vec::<String>::new(), "{}", sw.output_report());
 }
