@@ -21,7 +21,7 @@
 # network namespaces; iputils-ping, the guests run the host's ping through
 # hostfs; busybox and e2fsprogs, guest init scripts and images; procps,
 # pgrep and kill; kmod; net-tools, the C uml_net runs ifconfig, route and
-# arp; util-linux, setpriv, nsenter, unshare, findmnt; inetutils-telnetd,
+# arp; util-linux, setpriv, runuser, prlimit, nsenter, unshare, findmnt; inetutils-telnetd,
 # telnetd for the port-helper tests (con1=port:); lintian, debootstrap and
 # dpkg-dev, the package tests (build, lint, install in fresh chroots);
 # patchelf, scripts/fetch-kernel7 points unstable's 7.x linux.uml at

@@ -35,6 +35,7 @@ pub const OPTIONS: &[&str] = &[
     "--pcap",
     "--pcap-limit",
     "--vxlan",
+    "--user",
     "--help",
 ];
 
@@ -82,6 +83,8 @@ pub struct Options {
     pub pcap: Option<PathBuf>,
     /// `--pcap-limit SIZE`: its rotation size (unchecked).
     pub pcap_limit: Option<String>,
+    /// `--user USER[:GROUP]`: run as this user after set-up (unchecked).
+    pub user: Option<String>,
     /// `--help`: print the help text and exit 0.
     pub help: bool,
 }
@@ -102,7 +105,7 @@ pub fn help(prog: &str) -> String {
          \x20        [-daemon] [--bess PATH]... [--l2tpv3 OPTIONS]... [--gre OPTIONS]...\n\
          \x20        [--raw IFNAME]... [--mcast[=GROUP[,PORT[,TTL]]]]... [--mtu N]\n\
          \x20        [--mgmt PATH [--mgmt-mode MODE]] [--pcap FILE [--pcap-limit SIZE]]\n\
-         \x20        [--vxlan OPTIONS]...\n\
+         \x20        [--vxlan OPTIONS]... [--user USER[:GROUP]]\n\
          \x20  or: {prog} -compat-v0 [-unix control-socket data-socket] [-hub]\n\
          \x20        [-tap tap-device] [-daemon] [--bess PATH]... [--l2tpv3 OPTIONS]...\n\
          \x20        [--gre OPTIONS]... [--raw IFNAME]... [--mcast[=...]]... [--mtu N]\n\
@@ -175,6 +178,14 @@ pub fn help(prog: &str) -> String {
          \x20 --pcap-limit SIZE\n\
          \x20                 the capture file's size limit (bytes, or with K, M, G;\n\
          \x20                 default 64M; at least 64K)\n\
+         \x20 --user USER[:GROUP]\n\
+         \x20                 after opening every socket and port, run as USER (a name\n\
+         \x20                 from /etc/passwd or a uid) and GROUP (default: the user's\n\
+         \x20                 group; for a uid, the same number), without supplementary\n\
+         \x20                 groups, keeping only CAP_NET_RAW and only when a --raw,\n\
+         \x20                 --gre or IP --l2tpv3 port needs it. The directories of the\n\
+         \x20                 socket files must be writable by USER (they are removed at\n\
+         \x20                 exit). Needs root.\n\
          \x20 --help          print this help and exit\n\
          \x20 --launch BESS-PATH [--fd N] [--] PROGRAM [ARG]...\n\
          \x20                 instead of running a switch: connect to the --bess socket\n\
@@ -219,6 +230,7 @@ pub fn parse(prog: &str, args: &[OsString]) -> Parsed {
         pcap: None,
         pcap_limit: None,
         vxlan: Vec::new(),
+        user: None,
         help: false,
     };
     let mut it = args.iter();
@@ -274,7 +286,7 @@ pub fn parse(prog: &str, args: &[OsString]) -> Parsed {
             ("--mcast", _) => o.mcast.push(inline.unwrap_or_default().to_string()),
             (
                 "--bess" | "--raw" | "--mtu" | "--l2tpv3" | "--gre" | "--mgmt" | "--mgmt-mode"
-                | "--pcap" | "--pcap-limit" | "--vxlan",
+                | "--pcap" | "--pcap-limit" | "--vxlan" | "--user",
                 _,
             ) => {
                 // The value: after `=`, else the next argument.
@@ -294,6 +306,7 @@ pub fn parse(prog: &str, args: &[OsString]) -> Parsed {
                     "--pcap" => o.pcap = Some(PathBuf::from(v)),
                     "--pcap-limit" => o.pcap_limit = Some(text),
                     "--vxlan" => o.vxlan.push(text),
+                    "--user" => o.user = Some(text),
                     "--l2tpv3" => o.tunnels.push((TunnelKind::L2tpv3, text)),
                     _ => o.tunnels.push((TunnelKind::Gre, text)),
                 }

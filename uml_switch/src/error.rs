@@ -46,6 +46,18 @@ pub enum Error {
         /// The value given.
         value: String,
     },
+    /// `--user`: the user cannot be looked up or become (each step of
+    /// giving up root is checked), or the socket files could not be
+    /// removed by that user at exit.
+    #[error("{prog}: --user '{spec}': {why}")]
+    User {
+        /// argv\[0\].
+        prog: String,
+        /// The value given.
+        spec: String,
+        /// What is wrong.
+        why: String,
+    },
     /// A `--l2tpv3`/`--gre` value a guest would refuse, panic on or
     /// misread.
     #[error("{prog}: {} '{value}': {reason}", option_name(*.kind))]

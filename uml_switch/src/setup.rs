@@ -18,6 +18,7 @@ use crate::output::out;
 use crate::port::{self, bess, mcast, tunnel, Endpoint, PortSpec, HIGH_FD};
 use crate::server::{Forwarding, Switch};
 use crate::signals;
+use crate::user;
 use crate::Error;
 
 /// The largest `--mtu`: a frame of 65535 + 14 bytes still fits a bess
@@ -93,6 +94,12 @@ pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, Error> {
                 value: v.to_string(),
             })?,
     };
+    // `--user`: the user is looked up before anything is opened.
+    let target = opts
+        .user
+        .as_deref()
+        .map(|spec| user::Target::resolve(prog, spec))
+        .transpose()?;
     // Checked first: a terminal hung up right after start-up still counts
     // as one (the C switch checks after its first message).
     let stdin_is_tty = io::stdin().is_terminal();
@@ -135,9 +142,46 @@ pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, Error> {
     } else {
         None
     };
+    let bess_passed: Vec<_> = opts
+        .bess
+        .iter()
+        .map(|path| passed.take(libc::SOCK_SEQPACKET, path))
+        .collect();
+    let mgmt_passed = opts
+        .mgmt
+        .as_ref()
+        .and_then(|path| passed.take(libc::SOCK_STREAM, path));
+    // The files the switch makes (and removes at exit, or rotates): with
+    // --user, given to the user at the drop, their directories checked now.
+    let mut files = Vec::new();
+    if ctl_passed.is_none() {
+        files.push(opts.ctl.clone());
+    }
+    files.extend(opts.data.clone());
+    for (path, fd) in opts.bess.iter().zip(&bess_passed) {
+        if fd.is_none() {
+            files.push(path.clone());
+        }
+    }
+    if let (Some(path), None) = (&opts.mgmt, &mgmt_passed) {
+        files.push(path.clone());
+    }
+    files.extend(opts.pcap.clone());
+    let keep = user::needed(
+        &opts
+            .raw
+            .iter()
+            .map(|ifname| PortSpec::Raw {
+                ifname: ifname.clone(),
+            })
+            .chain(tunnels.iter().cloned().map(PortSpec::Tunnel))
+            .collect::<Vec<_>>(),
+    );
+    if let Some(t) = &target {
+        user::check_dirs(prog, t, &files)?;
+    }
     endpoints.extend(port::open_passed(prog, &daemon_spec, ctl_passed)?);
-    for path in &opts.bess {
-        let fd = passed.take(libc::SOCK_SEQPACKET, path);
+    for (path, fd) in opts.bess.iter().zip(bess_passed) {
         match port::open_passed(prog, &PortSpec::Bess { path: path.clone() }, fd) {
             Ok(e) => endpoints.extend(e),
             Err(e) => return Err(abandon(&mut endpoints, e)),
@@ -175,7 +219,7 @@ pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, Error> {
 
     let mut mgmt = match &opts.mgmt {
         None => None,
-        Some(path) => match Mgmt::open(path, mgmt_mode, passed.take(libc::SOCK_STREAM, path)) {
+        Some(path) => match Mgmt::open(path, mgmt_mode, mgmt_passed) {
             Ok(m) => Some(m),
             Err(source) => {
                 let e = Error::Mgmt {
@@ -245,14 +289,29 @@ pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, Error> {
             m.path().display()
         ));
     }
-    out(&line);
-
-    if let Some(name) = &opts.tap {
-        // A tap that cannot be opened is reported (a warning, printed by
-        // Tap::open); the switch runs without.
-        if let Ok(Some(e)) = port::open(prog, &PortSpec::Tap { name: name.clone() }) {
-            endpoints.push(e);
+    // A tap that cannot be opened is reported (a warning, printed by
+    // Tap::open); the switch runs without. After the `attached` line, as
+    // in C; with --user before it, so that the line is printed by a switch
+    // that has given up root.
+    let open_tap = |endpoints: &mut Vec<Box<dyn Endpoint>>| {
+        if let Some(name) = &opts.tap {
+            if let Ok(Some(e)) = port::open(prog, &PortSpec::Tap { name: name.clone() }) {
+                endpoints.push(e);
+            }
         }
+    };
+    if let Some(t) = &target {
+        open_tap(&mut endpoints);
+        if let Err(e) = user::drop_to(prog, t, keep, &files) {
+            if let Some(m) = &mut mgmt {
+                m.cleanup();
+            }
+            return Err(abandon(&mut endpoints, e));
+        }
+    }
+    out(&line);
+    if target.is_none() {
+        open_tap(&mut endpoints);
     }
 
     let mut abandon = |endpoints: &mut Vec<Box<dyn Endpoint>>, e: Error| {

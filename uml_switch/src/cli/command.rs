@@ -80,7 +80,7 @@ pub fn command() -> Command {
              \x20        [-daemon] [--bess PATH]... [--l2tpv3 OPTIONS]... [--gre OPTIONS]...\n\
              \x20        [--raw IFNAME]... [--mcast[=GROUP[,PORT[,TTL]]]]... [--mtu N]\n\
              \x20        [--mgmt PATH [--mgmt-mode MODE]] [--pcap FILE [--pcap-limit SIZE]]\n\
-             \x20        [--vxlan OPTIONS]...\n\
+             \x20        [--vxlan OPTIONS]... [--user USER[:GROUP]]\n\
              \x20  or: uml_switch -compat-v0 [-unix control-socket data-socket] [-hub]\n\
              \x20        [-tap tap-device] [-daemon] [--bess PATH]... [--l2tpv3 OPTIONS]...\n\
              \x20        [--gre OPTIONS]... [--raw IFNAME]... [--mcast[=...]]... [--mtu N]\n\
@@ -370,6 +370,36 @@ pub fn command() -> Command {
                 .long_help(
                     "The capture file's size limit: bytes, or a number with K, M or G \
                      (powers of 1024); default 64M, at least 64K.",
+                ),
+        )
+        .arg(
+            Arg::new("user")
+                .long("user")
+                .value_name("USER[:GROUP]")
+                .value_hint(ValueHint::Username)
+                .help("after opening every socket and port, run as USER (a name\n\
+                     from /etc/passwd or a uid) and GROUP (default: the user's\n\
+                     group; for a uid, the same number), without supplementary\n\
+                     groups, keeping only CAP_NET_RAW and only when a --raw,\n\
+                     --gre or IP --l2tpv3 port needs it. The directories of the\n\
+                     socket files must be writable by USER (they are removed at\n\
+                     exit). Needs root.")
+                .long_help(
+                    "After binding every socket and opening every port (and the tap), give \
+                     up root: become USER (a name from /etc/passwd, or a number) and GROUP (a \
+                     name from /etc/group or a number; default the user's primary group, or \
+                     for a numeric uid the same number), with no supplementary groups, \
+                     no_new_privs set, and no capability at all unless a --raw, --gre or IP \
+                     (not udp=1) --l2tpv3 port is configured: then CAP_NET_RAW alone is kept \
+                     (permitted, effective and bounding sets). Names are looked up in \
+                     /etc/passwd and /etc/group only (the switch is a static program). Every \
+                     step is checked; a failure ends the switch at start-up with status 1 and \
+                     its sockets removed. The socket files are given to USER (their group and \
+                     permissions stay), so their directories must be writable by USER; this \
+                     is checked before anything is bound. Ports added at run time through the \
+                     management socket run with what was kept: port add raw, gre or l2tpv3 \
+                     over IP answer an error without CAP_NET_RAW, port add tap works for a \
+                     tap that USER owns.",
                 ),
         )
         .arg(
