@@ -79,8 +79,8 @@ pub fn command() -> Command {
             "Usage: uml_switch [-unix control-socket] [-hub] [-tap tap-device]\n\
              \x20        [-daemon] [--bess PATH]... [--l2tpv3 OPTIONS]... [--gre OPTIONS]...\n\
              \x20        [--raw IFNAME]... [--mcast[=GROUP[,PORT[,TTL]]]]... [--mtu N]\n\
-             \x20        [--mgmt PATH [--mgmt-mode MODE]] [--pcap FILE [--pcap-limit SIZE]]\n\
-             \x20        [--vxlan OPTIONS]...\n\
+             \x20        [--mgmt PATH [--mgmt-mode MODE] [--mgmt-group GROUP]]\n\
+             \x20        [--pcap FILE [--pcap-limit SIZE]] [--vxlan OPTIONS]...\n\
              \x20  or: uml_switch -compat-v0 [-unix control-socket data-socket] [-hub]\n\
              \x20        [-tap tap-device] [-daemon] [--bess PATH]... [--l2tpv3 OPTIONS]...\n\
              \x20        [--gre OPTIONS]... [--raw IFNAME]... [--mcast[=...]]... [--mtu N]\n\
@@ -344,6 +344,24 @@ pub fn command() -> Command {
                 .long_help(
                     "The permissions of the management socket, in octal (default 0600: only \
                      the user the switch runs as may connect).",
+                ),
+        )
+        .arg(
+            Arg::new("mgmt-group")
+                .long("mgmt-group")
+                .value_name("GROUP")
+                .help("give the management socket to GROUP (a name in /etc/group or a\n\
+                     number), so that with --mgmt-mode 0660 its members may use it")
+                .long_help(
+                    "Give the management socket to GROUP, a group name or a numeric gid, so \
+                     that with --mgmt-mode 0660 the group's members may use it and nobody \
+                     else. A name is looked up in /etc/group only (uml_switch is a static \
+                     program, which cannot load the other name services of \
+                     /etc/nsswitch.conf); give a group that only LDAP, SSSD or the like knows \
+                     by its number. The switch must be allowed to give its socket to the \
+                     group (root, or a member of it); if it is not, or the group is unknown, \
+                     it does not start (status 1). A socket passed by a service manager \
+                     keeps the group the manager gave it (SocketGroup=).",
                 ),
         )
         .arg(
