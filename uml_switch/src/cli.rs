@@ -160,7 +160,8 @@ pub fn help(prog: &str) -> String {
          \x20                 Needs a route to the group (ip route add 224.0.0.0/4 dev IF).\n\
          \x20 --vxlan OPTIONS a VXLAN trunk (RFC 7348, UDP) to other switches or Linux vxlan\n\
          \x20                 devices: local=IP,remote=IP[,remote=IP...][,vni=N][,port=N]\n\
-         \x20                 (vni 1 and port 4789 by default); frames go to every remote.\n\
+         \x20                 (vni 1 and port 4789 by default). A frame for a MAC learned\n\
+         \x20                 behind a remote goes to it only, others to every remote.\n\
          \x20                 May be given more than once.\n\
          \x20 --mtu N         forward frames of up to N + 14 bytes (N from 1500 to 65535,\n\
          \x20                 default 1500) between ports that take them: bess, tunnel and\n\

@@ -286,14 +286,18 @@ pub fn command() -> Command {
                 .action(ArgAction::Append)
                 .help("a VXLAN trunk (RFC 7348, UDP) to other switches or Linux vxlan\n\
                      devices: local=IP,remote=IP[,remote=IP...][,vni=N][,port=N]\n\
-                     (vni 1 and port 4789 by default); frames go to every remote.\n\
+                     (vni 1 and port 4789 by default). A frame for a MAC learned\n\
+                     behind a remote goes to it only, others to every remote.\n\
                      May be given more than once.")
                 .long_help(
                     "A VXLAN trunk port (RFC 7348): the switch binds local=IP (UDP port 4789, \
-                     or port=N), sends every frame it forwards to the port to each remote=IP \
-                     (several may be given) with network identifier vni=N (default 1), and \
-                     takes datagrams from those remotes' addresses (any source port) with \
-                     that VNI. The far end may be another uml_switch, a Linux vxlan device \
+                     or port=N), sends the frames it forwards to the port to the remote=IP \
+                     addresses (several may be given) with network identifier vni=N \
+                     (default 1), and takes datagrams from those remotes' addresses (any \
+                     source port) with that VNI. As a Linux vxlan device, it learns which \
+                     remote each source MAC came from: a unicast frame for a MAC learned \
+                     there (in the last 100 s) goes to that remote only; unknown, broadcast \
+                     and multicast destinations go to every remote. The far end may be another uml_switch, a Linux vxlan device \
                      (ip link add NAME type vxlan id N local IP remote IP dstport 4789) or \
                      Open vSwitch. No privilege is needed for ports above 1023.",
                 ),
