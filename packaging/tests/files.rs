@@ -103,8 +103,8 @@ fn unit_runs_the_packaged_wrapper() {
 /// The value of `key=` in a unit (the last one).
 fn unit_value<'a>(unit: &'a str, key: &str) -> Option<&'a str> {
     unit.lines()
-        .filter_map(|l| l.strip_prefix(key)?.strip_prefix('='))
-        .last()
+        .rev()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
 }
 
 #[test]

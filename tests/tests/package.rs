@@ -1358,8 +1358,8 @@ fn service_serves_umls(suite: Suite) {
         fs::read_to_string(c.path("/usr/lib/systemd/system/uml-utilities.service")).unwrap();
     let setting = |unit: &str, key: &str| -> String {
         unit.lines()
-            .filter_map(|l| l.strip_prefix(key)?.strip_prefix('='))
-            .last()
+            .rev()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
             .unwrap_or_else(|| panic!("no {key}= in {unit}"))
             .to_string()
     };
