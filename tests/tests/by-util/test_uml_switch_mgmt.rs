@@ -664,7 +664,8 @@ fn bad_management_options_are_refused_before_anything_starts() {
 
 /// `--mgmt-group`: the socket file belongs to the group given by number or
 /// by its name in /etc/group, with the mode given, and the switch serves
-/// it; the control socket keeps its own group.
+/// it; the control socket keeps its own group. A switch not allowed to
+/// give it to the group does not start.
 #[test]
 fn the_management_socket_gets_the_group_and_mode_asked_for() {
     require_ours!();
@@ -703,6 +704,36 @@ fn the_management_socket_gets_the_group_and_mode_asked_for() {
         assert_eq!(status, 0, "{err}");
         assert!(out.starts_with("port kind"), "{out}");
     }
+
+    // A switch that may not give its socket to the group (nobody, not a
+    // member of group 0) does not start and leaves no socket.
+    let dir = new_temp_dir();
+    let open = dir.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    for (d, mode) in [(dir.path(), 0o755), (open.as_path(), 0o777)] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let (ctl, sock) = (open.join("ctl"), open.join("mgmt"));
+    let prog = SwitchBinary::under_test().path;
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&prog)
+        .arg("-unix")
+        .arg(&ctl)
+        .arg("--mgmt")
+        .arg(&sock)
+        .args(["--mgmt-group", "0"]);
+    let out = run_with_timeout(&mut cmd, WAIT);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "{}: --mgmt '{}': cannot give it to group 0: Operation not permitted\n",
+            prog.display(),
+            sock.display()
+        )
+    );
+    assert!(!ctl.exists() && !sock.exists(), "sockets left behind");
 }
 
 /// Under a service manager: once every socket listens the switch sends
