@@ -1464,17 +1464,20 @@ fn service_serves_umls(suite: Suite) {
         );
         expect_step_ok(&mut b, "eth0 up", &out_path);
         expect_step_ok(&mut b, "ping", &out_path);
-        // The management socket lists guest 1's port (guest 2's ended with
-        // its script) with the replies it sent.
+        // The management socket lists guest 1's port with the replies it
+        // sent (guest 2's too while it is still shutting down).
         let ports = holder.ok("uml_switch --mgmt /run/uml-utilities/uml_switch.mgmt ports");
         let rows: Vec<Vec<&str>> = ports
             .lines()
             .filter(|l| l.contains(" daemon "))
             .map(|l| l.split_whitespace().collect())
             .collect();
-        assert_eq!(rows.len(), 1, "{ports}");
-        let frames_in: u64 = rows[0][5].parse().unwrap();
-        assert!(frames_in >= 3, "{ports}");
+        assert!((1..=2).contains(&rows.len()), "{ports}");
+        assert!(
+            rows.iter()
+                .any(|r| r[5].parse::<u64>().is_ok_and(|n| n >= 3)),
+            "{ports}"
+        );
     }
     let log = fs::read_to_string(&out_path).unwrap();
     assert!(
