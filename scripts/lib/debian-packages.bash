@@ -38,7 +38,7 @@ e2fsprogs procps kmod net-tools util-linux inetutils-telnetd lintian debootstrap
 patchelf vdeplug libnss-extrausers xfsprogs btrfs-progs"
 # vde2: vde_switch and dpipe, the far end of the switch-to-vde_switch
 # interop test (tests/tests/by-util/test_uml_switch_trunk_kernel.rs);
-# systemd: systemd-socket-activate drives the socket-activation test.
+# systemd: systemd-socket-activate drives the socket-activation tests (switch, package).
 TEST_PACKAGES="$TEST_PACKAGES vde2 systemd"
 # strace: the uml_moo tests inject system-call failures into the real
 # binary (`strace -e inject=`), e.g. a hole punch failing part-way.

@@ -32,6 +32,7 @@ pub const OPTIONS: &[&str] = &[
     "--mtu",
     "--mgmt",
     "--mgmt-mode",
+    "--mgmt-group",
     "--pcap",
     "--pcap-limit",
     "--vxlan",
@@ -77,6 +78,8 @@ pub struct Options {
     pub mgmt: Option<PathBuf>,
     /// `--mgmt-mode MODE`: its permissions, octal (unchecked).
     pub mgmt_mode: Option<String>,
+    /// `--mgmt-group GROUP`: its group, a name or a number (unchecked).
+    pub mgmt_group: Option<String>,
     /// VXLAN trunks (`--vxlan OPTIONS`), in order, unchecked.
     pub vxlan: Vec<String>,
     /// `--pcap FILE`: capture every frame to FILE.
@@ -104,8 +107,9 @@ pub fn help(prog: &str) -> String {
         "Usage: {prog} [-unix control-socket] [-hub] [-tap tap-device]\n\
          \x20        [-daemon] [--bess PATH]... [--l2tpv3 OPTIONS]... [--gre OPTIONS]...\n\
          \x20        [--raw IFNAME]... [--mcast[=GROUP[,PORT[,TTL]]]]... [--mtu N]\n\
-         \x20        [--mgmt PATH [--mgmt-mode MODE]] [--pcap FILE [--pcap-limit SIZE]]\n\
-         \x20        [--vxlan OPTIONS]... [--user USER[:GROUP]]\n\
+         \x20        [--mgmt PATH [--mgmt-mode MODE] [--mgmt-group GROUP]]\n\
+         \x20        [--pcap FILE [--pcap-limit SIZE]] [--vxlan OPTIONS]...\n\
+         \x20        [--user USER[:GROUP]]\n\
          \x20  or: {prog} -compat-v0 [-unix control-socket data-socket] [-hub]\n\
          \x20        [-tap tap-device] [-daemon] [--bess PATH]... [--l2tpv3 OPTIONS]...\n\
          \x20        [--gre OPTIONS]... [--raw IFNAME]... [--mcast[=...]]... [--mtu N]\n\
@@ -160,7 +164,8 @@ pub fn help(prog: &str) -> String {
          \x20                 Needs a route to the group (ip route add 224.0.0.0/4 dev IF).\n\
          \x20 --vxlan OPTIONS a VXLAN trunk (RFC 7348, UDP) to other switches or Linux vxlan\n\
          \x20                 devices: local=IP,remote=IP[,remote=IP...][,vni=N][,port=N]\n\
-         \x20                 (vni 1 and port 4789 by default); frames go to every remote.\n\
+         \x20                 (vni 1 and port 4789 by default). A frame for a MAC learned\n\
+         \x20                 behind a remote goes to it only, others to every remote.\n\
          \x20                 May be given more than once.\n\
          \x20 --mtu N         forward frames of up to N + 14 bytes (N from 1500 to 65535,\n\
          \x20                 default 1500) between ports that take them: bess, tunnel and\n\
@@ -173,6 +178,9 @@ pub fn help(prog: &str) -> String {
          \x20 --mgmt-mode MODE\n\
          \x20                 permissions of the management socket, in octal (default 0600:\n\
          \x20                 only the switch's user may use it)\n\
+         \x20 --mgmt-group GROUP\n\
+         \x20                 give the management socket to GROUP (a name in /etc/group or a\n\
+         \x20                 number), so that with --mgmt-mode 0660 its members may use it\n\
          \x20 --pcap FILE     capture every frame the switch receives to the new pcap file\n\
          \x20                 FILE (Wireshark, tcpdump), rotated to FILE.1 at the limit\n\
          \x20 --pcap-limit SIZE\n\
@@ -227,6 +235,7 @@ pub fn parse(prog: &str, args: &[OsString]) -> Parsed {
         mtu: None,
         mgmt: None,
         mgmt_mode: None,
+        mgmt_group: None,
         pcap: None,
         pcap_limit: None,
         vxlan: Vec::new(),
@@ -286,7 +295,7 @@ pub fn parse(prog: &str, args: &[OsString]) -> Parsed {
             ("--mcast", _) => o.mcast.push(inline.unwrap_or_default().to_string()),
             (
                 "--bess" | "--raw" | "--mtu" | "--l2tpv3" | "--gre" | "--mgmt" | "--mgmt-mode"
-                | "--pcap" | "--pcap-limit" | "--vxlan" | "--user",
+                | "--mgmt-group" | "--pcap" | "--pcap-limit" | "--vxlan" | "--user",
                 _,
             ) => {
                 // The value: after `=`, else the next argument.
@@ -303,6 +312,7 @@ pub fn parse(prog: &str, args: &[OsString]) -> Parsed {
                     "--mtu" => o.mtu = Some(text),
                     "--mgmt" => o.mgmt = Some(PathBuf::from(v)),
                     "--mgmt-mode" => o.mgmt_mode = Some(text),
+                    "--mgmt-group" => o.mgmt_group = Some(text),
                     "--pcap" => o.pcap = Some(PathBuf::from(v)),
                     "--pcap-limit" => o.pcap_limit = Some(text),
                     "--vxlan" => o.vxlan.push(text),

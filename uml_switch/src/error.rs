@@ -220,6 +220,16 @@ pub enum Error {
         /// argv\[0\].
         prog: String,
     },
+    /// `--mgmt-group` is not a known group, or without `--mgmt`.
+    #[error("{prog}: --mgmt-group '{value}': {why}")]
+    MgmtGroup {
+        /// argv\[0\].
+        prog: String,
+        /// The value given.
+        value: String,
+        /// What is wrong.
+        why: String,
+    },
     /// The management socket cannot be opened.
     #[error("{prog}: --mgmt '{}': {source}", .path.display())]
     Mgmt {

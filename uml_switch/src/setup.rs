@@ -60,6 +60,42 @@ fn check_mgmt_mode(prog: &str, opts: &Options) -> Result<u32, Error> {
     }
 }
 
+/// Checks `--mgmt-group` (a group name in `/etc/group` or a numeric gid)
+/// and resolves it. A static program cannot load the NSS modules other
+/// than `files` (`uml_common::sys::nss`), so a name is looked up there
+/// only; a number is taken as it is.
+fn check_mgmt_group(prog: &str, opts: &Options) -> Result<Option<u32>, Error> {
+    let Some(v) = opts.mgmt_group.as_deref() else {
+        return Ok(None);
+    };
+    let refuse = |why: &str| Error::MgmtGroup {
+        prog: prog.to_string(),
+        value: v.to_string(),
+        why: why.to_string(),
+    };
+    if opts.mgmt.is_none() {
+        return Err(refuse("needs --mgmt PATH"));
+    }
+    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+        return match v.parse::<u32>() {
+            // (gid_t)-1 means "unchanged" to chown.
+            Ok(gid) if gid != u32::MAX => Ok(Some(gid)),
+            _ => Err(refuse("not a group id")),
+        };
+    }
+    if v.is_empty() {
+        return Err(refuse("no such group"));
+    }
+    uml_common::sys::nss::prepare().map_err(|e| refuse(&format!("cannot look groups up: {e}")))?;
+    uml_common::sys::nss::group_by_name(v.as_bytes())
+        .map(Some)
+        .ok_or_else(|| {
+            refuse(
+                "no such group in /etc/group (give a group of another name service by its number)",
+            )
+        })
+}
+
 /// Removes the socket files of what was opened so far and passes `e` on.
 fn abandon(endpoints: &mut [Box<dyn Endpoint>], e: Error) -> Error {
     for endpoint in endpoints {
@@ -76,6 +112,7 @@ pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, Error> {
     let tunnels = tunnel::check_options(prog, &opts.tunnels, mtu)?;
     let groups = mcast::check_options(prog, &opts.mcast)?;
     let mgmt_mode = check_mgmt_mode(prog, &opts)?;
+    let mgmt_group = check_mgmt_group(prog, &opts)?;
     let mut vxlans = Vec::new();
     for value in &opts.vxlan {
         let config = port::vxlan::parse_options(value).map_err(|why| Error::VxlanOptions {
@@ -219,7 +256,15 @@ pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, Error> {
 
     let mut mgmt = match &opts.mgmt {
         None => None,
-        Some(path) => match Mgmt::open(path, mgmt_mode, mgmt_passed) {
+        Some(path) => match Mgmt::open(path, mgmt_mode, mgmt_passed).and_then(|mut m| {
+            match mgmt_group.map(|gid| m.set_group(gid)) {
+                Some(Err(e)) => {
+                    m.cleanup();
+                    Err(e)
+                }
+                _ => Ok(m),
+            }
+        }) {
             Ok(m) => Some(m),
             Err(source) => {
                 let e = Error::Mgmt {

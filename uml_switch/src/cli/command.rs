@@ -79,8 +79,9 @@ pub fn command() -> Command {
             "Usage: uml_switch [-unix control-socket] [-hub] [-tap tap-device]\n\
              \x20        [-daemon] [--bess PATH]... [--l2tpv3 OPTIONS]... [--gre OPTIONS]...\n\
              \x20        [--raw IFNAME]... [--mcast[=GROUP[,PORT[,TTL]]]]... [--mtu N]\n\
-             \x20        [--mgmt PATH [--mgmt-mode MODE]] [--pcap FILE [--pcap-limit SIZE]]\n\
-             \x20        [--vxlan OPTIONS]... [--user USER[:GROUP]]\n\
+             \x20        [--mgmt PATH [--mgmt-mode MODE] [--mgmt-group GROUP]]\n\
+             \x20        [--pcap FILE [--pcap-limit SIZE]] [--vxlan OPTIONS]...\n\
+             \x20        [--user USER[:GROUP]]\n\
              \x20  or: uml_switch -compat-v0 [-unix control-socket data-socket] [-hub]\n\
              \x20        [-tap tap-device] [-daemon] [--bess PATH]... [--l2tpv3 OPTIONS]...\n\
              \x20        [--gre OPTIONS]... [--raw IFNAME]... [--mcast[=...]]... [--mtu N]\n\
@@ -286,14 +287,18 @@ pub fn command() -> Command {
                 .action(ArgAction::Append)
                 .help("a VXLAN trunk (RFC 7348, UDP) to other switches or Linux vxlan\n\
                      devices: local=IP,remote=IP[,remote=IP...][,vni=N][,port=N]\n\
-                     (vni 1 and port 4789 by default); frames go to every remote.\n\
+                     (vni 1 and port 4789 by default). A frame for a MAC learned\n\
+                     behind a remote goes to it only, others to every remote.\n\
                      May be given more than once.")
                 .long_help(
                     "A VXLAN trunk port (RFC 7348): the switch binds local=IP (UDP port 4789, \
-                     or port=N), sends every frame it forwards to the port to each remote=IP \
-                     (several may be given) with network identifier vni=N (default 1), and \
-                     takes datagrams from those remotes' addresses (any source port) with \
-                     that VNI. The far end may be another uml_switch, a Linux vxlan device \
+                     or port=N), sends the frames it forwards to the port to the remote=IP \
+                     addresses (several may be given) with network identifier vni=N \
+                     (default 1), and takes datagrams from those remotes' addresses (any \
+                     source port) with that VNI. As a Linux vxlan device, it learns which \
+                     remote each source MAC came from: a unicast frame for a MAC learned \
+                     there (in the last 100 s) goes to that remote only; unknown, broadcast \
+                     and multicast destinations go to every remote. The far end may be another uml_switch, a Linux vxlan device \
                      (ip link add NAME type vxlan id N local IP remote IP dstport 4789) or \
                      Open vSwitch. No privilege is needed for ports above 1023.",
                 ),
@@ -344,6 +349,24 @@ pub fn command() -> Command {
                 .long_help(
                     "The permissions of the management socket, in octal (default 0600: only \
                      the user the switch runs as may connect).",
+                ),
+        )
+        .arg(
+            Arg::new("mgmt-group")
+                .long("mgmt-group")
+                .value_name("GROUP")
+                .help("give the management socket to GROUP (a name in /etc/group or a\n\
+                     number), so that with --mgmt-mode 0660 its members may use it")
+                .long_help(
+                    "Give the management socket to GROUP, a group name or a numeric gid, so \
+                     that with --mgmt-mode 0660 the group's members may use it and nobody \
+                     else. A name is looked up in /etc/group only (uml_switch is a static \
+                     program, which cannot load the other name services of \
+                     /etc/nsswitch.conf); give a group that only LDAP, SSSD or the like knows \
+                     by its number. The switch must be allowed to give its socket to the \
+                     group (root, or a member of it); if it is not, or the group is unknown, \
+                     it does not start (status 1). A socket passed by a service manager \
+                     keeps the group the manager gave it (SocketGroup=).",
                 ),
         )
         .arg(
