@@ -37,6 +37,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
     (
         "port",
         "port add raw IFNAME | port add tap NAME | port add l2tpv3|gre|vxlan OPTIONS | \
+         port add bess-connect|qemu-connect PATH | \
          port remove PORT: add a port at run time (answer: how the guest joins) or remove one \
          added so (or given on the command line)",
     ),
@@ -259,12 +260,19 @@ fn parse_port<'a>(mut words: impl Iterator<Item = &'a str>) -> Result<Command, R
     let usage = || {
         RequestError::BadArgument(
             "usage: port add raw IFNAME | port add tap NAME | port add l2tpv3|gre|vxlan OPTIONS | \
-             port remove PORT"
+             port add bess-connect|qemu-connect PATH | port remove PORT"
                 .to_string(),
         )
     };
     match (words.next(), words.next(), words.next()) {
-        (Some("add"), Some(kind @ ("raw" | "tap" | "l2tpv3" | "gre" | "vxlan")), Some(spec))
+        (
+            Some("add"),
+            Some(
+                kind @ ("raw" | "tap" | "l2tpv3" | "gre" | "vxlan" | "bess-connect"
+                | "qemu-connect"),
+            ),
+            Some(spec),
+        )
             if words.next().is_none() =>
         {
             Ok(Command::PortAdd {

@@ -35,6 +35,8 @@ pub const OPTIONS: &[&str] = &[
     "--pcap",
     "--pcap-limit",
     "--vxlan",
+    "--bess-connect",
+    "--qemu-connect",
     "--help",
 ];
 
@@ -82,6 +84,11 @@ pub struct Options {
     pub pcap: Option<PathBuf>,
     /// `--pcap-limit SIZE`: its rotation size (unchecked).
     pub pcap_limit: Option<String>,
+    /// Peers listening in bess mode to connect to (`--bess-connect`), in
+    /// order.
+    pub bess_connect: Vec<PathBuf>,
+    /// QEMU-stream peers to connect to (`--qemu-connect`), in order.
+    pub qemu_connect: Vec<PathBuf>,
     /// `--help`: print the help text and exit 0.
     pub help: bool,
 }
@@ -102,7 +109,8 @@ pub fn help(prog: &str) -> String {
          \x20        [-daemon] [--bess PATH]... [--l2tpv3 OPTIONS]... [--gre OPTIONS]...\n\
          \x20        [--raw IFNAME]... [--mcast[=GROUP[,PORT[,TTL]]]]... [--mtu N]\n\
          \x20        [--mgmt PATH [--mgmt-mode MODE]] [--pcap FILE [--pcap-limit SIZE]]\n\
-         \x20        [--vxlan OPTIONS]...\n\
+         \x20        [--vxlan OPTIONS]... [--bess-connect PATH]...\n\
+         \x20        [--qemu-connect PATH]...\n\
          \x20  or: {prog} -compat-v0 [-unix control-socket data-socket] [-hub]\n\
          \x20        [-tap tap-device] [-daemon] [--bess PATH]... [--l2tpv3 OPTIONS]...\n\
          \x20        [--gre OPTIONS]... [--raw IFNAME]... [--mcast[=...]]... [--mtu N]\n\
@@ -159,6 +167,16 @@ pub fn help(prog: &str) -> String {
          \x20                 devices: local=IP,remote=IP[,remote=IP...][,vni=N][,port=N]\n\
          \x20                 (vni 1 and port 4789 by default); frames go to every remote.\n\
          \x20                 May be given more than once.\n\
+         \x20 --bess-connect PATH\n\
+         \x20                 connect to PATH, where a user-mode network stack listens in\n\
+         \x20                 bess mode (slirp4netns --target-type=bess, gvproxy\n\
+         \x20                 -listen-bess): one port, one frame per message. The peer\n\
+         \x20                 must listen at start-up; when it goes the port is removed.\n\
+         \x20 --qemu-connect PATH\n\
+         \x20                 connect to the stream socket PATH of a peer that speaks\n\
+         \x20                 QEMU's 4-byte length framing (passt -s PATH, gvproxy\n\
+         \x20                 -listen-qemu, QEMU -netdev stream,server=on): one port.\n\
+         \x20                 Both may be given more than once.\n\
          \x20 --mtu N         forward frames of up to N + 14 bytes (N from 1500 to 65535,\n\
          \x20                 default 1500) between ports that take them: bess, tunnel and\n\
          \x20                 raw ports (guests with mtu=N); daemon and mcast ports keep\n\
@@ -219,6 +237,8 @@ pub fn parse(prog: &str, args: &[OsString]) -> Parsed {
         pcap: None,
         pcap_limit: None,
         vxlan: Vec::new(),
+        bess_connect: Vec::new(),
+        qemu_connect: Vec::new(),
         help: false,
     };
     let mut it = args.iter();
@@ -274,7 +294,7 @@ pub fn parse(prog: &str, args: &[OsString]) -> Parsed {
             ("--mcast", _) => o.mcast.push(inline.unwrap_or_default().to_string()),
             (
                 "--bess" | "--raw" | "--mtu" | "--l2tpv3" | "--gre" | "--mgmt" | "--mgmt-mode"
-                | "--pcap" | "--pcap-limit" | "--vxlan",
+                | "--pcap" | "--pcap-limit" | "--vxlan" | "--bess-connect" | "--qemu-connect",
                 _,
             ) => {
                 // The value: after `=`, else the next argument.
@@ -294,6 +314,8 @@ pub fn parse(prog: &str, args: &[OsString]) -> Parsed {
                     "--pcap" => o.pcap = Some(PathBuf::from(v)),
                     "--pcap-limit" => o.pcap_limit = Some(text),
                     "--vxlan" => o.vxlan.push(text),
+                    "--bess-connect" => o.bess_connect.push(PathBuf::from(v)),
+                    "--qemu-connect" => o.qemu_connect.push(PathBuf::from(v)),
                     "--l2tpv3" => o.tunnels.push((TunnelKind::L2tpv3, text)),
                     _ => o.tunnels.push((TunnelKind::Gre, text)),
                 }
