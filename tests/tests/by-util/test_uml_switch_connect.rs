@@ -399,3 +399,27 @@ fn port_add_connects_at_run_time() {
     assert!(!out.success(), "{out}");
     assert!(out.stderr_str().contains("cannot connect"), "{out}");
 }
+
+/// A peer that writes each prefix and its frame separately (as passt
+/// 0.0~git20230309 does, two `send`s per frame) while the switch sends to
+/// it: every frame arrives whole.
+#[test]
+fn qemu_connect_prefix_and_frame_in_separate_writes() {
+    require_ours!();
+    let dir = new_temp_dir();
+    let path = dir.path().join("p.socket");
+    let l = UnixListener::bind(&path).unwrap();
+    let mut sw = start(&["--qemu-connect"], &path);
+    let peer = QemuPeer::accept(&l);
+    let d = sw.port();
+    for i in 0..2000u32 {
+        let f = frame(BROADCAST, mac(1), &i.to_be_bytes());
+        peer.write(&(f.len() as u32).to_be_bytes());
+        if i % 3 == 0 {
+            d.send(&frame(BROADCAST, mac(2), b"x"));
+        }
+        peer.write(&f);
+        assert_eq!(d.recv(WAIT).as_deref(), Some(&f[..]), "{i} {}", sw.output_report());
+    }
+    let _ = counters(&mut sw);
+}
