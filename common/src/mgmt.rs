@@ -272,14 +272,10 @@ fn parse_port<'a>(mut words: impl Iterator<Item = &'a str>) -> Result<Command, R
                 | "qemu-connect"),
             ),
             Some(spec),
-        )
-            if words.next().is_none() =>
-        {
-            Ok(Command::PortAdd {
-                kind: kind.to_string(),
-                spec: spec.to_string(),
-            })
-        }
+        ) if words.next().is_none() => Ok(Command::PortAdd {
+            kind: kind.to_string(),
+            spec: spec.to_string(),
+        }),
         (Some("remove"), Some(label), None) => Ok(Command::PortRemove {
             label: label.parse().map_err(|_| usage())?,
         }),
@@ -606,6 +602,15 @@ mod tests {
                 spec: "src=127.0.0.1,dst=127.0.0.2".into()
             }
         );
+        for kind in ["bess-connect", "qemu-connect"] {
+            assert_eq!(
+                ok(&format!("port add {kind} /run/stack.sock")).command,
+                Command::PortAdd {
+                    kind: kind.into(),
+                    spec: "/run/stack.sock".into()
+                }
+            );
+        }
         assert_eq!(
             ok("port remove 1003").command,
             Command::PortRemove { label: 1003 }
@@ -617,6 +622,8 @@ mod tests {
             "port",
             "port add",
             "port add bess /x",
+            "port add qemu-connect",
+            "port add bess-connect /a /b",
             "port add raw",
             "port add raw a b",
             "port remove x",

@@ -310,10 +310,7 @@ mod tests {
         assert_eq!(d.next(&mut input), Err(StreamError::BadLength(65_550)));
         let mut input: &[u8] = &[0xff, 0xff, 0xff, 0xff];
         let mut d = Decoder::new(usize::MAX);
-        assert_eq!(
-            d.next(&mut input),
-            Err(StreamError::BadLength(u32::MAX))
-        );
+        assert_eq!(d.next(&mut input), Err(StreamError::BadLength(u32::MAX)));
         // The ceiling itself is a frame (skipped when over the limit).
         let mut d = Decoder::new(1514);
         let mut input: &[u8] = &[0, 1, 0, 0x0d];

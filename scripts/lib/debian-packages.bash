@@ -40,6 +40,9 @@ patchelf vdeplug libnss-extrausers xfsprogs btrfs-progs"
 # interop test (tests/tests/by-util/test_uml_switch_trunk_kernel.rs);
 # systemd: systemd-socket-activate drives the socket-activation test.
 TEST_PACKAGES="$TEST_PACKAGES vde2 systemd"
+# passt and slirp4netns: the user-mode network stacks the switch connects
+# out to (tests/tests/by-util/test_uml_switch_connect_kernel.rs).
+TEST_PACKAGES="$TEST_PACKAGES passt slirp4netns"
 
 missing_packages() {
     local pkg status missing=()

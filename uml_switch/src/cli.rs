@@ -484,6 +484,37 @@ mod tests {
     }
 
     #[test]
+    fn connections_out_are_collected_in_order() {
+        let o = p(&[
+            "--qemu-connect",
+            "/run/passt.socket",
+            "--bess-connect=/run/slirp.bess",
+            "--qemu-connect=q2",
+        ])
+        .options
+        .unwrap();
+        assert_eq!(o.bess_connect, [PathBuf::from("/run/slirp.bess")]);
+        assert_eq!(
+            o.qemu_connect,
+            [PathBuf::from("/run/passt.socket"), PathBuf::from("q2")]
+        );
+        for bad in [
+            &["--qemu-connect"][..],
+            &["--bess-connect="],
+            &["-qemu-connect", "x"],
+            &["--bess-connectx", "x"],
+        ] {
+            assert_eq!(p(bad).options, None, "{bad:?}");
+        }
+        let h = help("sw");
+        assert!(
+            h.contains("--bess-connect PATH") && h.contains("--qemu-connect PATH"),
+            "{h}"
+        );
+        assert!(h.lines().all(|l| l.len() <= 80), "{h}");
+    }
+
+    #[test]
     fn usage_errors_keep_earlier_notices() {
         let r = p(&["-hub", "-bogus"]);
         assert_eq!(r.options, None);

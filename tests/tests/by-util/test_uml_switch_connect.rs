@@ -71,14 +71,18 @@ impl QemuPeer {
 
     /// One frame, or `None` at a timeout or end of file.
     fn read_frame(&self, timeout: Duration) -> Option<Vec<u8>> {
-        let _ = self.s.set_read_timeout(Some(timeout.max(Duration::from_millis(1))));
+        let _ = self
+            .s
+            .set_read_timeout(Some(timeout.max(Duration::from_millis(1))));
         let mut head = [0u8; 4];
         (&self.s).read_exact(&mut head).ok()?;
         let len = u32::from_be_bytes(head) as usize;
         assert!(len <= 65_549, "the switch sent a length of {len}");
         let _ = self.s.set_read_timeout(Some(WAIT));
         let mut f = vec![0u8; len];
-        (&self.s).read_exact(&mut f).expect("a frame cut by the switch");
+        (&self.s)
+            .read_exact(&mut f)
+            .expect("a frame cut by the switch");
         Some(f)
     }
 
@@ -117,7 +121,10 @@ fn start(args: &[&str], peer: &Path) -> RunningSwitch {
 
 /// Frames both ways between `peer` (whose MAC is mac(1)) and a daemon
 /// port; returns the daemon port.
-fn exchange(sw: &RunningSwitch, peer: &dyn FramePort) -> uml_integration_tests::switch_client::FakePort {
+fn exchange(
+    sw: &RunningSwitch,
+    peer: &dyn FramePort,
+) -> uml_integration_tests::switch_client::FakePort {
     let d = sw.port();
     let out = frame(BROADCAST, mac(1), b"from the stack");
     peer.send_frame(&out);
@@ -209,7 +216,10 @@ fn qemu_connect_puts_frames_back_together() {
     for cut in [1, 2, 3, 4, 5, 20] {
         peer.write(&bytes[..cut]);
         assert!(wait_idle(sw.pid(), WAIT), "switch not idle");
-        assert!(d.recv(Duration::from_millis(50)).is_none(), "a frame from {cut} bytes");
+        assert!(
+            d.recv(Duration::from_millis(50)).is_none(),
+            "a frame from {cut} bytes"
+        );
         peer.write(&bytes[cut..]);
         assert_eq!(d.recv(WAIT).as_deref(), Some(&f[..]), "cut at {cut}");
     }
@@ -229,7 +239,12 @@ fn qemu_connect_puts_frames_back_together() {
     }
     peer.write(&all);
     for want in [&f, &g, &f] {
-        assert_eq!(d.recv(WAIT).as_deref(), Some(&want[..]), "{}", sw.output_report());
+        assert_eq!(
+            d.recv(WAIT).as_deref(),
+            Some(&want[..]),
+            "{}",
+            sw.output_report()
+        );
     }
     let c = counters(&mut sw);
     assert_eq!(counter(&c, "too long"), 1, "{c:?}");
@@ -265,7 +280,9 @@ fn qemu_connect_closes_on_a_bad_length_or_when_the_peer_goes() {
         .unwrap_or_else(|e| panic!("{e}"));
     let said = sw.lines_starting_with(Stream::Stdout, &line);
     assert!(
-        said.len() == 1 && said[0].contains("sent a bad frame") && said[0].ends_with("port removed"),
+        said.len() == 1
+            && said[0].contains("sent a bad frame")
+            && said[0].ends_with("port removed"),
         "{said:?}"
     );
     // The other peer still works; then it goes, in the middle of a frame.
@@ -380,7 +397,8 @@ fn port_add_connects_at_run_time() {
     let out = ask(&format!("port add qemu-connect {}", qpath.display()));
     assert!(out.success(), "{out}");
     assert!(
-        out.stdout_str().starts_with("connected to qemu-stream peer"),
+        out.stdout_str()
+            .starts_with("connected to qemu-stream peer"),
         "{out}"
     );
     let peer = QemuPeer::accept(&ql);
@@ -395,7 +413,10 @@ fn port_add_connects_at_run_time() {
         out.stdout_str().contains("qemu-connect") && out.stdout_str().contains("bess-connect"),
         "{out}"
     );
-    let out = ask(&format!("port add qemu-connect {}", dir.path().join("none").display()));
+    let out = ask(&format!(
+        "port add qemu-connect {}",
+        dir.path().join("none").display()
+    ));
     assert!(!out.success(), "{out}");
     assert!(out.stderr_str().contains("cannot connect"), "{out}");
 }
@@ -419,7 +440,12 @@ fn qemu_connect_prefix_and_frame_in_separate_writes() {
             d.send(&frame(BROADCAST, mac(2), b"x"));
         }
         peer.write(&f);
-        assert_eq!(d.recv(WAIT).as_deref(), Some(&f[..]), "{i} {}", sw.output_report());
+        assert_eq!(
+            d.recv(WAIT).as_deref(),
+            Some(&f[..]),
+            "{i} {}",
+            sw.output_report()
+        );
     }
     let _ = counters(&mut sw);
 }

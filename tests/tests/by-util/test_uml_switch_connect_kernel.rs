@@ -57,7 +57,15 @@ fn namespace() -> NetNs {
         &["addr", "add", &format!("{SERVER}/24"), "dev", "up0"],
         &["link", "set", "up0", "up"],
         &["link", "set", "up1", "up"],
-        &["route", "add", "default", "via", "10.77.0.254", "dev", "up0"],
+        &[
+            "route",
+            "add",
+            "default",
+            "via",
+            "10.77.0.254",
+            "dev",
+            "up0",
+        ],
     ] {
         let out = ns.ip(args);
         assert!(out.success(), "ip {args:?}: {out}");
@@ -106,7 +114,8 @@ fn socket_dir(dir: &Path) -> std::path::PathBuf {
 /// would not do: these stacks take the first connection as their one
 /// client.
 fn listening(ns: &NetNs, path: &Path) -> bool {
-    let table = ns.run_in(|| std::fs::read_to_string("/proc/thread-self/net/unix").unwrap_or_default());
+    let table =
+        ns.run_in(|| std::fs::read_to_string("/proc/thread-self/net/unix").unwrap_or_default());
     let path = path.to_string_lossy();
     table.lines().any(|l| {
         let f: Vec<&str> = l.split_whitespace().collect();
@@ -125,7 +134,10 @@ fn start_stack(ns: &NetNs, program: &str, args: &[String], out: &Path) -> Proces
         .stdout(file.try_clone().unwrap())
         .stderr(file)
         .process_group(0);
-    ProcessGroup(cmd.spawn().unwrap_or_else(|e| panic!("start {program}: {e}")))
+    ProcessGroup(
+        cmd.spawn()
+            .unwrap_or_else(|e| panic!("start {program}: {e}")),
+    )
 }
 
 /// The guest's script: DHCP through busybox udhcpc, then an HTTP fetch
@@ -159,8 +171,11 @@ fn guest_script() -> String {
 fn guest_fetches(ns: &NetNs, ctl: &Path, sw: &mut NsSwitch, body: &str, lease: &str) -> Uml {
     let mut cfg = UmlConfig::with_kernel("ucon1", Kernel::Linux61);
     cfg.netns = Some(ns.name().to_string());
-    cfg.extra_args
-        .push(format!("eth0=daemon,{},unix,{}", guest_mac(1), ctl.display()));
+    cfg.extra_args.push(format!(
+        "eth0=daemon,{},unix,{}",
+        guest_mac(1),
+        ctl.display()
+    ));
     cfg.lifetime = UML_LIFETIME;
     cfg.init_script = guest_script();
     let mut uml = segment::boot(cfg);
@@ -228,10 +243,13 @@ fn passt_through_qemu_connect_gives_a_guest_dhcp_and_tcp() {
         "--qemu-connect".into(),
         sock.clone().into(),
     ];
-    let mut sw = NsSwitch::start(&ns, dir.path(), &args, LIFETIME).unwrap_or_else(|e| panic!("{e}"));
+    let mut sw =
+        NsSwitch::start(&ns, dir.path(), &args, LIFETIME).unwrap_or_else(|e| panic!("{e}"));
     assert!(
-        sw.output()
-            .contains(&format!("connected to qemu-stream peer '{}'", sock.display())),
+        sw.output().contains(&format!(
+            "connected to qemu-stream peer '{}'",
+            sock.display()
+        )),
         "{}",
         sw.report()
     );
@@ -275,10 +293,7 @@ fn slirp4netns_through_bess_connect_gives_a_guest_dhcp_and_tcp() {
     let _slirp = start_stack(
         &ns,
         "slirp4netns",
-        &[
-            "--target-type=bess".into(),
-            sock.display().to_string(),
-        ],
+        &["--target-type=bess".into(), sock.display().to_string()],
         &dir.path().join("slirp.out"),
     );
     assert!(
@@ -294,7 +309,8 @@ fn slirp4netns_through_bess_connect_gives_a_guest_dhcp_and_tcp() {
         "--bess-connect".into(),
         sock.clone().into(),
     ];
-    let mut sw = NsSwitch::start(&ns, dir.path(), &args, LIFETIME).unwrap_or_else(|e| panic!("{e}"));
+    let mut sw =
+        NsSwitch::start(&ns, dir.path(), &args, LIFETIME).unwrap_or_else(|e| panic!("{e}"));
     assert!(
         sw.output()
             .contains(&format!("connected to bess peer '{}'", sock.display())),

@@ -255,11 +255,16 @@ impl Bess {
     /// socket as well.
     fn describe(&self, conn: &Conn) -> String {
         if self.connects_out() {
-            format!(
-                "peer '{}' ({})",
-                self.path.display(),
-                conn.describe()
-            )
+            match conn.cred {
+                Some(c) => format!(
+                    "peer '{}' (port {}, pid {}, uid {})",
+                    self.path.display(),
+                    conn.label,
+                    c.pid,
+                    c.uid
+                ),
+                None => format!("peer '{}' (port {})", self.path.display(), conn.label),
+            }
         } else {
             conn.describe()
         }

@@ -75,7 +75,12 @@ pub struct QemuClient {
 
 impl std::fmt::Debug for QemuClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "QemuClient({}, port {})", self.path.display(), self.label)
+        write!(
+            f,
+            "QemuClient({}, port {})",
+            self.path.display(),
+            self.label
+        )
     }
 }
 
