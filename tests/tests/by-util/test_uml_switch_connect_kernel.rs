@@ -140,9 +140,10 @@ fn start_stack(ns: &NetNs, program: &str, args: &[String], out: &Path) -> Proces
     )
 }
 
-/// The guest's script: DHCP through busybox udhcpc, then an HTTP fetch
-/// with bash's /dev/tcp; each step prints `TEST: <step> rc=N`.
-fn guest_script() -> String {
+/// The guest's script for its device `dev`: DHCP through busybox udhcpc,
+/// then an HTTP fetch with bash's /dev/tcp; each step prints
+/// `TEST: <step> rc=N`.
+fn guest_script(dev: &str) -> String {
     format!(
         "cat > /tmp/dhcp.sh <<'EOF'\n\
          #!/bin/sh\n\
@@ -155,8 +156,8 @@ fn guest_script() -> String {
          exit 0\n\
          EOF\n\
          chmod +x /tmp/dhcp.sh\n\
-         ip link set eth0 up\n\
-         busybox udhcpc -i eth0 -s /tmp/dhcp.sh -n -q -t 10 -T 2 -A 1\n\
+         ip link set {dev} up\n\
+         busybox udhcpc -i {dev} -s /tmp/dhcp.sh -n -q -t 10 -T 2 -A 1\n\
          echo \"TEST: dhcp rc=$?\"\n\
          bash -c 'exec 3<>/dev/tcp/{SERVER}/{HTTP_PORT} && printf \"GET /page HTTP/1.0\\r\\n\\r\\n\" >&3 && cat <&3' > /tmp/page\n\
          echo \"TEST: fetch rc=$?\"\n\
@@ -165,19 +166,39 @@ fn guest_script() -> String {
     )
 }
 
-/// Boots a 6.1 guest on the switch's control socket `ctl` in `ns`, lets
-/// it get an address from the stack by DHCP and fetch the page; checks
-/// that the lease is the one `lease` accepts and that the page came.
-fn guest_fetches(ns: &NetNs, ctl: &Path, sw: &mut NsSwitch, body: &str, lease: &str) -> Uml {
-    let mut cfg = UmlConfig::with_kernel("ucon1", Kernel::Linux61);
+/// How the guest joins the switch.
+enum Join<'a> {
+    /// A 6.1 guest on `eth0=daemon` at this control socket.
+    Daemon(&'a Path),
+    /// A 7.2 guest on `vec0:transport=bess` at this `--bess` socket.
+    Bess7(&'a Path),
+}
+
+/// Boots guest 1 in `ns` on the switch (`join`), lets it get an address
+/// from the stack by DHCP and fetch the page; checks that the lease is
+/// `lease` and that the page came.
+fn guest_fetches(ns: &NetNs, join: Join<'_>, sw: &mut NsSwitch, body: &str, lease: &str) -> Uml {
+    let (kernel, net, dev) = match join {
+        Join::Daemon(ctl) => (
+            Kernel::Linux61,
+            format!("eth0=daemon,{},unix,{}", guest_mac(1), ctl.display()),
+            "eth0",
+        ),
+        Join::Bess7(path) => (
+            Kernel::Linux7,
+            format!(
+                "vec0:transport=bess,dst={},mac={}",
+                path.display(),
+                guest_mac(1)
+            ),
+            "vec0",
+        ),
+    };
+    let mut cfg = UmlConfig::with_kernel("ucon1", kernel);
     cfg.netns = Some(ns.name().to_string());
-    cfg.extra_args.push(format!(
-        "eth0=daemon,{},unix,{}",
-        guest_mac(1),
-        ctl.display()
-    ));
+    cfg.extra_args.push(net);
     cfg.lifetime = UML_LIFETIME;
-    cfg.init_script = guest_script();
+    cfg.init_script = guest_script(dev);
     let mut uml = segment::boot(cfg);
     segment::expect_step_ok(&mut uml, "dhcp", GUEST_STEP, sw, &[]);
     let console = uml.console();
@@ -253,7 +274,7 @@ fn passt_through_qemu_connect_gives_a_guest_dhcp_and_tcp() {
         "{}",
         sw.report()
     );
-    let mut uml = guest_fetches(&ns, &ctl, &mut sw, &body, UPLINK);
+    let mut uml = guest_fetches(&ns, Join::Daemon(&ctl), &mut sw, &body, UPLINK);
     // Both ends were learned: the guest on its daemon port, passt on the
     // stream port.
     let out = sw.output();
@@ -317,7 +338,71 @@ fn slirp4netns_through_bess_connect_gives_a_guest_dhcp_and_tcp() {
         "{}",
         sw.report()
     );
-    let mut uml = guest_fetches(&ns, &ctl, &mut sw, &body, "10.0.2.15");
+    let mut uml = guest_fetches(&ns, Join::Daemon(&ctl), &mut sw, &body, "10.0.2.15");
+    segment::expect_power_off(&mut uml, Duration::from_secs(20));
+    assert!(sw.running(), "{}", sw.report());
+}
+
+/// A 7.2 guest (no daemon transport) on the switch's `--bess` socket
+/// reaches passt behind `--qemu-connect` the same way: bess framing on
+/// one side, the stream framing on the other.
+#[test]
+fn passt_gives_a_72_bess_guest_dhcp_and_tcp() {
+    require!(
+        Requirement::Root,
+        Requirement::NetNs,
+        Requirement::LinuxUml7,
+        Requirement::Program("passt", "passt"),
+        Requirement::Program("busybox", "busybox"),
+        Requirement::Program("bash", "bash"),
+    );
+    if !segment::switch_is_ours("--qemu-connect is not an option of the C switch") {
+        return;
+    }
+    let _serial = one_at_a_time();
+    let ns = namespace();
+    let dir = new_temp_dir();
+    let sockets = socket_dir(dir.path());
+    let sock = sockets.join("passt.socket");
+    let body = format!("PASST7-PAGE-{}", std::process::id());
+    http_server(&ns, body.clone());
+    let _passt = start_stack(
+        &ns,
+        "passt",
+        &[
+            "-f".into(),
+            "-e".into(),
+            "-s".into(),
+            sock.display().to_string(),
+            "-m".into(),
+            "1500".into(),
+        ],
+        &dir.path().join("passt.out"),
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || listening(&ns, &sock)),
+        "passt does not listen on {}:\n{}",
+        sock.display(),
+        std::fs::read_to_string(dir.path().join("passt.out")).unwrap_or_default()
+    );
+    let ctl = dir.path().join("ctl");
+    let guests = dir.path().join("guests");
+    let args: Vec<OsString> = vec![
+        "-unix".into(),
+        ctl.into(),
+        "--bess".into(),
+        guests.clone().into(),
+        "--qemu-connect".into(),
+        sock.into(),
+    ];
+    let mut sw =
+        NsSwitch::start(&ns, dir.path(), &args, LIFETIME).unwrap_or_else(|e| panic!("{e}"));
+    let mut uml = guest_fetches(&ns, Join::Bess7(&guests), &mut sw, &body, UPLINK);
+    assert!(
+        sw.output().contains("New bess connection: "),
+        "{}",
+        sw.report()
+    );
     segment::expect_power_off(&mut uml, Duration::from_secs(20));
     assert!(sw.running(), "{}", sw.report());
 }
