@@ -401,6 +401,13 @@ fn port_add_connects_at_run_time() {
             .starts_with("connected to qemu-stream peer"),
         "{out}"
     );
+    let qlabel = out
+        .stdout_str()
+        .lines()
+        .next()
+        .and_then(|l| l.rsplit_once("port "))
+        .map(|(_, n)| n.to_string())
+        .unwrap_or_default();
     let peer = QemuPeer::accept(&ql);
     exchange(&sw, &peer);
     let out = ask(&format!("port add bess-connect {}", bpath.display()));
@@ -413,6 +420,11 @@ fn port_add_connects_at_run_time() {
         out.stdout_str().contains("qemu-connect") && out.stdout_str().contains("bess-connect"),
         "{out}"
     );
+    // A port that connects out may be removed: the peer sees its end.
+    let label = qlabel.trim().to_string();
+    let out = ask(&format!("port remove {label}"));
+    assert!(out.success(), "{out}");
+    assert!(peer.closed_by_switch(), "{}", sw.output_report());
     let out = ask(&format!(
         "port add qemu-connect {}",
         dir.path().join("none").display()
