@@ -1,6 +1,7 @@
 //! Real user-mode network stacks attached to a switch segment through the
 //! ports that connect out (`docs/vector.md` §12), with a real UML guest
-//! (Debian 12's `linux.uml` 6.1 on `eth0=daemon`): **passt** listening on
+//! (Debian 12's `linux.uml` 6.1 on `eth0=daemon`, or the 7.2 kernel on a
+//! `--bess` socket of the same switch): **passt** listening on
 //! a stream socket (`passt -s PATH`, the QEMU 4-byte length framing;
 //! `--qemu-connect`) and **slirp4netns** in bess mode
 //! (`--target-type=bess`; `--bess-connect`). The guest gets its address
