@@ -650,6 +650,8 @@ impl Switch {
             },
             "vxlan" => PortSpec::Vxlan(crate::port::vxlan::parse_options(spec)?),
             "pcap" => PortSpec::Pcap(uml_common::pcap_port::parse_spec(spec)?),
+            "bess-connect" => PortSpec::BessConnect { path: spec.into() },
+            "qemu-connect" => PortSpec::QemuConnect { path: spec.into() },
             _ => {
                 let tunnel_kind = if kind == "gre" {
                     TunnelKind::Gre
@@ -662,6 +664,9 @@ impl Switch {
                 PortSpec::Tunnel(configs.pop().ok_or("no tunnel options")?)
             }
         };
+        if let Some(why) = crate::user::missing_for(&port_spec) {
+            return Err(why);
+        }
         let mut endpoint = match port::open(&self.prog, &port_spec) {
             Ok(Some(e)) => e,
             Ok(None) => return Err(format!("cannot open tap '{spec}'")),

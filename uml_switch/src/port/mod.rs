@@ -18,7 +18,10 @@
 //!   group (one port for the whole group);
 //! * [`pcap`]: a read-only port fed by libpcap on a host interface,
 //!   through a BPF filter (one port; the capture runs in a helper
-//!   program).
+//!   program);
+//! * [`qemu`]: a connection out to a QEMU-stream peer (passt, gvproxy
+//!   `-listen-qemu`, QEMU `-netdev stream,server=on`; one port). The bess
+//!   connection out (`--bess-connect`) is [`bess`]'s.
 //!
 //! An endpoint owns its descriptors and carries one port or many. The
 //! event loop (`server.rs`) hands it readiness events for the descriptors
@@ -44,6 +47,7 @@ pub mod l2tpv3;
 pub mod mcast;
 pub mod offload;
 pub mod pcap;
+pub mod qemu;
 pub mod raw;
 pub mod tap;
 pub mod tunnel;
@@ -140,6 +144,16 @@ pub enum PortSpec {
     /// A read-only port fed by libpcap on a host interface (through the
     /// capture helper).
     Pcap(uml_common::pcap_port::PcapSpec),
+    /// A connection out to a peer listening in bess mode.
+    BessConnect {
+        /// Its socket.
+        path: PathBuf,
+    },
+    /// A connection out to a QEMU-stream (4-byte length) peer.
+    QemuConnect {
+        /// Its socket.
+        path: PathBuf,
+    },
 }
 
 /// Opens the endpoint `spec` describes (binding its sockets). `Ok(None)`:
@@ -176,6 +190,10 @@ pub fn open_passed(
         PortSpec::Mcast(config) => Ok(Some(Box::new(mcast::Mcast::open(prog, config)?))),
         PortSpec::Vxlan(config) => Ok(Some(Box::new(vxlan::Vxlan::open(prog, config)?))),
         PortSpec::Pcap(spec) => Ok(Some(Box::new(pcap::Pcap::open(prog, spec)?))),
+        PortSpec::BessConnect { path } => Ok(Some(Box::new(bess::Bess::connect(prog, path)?))),
+        PortSpec::QemuConnect { path } => {
+            Ok(Some(Box::new(qemu::QemuClient::connect(prog, path)?)))
+        }
     }
 }
 
