@@ -37,14 +37,15 @@ pub const COMMANDS: &[(&str, &str)] = &[
     (
         "port",
         "port add raw IFNAME | port add tap NAME | port add l2tpv3|gre|vxlan OPTIONS | \
-         port add bess-connect|qemu-connect PATH | \
+         port add bess-connect|qemu-connect PATH | port add pcap IFNAME [filter=EXPR] | \
          port remove PORT: add a port at run time (answer: how the guest joins) or remove one \
          added so (or given on the command line)",
     ),
     (
         "capture",
-        "capture [start FILE [port=N] [vlan=V] [limit=BYTES] | stop]: capture frames to a new \
-         pcap file (absolute path; rotated to FILE.1 at the limit), stop, or show the capture",
+        "capture [start FILE [port=N] [vlan=V] [limit=BYTES] [format=pcap|pcapng] | stop]: \
+         capture frames to a new pcap or pcapng file (absolute path; rotated to FILE.1 at the \
+         limit), stop, or show the capture",
     ),
     (
         "vlan",
@@ -89,6 +90,9 @@ pub enum Command {
         vlan: Option<u16>,
         /// Rotation size in bytes.
         limit: Option<u64>,
+        /// `format=pcapng`: the PCAP Next Generation format (default:
+        /// libpcap's classic format).
+        pcapng: bool,
     },
     /// `vlan PORT [access=V] [trunk=LIST]`: what to change (`None`: keep;
     /// `access=0`: the default VLAN). With `listener`, `vlan default
@@ -260,11 +264,27 @@ fn parse_port<'a>(mut words: impl Iterator<Item = &'a str>) -> Result<Command, R
     let usage = || {
         RequestError::BadArgument(
             "usage: port add raw IFNAME | port add tap NAME | port add l2tpv3|gre|vxlan OPTIONS | \
-             port add bess-connect|qemu-connect PATH | port remove PORT"
+             port add bess-connect|qemu-connect PATH | port add pcap IFNAME [filter=EXPR] | \
+             port remove PORT"
                 .to_string(),
         )
     };
     match (words.next(), words.next(), words.next()) {
+        // The filter expression is the rest of the line (words joined by
+        // single spaces, which pcap-filter(7) does not tell apart).
+        (Some("add"), Some("pcap"), Some(ifname)) => {
+            let rest: Vec<&str> = words.collect();
+            let spec = if rest.is_empty() {
+                ifname.to_string()
+            } else {
+                format!("{ifname} {}", rest.join(" "))
+            };
+            crate::pcap_port::parse_spec(&spec).map_err(RequestError::BadArgument)?;
+            Ok(Command::PortAdd {
+                kind: "pcap".to_string(),
+                spec,
+            })
+        }
         (
             Some("add"),
             Some(
@@ -287,7 +307,9 @@ fn parse_port<'a>(mut words: impl Iterator<Item = &'a str>) -> Result<Command, R
 fn parse_capture<'a>(mut words: impl Iterator<Item = &'a str>) -> Result<Command, RequestError> {
     let usage = || {
         RequestError::BadArgument(
-            "usage: capture [start FILE [port=N] [vlan=V] [limit=BYTES] | stop]".to_string(),
+            "usage: capture [start FILE [port=N] [vlan=V] [limit=BYTES] [format=pcap|pcapng] | \
+             stop]"
+                .to_string(),
         )
     };
     match words.next() {
@@ -303,7 +325,7 @@ fn parse_capture<'a>(mut words: impl Iterator<Item = &'a str>) -> Result<Command
                     "'{path}': the capture file must be an absolute path"
                 )));
             }
-            let (mut port, mut vlan, mut limit) = (None, None, None);
+            let (mut port, mut vlan, mut limit, mut pcapng) = (None, None, None, false);
             for w in words {
                 let bad = || RequestError::BadArgument(format!("bad capture option '{w}'"));
                 match w.split_once('=') {
@@ -314,6 +336,8 @@ fn parse_capture<'a>(mut words: impl Iterator<Item = &'a str>) -> Result<Command
                         vlan = Some(id.get());
                     }
                     Some(("limit", v)) => limit = Some(parse_size(v).ok_or_else(bad)?),
+                    Some(("format", "pcap")) => pcapng = false,
+                    Some(("format", "pcapng")) => pcapng = true,
                     _ => return Err(bad()),
                 }
             }
@@ -327,6 +351,7 @@ fn parse_capture<'a>(mut words: impl Iterator<Item = &'a str>) -> Result<Command
                 port,
                 vlan,
                 limit,
+                pcapng,
             })
         }
         Some(_) => Err(usage()),
@@ -612,6 +637,20 @@ mod tests {
             );
         }
         assert_eq!(
+            ok("port add pcap vb filter=udp   port 9 or (tcp and port 80)").command,
+            Command::PortAdd {
+                kind: "pcap".into(),
+                spec: "vb filter=udp port 9 or (tcp and port 80)".into()
+            }
+        );
+        assert_eq!(
+            ok("port add pcap vb").command,
+            Command::PortAdd {
+                kind: "pcap".into(),
+                spec: "vb".into()
+            }
+        );
+        assert_eq!(
             ok("port remove 1003").command,
             Command::PortRemove { label: 1003 }
         );
@@ -626,6 +665,9 @@ mod tests {
             "port add bess-connect /a /b",
             "port add raw",
             "port add raw a b",
+            "port add pcap",
+            "port add pcap vb udp",
+            "port add pcap vb filter=",
             "port remove x",
             "port remove 1 2",
         ] {
@@ -646,7 +688,18 @@ mod tests {
                 path: "/tmp/a.pcap".into(),
                 port: Some(5),
                 vlan: None,
-                limit: Some(2 << 20)
+                limit: Some(2 << 20),
+                pcapng: false,
+            }
+        );
+        assert_eq!(
+            ok("capture start /x.pcapng format=pcapng limit=1M").command,
+            Command::CaptureStart {
+                path: "/x.pcapng".into(),
+                port: None,
+                vlan: None,
+                limit: Some(1 << 20),
+                pcapng: true,
             }
         );
         assert_eq!(
@@ -655,7 +708,8 @@ mod tests {
                 path: "/x".into(),
                 port: None,
                 vlan: Some(0),
-                limit: None
+                limit: None,
+                pcapng: false,
             }
         );
         for bad in [
@@ -665,6 +719,8 @@ mod tests {
             "capture start /x vlan=4095",
             "capture start /x limit=1X",
             "capture start /x port=1 vlan=2",
+            "capture start /x format=pcapng2",
+            "capture start /x format=",
             "capture stop now",
             "capture frob",
         ] {

@@ -2,7 +2,9 @@
 # they get them (sourced, not run).
 #
 #   BUILD_PACKAGES  building the workspace: a C linker and glibc's static
-#                   libraries (the programs are static-pie)
+#                   libraries (the programs are static-pie), and libpcap-dev
+#                   for uml_switch_pcap (linked dynamically: libpcap has no
+#                   usable static archive)
 #   DEMO_PACKAGES   scripts/demo
 #   TEST_PACKAGES   scripts/test: every prerequisite of every test, so that
 #                   none skips
@@ -31,7 +33,7 @@
 # xfsprogs and btrfs-progs, the uml_moo tests make loop-mounted XFS
 # (reflink) and btrfs file systems.
 
-BUILD_PACKAGES="gcc libc6-dev"
+BUILD_PACKAGES="gcc libc6-dev libpcap-dev"
 DEMO_PACKAGES="$BUILD_PACKAGES user-mode-linux iproute2 iputils-ping"
 TEST_PACKAGES="$BUILD_PACKAGES user-mode-linux uml-utilities iproute2 iputils-ping busybox \
 e2fsprogs procps kmod net-tools util-linux inetutils-telnetd lintian debootstrap dpkg-dev \
@@ -46,6 +48,8 @@ TEST_PACKAGES="$TEST_PACKAGES strace"
 # passt and slirp4netns: the user-mode network stacks the switch connects
 # out to (tests/tests/by-util/test_uml_switch_connect_kernel.rs).
 TEST_PACKAGES="$TEST_PACKAGES passt slirp4netns"
+# tcpdump: reads the switch's pcapng captures back (test_uml_switch_capture).
+TEST_PACKAGES="$TEST_PACKAGES tcpdump"
 
 missing_packages() {
     local pkg status missing=()

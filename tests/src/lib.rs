@@ -35,6 +35,7 @@ pub mod diff;
 pub mod loopfs;
 mod mconsole;
 mod netns;
+pub mod pcap_port;
 mod process;
 mod require;
 pub mod segment;

@@ -594,6 +594,22 @@ impl NsSwitch {
         args: &[OsString],
         lifetime: Duration,
     ) -> Result<NsSwitch, String> {
+        NsSwitch::start_with_env(ns, dir, args, lifetime, &[])
+    }
+
+    /// [`NsSwitch::start`] with `env` added to the switch's environment
+    /// (e.g. `UML_SWITCH_PCAP`, the pcap port's helper).
+    ///
+    /// # Errors
+    ///
+    /// As [`NsSwitch::start`].
+    pub fn start_with_env(
+        ns: &crate::NetNs,
+        dir: &Path,
+        args: &[OsString],
+        lifetime: Duration,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Result<NsSwitch, String> {
         use std::os::unix::process::CommandExt;
         let binary = SwitchBinary::under_test();
         let out = dir.join("switch.out");
@@ -606,7 +622,8 @@ impl NsSwitch {
         if binary.is_c_reference {
             cmd.args(["stdbuf", "-oL", "-eL"]);
         }
-        cmd.arg(&binary.path)
+        cmd.envs(env.iter().copied())
+            .arg(&binary.path)
             .args(args)
             .current_dir(dir)
             .stdin(Stdio::null())

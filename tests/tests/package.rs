@@ -85,19 +85,22 @@ impl Suite {
     /// The cached root's name; change it when the recipe below changes.
     fn base_name(self) -> &'static str {
         match self {
-            Suite::Bookworm => "bookworm-minbase-v1",
-            Suite::Unstable => "unstable-minbase-v1",
+            Suite::Bookworm => "bookworm-minbase-v3",
+            Suite::Unstable => "unstable-minbase-v3",
         }
     }
 
-    /// Packages added to minbase: adduser (our Depends), iproute2 (the
-    /// if-up hook), and the dependencies of Debian's uml-utilities, whose
-    /// .deb is downloaded into the root for the replacement test
-    /// (unstable's are the 64-bit-time_t libraries).
+    /// Packages added to minbase: adduser and libpcap0.8 (our Depends;
+    /// uml_switch_pcap), iproute2 (the if-up hook), and the dependencies
+    /// of Debian's uml-utilities, whose .deb is downloaded into the root
+    /// for the replacement test (unstable's are the 64-bit-time_t
+    /// libraries).
     fn include(self) -> &'static str {
         match self {
-            Suite::Bookworm => "adduser,iproute2,libfuse2,libreadline8,lsb-base",
-            Suite::Unstable => "adduser,iproute2,libfuse2t64,libreadline8t64,lsb-base",
+            Suite::Bookworm => "adduser,iproute2,libfuse2,libreadline8,lsb-base,libpcap0.8",
+            Suite::Unstable => {
+                "adduser,iproute2,libfuse2t64,libreadline8t64,lsb-base,libpcap0.8t64"
+            }
         }
     }
 
@@ -239,6 +242,7 @@ fn deb_contents_and_metadata() {
     }
     assert_eq!(mode_of("/usr/sbin/jail_uml"), exe);
     assert_eq!(mode_of("/usr/lib/uml/port-helper"), exe);
+    assert_eq!(mode_of("/usr/lib/uml/uml_switch_pcap"), exe);
     // 64-bit kernels from 6.16 on look in /usr/lib64/uml/: a relative
     // link to the program.
     let listing = dpkg_deb(&["-c"], &deb).stdout_str();
@@ -329,6 +333,11 @@ fn deb_contents_and_metadata() {
     );
     assert!(
         !depends.iter().any(|d| d.starts_with("net-tools")),
+        "Depends: {depends:?}"
+    );
+    // uml_switch_pcap, the capture helper, links libpcap.
+    assert!(
+        depends.iter().any(|d| d.starts_with("libpcap0.8")),
         "Depends: {depends:?}"
     );
     // tunctl, jail_uml and uml_net are linked against the shared glibc
@@ -908,6 +917,12 @@ fn check_programs(c: &Chroot) {
             "Usage : port-helper",
         ),
         ("uml_net", 1, "uml_net : bad argument list"),
+        // The switch's capture helper: it starts (libpcap0.8 is there).
+        (
+            "/usr/lib/uml/uml_switch_pcap",
+            2,
+            "usage: uml_switch_pcap --fd N IFNAME [FILTER]",
+        ),
     ] {
         let out = c.run(cmd);
         assert_eq!(out.code, Some(code), "{cmd}: {out}");

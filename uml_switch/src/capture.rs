@@ -2,9 +2,12 @@
 //! `capture start FILE …` on the management socket; `docs/mgmt.md` §6):
 //! every frame the switch receives, as received (tags included), once,
 //! optionally only those of one port (from it, or sent to it) or of one
-//! VLAN. The file is written with the `pcap-file` crate (libpcap's format,
-//! Ethernet link type, microsecond timestamps), which Wireshark and
-//! tcpdump read.
+//! VLAN. The file is written with the `pcap-file` crate in libpcap's
+//! classic format (Ethernet link type, microsecond timestamps) or, with
+//! `--pcap-format pcapng` / `format=pcapng`, in pcapng (one section with
+//! one Ethernet interface, nanosecond timestamps declared by
+//! `if_tsresol`, one enhanced packet block per frame); Wireshark and
+//! tcpdump read both.
 //!
 //! A long lab cannot fill the disk: when the file reaches its size limit
 //! it is renamed `FILE.1` (replacing the previous one, which this capture
@@ -23,7 +26,15 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use std::borrow::Cow;
+
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
+use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
+use pcap_file::pcapng::blocks::interface_description::{
+    InterfaceDescriptionBlock, InterfaceDescriptionOption,
+};
+use pcap_file::pcapng::PcapNgWriter;
+use pcap_file::DataLink;
 
 use crate::core::PortId;
 
@@ -36,8 +47,46 @@ pub const MIN_LIMIT: u64 = 64 << 10;
 const SNAPLEN: usize = 65_535;
 /// Bytes of a record header in the file.
 const RECORD_HEADER: u64 = 16;
-/// Bytes of the file header.
-const FILE_HEADER: u64 = 24;
+/// Bytes of a pcapng enhanced packet block around its (padded) data.
+const EPB_OVERHEAD: u64 = 32;
+
+/// The file format of a capture.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Format {
+    /// libpcap's classic format.
+    #[default]
+    Pcap,
+    /// PCAP Next Generation.
+    PcapNg,
+}
+
+impl Format {
+    /// `pcap` or `pcapng`.
+    pub fn parse(text: &str) -> Option<Format> {
+        match text {
+            "pcap" => Some(Format::Pcap),
+            "pcapng" => Some(Format::PcapNg),
+            _ => None,
+        }
+    }
+
+    /// Its name, as [`Format::parse`] takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Pcap => "pcap",
+            Format::PcapNg => "pcapng",
+        }
+    }
+
+    /// Bytes in the file of a record of a frame of `len` bytes.
+    fn record_len(self, len: usize) -> u64 {
+        let len = len.min(SNAPLEN) as u64;
+        match self {
+            Format::Pcap => RECORD_HEADER + len,
+            Format::PcapNg => EPB_OVERHEAD + len.div_ceil(4) * 4,
+        }
+    }
+}
 
 /// Which frames are captured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,11 +114,28 @@ impl Write for Shared {
     }
 }
 
+/// The format's writer.
+enum Writer {
+    Pcap(PcapWriter<Shared>),
+    PcapNg(PcapNgWriter<Shared>),
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Writer::Pcap(w) => w.fmt(f),
+            Writer::PcapNg(_) => f.write_str("PcapNgWriter"),
+        }
+    }
+}
+
 /// An open capture file.
 #[derive(Debug)]
 struct Output {
-    pcap: PcapWriter<Shared>,
+    writer: Writer,
     file: Shared,
+    /// Bytes of its headers.
+    header_len: u64,
 }
 
 /// A capture in progress.
@@ -78,6 +144,7 @@ pub struct Capture {
     path: PathBuf,
     writer: Option<Output>,
     filter: Filter,
+    format: Format,
     limit: u64,
     /// Bytes in the current file.
     size: u64,
@@ -101,7 +168,7 @@ pub enum CaptureError {
     Write(PathBuf, String),
 }
 
-fn create(path: &Path) -> Result<Output, CaptureError> {
+fn create(path: &Path, format: Format) -> Result<Output, CaptureError> {
     let file = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -109,17 +176,39 @@ fn create(path: &Path) -> Result<Output, CaptureError> {
         .mode(0o640)
         .open(path)
         .map_err(|e| CaptureError::Create(path.to_path_buf(), e))?;
-    let header = PcapHeader {
-        snaplen: SNAPLEN as u32,
-        ..PcapHeader::default()
-    };
     let shared = Shared(Rc::new(RefCell::new(BufWriter::with_capacity(
         64 << 10,
         file,
     ))));
-    let pcap = PcapWriter::with_header(shared.clone(), header)
-        .map_err(|e| CaptureError::Write(path.to_path_buf(), e.to_string()))?;
-    Ok(Output { pcap, file: shared })
+    let fail = |e: pcap_file::PcapError| CaptureError::Write(path.to_path_buf(), e.to_string());
+    let writer = match format {
+        Format::Pcap => {
+            let header = PcapHeader {
+                snaplen: SNAPLEN as u32,
+                ..PcapHeader::default()
+            };
+            Writer::Pcap(PcapWriter::with_header(shared.clone(), header).map_err(fail)?)
+        }
+        Format::PcapNg => {
+            let mut w = PcapNgWriter::new(shared.clone()).map_err(fail)?;
+            // pcap-file writes timestamps in nanoseconds: say so (the
+            // default resolution is microseconds).
+            let interface = InterfaceDescriptionBlock {
+                linktype: DataLink::ETHERNET,
+                snaplen: SNAPLEN as u32,
+                options: vec![InterfaceDescriptionOption::IfTsResol(9)],
+            };
+            w.write_pcapng_block(interface).map_err(fail)?;
+            Writer::PcapNg(w)
+        }
+    };
+    // Nothing is flushed yet: the headers are what is buffered.
+    let header_len = shared.0.borrow().buffer().len() as u64;
+    Ok(Output {
+        writer,
+        file: shared,
+        header_len,
+    })
 }
 
 /// `FILE.1`.
@@ -133,17 +222,28 @@ impl Capture {
     /// Starts capturing the frames `filter` selects into a new file at
     /// `path`, rotated at `limit` bytes.
     pub fn start(path: &Path, filter: Filter, limit: u64) -> Result<Capture, CaptureError> {
+        Capture::start_as(path, filter, limit, Format::Pcap)
+    }
+
+    /// [`Capture::start`] in `format`.
+    pub fn start_as(
+        path: &Path,
+        filter: Filter,
+        limit: u64,
+        format: Format,
+    ) -> Result<Capture, CaptureError> {
         let rotated_path = rotation_name(path);
         if std::fs::symlink_metadata(&rotated_path).is_ok() {
             return Err(CaptureError::RotationExists(rotated_path));
         }
-        let writer = create(path)?;
+        let writer = create(path, format)?;
         Ok(Capture {
             path: path.to_path_buf(),
+            size: writer.header_len,
             writer: Some(writer),
             filter,
+            format,
             limit: limit.max(MIN_LIMIT),
-            size: FILE_HEADER,
             frames: 0,
             rotated: false,
         })
@@ -166,8 +266,13 @@ impl Capture {
             Filter::Port(_, label) => format!("port {label}"),
             Filter::Vlan(v) => format!("vlan {v}"),
         };
+        let format = match self.format {
+            Format::Pcap => String::new(),
+            // Only when not the default: the pcap status stays as it was.
+            f => format!(", {}", f.name()),
+        };
         format!(
-            "{} ({} frames, {filter}, limit {} bytes)",
+            "{} ({} frames, {filter}, limit {} bytes{format})",
             self.path.display(),
             self.frames,
             self.limit
@@ -177,7 +282,7 @@ impl Capture {
     /// Writes `frame` (received now). Returns the error that ended the
     /// capture, once, for the log.
     pub fn write(&mut self, frame: &[u8]) -> Option<String> {
-        let record = RECORD_HEADER + frame.len().min(SNAPLEN) as u64;
+        let record = self.format.record_len(frame.len());
         if self.size + record > self.limit && self.frames > 0 {
             if let Err(e) = self.rotate() {
                 self.writer = None;
@@ -189,8 +294,17 @@ impl Capture {
             .duration_since(UNIX_EPOCH)
             .unwrap_or(Duration::ZERO);
         let data = &frame[..frame.len().min(SNAPLEN)];
-        let packet = PcapPacket::new(now, frame.len() as u32, data);
-        if let Err(e) = writer.pcap.write_packet(&packet) {
+        let written = match &mut writer.writer {
+            Writer::Pcap(w) => w.write_packet(&PcapPacket::new(now, frame.len() as u32, data)),
+            Writer::PcapNg(w) => w.write_pcapng_block(EnhancedPacketBlock {
+                interface_id: 0,
+                timestamp: now,
+                original_len: frame.len() as u32,
+                data: Cow::Borrowed(data),
+                options: Vec::new(),
+            }),
+        };
+        if let Err(e) = written {
             self.writer = None;
             return Some(format!("writing '{}': {e}", self.path.display()));
         }
@@ -216,8 +330,9 @@ impl Capture {
             )
         })?;
         self.rotated = true;
-        self.writer = Some(create(&self.path).map_err(|e| e.to_string())?);
-        self.size = FILE_HEADER;
+        let writer = create(&self.path, self.format).map_err(|e| e.to_string())?;
+        self.size = writer.header_len;
+        self.writer = Some(writer);
         Ok(())
     }
 
@@ -269,6 +384,84 @@ mod tests {
         for (i, f) in old.iter().chain(&new).enumerate() {
             assert_eq!(&f[..4], &(i as u32).to_be_bytes(), "frame {i}");
         }
+    }
+
+    /// The frames of a pcapng file and their timestamps; checks that it
+    /// has one Ethernet interface with nanosecond timestamps.
+    fn read_all_ng(path: &Path) -> Vec<(Duration, Vec<u8>)> {
+        use pcap_file::pcapng::{Block, PcapNgReader};
+        let mut r = PcapNgReader::new(File::open(path).unwrap()).unwrap();
+        let mut frames = Vec::new();
+        while let Some(b) = r.next_block() {
+            if let Block::EnhancedPacket(p) = b.unwrap() {
+                assert_eq!(p.original_len as usize, p.data.len());
+                frames.push((p.timestamp, p.data.into_owned()));
+            }
+        }
+        let interfaces = r.interfaces();
+        assert_eq!(interfaces.len(), 1);
+        assert_eq!(interfaces[0].linktype, DataLink::ETHERNET);
+        assert_eq!(
+            interfaces[0].options,
+            [InterfaceDescriptionOption::IfTsResol(9)]
+        );
+        frames
+    }
+
+    #[test]
+    fn pcapng_frames_are_written_readably_and_rotated_at_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seg.pcapng");
+        let mut c = Capture::start_as(&path, Filter::All, MIN_LIMIT, Format::PcapNg).unwrap();
+        assert!(c.status().ends_with(", pcapng)"), "{}", c.status());
+        let before = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        // 1000 frames of 101 bytes (padded to 104 in the file): 133 KiB
+        // of blocks, so two rotations.
+        for i in 0..1000u32 {
+            let mut f = vec![0u8; 101];
+            f[..4].copy_from_slice(&i.to_be_bytes());
+            assert_eq!(c.write(&f), None);
+        }
+        c.flush();
+        // The size counted is the file's.
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), c.size);
+        drop(c);
+        let after = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        let old = read_all_ng(&dir.path().join("seg.pcapng.1"));
+        let new = read_all_ng(&path);
+        // 136-byte blocks: 481 fit in a file; the first file was
+        // replaced at the second rotation.
+        assert_eq!((old.len(), new.len()), (481, 1000 - 2 * 481));
+        assert!(std::fs::metadata(&path).unwrap().len() <= MIN_LIMIT);
+        assert!(
+            std::fs::metadata(dir.path().join("seg.pcapng.1"))
+                .unwrap()
+                .len()
+                <= MIN_LIMIT
+        );
+        let last = old.len() + new.len();
+        for (i, (t, f)) in old.iter().chain(&new).enumerate() {
+            assert_eq!(f.len(), 101);
+            assert!((before..=after).contains(t), "frame {i}: {t:?}");
+            let n = u32::from_be_bytes(f[..4].try_into().unwrap()) as usize;
+            // Frames of the first file that rotated away are gone.
+            assert_eq!(n, 1000 - last + i, "frame {i}");
+        }
+    }
+
+    #[test]
+    fn the_pcap_size_counted_is_the_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seg.pcap");
+        let mut c = Capture::start(&path, Filter::All, MIN_LIMIT).unwrap();
+        for len in [14, 60, 1514] {
+            assert_eq!(c.write(&vec![1u8; len]), None);
+        }
+        c.flush();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), c.size);
+        assert_eq!(Format::parse("pcapng"), Some(Format::PcapNg));
+        assert_eq!(Format::parse("pcap"), Some(Format::Pcap));
+        assert_eq!(Format::parse("ng"), None);
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub const OPTIONS: &[&str] = &[
     "--pcap",
     "--pcap-limit",
     "--vxlan",
+    "--pcap-port",
+    "--pcap-format",
     "--user",
     "--bess-connect",
     "--qemu-connect",
@@ -88,6 +90,12 @@ pub struct Options {
     pub pcap: Option<PathBuf>,
     /// `--pcap-limit SIZE`: its rotation size (unchecked).
     pub pcap_limit: Option<String>,
+    /// Read-only pcap ports (`--pcap-port IFNAME[,filter=EXPR]`), in
+    /// order, unchecked.
+    pub pcap_ports: Vec<String>,
+    /// `--pcap-format pcap|pcapng`: the capture file's format
+    /// (unchecked).
+    pub pcap_format: Option<String>,
     /// `--user USER[:GROUP]`: run as this user after set-up (unchecked).
     pub user: Option<String>,
     /// Peers listening in bess mode to connect to (`--bess-connect`), in
@@ -115,9 +123,9 @@ pub fn help(prog: &str) -> String {
          \x20        [-daemon] [--bess PATH]... [--l2tpv3 OPTIONS]... [--gre OPTIONS]...\n\
          \x20        [--raw IFNAME]... [--mcast[=GROUP[,PORT[,TTL]]]]... [--mtu N]\n\
          \x20        [--mgmt PATH [--mgmt-mode MODE] [--mgmt-group GROUP]]\n\
-         \x20        [--pcap FILE [--pcap-limit SIZE]] [--vxlan OPTIONS]...\n\
-         \x20        [--user USER[:GROUP]] [--bess-connect PATH]...\n\
-         \x20        [--qemu-connect PATH]...\n\
+         \x20        [--pcap FILE [--pcap-limit SIZE] [--pcap-format pcap|pcapng]]\n\
+         \x20        [--vxlan OPTIONS]... [--user USER[:GROUP]] [--bess-connect PATH]...\n\
+         \x20        [--qemu-connect PATH]... [--pcap-port IFNAME[,filter=EXPR]]...\n\
          \x20  or: {prog} -compat-v0 [-unix control-socket data-socket] [-hub]\n\
          \x20        [-tap tap-device] [-daemon] [--bess PATH]... [--l2tpv3 OPTIONS]...\n\
          \x20        [--gre OPTIONS]... [--raw IFNAME]... [--mcast[=...]]... [--mtu N]\n\
@@ -204,6 +212,15 @@ pub fn help(prog: &str) -> String {
          \x20 --pcap-limit SIZE\n\
          \x20                 the capture file's size limit (bytes, or with K, M, G;\n\
          \x20                 default 64M; at least 64K)\n\
+         \x20 --pcap-format FORMAT\n\
+         \x20                 the capture file's format: pcap (libpcap's, the default) or\n\
+         \x20                 pcapng (the next generation format; both rotate the same way)\n\
+         \x20 --pcap-port IFNAME[,filter=EXPR]\n\
+         \x20                 a read-only port fed with the frames that libpcap captures on\n\
+         \x20                 the host interface IFNAME and that pass the BPF filter EXPR\n\
+         \x20                 (pcap-filter(7), the rest of the value); frames sent to it are\n\
+         \x20                 dropped. Runs the helper uml_switch_pcap (needs CAP_NET_RAW).\n\
+         \x20                 May be given more than once.\n\
          \x20 --user USER[:GROUP]\n\
          \x20                 after opening every socket and port, run as USER (a name\n\
          \x20                 from /etc/passwd or a uid) and GROUP (default: the user's\n\
@@ -257,6 +274,8 @@ pub fn parse(prog: &str, args: &[OsString]) -> Parsed {
         pcap: None,
         pcap_limit: None,
         vxlan: Vec::new(),
+        pcap_ports: Vec::new(),
+        pcap_format: None,
         user: None,
         bess_connect: Vec::new(),
         qemu_connect: Vec::new(),
@@ -316,7 +335,7 @@ pub fn parse(prog: &str, args: &[OsString]) -> Parsed {
             (
                 "--bess" | "--raw" | "--mtu" | "--l2tpv3" | "--gre" | "--mgmt" | "--mgmt-mode"
                 | "--mgmt-group" | "--pcap" | "--pcap-limit" | "--vxlan" | "--user"
-                | "--bess-connect" | "--qemu-connect",
+                | "--bess-connect" | "--qemu-connect" | "--pcap-port" | "--pcap-format",
                 _,
             ) => {
                 // The value: after `=`, else the next argument.
@@ -337,6 +356,8 @@ pub fn parse(prog: &str, args: &[OsString]) -> Parsed {
                     "--pcap" => o.pcap = Some(PathBuf::from(v)),
                     "--pcap-limit" => o.pcap_limit = Some(text),
                     "--vxlan" => o.vxlan.push(text),
+                    "--pcap-port" => o.pcap_ports.push(text),
+                    "--pcap-format" => o.pcap_format = Some(text),
                     "--user" => o.user = Some(text),
                     "--bess-connect" => o.bess_connect.push(PathBuf::from(v)),
                     "--qemu-connect" => o.qemu_connect.push(PathBuf::from(v)),

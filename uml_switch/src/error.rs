@@ -269,6 +269,36 @@ pub enum Error {
         /// Why.
         source: crate::capture::CaptureError,
     },
+    /// `--pcap-format` is neither `pcap` nor `pcapng`, or given without
+    /// `--pcap`.
+    #[error("{prog}: --pcap-format '{value}': expected pcap or pcapng, with --pcap FILE")]
+    PcapFormat {
+        /// argv\[0\].
+        prog: String,
+        /// The value given.
+        value: String,
+    },
+    /// Bad `--pcap-port` options.
+    #[error("{prog}: --pcap-port '{value}': {why}")]
+    PcapPortOptions {
+        /// argv\[0\].
+        prog: String,
+        /// The value given.
+        value: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// A pcap port cannot be opened (the helper's message for a bad
+    /// interface or filter).
+    #[error("{prog}: --pcap-port '{ifname}': {why}")]
+    PcapPort {
+        /// argv\[0\].
+        prog: String,
+        /// The interface.
+        ifname: String,
+        /// Why.
+        why: String,
+    },
     /// Bad `--vxlan` options.
     #[error("{prog}: --vxlan '{value}': {why}")]
     VxlanOptions {

@@ -575,11 +575,14 @@ impl Switch {
                 port,
                 vlan,
                 limit,
-            } => self.start_capture(&path, port, vlan, limit).map(|c| {
-                let status = c.status();
-                self.capture = Some(c);
-                mgmt_proto::capture_status(Some(&status), json)
-            }),
+                pcapng,
+            } => self
+                .start_capture(&path, port, vlan, limit, pcapng)
+                .map(|c| {
+                    let status = c.status();
+                    self.capture = Some(c);
+                    mgmt_proto::capture_status(Some(&status), json)
+                }),
             Command::CaptureStop => match self.capture.take() {
                 // Dropped: written out.
                 Some(c) => Ok(mgmt_proto::capture_status(Some(&c.status()), json)),
@@ -646,6 +649,7 @@ impl Switch {
                 name: spec.to_string(),
             },
             "vxlan" => PortSpec::Vxlan(crate::port::vxlan::parse_options(spec)?),
+            "pcap" => PortSpec::Pcap(uml_common::pcap_port::parse_spec(spec)?),
             "bess-connect" => PortSpec::BessConnect { path: spec.into() },
             "qemu-connect" => PortSpec::QemuConnect { path: spec.into() },
             _ => {
@@ -744,6 +748,7 @@ impl Switch {
         port: Option<i32>,
         vlan: Option<u16>,
         limit: Option<u64>,
+        pcapng: bool,
     ) -> Result<Capture, String> {
         if self.capture.is_some() {
             return Err("a capture runs already (capture stop first)".to_string());
@@ -759,7 +764,13 @@ impl Switch {
             (None, None) => Filter::All,
         };
         let limit = limit.unwrap_or(crate::capture::DEFAULT_LIMIT);
-        Capture::start(std::path::Path::new(path), filter, limit).map_err(|e| e.to_string())
+        let format = if pcapng {
+            crate::capture::Format::PcapNg
+        } else {
+            crate::capture::Format::Pcap
+        };
+        Capture::start_as(std::path::Path::new(path), filter, limit, format)
+            .map_err(|e| e.to_string())
     }
 
     /// `vlan default SOCKET …`: the VLANs of the ports that connect to

@@ -122,6 +122,25 @@ pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, Error> {
         })?;
         vxlans.push(config);
     }
+    let mut pcap_ports = Vec::new();
+    for value in &opts.pcap_ports {
+        let spec =
+            uml_common::pcap_port::parse_spec(value).map_err(|why| Error::PcapPortOptions {
+                prog: prog.to_string(),
+                value: value.clone(),
+                why,
+            })?;
+        pcap_ports.push(PortSpec::Pcap(spec));
+    }
+    let pcap_format = match opts.pcap_format.as_deref() {
+        None => crate::capture::Format::default(),
+        Some(v) => crate::capture::Format::parse(v)
+            .filter(|_| opts.pcap.is_some())
+            .ok_or_else(|| Error::PcapFormat {
+                prog: prog.to_string(),
+                value: v.to_string(),
+            })?,
+    };
     let pcap_limit = match opts.pcap_limit.as_deref() {
         None => crate::capture::DEFAULT_LIMIT,
         Some(v) => uml_common::mgmt::parse_size(v)
@@ -245,6 +264,7 @@ pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, Error> {
         })
         .chain(groups.into_iter().map(PortSpec::Mcast))
         .chain(vxlans.into_iter().map(PortSpec::Vxlan))
+        .chain(pcap_ports)
         .chain(
             opts.bess_connect
                 .iter()
@@ -292,7 +312,7 @@ pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, Error> {
     passed.close_rest(prog);
     let capture = match &opts.pcap {
         None => None,
-        Some(path) => match Capture::start(path, Filter::All, pcap_limit) {
+        Some(path) => match Capture::start_as(path, Filter::All, pcap_limit, pcap_format) {
             Ok(c) => Some(c),
             Err(source) => {
                 if let Some(m) = &mut mgmt {

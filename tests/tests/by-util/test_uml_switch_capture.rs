@@ -2,7 +2,9 @@
 //! `docs/mgmt.md` §6): the file, read back with a pcap reader, holds
 //! exactly the frames the switch received, in order; a port filter keeps
 //! that port's frames (from it and to it) only; existing files are never
-//! overwritten; bad options are refused. Ours only.
+//! overwritten; bad options are refused. The same in pcapng
+//! (`--pcap-format pcapng`, `format=pcapng`), read back with pcap-file's
+//! pcapng reader and with `tcpdump -r`. Ours only.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
@@ -14,11 +16,11 @@ use std::process::Command;
 
 use nix::sys::signal::Signal;
 use pcap_file::pcap::PcapReader;
-use uml_integration_tests::run_with_timeout;
 use uml_integration_tests::switch_client::{
-    frame, learned_port, mac, new_temp_dir, FramePort, RunningSwitch, SwitchBinary, SwitchMode,
-    BROADCAST, WAIT,
+    frame, learned_port, mac, mac_str, new_temp_dir, FramePort, RunningSwitch, SwitchBinary,
+    SwitchMode, BROADCAST, WAIT,
 };
+use uml_integration_tests::{require, run_with_timeout, Requirement};
 
 macro_rules! require_ours {
     () => {
@@ -39,6 +41,41 @@ fn read_frames(path: &Path) -> Vec<Vec<u8>> {
         out.push(p.data.into_owned());
     }
     out
+}
+
+/// The frames of the pcapng file `path` (one Ethernet interface).
+fn read_frames_ng(path: &Path) -> Vec<Vec<u8>> {
+    use pcap_file::pcapng::{Block, PcapNgReader};
+    let mut r = PcapNgReader::new(File::open(path).unwrap()).unwrap();
+    let mut out = Vec::new();
+    while let Some(b) = r.next_block() {
+        if let Block::EnhancedPacket(p) = b.unwrap() {
+            assert_eq!(p.interface_id, 0);
+            assert_eq!(p.original_len as usize, p.data.len());
+            out.push(p.data.into_owned());
+        }
+    }
+    assert_eq!(r.interfaces().len(), 1);
+    assert_eq!(r.interfaces()[0].linktype, pcap_file::DataLink::ETHERNET);
+    out
+}
+
+/// `tcpdump -tt -nn -e -r FILE`'s lines.
+fn tcpdump(path: &Path) -> Vec<String> {
+    let mut cmd = Command::new("tcpdump");
+    cmd.args(["-tt", "-nn", "-e", "-r"]).arg(path);
+    let out = run_with_timeout(&mut cmd, WAIT);
+    assert_eq!(
+        out.code,
+        Some(0),
+        "tcpdump -r {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 fn mgmt(path: &Path, words: &[&str]) -> (i32, String, String) {
@@ -173,6 +210,117 @@ fn a_port_filtered_capture_through_the_management_socket() {
     assert!(!other.exists());
 }
 
+/// `--pcap-format pcapng`, then a port-filtered `capture start ...
+/// format=pcapng`: both files hold the frames (all, then the port's) in
+/// order, for pcap-file's pcapng reader and for tcpdump, which reads
+/// the timestamps right (their resolution is declared).
+#[test]
+fn pcapng_captures_read_back_with_pcapng_readers() {
+    require_ours!();
+    require!(Requirement::Program("tcpdump", "tcpdump"));
+    let mut sw = start(vec![
+        "--pcap".into(),
+        "DIR/seg.pcapng".into(),
+        "--pcap-format".into(),
+        "pcapng".into(),
+        "--mgmt".into(),
+        "DIR/mgmt".into(),
+    ]);
+    let file = sw.dir().join("seg.pcapng");
+    let sock = sw.dir().join("mgmt");
+    let (a, b, c) = (sw.port(), sw.port(), sw.port());
+    let mut sent = Vec::new();
+    for (p, n) in [(&a, 1), (&b, 2), (&c, 3)] {
+        let f = frame(BROADCAST, mac(n), b"learn");
+        p.send(&f);
+        sent.push(f);
+    }
+    let la = learned_port(&mut sw, mac(1));
+    learned_port(&mut sw, mac(2));
+    learned_port(&mut sw, mac(3));
+    for p in [&a, &b, &c] {
+        p.drain(std::time::Duration::from_millis(200));
+    }
+    for i in 0..20u32 {
+        let (from, to, dst, src) = if i % 2 == 0 {
+            (&a, &b, 2, 1)
+        } else {
+            (&b, &a, 1, 2)
+        };
+        let f = frame(mac(dst), mac(src), format!("frame {i}").as_bytes());
+        from.send(&f);
+        assert_eq!(to.recv_frame(WAIT).as_deref(), Some(&f[..]));
+        sent.push(f);
+    }
+    let (status, text, err) = mgmt(&sock, &["capture"]);
+    assert_eq!(status, 0, "{err}");
+    assert!(
+        text.contains("(23 frames, all frames,") && text.contains(", pcapng)"),
+        "{text}"
+    );
+    let (status, _, err) = mgmt(&sock, &["capture", "stop"]);
+    assert_eq!(status, 0, "{err}");
+    assert_eq!(read_frames_ng(&file), sent);
+    let lines = tcpdump(&file);
+    assert_eq!(lines.len(), sent.len(), "{lines:#?}");
+    // -tt: seconds since the epoch, as tcpdump read them (a wrong
+    // timestamp resolution would put them centuries away).
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    for l in &lines {
+        let t: f64 = l.split(' ').next().unwrap().parse().unwrap();
+        assert!((now - 600.0..=now + 1.0).contains(&t), "{now}: {l}");
+    }
+    assert!(
+        lines[3].contains(&format!("{} > {}", mac_str(mac(1)), mac_str(mac(2)))),
+        "{}",
+        lines[3]
+    );
+
+    // One port's frames, through the management socket.
+    let other = sw.dir().join("a.pcapng");
+    let (status, out, err) = mgmt(
+        &sock,
+        &[
+            "capture",
+            "start",
+            other.to_str().unwrap(),
+            &format!("port={la}"),
+            "format=pcapng",
+        ],
+    );
+    assert_eq!(status, 0, "{err}");
+    assert!(out.contains(", pcapng)"), "{out}");
+    let from_a = frame(BROADCAST, mac(1), b"a floods");
+    let b_to_c = frame(mac(3), mac(2), b"b to c: not a's");
+    let c_to_a = frame(mac(1), mac(3), b"c to a");
+    a.send(&from_a);
+    assert!(b.recv_frame(WAIT).is_some() && c.recv_frame(WAIT).is_some());
+    b.send(&b_to_c);
+    assert!(c.recv_frame(WAIT).is_some());
+    c.send(&c_to_a);
+    assert!(a.recv_frame(WAIT).is_some());
+    let (status, _, err) = mgmt(&sock, &["capture", "stop"]);
+    assert_eq!(status, 0, "{err}");
+    assert_eq!(read_frames_ng(&other), vec![from_a, c_to_a]);
+    assert_eq!(tcpdump(&other).len(), 2);
+    let (status, _, err) = mgmt(
+        &sock,
+        &[
+            "capture",
+            "start",
+            sw.dir().join("c").to_str().unwrap(),
+            "format=ng",
+        ],
+    );
+    assert!(
+        status == 1 && err.contains("bad capture option 'format=ng'"),
+        "{err}"
+    );
+}
+
 #[test]
 fn bad_capture_options_are_refused_before_anything_starts() {
     require_ours!();
@@ -199,6 +347,25 @@ fn bad_capture_options_are_refused_before_anything_starts() {
             ],
             format!(
                 "{}: --pcap-limit '1K': expected a size of at least 64K with --pcap FILE (bytes, or with K, M, G)\n",
+                prog.display()
+            ),
+        ),
+        (
+            vec![
+                "--pcap".into(),
+                dir.path().join("n.pcap").into(),
+                "--pcap-format".into(),
+                "pcapng2".into(),
+            ],
+            format!(
+                "{}: --pcap-format 'pcapng2': expected pcap or pcapng, with --pcap FILE\n",
+                prog.display()
+            ),
+        ),
+        (
+            vec!["--pcap-format".into(), "pcapng".into()],
+            format!(
+                "{}: --pcap-format 'pcapng': expected pcap or pcapng, with --pcap FILE\n",
                 prog.display()
             ),
         ),

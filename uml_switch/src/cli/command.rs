@@ -80,9 +80,9 @@ pub fn command() -> Command {
              \x20        [-daemon] [--bess PATH]... [--l2tpv3 OPTIONS]... [--gre OPTIONS]...\n\
              \x20        [--raw IFNAME]... [--mcast[=GROUP[,PORT[,TTL]]]]... [--mtu N]\n\
              \x20        [--mgmt PATH [--mgmt-mode MODE] [--mgmt-group GROUP]]\n\
-             \x20        [--pcap FILE [--pcap-limit SIZE]] [--vxlan OPTIONS]...\n\
-             \x20        [--user USER[:GROUP]] [--bess-connect PATH]...\n\
-             \x20        [--qemu-connect PATH]...\n\
+             \x20        [--pcap FILE [--pcap-limit SIZE] [--pcap-format pcap|pcapng]]\n\
+             \x20        [--vxlan OPTIONS]... [--user USER[:GROUP]] [--bess-connect PATH]...\n\
+             \x20        [--qemu-connect PATH]... [--pcap-port IFNAME[,filter=EXPR]]...\n\
              \x20  or: uml_switch -compat-v0 [-unix control-socket data-socket] [-hub]\n\
              \x20        [-tap tap-device] [-daemon] [--bess PATH]... [--l2tpv3 OPTIONS]...\n\
              \x20        [--gre OPTIONS]... [--raw IFNAME]... [--mcast[=...]]... [--mtu N]\n\
@@ -441,6 +441,42 @@ pub fn command() -> Command {
                 .long_help(
                     "The capture file's size limit: bytes, or a number with K, M or G \
                      (powers of 1024); default 64M, at least 64K.",
+                ),
+        )
+        .arg(
+            Arg::new("pcap-format")
+                .long("pcap-format")
+                .value_name("FORMAT")
+                .help("the capture file's format: pcap (libpcap's, the default) or\n\
+                     pcapng (the next generation format; both rotate the same way)")
+                .long_help(
+                    "The format of the --pcap capture file: pcap, libpcap's classic format \
+                     (the default), or pcapng, the PCAP Next Generation format (one section, \
+                     one Ethernet interface, nanosecond timestamps), which Wireshark and \
+                     tcpdump read too. Both are rotated at the size limit. Captures started \
+                     through the management socket choose theirs with format=.",
+                ),
+        )
+        .arg(
+            Arg::new("pcap-port")
+                .long("pcap-port")
+                .value_name("IFNAME[,filter=EXPR]")
+                .action(ArgAction::Append)
+                .help("a read-only port fed with the frames that libpcap captures on\n\
+                     the host interface IFNAME and that pass the BPF filter EXPR\n\
+                     (pcap-filter(7), the rest of the value); frames sent to it are\n\
+                     dropped. Runs the helper uml_switch_pcap (needs CAP_NET_RAW).\n\
+                     May be given more than once.")
+                .long_help(
+                    "A read-only port fed by libpcap: the helper program uml_switch_pcap \
+                     (/usr/lib/uml/uml_switch_pcap, or the program $UML_SWITCH_PCAP names) \
+                     opens the host interface IFNAME (promiscuous), sets the BPF filter EXPR \
+                     (pcap-filter(7); everything after filter=, spaces and commas included) \
+                     and drops root and its capabilities; every frame it captures that \
+                     passes the filter enters the segment as if from a port. Frames the \
+                     switch forwards to the port are counted and dropped, never written to \
+                     the interface. A bad interface or filter is an error at start-up. \
+                     Opening the capture needs CAP_NET_RAW. May be given more than once.",
                 ),
         )
         .arg(

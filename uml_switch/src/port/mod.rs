@@ -16,6 +16,9 @@
 //!   guests on `transport=raw` behind a veth pair or `transport=tap`;
 //! * [`mcast`]: a member of the legacy `ethN=mcast` transport's multicast
 //!   group (one port for the whole group);
+//! * [`pcap`]: a read-only port fed by libpcap on a host interface,
+//!   through a BPF filter (one port; the capture runs in a helper
+//!   program);
 //! * [`qemu`]: a connection out to a QEMU-stream peer (passt, gvproxy
 //!   `-listen-qemu`, QEMU `-netdev stream,server=on`; one port). The bess
 //!   connection out (`--bess-connect`) is [`bess`]'s.
@@ -43,6 +46,7 @@ pub mod gre;
 pub mod l2tpv3;
 pub mod mcast;
 pub mod offload;
+pub mod pcap;
 pub mod qemu;
 pub mod raw;
 pub mod tap;
@@ -137,6 +141,9 @@ pub enum PortSpec {
     Mcast(mcast::McastConfig),
     /// A VXLAN trunk (checked options).
     Vxlan(vxlan::VxlanConfig),
+    /// A read-only port fed by libpcap on a host interface (through the
+    /// capture helper).
+    Pcap(uml_common::pcap_port::PcapSpec),
     /// A connection out to a peer listening in bess mode.
     BessConnect {
         /// Its socket.
@@ -182,6 +189,7 @@ pub fn open_passed(
         PortSpec::Raw { ifname } => Ok(Some(Box::new(raw::Raw::open(prog, ifname)?))),
         PortSpec::Mcast(config) => Ok(Some(Box::new(mcast::Mcast::open(prog, config)?))),
         PortSpec::Vxlan(config) => Ok(Some(Box::new(vxlan::Vxlan::open(prog, config)?))),
+        PortSpec::Pcap(spec) => Ok(Some(Box::new(pcap::Pcap::open(prog, spec)?))),
         PortSpec::BessConnect { path } => Ok(Some(Box::new(bess::Bess::connect(prog, path)?))),
         PortSpec::QemuConnect { path } => {
             Ok(Some(Box::new(qemu::QemuClient::connect(prog, path)?)))
