@@ -13,6 +13,7 @@ pub mod nss;
 pub mod packet;
 pub mod process;
 pub mod reflink;
+pub mod seccomp;
 pub mod seqpacket;
 pub mod signal;
 pub mod slip;
