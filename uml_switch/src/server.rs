@@ -908,6 +908,18 @@ fn unknown_notice(
 /// has been removed).
 pub fn run(prog: &str, opts: Options) -> Result<Exit, Error> {
     let mut sw = setup(prog, opts)?;
+    // Set up: from here on, only the allow-list of seccomp.rs.
+    match crate::seccomp::confine() {
+        Ok(None) => {}
+        Ok(Some(status)) => {
+            sw.cleanup();
+            return Ok(Exit::Status(status));
+        }
+        Err(e) => {
+            sw.cleanup();
+            return Err(e);
+        }
+    }
     notify_ready(&sw);
     Ok(sw.run())
 }
