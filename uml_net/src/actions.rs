@@ -11,7 +11,7 @@ use std::path::Path;
 use uml_common::umlnet::{IfName, Request, Transport};
 
 use crate::nl::{Link, Netlink};
-use crate::policy::{self, POLICY_PATH};
+use crate::policy;
 use crate::privs::real_uid;
 use crate::reply::{self, delivered, Output};
 use crate::Error;
@@ -88,7 +88,7 @@ fn status(result: &Result<(), Error>) -> i32 {
 }
 
 fn check_policy(addr: Ipv4Addr) -> Result<(), Error> {
-    match policy::load(Path::new(POLICY_PATH))? {
+    match policy::in_force()? {
         None => Ok(()),
         Some(rules) => {
             let caller = policy::caller();

@@ -160,6 +160,27 @@ pub fn load(path: &Path) -> Result<Option<Vec<Rule>>, Error> {
     parse(&text, user, group).map(Some)
 }
 
+/// The policy read by [`preload`], until [`in_force`] takes it.
+type Loaded = Result<Option<Vec<Rule>>, Error>;
+static PRELOADED: std::sync::Mutex<Option<Loaded>> = std::sync::Mutex::new(None);
+
+/// Reads [`POLICY_PATH`] and resolves its user and group names now, before
+/// the seccomp filter (`seccomp.rs`): the C library's name-service modules
+/// (nss_systemd and the like) run whatever system calls they like, so they
+/// run unconfined, and the confined helper only applies the rules.
+pub fn preload() {
+    let loaded = load(Path::new(POLICY_PATH));
+    if let Ok(mut slot) = PRELOADED.lock() {
+        *slot = Some(loaded);
+    }
+}
+
+/// The policy in force: the one [`preload`] read, else read now.
+pub fn in_force() -> Loaded {
+    let preloaded = PRELOADED.lock().ok().and_then(|mut slot| slot.take());
+    preloaded.unwrap_or_else(|| load(Path::new(POLICY_PATH)))
+}
+
 /// The caller's identity.
 pub fn caller() -> Caller {
     let mut groups: Vec<u32> = nix::unistd::getgroups()
