@@ -1,4 +1,4 @@
-//! `port-helper`'s seccomp allow-list (`docs/helpers.md` §4): once the
+//! `port-helper`'s seccomp allow-list (`docs/helpers.md` §7): once the
 //! channel is open and the terminal given up, the helper only sends one
 //! message, waits for the hang-up and exits. No file, no socket, no
 //! ioctl, no program.
@@ -32,7 +32,12 @@ mod tests {
     fn compiles_and_runs_nothing() {
         let list = allow_list();
         assert_eq!(list.compile().unwrap().len(), 1);
-        for call in [libc::SYS_execve, libc::SYS_execveat, libc::SYS_openat, libc::SYS_socket] {
+        for call in [
+            libc::SYS_execve,
+            libc::SYS_execveat,
+            libc::SYS_openat,
+            libc::SYS_socket,
+        ] {
             assert!(!list.permits(call, &[0; 6]), "{call}");
         }
     }

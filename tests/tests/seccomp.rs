@@ -1,5 +1,5 @@
 //! The seccomp confinement of `uml_switch`, `port-helper`, `uml_watchdog`
-//! and `uml_net` (`docs/helpers.md` §4), on the built programs:
+//! and `uml_net` (`docs/helpers.md` §7), on the built programs:
 //!
 //! * while each runs, `/proc/PID/status` says `Seccomp: 2` (filter mode)
 //!   and `NoNewPrivs: 1`;
@@ -13,6 +13,7 @@
 //!
 //! The other tests of these tools (test_uml_switch_*, test_helpers_*,
 //! test_uml_net*) run with the filters on: a list too tight fails there.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::ffi::OsString;
 use std::fs;
@@ -50,7 +51,11 @@ fn assert_confined(tool: &str, pid: u32) {
         "{tool} (pid {pid}) is not in seccomp filter mode: Seccomp: {:?}",
         status_field(pid, "Seccomp")
     );
-    assert_eq!(status_field(pid, "NoNewPrivs").as_deref(), Some("1"), "{tool}");
+    assert_eq!(
+        status_field(pid, "NoNewPrivs").as_deref(),
+        Some("1"),
+        "{tool}"
+    );
 }
 
 /// The self-test's run: killed by SIGSYS after saying it was confined.
@@ -124,7 +129,10 @@ fn switch_self_test(extra_env: &[(&str, &str)]) -> RunOutput {
 #[test]
 fn switch_dies_on_a_forbidden_call() {
     let out = switch_self_test(&[]);
-    assert!(out.stdout_str().contains("attached to unix socket"), "{out}");
+    assert!(
+        out.stdout_str().contains("attached to unix socket"),
+        "{out}"
+    );
     assert_killed_by_the_filter("uml_switch", &out);
 }
 

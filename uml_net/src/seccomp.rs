@@ -1,6 +1,6 @@
-//! `uml_net`'s seccomp allow-list (`docs/uml_net.md`, "Confinement"),
-//! installed once the helper holds CAP_NET_ADMIN alone, before the policy
-//! is read and anything on the host changes.
+//! `uml_net`'s seccomp allow-list (`docs/uml_net.md` §9),
+//! installed once the helper holds CAP_NET_ADMIN alone and has read its
+//! policy, before anything on the host changes.
 //!
 //! `uml_net` never runs a program (the C helper ran `ip`, `route`,
 //! `ifconfig` through a shell; this one speaks rtnetlink and writes

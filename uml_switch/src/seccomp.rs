@@ -1,4 +1,4 @@
-//! The switch's seccomp allow-list (`docs/switch.md`, "Confinement"),
+//! The switch's seccomp allow-list (`docs/switch.md` §12),
 //! installed by [`crate::server::run`] once every port is open, before the
 //! event loop.
 //!

@@ -1,4 +1,4 @@
-//! `uml_watchdog`'s seccomp allow-list (`docs/helpers.md` §4), installed
+//! `uml_watchdog`'s seccomp allow-list (`docs/helpers.md` §7), installed
 //! once the arguments are read: the helper reads pings, writes the ready
 //! byte and, on expiry, signals the one process it watches (`-pid`) or
 //! sends one datagram (`-mconsole`). No file, no other process, no

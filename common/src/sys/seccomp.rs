@@ -1,6 +1,6 @@
 //! Seccomp allow-lists: the generic part of the confinement of
 //! `uml_switch`, `uml_net`, `port-helper` and `uml_watchdog`
-//! (`docs/helpers.md` §4).
+//! (`docs/helpers.md` §7).
 //!
 //! Each tool describes, in its own crate (`src/seccomp.rs`), the system
 //! calls it still needs once it is set up, as an [`AllowList`]; this module
@@ -156,7 +156,10 @@ impl fmt::Display for SeccompError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SeccompError::Forbidden(list, call) => {
-                write!(f, "seccomp allow-list '{list}' names {call}, which no list may allow")
+                write!(
+                    f,
+                    "seccomp allow-list '{list}' names {call}, which no list may allow"
+                )
             }
             SeccompError::Compile(why) => write!(f, "seccomp filter: {why}"),
             SeccompError::Install(why) => write!(f, "installing the seccomp filter: {why}"),
@@ -499,7 +502,10 @@ mod tests {
     fn never_calls_are_refused_by_the_builder() {
         for &(call, name) in NEVER {
             let e = AllowList::new("t").allow(&[call]).compile().unwrap_err();
-            assert!(matches!(e, SeccompError::Forbidden("t", n) if n == name), "{e}");
+            assert!(
+                matches!(e, SeccompError::Forbidden("t", n) if n == name),
+                "{e}"
+            );
             // Not even as a call to refuse with EPERM.
             assert!(AllowList::new("t").refuse(&[call]).compile().is_err());
         }
@@ -518,7 +524,10 @@ mod tests {
             .allow_arg(libc::SYS_socket, 0, &[libc::AF_UNIX as u64])
             .allow_when(
                 libc::SYS_ioctl,
-                &[&[Cond::Eq(1, libc::TIOCNOTTY)], &[Cond::Eq(1, libc::FIONBIO)]],
+                &[
+                    &[Cond::Eq(1, libc::TIOCNOTTY)],
+                    &[Cond::Eq(1, libc::FIONBIO)],
+                ],
             );
         let unix = [libc::AF_UNIX as u64, 2, 0, 0, 0, 0];
         let inet = [libc::AF_INET as u64, 2, 0, 0, 0, 0];
@@ -528,7 +537,14 @@ mod tests {
         assert!(!list.permits(libc::SYS_ioctl, &[0, libc::TIOCSTI, 0, 0, 0, 0]));
         // Executable memory only when asked for.
         let rx = [0, 4096, (libc::PROT_READ | libc::PROT_EXEC) as u64, 0, 0, 0];
-        let rw = [0, 4096, (libc::PROT_READ | libc::PROT_WRITE) as u64, 0, 0, 0];
+        let rw = [
+            0,
+            4096,
+            (libc::PROT_READ | libc::PROT_WRITE) as u64,
+            0,
+            0,
+            0,
+        ];
         assert!(!list.permits(libc::SYS_mmap, &rx));
         assert!(list.permits(libc::SYS_mmap, &rw));
         assert!(!list.permits(libc::SYS_mprotect, &rx));
@@ -540,9 +556,10 @@ mod tests {
         assert!(list.permits(libc::SYS_tgkill, &[me, me, 6, 0, 0, 0]));
         assert!(!list.permits(libc::SYS_tgkill, &[1, 1, 9, 0, 0, 0]));
         // An unconditional entry stays unconditional.
-        let list = AllowList::new("t")
-            .allow(&[libc::SYS_socket])
-            .allow_arg(libc::SYS_socket, 0, &[1]);
+        let list =
+            AllowList::new("t")
+                .allow(&[libc::SYS_socket])
+                .allow_arg(libc::SYS_socket, 0, &[1]);
         assert!(list.permits(libc::SYS_socket, &inet));
     }
 
