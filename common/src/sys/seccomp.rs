@@ -564,6 +564,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "reads /proc")]
     fn status_line() {
         let text = "Name:\tx\nNoNewPrivs:\t1\nSeccomp:\t2\nSeccomp_filters:\t1\n";
         assert_eq!(status_mode(text), Some(2));
@@ -575,6 +576,7 @@ mod tests {
     /// Installs a list in a child process (the test harness must stay
     /// unconfined) and checks the child's fate.
     #[test]
+    #[cfg_attr(miri, ignore = "runs a child process with a real filter")]
     fn installed_filter_kills_on_exec_and_refuses_with_eperm() {
         use std::os::unix::process::ExitStatusExt;
         let exe = std::env::current_exe().unwrap();
