@@ -21,7 +21,7 @@
 # network namespaces; iputils-ping, the guests run the host's ping through
 # hostfs; busybox and e2fsprogs, guest init scripts and images; procps,
 # pgrep and kill; kmod; net-tools, the C uml_net runs ifconfig, route and
-# arp; util-linux, setpriv, nsenter, unshare, findmnt; inetutils-telnetd,
+# arp; util-linux, setpriv, runuser, prlimit, nsenter, unshare, findmnt; inetutils-telnetd,
 # telnetd for the port-helper tests (con1=port:); lintian, debootstrap and
 # dpkg-dev, the package tests (build, lint, install in fresh chroots);
 # patchelf, scripts/fetch-kernel7 points unstable's 7.x linux.uml at
@@ -38,8 +38,11 @@ e2fsprogs procps kmod net-tools util-linux inetutils-telnetd lintian debootstrap
 patchelf vdeplug libnss-extrausers xfsprogs btrfs-progs"
 # vde2: vde_switch and dpipe, the far end of the switch-to-vde_switch
 # interop test (tests/tests/by-util/test_uml_switch_trunk_kernel.rs);
-# systemd: systemd-socket-activate drives the socket-activation test.
+# systemd: systemd-socket-activate drives the socket-activation tests (switch, package).
 TEST_PACKAGES="$TEST_PACKAGES vde2 systemd"
+# strace: the uml_moo tests inject system-call failures into the real
+# binary (`strace -e inject=`), e.g. a hole punch failing part-way.
+TEST_PACKAGES="$TEST_PACKAGES strace"
 
 missing_packages() {
     local pkg status missing=()

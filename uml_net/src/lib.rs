@@ -34,9 +34,13 @@ use crate::reply::delivered;
 pub fn uumain(args: impl IntoIterator<Item = OsString>) -> i32 {
     // Read before the environment goes (seccomp.rs).
     let self_test = seccomp::self_test_requested();
-    // 1. Process hygiene before anything else.
+    // 1. Process hygiene before anything else; a step that fails stops
+    // the helper here.
     privs::clear_environment();
-    privs::harden_process();
+    if let Err(e) = privs::harden_process() {
+        let _ = writeln!(io::stderr(), "{e}");
+        return e.exit_code();
+    }
     // Arguments that are not UTF-8 cannot be valid; they are replaced and
     // then refused by the validation.
     let argv: Vec<String> = args
@@ -96,9 +100,15 @@ pub fn uumain(args: impl IntoIterator<Item = OsString>) -> i32 {
     // above). A static build would use /etc files only, since a static
     // binary cannot load other NSS modules safely.
     let _ = uml_common::sys::nss::prepare();
+    // The policy file may be root's alone (mode 0600): read it while still
+    // root, through root-owned directories only (policy::read); it is
+    // parsed, and its names looked up, after the drop.
+    let policy = policy::read(std::path::Path::new(policy::POLICY_PATH));
 
-    // 3. Only CAP_NET_ADMIN from here on.
+    // 3. Only CAP_NET_ADMIN from here on. A failed step stops the helper
+    // before any change: on stderr, and in the reply for the kernel.
     if let Err(error) = privs::drop_to_net_admin() {
+        let _ = writeln!(io::stderr(), "{error}");
         let reply_fd = match request {
             Request::TuntapUp { reply_fd, .. } => reply_fd,
             _ => 1,
@@ -106,6 +116,10 @@ pub fn uumain(args: impl IntoIterator<Item = OsString>) -> i32 {
         delivered(reply::refuse(transport, reply_fd, &format!("{error}\n")));
         return error.exit_code();
     }
+
+    // Parsed, and its names looked up, now: the name-service modules make
+    // calls that no allow-list can foresee, so before the filter.
+    let policy = policy.and_then(|text| text.map(|t| policy::rules(&t)).transpose());
 
     // 3b. From here on, only the allow-list of seccomp.rs.
     match seccomp::confine(self_test) {
@@ -122,5 +136,5 @@ pub fn uumain(args: impl IntoIterator<Item = OsString>) -> i32 {
     }
 
     // 4. Policy, ownership, then the changes; 5. the reply.
-    actions::perform(transport, request, clone)
+    actions::perform(transport, request, clone, policy)
 }

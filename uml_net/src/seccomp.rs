@@ -7,9 +7,9 @@
 //! `/proc/sys`), so `execve` is simply not in the list. What stays is its
 //! job: a `NETLINK_ROUTE` socket (no other netlink family), the TUN/TAP
 //! and SLIP ioctls it makes (no `SIOCSIF*`), `/proc/sys`, and the reply
-//! on its descriptors. The policy file is read, and its user and group
-//! names resolved, just before the filter ([`crate::policy::preload`]):
-//! the C library's name-service modules (nss_systemd and others) make
+//! on its descriptors. The policy file is read (as root) and parsed, its
+//! user and group names resolved, before the filter (`lib.rs`): the C
+//! library's name-service modules (nss_systemd and others) make
 //! calls no list can foresee, so they run unconfined, and the confined
 //! helper has no `AF_UNIX` socket and no executable memory.
 //!
@@ -67,7 +67,7 @@ pub fn allow_list() -> AllowList {
             libc::SYS_recvmsg,
             libc::SYS_poll,
             libc::SYS_ppoll,
-            // The policy file (if no preloaded one), /proc/sys.
+            // /proc/sys.
             libc::SYS_openat,
             libc::SYS_fstat,
             libc::SYS_newfstatat,
@@ -92,9 +92,6 @@ pub fn allow_list() -> AllowList {
 
 /// Confines the helper; `Some`: the self-test's exit status.
 pub fn confine(self_test: bool) -> Result<Option<i32>, Error> {
-    // The policy's names resolve through the name services, whose
-    // modules make calls nobody lists: before the filter.
-    crate::policy::preload();
     seccomp::confine(&allow_list(), self_test, false).map_err(Error::Seccomp)
 }
 

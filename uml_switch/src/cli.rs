@@ -32,9 +32,11 @@ pub const OPTIONS: &[&str] = &[
     "--mtu",
     "--mgmt",
     "--mgmt-mode",
+    "--mgmt-group",
     "--pcap",
     "--pcap-limit",
     "--vxlan",
+    "--user",
     "--help",
 ];
 
@@ -76,12 +78,16 @@ pub struct Options {
     pub mgmt: Option<PathBuf>,
     /// `--mgmt-mode MODE`: its permissions, octal (unchecked).
     pub mgmt_mode: Option<String>,
+    /// `--mgmt-group GROUP`: its group, a name or a number (unchecked).
+    pub mgmt_group: Option<String>,
     /// VXLAN trunks (`--vxlan OPTIONS`), in order, unchecked.
     pub vxlan: Vec<String>,
     /// `--pcap FILE`: capture every frame to FILE.
     pub pcap: Option<PathBuf>,
     /// `--pcap-limit SIZE`: its rotation size (unchecked).
     pub pcap_limit: Option<String>,
+    /// `--user USER[:GROUP]`: run as this user after set-up (unchecked).
+    pub user: Option<String>,
     /// `--help`: print the help text and exit 0.
     pub help: bool,
 }
@@ -101,8 +107,9 @@ pub fn help(prog: &str) -> String {
         "Usage: {prog} [-unix control-socket] [-hub] [-tap tap-device]\n\
          \x20        [-daemon] [--bess PATH]... [--l2tpv3 OPTIONS]... [--gre OPTIONS]...\n\
          \x20        [--raw IFNAME]... [--mcast[=GROUP[,PORT[,TTL]]]]... [--mtu N]\n\
-         \x20        [--mgmt PATH [--mgmt-mode MODE]] [--pcap FILE [--pcap-limit SIZE]]\n\
-         \x20        [--vxlan OPTIONS]...\n\
+         \x20        [--mgmt PATH [--mgmt-mode MODE] [--mgmt-group GROUP]]\n\
+         \x20        [--pcap FILE [--pcap-limit SIZE]] [--vxlan OPTIONS]...\n\
+         \x20        [--user USER[:GROUP]]\n\
          \x20  or: {prog} -compat-v0 [-unix control-socket data-socket] [-hub]\n\
          \x20        [-tap tap-device] [-daemon] [--bess PATH]... [--l2tpv3 OPTIONS]...\n\
          \x20        [--gre OPTIONS]... [--raw IFNAME]... [--mcast[=...]]... [--mtu N]\n\
@@ -157,7 +164,8 @@ pub fn help(prog: &str) -> String {
          \x20                 Needs a route to the group (ip route add 224.0.0.0/4 dev IF).\n\
          \x20 --vxlan OPTIONS a VXLAN trunk (RFC 7348, UDP) to other switches or Linux vxlan\n\
          \x20                 devices: local=IP,remote=IP[,remote=IP...][,vni=N][,port=N]\n\
-         \x20                 (vni 1 and port 4789 by default); frames go to every remote.\n\
+         \x20                 (vni 1 and port 4789 by default). A frame for a MAC learned\n\
+         \x20                 behind a remote goes to it only, others to every remote.\n\
          \x20                 May be given more than once.\n\
          \x20 --mtu N         forward frames of up to N + 14 bytes (N from 1500 to 65535,\n\
          \x20                 default 1500) between ports that take them: bess, tunnel and\n\
@@ -170,11 +178,22 @@ pub fn help(prog: &str) -> String {
          \x20 --mgmt-mode MODE\n\
          \x20                 permissions of the management socket, in octal (default 0600:\n\
          \x20                 only the switch's user may use it)\n\
+         \x20 --mgmt-group GROUP\n\
+         \x20                 give the management socket to GROUP (a name in /etc/group or a\n\
+         \x20                 number), so that with --mgmt-mode 0660 its members may use it\n\
          \x20 --pcap FILE     capture every frame the switch receives to the new pcap file\n\
          \x20                 FILE (Wireshark, tcpdump), rotated to FILE.1 at the limit\n\
          \x20 --pcap-limit SIZE\n\
          \x20                 the capture file's size limit (bytes, or with K, M, G;\n\
          \x20                 default 64M; at least 64K)\n\
+         \x20 --user USER[:GROUP]\n\
+         \x20                 after opening every socket and port, run as USER (a name\n\
+         \x20                 from /etc/passwd or a uid) and GROUP (default: the user's\n\
+         \x20                 group; for a uid, the same number), without supplementary\n\
+         \x20                 groups, keeping only CAP_NET_RAW and only when a --raw,\n\
+         \x20                 --gre or IP --l2tpv3 port needs it. The directories of the\n\
+         \x20                 socket files must be writable by USER (they are removed at\n\
+         \x20                 exit). Needs root.\n\
          \x20 --help          print this help and exit\n\
          \x20 --launch BESS-PATH [--fd N] [--] PROGRAM [ARG]...\n\
          \x20                 instead of running a switch: connect to the --bess socket\n\
@@ -216,9 +235,11 @@ pub fn parse(prog: &str, args: &[OsString]) -> Parsed {
         mtu: None,
         mgmt: None,
         mgmt_mode: None,
+        mgmt_group: None,
         pcap: None,
         pcap_limit: None,
         vxlan: Vec::new(),
+        user: None,
         help: false,
     };
     let mut it = args.iter();
@@ -274,7 +295,7 @@ pub fn parse(prog: &str, args: &[OsString]) -> Parsed {
             ("--mcast", _) => o.mcast.push(inline.unwrap_or_default().to_string()),
             (
                 "--bess" | "--raw" | "--mtu" | "--l2tpv3" | "--gre" | "--mgmt" | "--mgmt-mode"
-                | "--pcap" | "--pcap-limit" | "--vxlan",
+                | "--mgmt-group" | "--pcap" | "--pcap-limit" | "--vxlan" | "--user",
                 _,
             ) => {
                 // The value: after `=`, else the next argument.
@@ -291,9 +312,11 @@ pub fn parse(prog: &str, args: &[OsString]) -> Parsed {
                     "--mtu" => o.mtu = Some(text),
                     "--mgmt" => o.mgmt = Some(PathBuf::from(v)),
                     "--mgmt-mode" => o.mgmt_mode = Some(text),
+                    "--mgmt-group" => o.mgmt_group = Some(text),
                     "--pcap" => o.pcap = Some(PathBuf::from(v)),
                     "--pcap-limit" => o.pcap_limit = Some(text),
                     "--vxlan" => o.vxlan.push(text),
+                    "--user" => o.user = Some(text),
                     "--l2tpv3" => o.tunnels.push((TunnelKind::L2tpv3, text)),
                     _ => o.tunnels.push((TunnelKind::Gre, text)),
                 }

@@ -46,6 +46,18 @@ pub enum Error {
         /// The value given.
         value: String,
     },
+    /// `--user`: the user cannot be looked up or become (each step of
+    /// giving up root is checked), or the socket files could not be
+    /// removed by that user at exit.
+    #[error("{prog}: --user '{spec}': {why}")]
+    User {
+        /// argv\[0\].
+        prog: String,
+        /// The value given.
+        spec: String,
+        /// What is wrong.
+        why: String,
+    },
     /// A `--l2tpv3`/`--gre` value a guest would refuse, panic on or
     /// misread.
     #[error("{prog}: {} '{value}': {reason}", option_name(*.kind))]
@@ -207,6 +219,16 @@ pub enum Error {
     MgmtModeAlone {
         /// argv\[0\].
         prog: String,
+    },
+    /// `--mgmt-group` is not a known group, or without `--mgmt`.
+    #[error("{prog}: --mgmt-group '{value}': {why}")]
+    MgmtGroup {
+        /// argv\[0\].
+        prog: String,
+        /// The value given.
+        value: String,
+        /// What is wrong.
+        why: String,
     },
     /// The management socket cannot be opened.
     #[error("{prog}: --mgmt '{}': {source}", .path.display())]

@@ -658,6 +658,9 @@ impl Switch {
                 PortSpec::Tunnel(configs.pop().ok_or("no tunnel options")?)
             }
         };
+        if let Some(why) = crate::user::missing_for(&port_spec) {
+            return Err(why);
+        }
         let mut endpoint = match port::open(&self.prog, &port_spec) {
             Ok(Some(e)) => e,
             Ok(None) => return Err(format!("cannot open tap '{spec}'")),
