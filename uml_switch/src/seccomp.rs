@@ -13,8 +13,8 @@
 //! * sockets of the families its ports use only (`AF_UNIX`, `AF_INET`,
 //!   `AF_INET6`, `AF_PACKET`): no `AF_NETLINK`, so no route, address or
 //!   link change through rtnetlink;
-//! * `ioctl` only for the requests that read (interface index, MTU,
-//!   flags, terminal check) and `TUNSETIFF` (attaching a tap, its job):
+//! * `ioctl` only for the requests that read (interface index and name,
+//!   MTU, flags, terminal check) and `TUNSETIFF` (attaching a tap, its job):
 //!   no `SIOCSIF*`, so no interface is reconfigured;
 //! * files: seccomp cannot tell paths apart, so `openat`, `rename` and
 //!   `unlink` stay (capture files, the tap's clone device, socket files),
@@ -43,6 +43,7 @@ pub fn allow_list() -> AllowList {
     let ioctls = [
         request(libc::TUNSETIFF),
         request(SIOCGIFINDEX),
+        request(libc::SIOCGIFNAME),
         request(libc::SIOCGIFMTU),
         request(libc::SIOCGIFFLAGS),
         request(libc::TCGETS),
@@ -81,6 +82,8 @@ pub fn allow_list() -> AllowList {
             libc::SYS_fcntl,
             libc::SYS_dup,
             libc::SYS_dup3,
+            // A raw port's wake-up (raw ports can be added at run time).
+            libc::SYS_eventfd2,
             // Capture files, the tap's clone device, socket files.
             libc::SYS_openat,
             libc::SYS_fstat,
