@@ -6,6 +6,8 @@
 //! * each one's hidden self-test (`UML_UTILITIES_SECCOMP_SELF_TEST=exec`:
 //!   once confined, attempt `execve("")`) ends by `SIGSYS`, the filter's
 //!   verdict for a call not in the list;
+//! * the switch, confined, still adds every port kind (raw, tap, gre,
+//!   l2tpv3, vxlan) and starts a capture through its management socket;
 //! * with the escape hatch `UML_UTILITIES_NO_SECCOMP=1` the same self-test
 //!   reports `Seccomp: 0` and that `execve` came back (status 125) — the
 //!   proof that the self-test can tell a confined tool from an unconfined
@@ -161,6 +163,89 @@ fn switch_launch_and_mgmt_client_are_not_confined_by_it() {
     );
     assert_eq!(out.code, Some(127), "{out}");
     assert!(sw.is_running());
+}
+
+/// `uml_switch --mgmt PATH WORDS...`: status and output.
+fn mgmt(path: &std::path::Path, words: &[&str]) -> RunOutput {
+    run_with_timeout(
+        Command::new(workspace_bin("uml_switch"))
+            .arg("--mgmt")
+            .arg(path)
+            .args(words),
+        LIMIT,
+    )
+}
+
+#[test]
+fn switch_adds_every_port_kind_and_a_capture_at_run_time_while_confined() {
+    // What the management socket does after set-up opens new sockets,
+    // devices and files: every kind it can add must pass the filter.
+    require!(
+        Requirement::Root,
+        Requirement::NetNs,
+        Requirement::DevNetTun
+    );
+    let ns = NetNs::new("seccomp-ports");
+    for args in [
+        &["link", "add", "sc0", "type", "veth", "peer", "name", "sc1"][..],
+        &["link", "set", "sc0", "up"],
+        &["link", "set", "sc1", "up"],
+        &["addr", "add", "10.9.8.1/24", "dev", "sc1"],
+    ] {
+        let out = ns.ip(args);
+        assert!(out.success(), "{out}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("mgmt");
+    let log = fs::File::create(dir.path().join("log")).unwrap();
+    let mut child = ns
+        .exec(workspace_bin("uml_switch"))
+        .arg("-unix")
+        .arg(dir.path().join("ctl"))
+        .arg("--mgmt")
+        .arg(&sock)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log.try_clone().unwrap()))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap();
+    let confined = wait_until(LIMIT, || {
+        sock.exists() && status_field(child.id(), "Seccomp").as_deref() == Some("2")
+    });
+    let report = |what: &str| {
+        let log = fs::read_to_string(dir.path().join("log")).unwrap_or_default();
+        format!("{what}\n--- switch ---\n{log}")
+    };
+    if !confined {
+        finish(child);
+        panic!("{}", report("the switch did not start confined"));
+    }
+    let capture = dir.path().join("cap.pcap");
+    let capture = capture.to_str().unwrap();
+    let commands: [&[&str]; 7] = [
+        &["port", "add", "raw", "sc0"],
+        &["port", "add", "tap", "scap0"],
+        &["port", "add", "gre", "src=10.9.8.2,dst=10.9.8.1"],
+        &[
+            "port",
+            "add",
+            "l2tpv3",
+            "src=10.9.8.2,dst=10.9.8.1,rx_session=1,tx_session=1",
+        ],
+        &["port", "add", "vxlan", "local=10.9.8.1,remote=10.9.8.2"],
+        &["capture", "start", capture],
+        &["ports"],
+    ];
+    for words in commands {
+        let out = mgmt(&sock, words);
+        let alive = matches!(child.try_wait(), Ok(None));
+        if !(out.success() && alive) {
+            finish(child);
+            panic!("{}", report(&format!("{words:?}: {out}")));
+        }
+    }
+    assert!(std::path::Path::new(capture).exists());
+    finish(child);
 }
 
 // ---------------------------------------------------------------------------
