@@ -18,6 +18,12 @@
 //! (`UML_UTILITIES_SECCOMP_SELF_TEST=exec`, read before the environment is
 //! cleared) can only kill the caller's own helper.
 
+#[cfg(not(target_arch = "x86_64"))]
+compile_error!(
+    "the seccomp allow-list of this tool names x86_64 system calls; write \
+     and test one for this architecture (uml_common::sys::seccomp) first"
+);
+
 use uml_common::sys::seccomp::{self, AllowList, Cond};
 
 use crate::Error;

@@ -23,6 +23,12 @@
 //!   (a vde data socket only gets its control socket's group);
 //! * no executable memory.
 
+#[cfg(not(target_arch = "x86_64"))]
+compile_error!(
+    "the seccomp allow-list of this tool names x86_64 system calls; write \
+     and test one for this architecture (uml_common::sys::seccomp) first"
+);
+
 use uml_common::sys::seccomp::{self, AllowList, Cond};
 
 use crate::Error;

@@ -4,6 +4,12 @@
 //! sends one datagram (`-mconsole`). No file, no other process, no
 //! program.
 
+#[cfg(not(target_arch = "x86_64"))]
+compile_error!(
+    "the seccomp allow-list of this tool names x86_64 system calls; write \
+     and test one for this architecture (uml_common::sys::seccomp) first"
+);
+
 use uml_common::sys::seccomp::{self, AllowList, Cond};
 
 use crate::{Error, Mode};
