@@ -126,6 +126,7 @@ pub fn uumain(args: impl IntoIterator<Item = OsString>) -> i32 {
         Ok(None) => {}
         Ok(Some(status)) => return status,
         Err(error) => {
+            let _ = writeln!(io::stderr(), "{error}");
             let reply_fd = match request {
                 Request::TuntapUp { reply_fd, .. } => reply_fd,
                 _ => 1,
