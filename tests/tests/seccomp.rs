@@ -13,6 +13,9 @@
 //!   proof that the self-test can tell a confined tool from an unconfined
 //!   one — except in the setuid `uml_net`, which ignores the hatch.
 //!
+//! `uml_net`'s `Seccomp: 2` while it works is checked by
+//! test_uml_net_privs (the helper held on its reply).
+//!
 //! The other tests of these tools (test_uml_switch_*, test_helpers_*,
 //! test_uml_net*) run with the filters on: a list too tight fails there.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
