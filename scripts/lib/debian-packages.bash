@@ -43,6 +43,9 @@ TEST_PACKAGES="$TEST_PACKAGES vde2 systemd"
 # strace: the uml_moo tests inject system-call failures into the real
 # binary (`strace -e inject=`), e.g. a hole punch failing part-way.
 TEST_PACKAGES="$TEST_PACKAGES strace"
+# passt and slirp4netns: the user-mode network stacks the switch connects
+# out to (tests/tests/by-util/test_uml_switch_connect_kernel.rs).
+TEST_PACKAGES="$TEST_PACKAGES passt slirp4netns"
 
 missing_packages() {
     local pkg status missing=()

@@ -37,6 +37,8 @@ pub const OPTIONS: &[&str] = &[
     "--pcap-limit",
     "--vxlan",
     "--user",
+    "--bess-connect",
+    "--qemu-connect",
     "--help",
 ];
 
@@ -88,6 +90,11 @@ pub struct Options {
     pub pcap_limit: Option<String>,
     /// `--user USER[:GROUP]`: run as this user after set-up (unchecked).
     pub user: Option<String>,
+    /// Peers listening in bess mode to connect to (`--bess-connect`), in
+    /// order.
+    pub bess_connect: Vec<PathBuf>,
+    /// QEMU-stream peers to connect to (`--qemu-connect`), in order.
+    pub qemu_connect: Vec<PathBuf>,
     /// `--help`: print the help text and exit 0.
     pub help: bool,
 }
@@ -109,7 +116,8 @@ pub fn help(prog: &str) -> String {
          \x20        [--raw IFNAME]... [--mcast[=GROUP[,PORT[,TTL]]]]... [--mtu N]\n\
          \x20        [--mgmt PATH [--mgmt-mode MODE] [--mgmt-group GROUP]]\n\
          \x20        [--pcap FILE [--pcap-limit SIZE]] [--vxlan OPTIONS]...\n\
-         \x20        [--user USER[:GROUP]]\n\
+         \x20        [--user USER[:GROUP]] [--bess-connect PATH]...\n\
+         \x20        [--qemu-connect PATH]...\n\
          \x20  or: {prog} -compat-v0 [-unix control-socket data-socket] [-hub]\n\
          \x20        [-tap tap-device] [-daemon] [--bess PATH]... [--l2tpv3 OPTIONS]...\n\
          \x20        [--gre OPTIONS]... [--raw IFNAME]... [--mcast[=...]]... [--mtu N]\n\
@@ -167,6 +175,16 @@ pub fn help(prog: &str) -> String {
          \x20                 (vni 1 and port 4789 by default). A frame for a MAC learned\n\
          \x20                 behind a remote goes to it only, others to every remote.\n\
          \x20                 May be given more than once.\n\
+         \x20 --bess-connect PATH\n\
+         \x20                 connect to PATH, where a user-mode network stack listens in\n\
+         \x20                 bess mode (slirp4netns --target-type=bess, gvproxy\n\
+         \x20                 -listen-bess): one port, one frame per message. The peer\n\
+         \x20                 must listen at start-up; when it goes the port is removed.\n\
+         \x20 --qemu-connect PATH\n\
+         \x20                 connect to the stream socket PATH of a peer that speaks\n\
+         \x20                 QEMU's 4-byte length framing (passt -s PATH, gvproxy\n\
+         \x20                 -listen-qemu, QEMU -netdev stream,server=on): one port.\n\
+         \x20                 Both may be given more than once.\n\
          \x20 --mtu N         forward frames of up to N + 14 bytes (N from 1500 to 65535,\n\
          \x20                 default 1500) between ports that take them: bess, tunnel and\n\
          \x20                 raw ports (guests with mtu=N); daemon and mcast ports keep\n\
@@ -240,6 +258,8 @@ pub fn parse(prog: &str, args: &[OsString]) -> Parsed {
         pcap_limit: None,
         vxlan: Vec::new(),
         user: None,
+        bess_connect: Vec::new(),
+        qemu_connect: Vec::new(),
         help: false,
     };
     let mut it = args.iter();
@@ -295,7 +315,8 @@ pub fn parse(prog: &str, args: &[OsString]) -> Parsed {
             ("--mcast", _) => o.mcast.push(inline.unwrap_or_default().to_string()),
             (
                 "--bess" | "--raw" | "--mtu" | "--l2tpv3" | "--gre" | "--mgmt" | "--mgmt-mode"
-                | "--mgmt-group" | "--pcap" | "--pcap-limit" | "--vxlan" | "--user",
+                | "--mgmt-group" | "--pcap" | "--pcap-limit" | "--vxlan" | "--user"
+                | "--bess-connect" | "--qemu-connect",
                 _,
             ) => {
                 // The value: after `=`, else the next argument.
@@ -317,6 +338,8 @@ pub fn parse(prog: &str, args: &[OsString]) -> Parsed {
                     "--pcap-limit" => o.pcap_limit = Some(text),
                     "--vxlan" => o.vxlan.push(text),
                     "--user" => o.user = Some(text),
+                    "--bess-connect" => o.bess_connect.push(PathBuf::from(v)),
+                    "--qemu-connect" => o.qemu_connect.push(PathBuf::from(v)),
                     "--l2tpv3" => o.tunnels.push((TunnelKind::L2tpv3, text)),
                     _ => o.tunnels.push((TunnelKind::Gre, text)),
                 }
@@ -481,6 +504,37 @@ mod tests {
         for o in ["--raw IFNAME", "--mcast[=GROUP[,PORT[,TTL]]]", "--mtu N"] {
             assert!(h.contains(o), "{o}\n{h}");
         }
+        assert!(h.lines().all(|l| l.len() <= 80), "{h}");
+    }
+
+    #[test]
+    fn connections_out_are_collected_in_order() {
+        let o = p(&[
+            "--qemu-connect",
+            "/run/passt.socket",
+            "--bess-connect=/run/slirp.bess",
+            "--qemu-connect=q2",
+        ])
+        .options
+        .unwrap();
+        assert_eq!(o.bess_connect, [PathBuf::from("/run/slirp.bess")]);
+        assert_eq!(
+            o.qemu_connect,
+            [PathBuf::from("/run/passt.socket"), PathBuf::from("q2")]
+        );
+        for bad in [
+            &["--qemu-connect"][..],
+            &["--bess-connect="],
+            &["-qemu-connect", "x"],
+            &["--bess-connectx", "x"],
+        ] {
+            assert_eq!(p(bad).options, None, "{bad:?}");
+        }
+        let h = help("sw");
+        assert!(
+            h.contains("--bess-connect PATH") && h.contains("--qemu-connect PATH"),
+            "{h}"
+        );
         assert!(h.lines().all(|l| l.len() <= 80), "{h}");
     }
 

@@ -230,6 +230,19 @@ pub enum Error {
         /// What is wrong.
         why: String,
     },
+    /// A port that connects out (`--bess-connect`, `--qemu-connect`)
+    /// cannot reach its peer.
+    #[error("{prog}: {option} '{}': cannot connect: {} (is the peer listening there?)", .path.display(), strerror(.source))]
+    Connect {
+        /// argv\[0\].
+        prog: String,
+        /// The option.
+        option: &'static str,
+        /// The peer's socket.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
     /// The management socket cannot be opened.
     #[error("{prog}: --mgmt '{}': {source}", .path.display())]
     Mgmt {

@@ -646,6 +646,8 @@ impl Switch {
                 name: spec.to_string(),
             },
             "vxlan" => PortSpec::Vxlan(crate::port::vxlan::parse_options(spec)?),
+            "bess-connect" => PortSpec::BessConnect { path: spec.into() },
+            "qemu-connect" => PortSpec::QemuConnect { path: spec.into() },
             _ => {
                 let tunnel_kind = if kind == "gre" {
                     TunnelKind::Gre

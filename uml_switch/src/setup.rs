@@ -153,6 +153,8 @@ pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, Error> {
             opts.bess = opts.bess.iter().map(|b| cwd.join(b)).collect();
             opts.mgmt = opts.mgmt.map(|m| cwd.join(m));
             opts.pcap = opts.pcap.map(|p| cwd.join(p));
+            opts.bess_connect = opts.bess_connect.iter().map(|b| cwd.join(b)).collect();
+            opts.qemu_connect = opts.qemu_connect.iter().map(|b| cwd.join(b)).collect();
         }
     }
     // Allow as many ports as the hard limit permits.
@@ -242,7 +244,17 @@ pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, Error> {
             ifname: ifname.clone(),
         })
         .chain(groups.into_iter().map(PortSpec::Mcast))
-        .chain(vxlans.into_iter().map(PortSpec::Vxlan));
+        .chain(vxlans.into_iter().map(PortSpec::Vxlan))
+        .chain(
+            opts.bess_connect
+                .iter()
+                .map(|path| PortSpec::BessConnect { path: path.clone() }),
+        )
+        .chain(
+            opts.qemu_connect
+                .iter()
+                .map(|path| PortSpec::QemuConnect { path: path.clone() }),
+        );
     for spec in others {
         match port::open(prog, &spec) {
             Ok(Some(e)) => {

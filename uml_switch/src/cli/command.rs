@@ -81,7 +81,8 @@ pub fn command() -> Command {
              \x20        [--raw IFNAME]... [--mcast[=GROUP[,PORT[,TTL]]]]... [--mtu N]\n\
              \x20        [--mgmt PATH [--mgmt-mode MODE] [--mgmt-group GROUP]]\n\
              \x20        [--pcap FILE [--pcap-limit SIZE]] [--vxlan OPTIONS]...\n\
-             \x20        [--user USER[:GROUP]]\n\
+             \x20        [--user USER[:GROUP]] [--bess-connect PATH]...\n\
+             \x20        [--qemu-connect PATH]...\n\
              \x20  or: uml_switch -compat-v0 [-unix control-socket data-socket] [-hub]\n\
              \x20        [-tap tap-device] [-daemon] [--bess PATH]... [--l2tpv3 OPTIONS]...\n\
              \x20        [--gre OPTIONS]... [--raw IFNAME]... [--mcast[=...]]... [--mtu N]\n\
@@ -301,6 +302,53 @@ pub fn command() -> Command {
                      and multicast destinations go to every remote. The far end may be another uml_switch, a Linux vxlan device \
                      (ip link add NAME type vxlan id N local IP remote IP dstport 4789) or \
                      Open vSwitch. No privilege is needed for ports above 1023.",
+                ),
+        )
+        .arg(
+            Arg::new("bess-connect")
+                .long("bess-connect")
+                .value_name("PATH")
+                .action(ArgAction::Append)
+                .value_hint(ValueHint::FilePath)
+                .help("connect to PATH, where a user-mode network stack listens in\n\
+                     bess mode (slirp4netns --target-type=bess, gvproxy\n\
+                     -listen-bess): one port, one frame per message. The peer\n\
+                     must listen at start-up; when it goes the port is removed.")
+                .long_help(
+                    "Connect to the Unix SOCK_SEQPACKET socket PATH, where a user-mode network \
+                     stack listens in bess mode (slirp4netns --target-type=bess PATH, gvproxy \
+                     -listen-bess unixpacket://PATH), and make the connection a port: one \
+                     Ethernet frame per message, as on --bess sockets, so every guest on the \
+                     segment reaches the stack (slirp4netns gives addresses by DHCP from \
+                     10.0.2.15). Nothing listening at PATH at start-up is an error (status 1). \
+                     When the peer closes the connection the port is removed and that is \
+                     logged; the switch does not reconnect (port add bess-connect PATH on \
+                     the management socket connects again). May be given more than once.",
+                ),
+        )
+        .arg(
+            Arg::new("qemu-connect")
+                .long("qemu-connect")
+                .value_name("PATH")
+                .action(ArgAction::Append)
+                .value_hint(ValueHint::FilePath)
+                .help("connect to the stream socket PATH of a peer that speaks\n\
+                     QEMU's 4-byte length framing (passt -s PATH, gvproxy\n\
+                     -listen-qemu, QEMU -netdev stream,server=on): one port.\n\
+                     Both may be given more than once.")
+                .long_help(
+                    "Connect to the Unix SOCK_STREAM socket PATH of a peer that frames each \
+                     Ethernet frame with its length as 4 big-endian bytes: passt (-s PATH, or \
+                     the /tmp/passt_N.socket it prints), gvproxy -listen-qemu unix://PATH, \
+                     QEMU -netdev stream,server=on,addr.type=unix,addr.path=PATH. The \
+                     connection is one port. Frames longer than the switch's largest (see \
+                     --mtu) are dropped and counted; a length longer than any Ethernet frame \
+                     closes the port (counted as a protocol error on SIGUSR1). Sending never \
+                     blocks: what the peer does not take at once waits, up to 512 KiB. \
+                     passt serves one guest per instance (the last MAC address it saw). \
+                     Nothing listening at PATH at start-up is an error (status 1); when the \
+                     peer closes the connection the port is removed and that is logged, \
+                     without reconnecting. May be given more than once.",
                 ),
         )
         .arg(

@@ -15,7 +15,10 @@
 //! * [`raw`]: an `AF_PACKET` socket on a host interface (one port), for
 //!   guests on `transport=raw` behind a veth pair or `transport=tap`;
 //! * [`mcast`]: a member of the legacy `ethN=mcast` transport's multicast
-//!   group (one port for the whole group).
+//!   group (one port for the whole group);
+//! * [`qemu`]: a connection out to a QEMU-stream peer (passt, gvproxy
+//!   `-listen-qemu`, QEMU `-netdev stream,server=on`; one port). The bess
+//!   connection out (`--bess-connect`) is [`bess`]'s.
 //!
 //! An endpoint owns its descriptors and carries one port or many. The
 //! event loop (`server.rs`) hands it readiness events for the descriptors
@@ -40,6 +43,7 @@ pub mod gre;
 pub mod l2tpv3;
 pub mod mcast;
 pub mod offload;
+pub mod qemu;
 pub mod raw;
 pub mod tap;
 pub mod tunnel;
@@ -133,6 +137,16 @@ pub enum PortSpec {
     Mcast(mcast::McastConfig),
     /// A VXLAN trunk (checked options).
     Vxlan(vxlan::VxlanConfig),
+    /// A connection out to a peer listening in bess mode.
+    BessConnect {
+        /// Its socket.
+        path: PathBuf,
+    },
+    /// A connection out to a QEMU-stream (4-byte length) peer.
+    QemuConnect {
+        /// Its socket.
+        path: PathBuf,
+    },
 }
 
 /// Opens the endpoint `spec` describes (binding its sockets). `Ok(None)`:
@@ -168,6 +182,10 @@ pub fn open_passed(
         PortSpec::Raw { ifname } => Ok(Some(Box::new(raw::Raw::open(prog, ifname)?))),
         PortSpec::Mcast(config) => Ok(Some(Box::new(mcast::Mcast::open(prog, config)?))),
         PortSpec::Vxlan(config) => Ok(Some(Box::new(vxlan::Vxlan::open(prog, config)?))),
+        PortSpec::BessConnect { path } => Ok(Some(Box::new(bess::Bess::connect(prog, path)?))),
+        PortSpec::QemuConnect { path } => {
+            Ok(Some(Box::new(qemu::QemuClient::connect(prog, path)?)))
+        }
     }
 }
 
