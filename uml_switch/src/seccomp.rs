@@ -2,9 +2,9 @@
 //! installed by [`crate::server::run`] once every port is open, before the
 //! event loop.
 //!
-//! The switch keeps running the management socket's `port add` (raw, tap,
-//! l2tpv3, gre and vxlan ports) and `capture start` (a new pcap file,
-//! rotated by renaming), accepts new daemon, vde and bess clients and
+//! The switch keeps running the management socket's `port add` (raw,
+//! tap, l2tpv3, gre, vxlan, bess-connect and qemu-connect ports) and
+//! `capture start` (a new pcap file, rotated by renaming), accepts new daemon, vde and bess clients and
 //! removes its socket files at exit, so it keeps opening sockets and
 //! files; what the list takes away is everything else:
 //!
