@@ -25,6 +25,9 @@ pub enum Error {
         strerror(.0)
     )]
     NoTty(io::Error),
+    /// The seccomp allow-list could not be installed (`seccomp.rs`).
+    #[error("port-helper: {0}")]
+    Seccomp(uml_common::sys::seccomp::SeccompError),
 }
 
 impl Error {

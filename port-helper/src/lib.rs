@@ -28,6 +28,7 @@
 #[cfg(feature = "clap-command")]
 pub mod command;
 mod error;
+mod seccomp;
 
 use std::ffi::{OsStr, OsString};
 use std::io::{self, IoSlice, Write};
@@ -131,6 +132,8 @@ pub enum Ended {
     HungUp,
     /// The terminal descriptor is not open.
     NoTerminal,
+    /// The seccomp self-test came back with this status (`seccomp.rs`).
+    SelfTest(i32),
 }
 
 /// Waits until `terminal` hangs up. Its data is left alone (it belongs to
@@ -163,6 +166,7 @@ pub fn uumain(argv: impl IntoIterator<Item = OsString>) -> i32 {
     match run(&args) {
         Ok(Ended::HungUp) => 0,
         Ok(Ended::NoTerminal) => 1,
+        Ok(Ended::SelfTest(status)) => status,
         Err(e) => {
             let _ = writeln!(io::stderr(), "{e}");
             e.exit_code()
@@ -198,6 +202,10 @@ fn run(args: &[OsString]) -> Result<Ended, Error> {
     if let Err(e) = give_up_controlling_tty(terminal.as_fd()) {
         // A warning, as in C: the helper goes on.
         let _ = writeln!(io::stderr(), "{}", Error::NoTty(e));
+    }
+    // Set up: from here on, only the allow-list of seccomp.rs.
+    if let Some(status) = seccomp::confine()? {
+        return Ok(Ended::SelfTest(status));
     }
     // As in C, a failed send is not reported: the kernel notices.
     let _ = send_terminal(channel, TERMINAL_FD, pid);

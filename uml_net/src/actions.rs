@@ -20,13 +20,13 @@ use crate::Error;
 /// line, if any); returns the exit status: 0 on success, the error's
 /// status on failure — except that a `tuntap up` request answers its
 /// failures in the reply datagram and exits 0 (1 when the reply cannot be
-/// sent). `policy` is the policy file's text, read while the helper was
-/// still root ([`policy::read`]).
+/// sent). `policy` is the policy file read while the helper was still
+/// root ([`policy::read`]) and parsed before the seccomp filter.
 pub fn perform(
     _transport: Transport,
     request: Request,
     clone: Option<io::Result<File>>,
-    policy: PolicyText,
+    policy: Policy,
 ) -> i32 {
     let mut out = Output::default();
     match request {
@@ -93,15 +93,14 @@ fn status(result: &Result<(), Error>) -> i32 {
     result.as_ref().map_or_else(Error::exit_code, |()| 0)
 }
 
-/// The policy file's text (`None`: no policy file), or why it could not
-/// be read.
-pub type PolicyText = Result<Option<String>, Error>;
+/// The policy in force: its rules, names resolved (`None`: no policy
+/// file), or why it could not be read or parsed.
+pub type Policy = Result<Option<Vec<policy::Rule>>, Error>;
 
-fn check_policy(policy: PolicyText, addr: Ipv4Addr) -> Result<(), Error> {
+fn check_policy(policy: Policy, addr: Ipv4Addr) -> Result<(), Error> {
     match policy? {
         None => Ok(()),
-        Some(text) => {
-            let rules = policy::rules(&text)?;
+        Some(rules) => {
             let caller = policy::caller();
             if policy::allows(&rules, &caller, addr) {
                 Ok(())
@@ -147,7 +146,7 @@ fn tuntap_up(
     out: &mut Output,
     gate: Option<Ipv4Addr>,
     clone: Option<io::Result<File>>,
-    policy: PolicyText,
+    policy: Policy,
 ) -> Result<(File, IfName), Error> {
     if let Some(g) = gate {
         check_policy(policy, g)?;
@@ -251,7 +250,7 @@ fn change_address(
     dev: &IfName,
     addr: Ipv4Addr,
     mask: Ipv4Addr,
-    policy: PolicyText,
+    policy: Policy,
 ) -> Result<(), Error> {
     // Every check before the first change.
     check_policy(policy, addr)?;

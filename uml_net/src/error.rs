@@ -46,6 +46,9 @@ pub enum Error {
         "uml_net : needs CAP_NET_ADMIN: install it setuid root (mode 4754 root:uml-net) or run it as root"
     )]
     NoNetAdmin,
+    /// The seccomp allow-list cannot be installed (`seccomp.rs`).
+    #[error("uml_net : {0}")]
+    Seccomp(uml_common::sys::seccomp::SeccompError),
 
     /// The policy file exists but cannot be read.
     #[error("uml_net : cannot read {}: {}", .path.display(), strerror(.source))]

@@ -17,6 +17,7 @@ pub mod nl;
 pub mod policy;
 pub mod privs;
 pub mod reply;
+pub mod seccomp;
 
 use std::ffi::OsString;
 use std::io::{self, Write};
@@ -31,6 +32,8 @@ use crate::reply::delivered;
 /// them, or into the reply in the transport's framing; everything after
 /// validation is answered in the reply ([`actions::perform`]).
 pub fn uumain(args: impl IntoIterator<Item = OsString>) -> i32 {
+    // Read before the environment goes (seccomp.rs).
+    let self_test = seccomp::self_test_requested();
     // 1. Process hygiene before anything else; a step that fails stops
     // the helper here.
     privs::clear_environment();
@@ -112,6 +115,25 @@ pub fn uumain(args: impl IntoIterator<Item = OsString>) -> i32 {
         };
         delivered(reply::refuse(transport, reply_fd, &format!("{error}\n")));
         return error.exit_code();
+    }
+
+    // Parsed, and its names looked up, now: the name-service modules make
+    // calls that no allow-list can foresee, so before the filter.
+    let policy = policy.and_then(|text| text.map(|t| policy::rules(&t)).transpose());
+
+    // 3b. From here on, only the allow-list of seccomp.rs.
+    match seccomp::confine(self_test) {
+        Ok(None) => {}
+        Ok(Some(status)) => return status,
+        Err(error) => {
+            let _ = writeln!(io::stderr(), "{error}");
+            let reply_fd = match request {
+                Request::TuntapUp { reply_fd, .. } => reply_fd,
+                _ => 1,
+            };
+            delivered(reply::refuse(transport, reply_fd, &format!("{error}\n")));
+            return error.exit_code();
+        }
     }
 
     // 4. Policy, ownership, then the changes; 5. the reply.

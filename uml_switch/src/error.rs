@@ -334,6 +334,9 @@ pub enum Error {
     /// The signalfd cannot be made.
     #[error("signalfd: {}", strerror(.0))]
     Signalfd(io::Error),
+    /// The seccomp allow-list cannot be installed (`seccomp.rs`).
+    #[error("{0}")]
+    Seccomp(uml_common::sys::seccomp::SeccompError),
     /// `--launch` with bad arguments (`why`), then its usage line.
     #[error("{prog} --launch: {why}\n{}", crate::launch::usage(.prog).trim_end())]
     LaunchUsage {

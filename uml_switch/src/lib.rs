@@ -30,6 +30,7 @@ pub mod launch;
 pub mod mgmt;
 pub mod output;
 pub mod port;
+pub mod seccomp;
 pub mod server;
 pub mod setup;
 pub mod signals;

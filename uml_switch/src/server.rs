@@ -75,6 +75,9 @@ pub struct Switch {
     vlan_buf: Vec<u8>,
     /// The capture in progress (`--pcap`, `capture start`).
     capture: Option<Capture>,
+    /// Running under the seccomp allow-list (`seccomp.rs`): no program
+    /// can be started, so `port add pcap` (a helper program) is refused.
+    confined: bool,
 }
 
 impl std::fmt::Debug for Switch {
@@ -138,6 +141,7 @@ impl Switch {
             mgmt,
             vlan_buf: Vec::with_capacity(max_frame + vlan::TAG_LEN),
             capture: None,
+            confined: false,
         };
         let ev = |t| EpollEvent::new(EpollFlags::EPOLLIN, t);
         let mut failure = sw
@@ -667,6 +671,9 @@ impl Switch {
         if let Some(why) = crate::user::missing_for(&port_spec) {
             return Err(why);
         }
+        if self.confined && matches!(port_spec, PortSpec::Pcap(_)) {
+            return Err(PCAP_CONFINED.to_string());
+        }
         let mut endpoint = match port::open(&self.prog, &port_spec) {
             Ok(Some(e)) => e,
             Ok(None) => return Err(format!("cannot open tap '{spec}'")),
@@ -919,11 +926,31 @@ fn unknown_notice(
     }
 }
 
+/// The answer to `port add pcap` once the switch is confined.
+const PCAP_CONFINED: &str =
+    "a pcap port runs a helper program, which the switch cannot start once \
+     seccomp confines it (docs/switch.md §12): give the port at start with --pcap-port, \
+     or run the switch with UML_UTILITIES_NO_SECCOMP=1";
+
 /// Sets the switch up and runs it: how the process must end (status or
 /// signal to die by), or why set-up failed (not printed; what was opened
 /// has been removed).
 pub fn run(prog: &str, opts: Options) -> Result<Exit, Error> {
     let mut sw = setup(prog, opts)?;
+    // Set up: from here on, only the allow-list of seccomp.rs.
+    match crate::seccomp::confine() {
+        Ok(None) => {
+            sw.confined = !uml_common::sys::seccomp::disabled_by_environment();
+        }
+        Ok(Some(status)) => {
+            sw.cleanup();
+            return Ok(Exit::Status(status));
+        }
+        Err(e) => {
+            sw.cleanup();
+            return Err(e);
+        }
+    }
     notify_ready(&sw);
     Ok(sw.run())
 }

@@ -31,11 +31,21 @@ pub enum Error {
     /// could not be sent: C's `perror(call)` text.
     #[error("{}", perror_text(.0, .1))]
     Hang(&'static str, io::Error),
+    /// The seccomp allow-list could not be installed (`seccomp.rs`).
+    #[error("uml_watchdog: {0}")]
+    Seccomp(uml_common::sys::seccomp::SeccompError),
+    /// The seccomp self-test came back (it printed why); the status.
+    #[error("")]
+    SelfTest(i32),
 }
 
 impl Error {
-    /// The exit status: 1, as Debian's `uml_watchdog` for every failure.
+    /// The exit status: 1, as Debian's `uml_watchdog` for every failure
+    /// (the self-test's own status for a failed self-test).
     pub fn exit_code(&self) -> i32 {
-        1
+        match self {
+            Error::SelfTest(status) => *status,
+            _ => 1,
+        }
     }
 }

@@ -31,6 +31,7 @@
 #[cfg(feature = "clap-command")]
 pub mod command;
 mod error;
+mod seccomp;
 
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
@@ -266,6 +267,10 @@ pub fn uumain(argv: impl IntoIterator<Item = OsString>) -> i32 {
     let _ = close_fds_from(3, &[]);
     let args: Vec<OsString> = argv.into_iter().skip(1).collect();
     let result = parse_args(&args).ok_or(Error::Usage).and_then(|mode| {
+        // Set up: from here on, only the allow-list of seccomp.rs.
+        if let Some(status) = seccomp::confine(&mode)? {
+            return Err(Error::SelfTest(status));
+        }
         let mut input = KernelPipe(io::stdin());
         let mut output = ReadyPipe(io::stdout());
         run(&mode, &mut input, &mut output, TIMEOUT, KILL_PAUSE)

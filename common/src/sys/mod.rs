@@ -14,6 +14,9 @@ pub mod nss;
 pub mod packet;
 pub mod process;
 pub mod reflink;
+// The allow-lists name x86_64 system calls (see the module).
+#[cfg(target_arch = "x86_64")]
+pub mod seccomp;
 pub mod seqpacket;
 pub mod signal;
 pub mod slip;

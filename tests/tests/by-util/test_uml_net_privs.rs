@@ -358,6 +358,14 @@ fn while_it_works_only_cap_net_admin_no_core_and_no_new_privs() {
             no_new_privs: true,
         };
         assert_eq!(s, expected, "{status}");
+        // Working (blocked on its reply), it is under its seccomp filter
+        // (uml_net/src/seccomp.rs).
+        assert!(
+            status
+                .lines()
+                .any(|l| l.split_whitespace().eq(["Seccomp:", "2"])),
+            "not in seccomp filter mode:\n{status}"
+        );
         let core = limits
             .lines()
             .find(|l| l.starts_with("Max core file size"))

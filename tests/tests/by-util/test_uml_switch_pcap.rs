@@ -53,6 +53,17 @@ fn start(ns: &NetNs, dir: &Path, args: &[OsString]) -> NsSwitch {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// [`start`], without the seccomp filter (`UML_UTILITIES_NO_SECCOMP=1`):
+/// only such a switch can start a helper at run time.
+fn start_unconfined(ns: &NetNs, dir: &Path, args: &[OsString]) -> NsSwitch {
+    let (key, helper) = helper_env();
+    let env = [
+        (key, helper.as_os_str()),
+        ("UML_UTILITIES_NO_SECCOMP", std::ffi::OsStr::new("1")),
+    ];
+    NsSwitch::start_with_env(ns, dir, args, LIFETIME, &env).unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// `uml_switch --mgmt SOCK WORDS...`: (status, stdout, stderr).
 fn mgmt(sock: &Path, words: &[&str]) -> (i32, String, String) {
     let mut cmd = SwitchBinary::under_test().command(["--mgmt"]);
@@ -235,7 +246,7 @@ fn pcap_port_added_at_run_time_drops_privileges_and_ends_with_its_port() {
         "--mgmt".into(),
         sock.clone().into(),
     ];
-    let mut sw = start(&ns, dir.path(), &args);
+    let mut sw = start_unconfined(&ns, dir.path(), &args);
     let bess = BessClient::connect(&bess_path).unwrap();
 
     for (words, want) in [
@@ -308,6 +319,36 @@ fn pcap_port_added_at_run_time_drops_privileges_and_ends_with_its_port() {
 }
 
 /// Refusals at start-up: exit status 1 and one message; no socket left.
+/// A switch confined by seccomp (the default) cannot start a helper
+/// program: `port add pcap` gets an `error:` answer that says what to do,
+/// no helper runs, and the switch goes on.
+#[test]
+fn a_confined_switch_refuses_pcap_ports_at_run_time() {
+    require!(Requirement::Root, Requirement::NetNs);
+    require_ours!();
+    let ns = veth_namespace("pcapc");
+    let dir = new_temp_dir();
+    let sock = dir.path().join("mgmt");
+    let args: Vec<OsString> = vec![
+        "-unix".into(),
+        dir.path().join("ctl").into(),
+        "--mgmt".into(),
+        sock.clone().into(),
+    ];
+    let mut sw = start(&ns, dir.path(), &args);
+    let (status, _, err) = mgmt(&sock, &["port", "add", "pcap", "vb", "filter=udp"]);
+    assert_eq!(status, 1, "{err}");
+    assert!(
+        err.contains("seccomp confines it") && err.contains("--pcap-port"),
+        "{err}"
+    );
+    assert!(helper_pid(&ns, "vb").is_none(), "a helper runs");
+    let (status, ports, err) = mgmt(&sock, &["ports"]);
+    assert_eq!(status, 0, "{err}");
+    assert!(!ports.contains(" pcap "), "{ports}");
+    assert!(sw.running(), "{}", sw.report());
+}
+
 #[test]
 fn bad_pcap_ports_are_refused_at_start() {
     require!(Requirement::Root, Requirement::NetNs);
