@@ -26,8 +26,8 @@
 //! 5. At the end the workers stop and their clients leave; once the switch
 //!    is back to the baseline's port count (bounded wait) the `quiet`
 //!    sample is taken.
-//! 6. Verdict ([`sample::judge`]): RSS flat (late window ≤ early window
-//!    + `--rss-tolerance` % + 1 MiB), descriptors, ports, socket files and
+//! 6. Verdict ([`sample::judge`]): RSS flat (median of the late window ≤
+//!    median of the early window + `--rss-tolerance` % + 1 MiB), descriptors, ports, socket files and
 //!    MAC table back to the baseline, the steady pair never stalled, no
 //!    client error, the switch alive.
 //!
