@@ -21,8 +21,23 @@ fn soak_switch_runs_and_its_table_parses() {
         .arg("--out")
         .arg(out.path())
         .args(["--seconds", "6", "--interval", "0.5", "--warmup", "1"])
-        .args(["--daemon-clients", "20", "--bess-clients", "5", "--vde-clients", "5"])
-        .args(["--flood-macs", "300", "--stalled", "2", "--rate", "500", "--quiet"]);
+        .args([
+            "--daemon-clients",
+            "20",
+            "--bess-clients",
+            "5",
+            "--vde-clients",
+            "5",
+        ])
+        .args([
+            "--flood-macs",
+            "300",
+            "--stalled",
+            "2",
+            "--rate",
+            "500",
+            "--quiet",
+        ]);
     let run = run_with_timeout(&mut cmd, Duration::from_secs(120));
     let summary = std::fs::read_to_string(out.path().join("summary.txt")).unwrap_or_default();
     let code = run.code;

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use uml_common::testrng::SplitMix64;
 use uml_integration_tests::switch_client::{
     abstract_sockaddr, connect_control, frame, read_control_until_closed, request_versioned,
-    BessClient, FakePort, FakeVde, Version, VdeRequest, BROADCAST, WAIT,
+    BessClient, FakePort, FakeVde, VdeRequest, Version, BROADCAST, WAIT,
 };
 
 use crate::switchload::{build_frame, parse_frame, Phase, Port};
@@ -422,12 +422,20 @@ fn hostile_control(shared: &Shared, ctl: &Path, what: &str, bytes: &[u8]) {
     let _ = c.write_all(bytes);
     let (_, how) = read_control_until_closed(&mut c, WAIT);
     if !how.closed() {
-        shared.error(what, format!("the switch did not close the connection ({how:?})"));
+        shared.error(
+            what,
+            format!("the switch did not close the connection ({how:?})"),
+        );
     }
 }
 
 /// One round of hostile requests.
-fn hostile_round(shared: &Shared, s: &Sockets, data_to: Option<&std::os::unix::net::SocketAddr>, rng: &mut SplitMix64) {
+fn hostile_round(
+    shared: &Shared,
+    s: &Sockets,
+    data_to: Option<&std::os::unix::net::SocketAddr>,
+    rng: &mut SplitMix64,
+) {
     let addr = abstract_sockaddr(format!("soak-hostile-{}", rng.next_u64()).as_bytes());
     // Bad magic and random bytes.
     let n = 1 + rng.below(300) as usize;
@@ -435,10 +443,25 @@ fn hostile_round(shared: &Shared, s: &Sockets, data_to: Option<&std::os::unix::n
     bad.splice(0..0, [0xde, 0xad, 0xbe, 0xef]);
     hostile_control(shared, &s.ctl, "hostile: bad magic", &bad);
     // Version 2, and versions above 3.
-    hostile_control(shared, &s.ctl, "hostile: v2", &request_versioned(2, 0, &addr));
-    hostile_control(shared, &s.ctl, "hostile: v9", &request_versioned(9, 0, &addr));
+    hostile_control(
+        shared,
+        &s.ctl,
+        "hostile: v2",
+        &request_versioned(2, 0, &addr),
+    );
+    hostile_control(
+        shared,
+        &s.ctl,
+        "hostile: v9",
+        &request_versioned(9, 0, &addr),
+    );
     // An unknown request type.
-    hostile_control(shared, &s.ctl, "hostile: type 7", &request_versioned(3, 7, &addr));
+    hostile_control(
+        shared,
+        &s.ctl,
+        "hostile: type 7",
+        &request_versioned(3, 7, &addr),
+    );
     // A vde description longer than vdeplug4's 128 bytes.
     let mut long = request_versioned(3, 0, &addr);
     long.truncate(122);
@@ -458,7 +481,10 @@ fn hostile_round(shared: &Shared, s: &Sockets, data_to: Option<&std::os::unix::n
             let _ = p.control().write_all(b"garbage after registration");
             let (_, how) = read_control_until_closed(p.control(), WAIT);
             if !how.closed() {
-                shared.error("hostile: bytes after registration", format!("not closed ({how:?})"));
+                shared.error(
+                    "hostile: bytes after registration",
+                    format!("not closed ({how:?})"),
+                );
             }
         }
         Err(e) => shared.error("hostile: register", e),
@@ -469,7 +495,12 @@ fn hostile_round(shared: &Shared, s: &Sockets, data_to: Option<&std::os::unix::n
         Ok(c) => {
             let n = 14 + rng.below(100) as usize;
             let random = rng.bytes(n);
-            for m in [&[][..], &[1, 2, 3, 4, 5][..], &vec![0x55; 9000][..], &random[..]] {
+            for m in [
+                &[][..],
+                &[1, 2, 3, 4, 5][..],
+                &vec![0x55; 9000][..],
+                &random[..],
+            ] {
                 // EMSGSIZE for the largest is fine: what counts is that the
                 // switch stays up.
                 let _ = c.try_send(m);
@@ -523,7 +554,10 @@ fn hostile_mgmt(shared: &Shared, mgmt: &Path, rng: &mut SplitMix64) {
             }
         }
         if Instant::now() > end {
-            shared.error("hostile: mgmt", "the switch did not close an over-long line");
+            shared.error(
+                "hostile: mgmt",
+                "the switch did not close an over-long line",
+            );
             return;
         }
     }
@@ -534,7 +568,12 @@ fn hostile_mgmt(shared: &Shared, mgmt: &Path, rng: &mut SplitMix64) {
 }
 
 /// Hostile requests, a round every second.
-pub fn hostile(shared: &Shared, s: &Sockets, data_to: Option<std::os::unix::net::SocketAddr>, seed: u64) {
+pub fn hostile(
+    shared: &Shared,
+    s: &Sockets,
+    data_to: Option<std::os::unix::net::SocketAddr>,
+    seed: u64,
+) {
     let mut rng = SplitMix64::new(seed);
     while !shared.stopping() {
         hostile_round(shared, s, data_to.as_ref(), &mut rng);

@@ -88,10 +88,17 @@ pub fn command() -> Command {
              flat. Writes OUT/soak.csv and OUT/summary.txt; exit 0 when the verdict passes, 1 \
              when it fails, 2 on errors.",
         )
-        .arg(opt("minutes", "N", "churn for N minutes (default 30)").value_parser(int(1u64, 24 * 60)))
         .arg(
-            opt("seconds", "N", "churn for N seconds instead (overrides --minutes)")
-                .value_parser(int(3u64, 24 * 3600)),
+            opt("minutes", "N", "churn for N minutes (default 30)")
+                .value_parser(int(1u64, 24 * 60)),
+        )
+        .arg(
+            opt(
+                "seconds",
+                "N",
+                "churn for N seconds instead (overrides --minutes)",
+            )
+            .value_parser(int(3u64, 24 * 3600)),
         )
         .arg(
             opt("interval", "SECONDS", "time between samples (default 5)")
@@ -105,29 +112,61 @@ pub fn command() -> Command {
             )
             .value_parser(secs(0.0, 3600.0, true)),
         )
-        .arg(path_opt("switch", "the switch to soak (default: uml_switch beside this program)"))
-        .arg(path_opt("out", "directory for soak.csv and summary.txt (default: soak-out)"))
+        .arg(path_opt(
+            "switch",
+            "the switch to soak (default: uml_switch beside this program)",
+        ))
+        .arg(path_opt(
+            "out",
+            "directory for soak.csv and summary.txt (default: soak-out)",
+        ))
         .arg(
-            opt("daemon-clients", "N", "daemon clients per round (default 100)")
-                .value_parser(int(0usize, 2000)),
-        )
-        .arg(opt("bess-clients", "N", "bess clients per round (default 20)").value_parser(int(0usize, 500)))
-        .arg(opt("vde-clients", "N", "vde clients per round (default 20)").value_parser(int(0usize, 500)))
-        .arg(
-            opt("flood-macs", "N", "random source MACs per flood, sent in about a second (default 2000)")
-                .value_parser(int(0usize, 100_000)),
-        )
-        .arg(
-            opt("stalled", "N", "stalled receivers of each kind (daemon, bess, vde; default 4)")
-                .value_parser(int(0usize, 100)),
-        )
-        .arg(
-            opt("rate", "FPS", "frames/s of the steady pair, both ways together (default 2000)")
-                .value_parser(int(100u64, 1_000_000)),
+            opt(
+                "daemon-clients",
+                "N",
+                "daemon clients per round (default 100)",
+            )
+            .value_parser(int(0usize, 2000)),
         )
         .arg(
-            opt("rss-tolerance", "PCT", "allowed RSS growth from the early to the late window (default 10)")
-                .value_parser(int(0u64, 1000)),
+            opt("bess-clients", "N", "bess clients per round (default 20)")
+                .value_parser(int(0usize, 500)),
+        )
+        .arg(
+            opt("vde-clients", "N", "vde clients per round (default 20)")
+                .value_parser(int(0usize, 500)),
+        )
+        .arg(
+            opt(
+                "flood-macs",
+                "N",
+                "random source MACs per flood, sent in about a second (default 2000)",
+            )
+            .value_parser(int(0usize, 100_000)),
+        )
+        .arg(
+            opt(
+                "stalled",
+                "N",
+                "stalled receivers of each kind (daemon, bess, vde; default 4)",
+            )
+            .value_parser(int(0usize, 100)),
+        )
+        .arg(
+            opt(
+                "rate",
+                "FPS",
+                "frames/s of the steady pair, both ways together (default 2000)",
+            )
+            .value_parser(int(100u64, 1_000_000)),
+        )
+        .arg(
+            opt(
+                "rss-tolerance",
+                "PCT",
+                "allowed RSS growth from the early to the late window (default 10)",
+            )
+            .value_parser(int(0u64, 1000)),
         )
         .arg(flag("quiet", "do not print each sample on stderr"))
 }
@@ -144,7 +183,8 @@ impl Options {
             None => Duration::from_secs(60 * get_or(m, "minutes", 30u64)),
         };
         let interval = get_or(m, "interval", Duration::from_secs(5));
-        let warmup = get(m, "warmup").unwrap_or_else(|| (duration / 5).min(Duration::from_secs(120)));
+        let warmup =
+            get(m, "warmup").unwrap_or_else(|| (duration / 5).min(Duration::from_secs(120)));
         let switch = get(m, "switch").unwrap_or_else(|| sibling("uml_switch"));
         require_file("--switch", &switch, BUILD_HINT)?;
         let stalled = get_or(m, "stalled", 4usize);
@@ -291,7 +331,8 @@ pub fn run(opts: &Options) -> Result<bool, Error> {
         "--mgmt".into(),
         socks.mgmt.clone().into(),
     ];
-    let mut sw = RunningSwitch::start_in_with_args(dir, SwitchMode::default(), &args).map_err(failed)?;
+    let mut sw =
+        RunningSwitch::start_in_with_args(dir, SwitchMode::default(), &args).map_err(failed)?;
     eprintln!(
         "soak-switch: {} (pid {}) for {} s, a sample every {:.1} s, warm-up {} s",
         opts.switch.display(),
@@ -357,27 +398,45 @@ pub fn run(opts: &Options) -> Result<bool, Error> {
     let seed = u64::from(std::process::id());
     if load.daemon > 0 {
         let ctl = socks.ctl.clone();
-        spawn(&mut workers, Box::new(move |s| clients::daemon_churn(s, &ctl, load.daemon, seed)));
+        spawn(
+            &mut workers,
+            Box::new(move |s| clients::daemon_churn(s, &ctl, load.daemon, seed)),
+        );
     }
     if load.bess > 0 {
         let bess = socks.bess.clone();
-        spawn(&mut workers, Box::new(move |s| clients::bess_churn(s, &bess, load.bess, seed + 1)));
+        spawn(
+            &mut workers,
+            Box::new(move |s| clients::bess_churn(s, &bess, load.bess, seed + 1)),
+        );
     }
     if load.vde > 0 {
         let ctl = socks.ctl.clone();
-        spawn(&mut workers, Box::new(move |s| clients::vde_churn(s, &ctl, load.vde, seed + 2)));
+        spawn(
+            &mut workers,
+            Box::new(move |s| clients::vde_churn(s, &ctl, load.vde, seed + 2)),
+        );
     }
     if load.flood_macs > 0 {
         let ctl = socks.ctl.clone();
-        spawn(&mut workers, Box::new(move |s| clients::flood(s, &ctl, load.flood_macs, seed + 3)));
+        spawn(
+            &mut workers,
+            Box::new(move |s| clients::flood(s, &ctl, load.flood_macs, seed + 3)),
+        );
     }
     {
         let s2 = socks.clone();
-        spawn(&mut workers, Box::new(move |s| clients::stalled_churn(s, &s2, load.stalled, seed + 4)));
+        spawn(
+            &mut workers,
+            Box::new(move |s| clients::stalled_churn(s, &s2, load.stalled, seed + 4)),
+        );
     }
     {
         let s2 = socks.clone();
-        spawn(&mut workers, Box::new(move |s| clients::hostile(s, &s2, data_to, seed + 5)));
+        spawn(
+            &mut workers,
+            Box::new(move |s| clients::hostile(s, &s2, data_to, seed + 5)),
+        );
     }
 
     let churn_start = Instant::now();
@@ -418,7 +477,9 @@ pub fn run(opts: &Options) -> Result<bool, Error> {
             shared.error("worker", "panicked");
         }
     }
-    let pair = steady.join().map_err(|_| failed("the steady pair's thread panicked"))?;
+    let pair = steady
+        .join()
+        .map_err(|_| failed("the steady pair's thread panicked"))?;
     let mut notes: Vec<String> = Vec::new();
     let base_ports = samples.first().map_or(0, |s| s.ports);
     let base_fds = samples.first().map_or(0, |s| s.fds);

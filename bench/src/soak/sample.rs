@@ -54,7 +54,8 @@ pub struct Sample {
 }
 
 /// The CSV header.
-pub const CSV_HEADER: &str = "t_s,phase,rss_kib,hwm_kib,fds,dir_entries,ports,mac_entries,macs_listed,\
+pub const CSV_HEADER: &str =
+    "t_s,phase,rss_kib,hwm_kib,fds,dir_entries,ports,mac_entries,macs_listed,\
 frames_in,frames_out,dropped_queue_full,steady_sent,steady_received,clients,hostile,errors,cpu_pct";
 
 impl Sample {
@@ -142,7 +143,11 @@ pub fn proc_figures(pid: u32) -> Result<(u64, u64, u64), String> {
 
 /// Sends one management request (`docs/mgmt.md`, e.g. `json counters`) and
 /// returns the JSON answer, bounded by `timeout`.
-pub fn mgmt_json(path: &Path, request: &str, timeout: Duration) -> Result<serde_json::Value, String> {
+pub fn mgmt_json(
+    path: &Path,
+    request: &str,
+    timeout: Duration,
+) -> Result<serde_json::Value, String> {
     let mut s = UnixStream::connect(path).map_err(|e| format!("{}: {e}", path.display()))?;
     s.set_read_timeout(Some(timeout))
         .and_then(|()| s.set_write_timeout(Some(timeout)))
@@ -249,11 +254,17 @@ pub fn judge(samples: &[Sample], tol: Tolerance, alive: bool) -> Verdict {
         (Some(b), Some(q)) => {
             check(
                 q.fds <= b.fds,
-                format!("descriptors back to baseline: {} after, {} before", q.fds, b.fds),
+                format!(
+                    "descriptors back to baseline: {} after, {} before",
+                    q.fds, b.fds
+                ),
             );
             check(
                 q.ports == b.ports,
-                format!("ports back to baseline: {} after, {} before", q.ports, b.ports),
+                format!(
+                    "ports back to baseline: {} after, {} before",
+                    q.ports, b.ports
+                ),
             );
             check(
                 q.dir_entries <= b.dir_entries,
@@ -295,7 +306,12 @@ pub fn summary(samples: &[Sample], verdict: &Verdict, notes: &[String]) -> Strin
     let first = samples.first().cloned().unwrap_or_default();
     let last = samples.last().cloned().unwrap_or_default();
     let churn: Vec<&Sample> = samples.iter().filter(|x| x.phase != "quiet").collect();
-    let _ = writeln!(s, "soak-switch summary ({} samples, {:.0} s)", samples.len(), last.t);
+    let _ = writeln!(
+        s,
+        "soak-switch summary ({} samples, {:.0} s)",
+        samples.len(),
+        last.t
+    );
     let _ = writeln!(
         s,
         "  RSS      start {} KiB, end {} KiB, max {} KiB, peak (VmHWM) {} KiB",
@@ -406,7 +422,10 @@ mod tests {
         assert!(!fds.pass);
         assert!(fds.lines.iter().any(|l| l.starts_with("FAIL descriptors")));
         let stalled = judge(&run(10_000, 20, true), tol, true);
-        assert!(stalled.lines.iter().any(|l| l.contains("(1 stalled)")), "{stalled:?}");
+        assert!(
+            stalled.lines.iter().any(|l| l.contains("(1 stalled)")),
+            "{stalled:?}"
+        );
         assert!(!judge(&run(10_000, 20, false), tol, false).pass);
         let mut err = run(10_000, 20, false);
         err[3].errors = 1;

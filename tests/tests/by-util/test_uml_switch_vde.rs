@@ -27,7 +27,6 @@ use std::ffi::OsString;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::unix::fs::FileTypeExt;
-use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -37,7 +36,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use uml_integration_tests::switch_client::{
     assert_delivered, check_backlog_delivery, connect_control, counter, counters, frame,
-    learned_port, mac, marker_deliveries, new_temp_dir, numbered_broadcast, path_sockaddr,
+    learned_port, mac, marker_deliveries, new_temp_dir, numbered_broadcast,
     read_control_until_closed, vde_data_socket, vde_request_bytes, BessClient, FakeVde, FramePort,
     RunningSwitch, Stream, SwitchBinary, SwitchMode, VdeRequest as Request, BROADCAST, MAX_FRAME,
     VDE_PLAIN as PLAIN, WAIT,
