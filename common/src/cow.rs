@@ -1106,6 +1106,7 @@ mod tests {
             let bits = rng.below(buf.len() as u64 * 8 + 64);
             let _ = next_run(&buf, bits, bits + rng.below(5000));
         }
-        assert!(parsed > 1000, "only {parsed} inputs parsed");
+        // About 1 in 14 inputs parses (the mutated seeds).
+        assert!(parsed > rounds(20_000) / 20, "only {parsed} inputs parsed");
     }
 }
