@@ -6,6 +6,8 @@
 //! * [`fake`]: what a fake mconsole server answers (the kernel's request
 //!   processing order, reduced to the `version` command);
 //! * [`procstat`]: CPU used by the benchmark's processes and by others;
+//! * [`soak`]: `soak-switch`, the switch under churn for a bounded
+//!   time, its memory, descriptors and ports sampled and judged;
 //! * [`stats`]: quantiles of timing samples;
 //! * [`switch`]: `bench-switch` itself (options, process guards, CPU
 //!   meter, trials, verdicts, report);
@@ -22,6 +24,7 @@ pub mod args;
 pub mod driver;
 pub mod fake;
 pub mod procstat;
+pub mod soak;
 pub mod stats;
 pub mod switch;
 pub mod switchload;

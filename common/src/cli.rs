@@ -10,7 +10,9 @@ pub fn strerror(err: &io::Error) -> String {
         Some(code) => io::Error::from_raw_os_error(code).to_string(),
         None => return err.to_string(),
     };
-    match text.rfind(" (os error ") {
+    // The first: an emulated libc (Miri's strerror_r) gives std's own
+    // text, suffix included, so it can come twice.
+    match text.find(" (os error ") {
         Some(cut) => text[..cut].to_string(),
         None => text,
     }

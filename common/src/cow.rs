@@ -615,7 +615,7 @@ pub fn check_backing(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testrng::SplitMix64;
+    use crate::testrng::{rounds, SplitMix64};
 
     fn hex(s: &str) -> Vec<u8> {
         s.split_whitespace()
@@ -998,7 +998,7 @@ mod tests {
     #[test]
     fn next_run_matches_bit_by_bit_scan() {
         let mut rng = SplitMix64::new(1);
-        for round in 0..3000 {
+        for round in 0..rounds(3000) {
             let len = rng.below(40) as usize;
             let mut bm: Vec<u8> = (0..len)
                 .map(|_| match rng.below(4) {
@@ -1058,7 +1058,7 @@ mod tests {
             .unwrap(),
         ];
         let mut parsed = 0;
-        for i in 0..20_000u64 {
+        for i in 0..rounds(20_000) as u64 {
             let mut buf = if i % 2 == 0 {
                 let len = rng.below(4200) as usize;
                 (0..len).map(|_| rng.next_u64() as u8).collect::<Vec<u8>>()
@@ -1106,6 +1106,7 @@ mod tests {
             let bits = rng.below(buf.len() as u64 * 8 + 64);
             let _ = next_run(&buf, bits, bits + rng.below(5000));
         }
-        assert!(parsed > 1000, "only {parsed} inputs parsed");
+        // About 1 in 14 inputs parses (the mutated seeds).
+        assert!(parsed > rounds(20_000) / 20, "only {parsed} inputs parsed");
     }
 }

@@ -57,6 +57,22 @@ impl SplitMix64 {
     }
 }
 
+/// How many rounds a randomized test runs: `n`, or under Miri (which
+/// interprets every instruction, some 1000x slower) `n / 100`, at least
+/// 20 — the same code paths, fewer random inputs (`scripts/miri`).
+pub const fn rounds(n: usize) -> usize {
+    if cfg!(miri) {
+        let r = n / 100;
+        if r < 20 {
+            20
+        } else {
+            r
+        }
+    } else {
+        n
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,6 +83,8 @@ mod tests {
         let mut r = SplitMix64::new(0);
         assert_eq!(r.next_u64(), 0xe220_a839_7b1d_cdaf);
         assert_eq!(r.next_u64(), 0x6e78_9e6a_a1b9_65f4);
+        assert_eq!(rounds(3000), if cfg!(miri) { 30 } else { 3000 });
+        assert_eq!(rounds(10), if cfg!(miri) { 20 } else { 10 });
         let mut a = SplitMix64::new(7);
         let mut b = a.clone();
         let mut buf = [0u8; 13];

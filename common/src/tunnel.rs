@@ -844,7 +844,7 @@ mod tests {
             .collect();
         let mut rng = crate::testrng::SplitMix64::new(0x9e37_79b9);
         let mut next = || rng.next_u64() as u32;
-        for round in 0..4000usize {
+        for round in 0..crate::testrng::rounds(4000) {
             let len = round % 90;
             let mut buf: Vec<u8> = (0..len).map(|_| next() as u8).collect();
             // Steer some inputs at the interesting first bytes.

@@ -1162,7 +1162,7 @@ mod tests {
             " ",
         ];
         let mut seed = 0x2545_f491u32;
-        for _ in 0..20_000 {
+        for _ in 0..crate::testrng::rounds(20_000) {
             let mut s = String::new();
             seed ^= seed << 13;
             seed ^= seed >> 17;

@@ -1476,6 +1476,182 @@ impl FramePort for BessClient {
     }
 }
 
+// ---------------------------------------------------------------------------
+// vde clients (vdeplug4's `vde://`)
+// ---------------------------------------------------------------------------
+
+/// What vdeplug4's `vde://` client does, by hand (`docs/switch.md` §8.1):
+/// a data socket bound at `DIR/.PPPPP-NNNNN` next to the control socket, a
+/// 122-byte v3 request plus a description tail, a connect to the reply's
+/// address, the path unlinked.
+#[derive(Debug)]
+pub struct FakeVde {
+    /// The control connection (dropping the client ends the port).
+    pub control: UnixStream,
+    /// The data socket, connected to the switch's per-port data socket.
+    pub data: UnixDatagram,
+    /// The switch's reply (its data socket for this port).
+    pub reply: Vec<u8>,
+}
+
+/// How a fake vde client sends its request.
+#[derive(Debug, Clone)]
+pub struct VdeRequest<'a> {
+    /// The description tail after the 122-byte request.
+    pub description: &'a [u8],
+    /// Written in pieces ending at these offsets (the rest after them).
+    pub splits: &'a [usize],
+    /// The request's type word (vdeplug4 puts a requested port in its
+    /// upper bits).
+    pub kind: u32,
+}
+
+/// The request vdeplug4 sends by default.
+pub const VDE_PLAIN: VdeRequest<'static> = VdeRequest {
+    description: b"fake user=root pid=1",
+    splits: &[],
+    kind: 0,
+};
+
+/// A data socket bound where vdeplug4 binds it: `DIR/.PPPPP-NNNNN`.
+///
+/// # Errors
+///
+/// When the socket cannot be bound.
+pub fn vde_data_socket(dir: &Path) -> Result<(UnixDatagram, PathBuf), String> {
+    let path = dir.join(format!(
+        ".{:05}-{:05}",
+        std::process::id() % 100_000,
+        next_id() % 100_000
+    ));
+    let sock = UnixDatagram::bind(&path).map_err(|e| format!("bind {}: {e}", path.display()))?;
+    Ok((sock, path))
+}
+
+/// The request bytes: v3, `kind`, the client's path, the description.
+pub fn vde_request_bytes(client: &Path, req: &VdeRequest<'_>) -> Vec<u8> {
+    let mut bytes = request_versioned(3, req.kind, &path_sockaddr(client));
+    bytes.truncate(122);
+    bytes.extend_from_slice(req.description);
+    bytes
+}
+
+/// Writes `bytes` on `control` in the pieces `splits` gives, pausing
+/// between them so that the switch reads them apart.
+///
+/// # Errors
+///
+/// When a write fails.
+pub fn write_in_pieces(
+    control: &mut UnixStream,
+    bytes: &[u8],
+    splits: &[usize],
+) -> Result<(), String> {
+    let mut at = 0;
+    for &end in splits.iter().chain(std::iter::once(&bytes.len())) {
+        let end = end.clamp(at, bytes.len());
+        control
+            .write_all(&bytes[at..end])
+            .map_err(|e| format!("writing the vde request: {e}"))?;
+        at = end;
+        if !splits.is_empty() {
+            thread::sleep(Duration::from_millis(30));
+        }
+    }
+    Ok(())
+}
+
+impl FakeVde {
+    /// Registers with the control socket `ctl`, as vdeplug4 does (the data
+    /// socket is bound in `ctl`'s directory).
+    ///
+    /// # Errors
+    ///
+    /// When any step fails or times out.
+    pub fn register(ctl: &Path, req: &VdeRequest<'_>) -> Result<FakeVde, String> {
+        let dir = ctl.parent().unwrap_or(Path::new("."));
+        let (data, path) = vde_data_socket(dir)?;
+        let registered = (|| {
+            let mut control = connect_control(ctl, WAIT)?;
+            write_in_pieces(&mut control, &vde_request_bytes(&path, req), req.splits)?;
+            let reply = read_reply(&mut control, WAIT)?;
+            Ok::<_, String>((control, reply))
+        })();
+        let _ = std::fs::remove_file(&path);
+        let (control, reply) = registered?;
+        data.connect_addr(&reply_to_addr(&reply)?)
+            .map_err(|e| format!("connect to the reply: {e}"))?;
+        data.set_write_timeout(Some(WAIT))
+            .map_err(|e| format!("set_write_timeout: {e}"))?;
+        Ok(FakeVde {
+            control,
+            data,
+            reply,
+        })
+    }
+
+    /// The path the reply names (`None`: not a path).
+    pub fn reply_path(&self) -> Option<PathBuf> {
+        reply_to_addr(&self.reply)
+            .ok()?
+            .as_pathname()
+            .map(Path::to_path_buf)
+    }
+
+    /// Sends one frame.
+    ///
+    /// # Errors
+    ///
+    /// When `send` fails, times out or is short.
+    pub fn try_send(&self, f: &[u8]) -> std::io::Result<()> {
+        let n = self.data.send(f)?;
+        if n != f.len() {
+            return Err(std::io::Error::other(format!(
+                "short send: {n} of {} bytes",
+                f.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Sends one frame.
+    ///
+    /// # Panics
+    ///
+    /// When sending fails.
+    pub fn send(&self, f: &[u8]) {
+        if let Err(e) = self.try_send(f) {
+            panic!("send on the vde data socket: {e}");
+        }
+    }
+
+    /// Receives one frame, waiting at most `timeout`.
+    pub fn recv(&self, timeout: Duration) -> Option<Vec<u8>> {
+        let _ = self
+            .data
+            .set_read_timeout(Some(timeout.max(Duration::from_millis(1))));
+        let mut buf = vec![0u8; 65536];
+        let n = self.data.recv(&mut buf).ok()?;
+        buf.truncate(n);
+        Some(buf)
+    }
+
+    /// Receives everything queued (waiting `quiet` after the last frame).
+    pub fn drain(&self, quiet: Duration) -> Vec<Vec<u8>> {
+        std::iter::from_fn(|| self.recv(quiet)).collect()
+    }
+}
+
+impl FramePort for FakeVde {
+    fn send_frame(&self, frame: &[u8]) {
+        self.send(frame);
+    }
+
+    fn recv_frame(&self, timeout: Duration) -> Option<Vec<u8>> {
+        self.recv(timeout)
+    }
+}
+
 /// Reads exactly the 110-byte reply, bounded by `timeout`.
 ///
 /// # Errors

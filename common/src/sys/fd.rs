@@ -97,6 +97,8 @@ mod tests {
     use super::*;
 
     #[test]
+    // Miri: Miri's descriptor table does not hand out the lowest free number.
+    #[cfg_attr(miri, ignore)]
     fn moves_above_min_and_frees_the_original() {
         let f: OwnedFd = std::fs::File::open("/dev/null").unwrap().into();
         let old = f.as_raw_fd();
@@ -107,6 +109,8 @@ mod tests {
     }
 
     #[test]
+    // Miri: unix sockets: not emulated by Miri (only AF_INET/AF_INET6 streams).
+    #[cfg_attr(miri, ignore)]
     fn passed_descriptors_are_adopted_and_described() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s");

@@ -182,6 +182,8 @@ mod tests {
     use std::os::fd::AsFd;
 
     #[test]
+    // Miri: UDP, raw and bound IP sockets: not emulated by Miri (only TCP streams).
+    #[cfg_attr(miri, ignore)]
     fn udp_socket_bound_to_a_free_port_and_connected_to_its_peer() {
         let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
         let stranger = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -223,6 +225,8 @@ mod tests {
     }
 
     #[test]
+    // Miri: UDP, raw and bound IP sockets: not emulated by Miri (only TCP streams).
+    #[cfg_attr(miri, ignore)]
     fn bind_errors_are_told_apart() {
         let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
         let peer: SocketAddr = "127.0.0.1:9".parse().unwrap();
@@ -242,6 +246,8 @@ mod tests {
     }
 
     #[test]
+    // Miri: UDP, raw and bound IP sockets: not emulated by Miri (only TCP streams).
+    #[cfg_attr(miri, ignore)]
     fn raw_sockets_open_with_the_privilege_or_fail_at_socket() {
         let r = open_connected(
             IpSocketKind::Raw(115),
@@ -261,6 +267,8 @@ mod tests {
     }
 
     #[test]
+    // Miri: UDP, raw and bound IP sockets: not emulated by Miri (only TCP streams).
+    #[cfg_attr(miri, ignore)]
     fn ipv6_udp() {
         let peer = match UdpSocket::bind("[::1]:0") {
             Ok(p) => p,

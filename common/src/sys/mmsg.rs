@@ -846,6 +846,8 @@ mod tests {
     }
 
     #[test]
+    // Miri: unix datagram sockets, sendmmsg/recvmmsg: not emulated by Miri.
+    #[cfg_attr(miri, ignore)]
     fn batch_round_trip_with_full_length_addresses() {
         let (a, a_addr) = abstract_socket("a");
         let (b, b_addr) = abstract_socket("b");
@@ -879,6 +881,8 @@ mod tests {
     }
 
     #[test]
+    // Miri: unix datagram sockets, sendmmsg/recvmmsg: not emulated by Miri.
+    #[cfg_attr(miri, ignore)]
     fn oversized_datagrams_are_flagged() {
         let (a, _) = abstract_socket("c");
         let (b, b_addr) = abstract_socket("d");
@@ -891,6 +895,8 @@ mod tests {
     }
 
     #[test]
+    // Miri: unix datagram sockets, sendmmsg/recvmmsg: not emulated by Miri.
+    #[cfg_attr(miri, ignore)]
     fn a_receiver_full_past_the_patience_is_congested_for_the_cooldown() {
         use std::time::{Duration, Instant};
         let (a, _) = abstract_socket("g");
@@ -947,6 +953,8 @@ mod tests {
     }
 
     #[test]
+    // Miri: unix datagram sockets, sendmmsg/recvmmsg: not emulated by Miri.
+    #[cfg_attr(miri, ignore)]
     fn a_sender_sleeping_while_full_loses_nothing_to_a_receiver_that_drains() {
         use std::time::{Duration, Instant};
         let (b, b_addr) = abstract_socket("s");
@@ -989,6 +997,8 @@ mod tests {
     }
 
     #[test]
+    // Miri: unix datagram sockets, sendmmsg/recvmmsg: not emulated by Miri.
+    #[cfg_attr(miri, ignore)]
     fn connected_and_addressed_messages_keep_their_order_per_destination() {
         let (a, _) = abstract_socket("j");
         let (b, b_addr) = abstract_socket("k");
@@ -1021,6 +1031,8 @@ mod tests {
     }
 
     #[test]
+    // Miri: unix datagram sockets, sendmmsg/recvmmsg: not emulated by Miri.
+    #[cfg_attr(miri, ignore)]
     fn headers_go_in_front_of_frames_within_the_buffer_length() {
         let (b, b_addr) = abstract_socket("p");
         let to_b = UnixDatagram::unbound().unwrap();
@@ -1039,6 +1051,8 @@ mod tests {
     }
 
     #[test]
+    // Miri: unix datagram sockets, sendmmsg/recvmmsg: not emulated by Miri.
+    #[cfg_attr(miri, ignore)]
     fn huge_tags_are_sent_in_queue_order() {
         let (a, _) = abstract_socket("n");
         let (b, b_addr) = abstract_socket("o");
@@ -1055,6 +1069,8 @@ mod tests {
     }
 
     #[test]
+    // Miri: unix datagram sockets, sendmmsg/recvmmsg: not emulated by Miri.
+    #[cfg_attr(miri, ignore)]
     fn received_frames_are_forwarded_unchanged() {
         let (a, a_addr) = abstract_socket("q");
         let (b, b_addr) = abstract_socket("r");
@@ -1092,6 +1108,8 @@ mod tests {
     }
 
     #[test]
+    // Miri: unix datagram sockets, sendmmsg/recvmmsg: not emulated by Miri.
+    #[cfg_attr(miri, ignore)]
     fn unreachable_receivers_fail_per_message() {
         let (a, _) = abstract_socket("e");
         let (b, b_addr) = abstract_socket("f");
@@ -1120,6 +1138,8 @@ mod tests {
     }
 
     #[test]
+    // Miri: unix datagram sockets, sendmmsg/recvmmsg: not emulated by Miri.
+    #[cfg_attr(miri, ignore)]
     fn a_full_connected_socket_hands_back_its_frames_in_order() {
         let (a, b) = UnixDatagram::pair().unwrap();
         a.set_nonblocking(true).unwrap();
@@ -1168,6 +1188,8 @@ mod tests {
     }
 
     #[test]
+    // Miri: unix datagram sockets, sendmmsg/recvmmsg: not emulated by Miri.
+    #[cfg_attr(miri, ignore)]
     fn a_backlog_is_sent_in_order_when_its_receiver_has_room() {
         let (a, b) = UnixDatagram::pair().unwrap();
         a.set_nonblocking(true).unwrap();

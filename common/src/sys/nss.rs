@@ -207,6 +207,8 @@ mod tests {
     use super::*;
 
     #[test]
+    // Miri: glibc's NSS (getpwnam_r, getgrouplist; modules loaded with dlopen): foreign code Miri cannot run.
+    #[cfg_attr(miri, ignore)]
     fn lookups_that_files_cannot_answer_do_not_crash() {
         // The unit-test binary is static: files only from here on.
         assert!(is_static(), "unit tests are static-pie");
@@ -223,6 +225,8 @@ mod tests {
     }
 
     #[test]
+    // Miri: glibc's NSS (getpwnam_r, getgrouplist; modules loaded with dlopen): foreign code Miri cannot run.
+    #[cfg_attr(miri, ignore)]
     fn group_lists_start_with_the_primary_group() {
         prepare().unwrap();
         let nobody = user_by_name(b"nobody").expect("Debian has nobody");
@@ -237,6 +241,8 @@ mod tests {
     }
 
     #[test]
+    // Miri: glibc's NSS (getpwnam_r, getgrouplist; modules loaded with dlopen): foreign code Miri cannot run.
+    #[cfg_attr(miri, ignore)]
     fn buffers_grow_on_erange() {
         let mut sizes = Vec::new();
         let found = with_buffer(|buf| {

@@ -421,6 +421,8 @@ pub(crate) mod tests {
     use std::os::fd::AsFd;
 
     #[test]
+    // Miri: if_nametoindex, AF_PACKET sockets, unshare: not emulated by Miri.
+    #[cfg_attr(miri, ignore)]
     fn names_are_checked_before_any_call() {
         assert!(matches!(ifindex(""), Err(PacketError::BadName)));
         assert!(matches!(
@@ -439,6 +441,8 @@ pub(crate) mod tests {
     }
 
     #[test]
+    // Miri: if_nametoindex, AF_PACKET sockets, unshare: not emulated by Miri.
+    #[cfg_attr(miri, ignore)]
     fn loopback_is_found_and_described() {
         let lo = ifindex("lo").unwrap();
         assert!(lo > 0);
@@ -468,6 +472,8 @@ pub(crate) mod tests {
     }
 
     #[test]
+    // Miri: if_nametoindex, AF_PACKET sockets, unshare: not emulated by Miri.
+    #[cfg_attr(miri, ignore)]
     fn raw_socket_needs_the_privilege_or_opens() {
         in_private_netns(|private| match open("lo") {
             Ok(s) => {
@@ -492,6 +498,8 @@ pub(crate) mod tests {
     }
 
     #[test]
+    // Miri: if_nametoindex, AF_PACKET sockets, unshare: not emulated by Miri.
+    #[cfg_attr(miri, ignore)]
     fn batches_carry_frames_and_their_vlan_tags() {
         in_private_netns(|private| {
             if !private {

@@ -236,6 +236,8 @@ mod tests {
     // One test for both paths: each closes everything above its range, so
     // they must not run concurrently.
     #[test]
+    // Miri: close_range, sigaction, pidfd, fork: not emulated by Miri.
+    #[cfg_attr(miri, ignore)]
     fn closes_all_but_the_kept() {
         let fds = high_fds(900, 4);
         close_fds_from(900, &[902]).unwrap();
@@ -255,6 +257,8 @@ mod tests {
     }
 
     #[test]
+    // Miri: close_range, sigaction, pidfd, fork: not emulated by Miri.
+    #[cfg_attr(miri, ignore)]
     fn dispositions_can_be_set() {
         // SIGWINCH is ignored by default anyway: harmless for the runner.
         set_disposition(libc::SIGWINCH, Disposition::Ignore).unwrap();
@@ -264,6 +268,8 @@ mod tests {
     }
 
     #[test]
+    // Miri: close_range, sigaction, pidfd, fork: not emulated by Miri.
+    #[cfg_attr(miri, ignore)]
     fn notty_on_a_non_terminal_fails() {
         let f = std::fs::File::open("/dev/null").unwrap();
         let e = give_up_controlling_tty(f.as_fd()).unwrap_err();
@@ -271,6 +277,8 @@ mod tests {
     }
 
     #[test]
+    // Miri: close_range, sigaction, pidfd, fork: not emulated by Miri.
+    #[cfg_attr(miri, ignore)]
     fn pidfd_signals_its_process_only() {
         let mut child = std::process::Command::new("sleep")
             .arg("30")

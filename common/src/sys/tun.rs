@@ -585,6 +585,8 @@ mod tests {
     }
 
     #[test]
+    // Miri: ioctl (TUNSETIFF, TUNGETIFF, …) and /dev/net/tun: not emulated by Miri.
+    #[cfg_attr(miri, ignore)]
     fn a_file_that_is_not_a_tun_device_fails_tunsetiff() {
         // `docs/tunctl.md` §4: `-f /dev/null` → `TUNSETIFF: Inappropriate ioctl
         // for device`. Needs no privilege and creates nothing.
@@ -636,6 +638,8 @@ mod tests {
     }
 
     #[test]
+    // Miri: ioctl (TUNSETIFF, TUNGETIFF, …) and /dev/net/tun: not emulated by Miri.
+    #[cfg_attr(miri, ignore)]
     fn kernel_chosen_names_persistence_and_ownership() {
         in_private_netns("kernel_chosen_names_persistence_and_ownership", || {
             let a = TunDevice::attach(tun(), b"", Mode::Tap).unwrap();
@@ -673,6 +677,8 @@ mod tests {
     }
 
     #[test]
+    // Miri: ioctl (TUNSETIFF, TUNGETIFF, …) and /dev/net/tun: not emulated by Miri.
+    #[cfg_attr(miri, ignore)]
     fn tun_mode_and_names() {
         in_private_netns("tun_mode_and_names", || {
             let t = TunDevice::attach(tun(), b"", Mode::Tun).unwrap();
@@ -692,6 +698,8 @@ mod tests {
     }
 
     #[test]
+    // Miri: ioctl (TUNSETIFF, TUNGETIFF, …) and /dev/net/tun: not emulated by Miri.
+    #[cfg_attr(miri, ignore)]
     fn vnet_hdr_and_multi_queue() {
         in_private_netns("vnet_hdr_and_multi_queue", || {
             let both = Features {

@@ -27,7 +27,6 @@ use std::ffi::OsString;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::unix::fs::FileTypeExt;
-use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -37,9 +36,10 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use uml_integration_tests::switch_client::{
     assert_delivered, check_backlog_delivery, connect_control, counter, counters, frame,
-    learned_port, mac, marker_deliveries, new_temp_dir, numbered_broadcast, path_sockaddr,
-    read_control_until_closed, read_reply, reply_to_addr, request_versioned, BessClient, FramePort,
-    RunningSwitch, Stream, SwitchBinary, SwitchMode, BROADCAST, MAX_FRAME, WAIT,
+    learned_port, mac, marker_deliveries, new_temp_dir, numbered_broadcast,
+    read_control_until_closed, vde_data_socket, vde_request_bytes, BessClient, FakeVde, FramePort,
+    RunningSwitch, Stream, SwitchBinary, SwitchMode, VdeRequest as Request, BROADCAST, MAX_FRAME,
+    VDE_PLAIN as PLAIN, WAIT,
 };
 use uml_integration_tests::{find_in_path, run_with_timeout, wait_until};
 
@@ -168,116 +168,6 @@ fn vde_plug(sw: &mut RunningSwitch, program: &Path, descr: &str, url: &str) -> P
     })
     .unwrap_or_else(|e| panic!("vde_plug {url} not served: {e}\n{}", plug.stderr()));
     plug
-}
-
-/// What vdeplug4's `vde://` client does, by hand.
-struct FakeVde {
-    control: UnixStream,
-    data: UnixDatagram,
-    /// The switch's reply (its data socket for this port).
-    reply: Vec<u8>,
-}
-
-/// How a fake vde client sends its request.
-#[derive(Clone)]
-struct Request<'a> {
-    description: &'a [u8],
-    /// Written in pieces ending at these offsets (the rest after them).
-    splits: &'a [usize],
-    kind: u32,
-}
-
-const PLAIN: Request<'static> = Request {
-    description: b"fake user=root pid=1",
-    splits: &[],
-    kind: 0,
-};
-
-/// A data socket bound where vdeplug4 binds it: `DIR/.PPPPP-NNNNN`.
-fn client_data_socket(dir: &Path) -> (UnixDatagram, PathBuf) {
-    let path = dir.join(format!(
-        ".{:05}-{:05}",
-        std::process::id() % 100_000,
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    (UnixDatagram::bind(&path).unwrap(), path)
-}
-
-/// The request bytes: v3, `kind`, the client's path, the description.
-fn request_bytes(client: &Path, req: &Request<'_>) -> Vec<u8> {
-    let mut bytes = request_versioned(3, req.kind, &path_sockaddr(client))[..122].to_vec();
-    bytes.extend_from_slice(req.description);
-    bytes
-}
-
-/// Writes `bytes` on `control` in the pieces `splits` gives, pausing
-/// between them so that the switch reads them apart.
-fn write_in_pieces(control: &mut UnixStream, bytes: &[u8], splits: &[usize]) {
-    let mut at = 0;
-    for &end in splits.iter().chain(std::iter::once(&bytes.len())) {
-        control.write_all(&bytes[at..end]).unwrap();
-        at = end;
-        std::thread::sleep(Duration::from_millis(30));
-    }
-}
-
-impl FakeVde {
-    /// Registers with the control socket `ctl`, as vdeplug4 does.
-    fn register(ctl: &Path, req: &Request<'_>) -> Result<FakeVde, String> {
-        let dir = ctl.parent().unwrap();
-        let (data, path) = client_data_socket(dir);
-        let mut control = connect_control(ctl, WAIT)?;
-        write_in_pieces(&mut control, &request_bytes(&path, req), req.splits);
-        let reply = read_reply(&mut control, WAIT);
-        let _ = std::fs::remove_file(&path);
-        let reply = reply?;
-        data.connect_addr(&reply_to_addr(&reply)?)
-            .map_err(|e| format!("connect to the reply: {e}"))?;
-        data.set_write_timeout(Some(WAIT)).unwrap();
-        Ok(FakeVde {
-            control,
-            data,
-            reply,
-        })
-    }
-
-    /// The path the reply names.
-    fn reply_path(&self) -> PathBuf {
-        reply_to_addr(&self.reply)
-            .unwrap()
-            .as_pathname()
-            .expect("a path reply")
-            .to_path_buf()
-    }
-
-    fn send(&self, f: &[u8]) {
-        let n = self.data.send(f).expect("send on the vde data socket");
-        assert_eq!(n, f.len());
-    }
-
-    fn recv(&self, timeout: Duration) -> Option<Vec<u8>> {
-        let _ = self
-            .data
-            .set_read_timeout(Some(timeout.max(Duration::from_millis(1))));
-        let mut buf = vec![0u8; 65536];
-        let n = self.data.recv(&mut buf).ok()?;
-        buf.truncate(n);
-        Some(buf)
-    }
-
-    fn drain(&self, quiet: Duration) -> Vec<Vec<u8>> {
-        std::iter::from_fn(|| self.recv(quiet)).collect()
-    }
-}
-
-impl FramePort for FakeVde {
-    fn send_frame(&self, frame: &[u8]) {
-        self.send(frame);
-    }
-
-    fn recv_frame(&self, timeout: Duration) -> Option<Vec<u8>> {
-        self.recv(timeout)
-    }
 }
 
 /// A fake vde client of `sw`, registered.
@@ -544,7 +434,7 @@ fn vde_requests_in_pieces_and_with_port_bits() {
         "{lines:?}"
     );
     for c in &clients {
-        let p = c.reply_path();
+        let p = c.reply_path().expect("a path reply");
         assert!(
             p.to_string_lossy()
                 .starts_with(&format!("{}.", sw.ctl().display())),
@@ -581,14 +471,14 @@ fn hostile_vde_requests_end_only_their_connection() {
     let dir = sw.dir().to_path_buf();
 
     // (request bytes, splits, what the switch prints)
-    let (_keep, alive) = client_data_socket(&dir);
+    let (_keep, alive) = vde_data_socket(&dir).unwrap();
     let gone = dir.join(".gone-00000");
     let regular = dir.join("regular-file");
     std::fs::write(&regular, b"x").unwrap();
     let cases: Vec<(Vec<u8>, &str)> = vec![
         // A description longer than vdeplug4's 128 bytes.
         (
-            request_bytes(
+            vde_request_bytes(
                 &alive,
                 &Request {
                     description: &[b'd'; 300],
@@ -599,11 +489,11 @@ fn hostile_vde_requests_end_only_their_connection() {
         ),
         // Type 1 (vde's REQ_NEW_PORT0, netkit's REQ_NEW_DUMP): refused.
         (
-            request_bytes(&alive, &Request { kind: 1, ..PLAIN }),
+            vde_request_bytes(&alive, &Request { kind: 1, ..PLAIN }),
             "Bad request type : 1",
         ),
         (
-            request_bytes(
+            vde_request_bytes(
                 &alive,
                 &Request {
                     kind: 7 | 3 << 8,
@@ -614,11 +504,11 @@ fn hostile_vde_requests_end_only_their_connection() {
         ),
         // Its data socket is gone (or never was a socket).
         (
-            request_bytes(&gone, &PLAIN),
+            vde_request_bytes(&gone, &PLAIN),
             "connecting to the client's data socket",
         ),
         (
-            request_bytes(&regular, &PLAIN),
+            vde_request_bytes(&regular, &PLAIN),
             "connecting to the client's data socket",
         ),
     ];
@@ -793,8 +683,8 @@ fn vde_data_sockets_go_with_their_port_and_the_switch() {
     let mut sw = RunningSwitch::start();
     let a = fake(&mut sw, &PLAIN);
     let b = fake(&mut sw, &PLAIN);
-    let pa = a.reply_path();
-    let pb = b.reply_path();
+    let pa = a.reply_path().expect("a path reply");
+    let pb = b.reply_path().expect("a path reply");
     assert!(pa.exists() && pb.exists() && pa != pb);
     drop(a.control);
     sw.wait_line(Stream::Stdout, "Disconnect", 1, WAIT)
