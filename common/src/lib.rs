@@ -11,6 +11,7 @@ pub mod cow;
 pub mod inuse;
 pub mod mconsole;
 pub mod mgmt;
+pub mod nat;
 pub mod switch;
 #[allow(unsafe_code)]
 pub mod sys;

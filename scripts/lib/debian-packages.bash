@@ -2,7 +2,9 @@
 # they get them (sourced, not run).
 #
 #   BUILD_PACKAGES  building the workspace: a C linker and glibc's static
-#                   libraries (the programs are static-pie)
+#                   libraries (the programs are static-pie); libslirp-dev (its
+#                   header and libslirp.so) for uml_switch_nat, the NAT port's helper,
+#                   the one program linked against libslirp
 #   DEMO_PACKAGES   scripts/demo
 #   TEST_PACKAGES   scripts/test: every prerequisite of every test, so that
 #                   none skips
@@ -31,15 +33,17 @@
 # xfsprogs and btrfs-progs, the uml_moo tests make loop-mounted XFS
 # (reflink) and btrfs file systems.
 
-BUILD_PACKAGES="gcc libc6-dev"
+BUILD_PACKAGES="gcc libc6-dev libslirp-dev"
 DEMO_PACKAGES="$BUILD_PACKAGES user-mode-linux iproute2 iputils-ping"
 TEST_PACKAGES="$BUILD_PACKAGES user-mode-linux uml-utilities iproute2 iputils-ping busybox \
 e2fsprogs procps kmod net-tools util-linux inetutils-telnetd lintian debootstrap dpkg-dev \
 patchelf vdeplug libnss-extrausers xfsprogs btrfs-progs"
+# python3: the NAT port's kernel test runs a resolver and an HTTP server
+# in its namespace (tests/tests/by-util/test_uml_switch_nat_kernel.rs);
 # vde2: vde_switch and dpipe, the far end of the switch-to-vde_switch
 # interop test (tests/tests/by-util/test_uml_switch_trunk_kernel.rs);
 # systemd: systemd-socket-activate drives the socket-activation test.
-TEST_PACKAGES="$TEST_PACKAGES vde2 systemd"
+TEST_PACKAGES="$TEST_PACKAGES vde2 systemd python3"
 
 missing_packages() {
     local pkg status missing=()

@@ -594,6 +594,23 @@ impl NsSwitch {
         args: &[OsString],
         lifetime: Duration,
     ) -> Result<NsSwitch, String> {
+        NsSwitch::start_wrapped(ns, dir, &[], args, lifetime)
+    }
+
+    /// Like [`NsSwitch::start`], with `wrapper` (a command that ends by
+    /// exec'ing its arguments, e.g. `setpriv --reuid=65534 ...` to run the
+    /// switch as another user) between `timeout` and the switch.
+    ///
+    /// # Errors
+    ///
+    /// As [`NsSwitch::start`].
+    pub fn start_wrapped(
+        ns: &crate::NetNs,
+        dir: &Path,
+        wrapper: &[&str],
+        args: &[OsString],
+        lifetime: Duration,
+    ) -> Result<NsSwitch, String> {
         use std::os::unix::process::CommandExt;
         let binary = SwitchBinary::under_test();
         let out = dir.join("switch.out");
@@ -606,7 +623,8 @@ impl NsSwitch {
         if binary.is_c_reference {
             cmd.args(["stdbuf", "-oL", "-eL"]);
         }
-        cmd.arg(&binary.path)
+        cmd.args(wrapper)
+            .arg(&binary.path)
             .args(args)
             .current_dir(dir)
             .stdin(Stdio::null())

@@ -35,6 +35,7 @@ pub const OPTIONS: &[&str] = &[
     "--pcap",
     "--pcap-limit",
     "--vxlan",
+    "--nat",
     "--help",
 ];
 
@@ -82,6 +83,9 @@ pub struct Options {
     pub pcap: Option<PathBuf>,
     /// `--pcap-limit SIZE`: its rotation size (unchecked).
     pub pcap_limit: Option<String>,
+    /// `--nat[=OPTIONS]`: the NAT port's options, each as given (empty:
+    /// the defaults), unchecked; more than one is refused at start-up.
+    pub nat: Vec<String>,
     /// `--help`: print the help text and exit 0.
     pub help: bool,
 }
@@ -102,7 +106,7 @@ pub fn help(prog: &str) -> String {
          \x20        [-daemon] [--bess PATH]... [--l2tpv3 OPTIONS]... [--gre OPTIONS]...\n\
          \x20        [--raw IFNAME]... [--mcast[=GROUP[,PORT[,TTL]]]]... [--mtu N]\n\
          \x20        [--mgmt PATH [--mgmt-mode MODE]] [--pcap FILE [--pcap-limit SIZE]]\n\
-         \x20        [--vxlan OPTIONS]...\n\
+         \x20        [--vxlan OPTIONS]... [--nat[=OPTIONS]]\n\
          \x20  or: {prog} -compat-v0 [-unix control-socket data-socket] [-hub]\n\
          \x20        [-tap tap-device] [-daemon] [--bess PATH]... [--l2tpv3 OPTIONS]...\n\
          \x20        [--gre OPTIONS]... [--raw IFNAME]... [--mcast[=...]]... [--mtu N]\n\
@@ -159,6 +163,14 @@ pub fn help(prog: &str) -> String {
          \x20                 devices: local=IP,remote=IP[,remote=IP...][,vni=N][,port=N]\n\
          \x20                 (vni 1 and port 4789 by default); frames go to every remote.\n\
          \x20                 May be given more than once.\n\
+         \x20 --nat[=OPTIONS] a NAT port: the gateway of every guest on the switch (DHCP, DNS\n\
+         \x20                 forwarding, outbound TCP and UDP, host port forwards) with no\n\
+         \x20                 root and no CAP_NET_*, by libslirp in the helper\n\
+         \x20                 uml_switch_nat. OPTIONS, comma-separated, as QEMU's -netdev\n\
+         \x20                 user: net=10.0.2.0/24, host=10.0.2.2, dns=10.0.2.3,\n\
+         \x20                 dhcpstart=10.0.2.15 (the defaults), dns=off, restrict=on,\n\
+         \x20                 host-loopback=off (guests cannot reach the host's 127.0.0.1),\n\
+         \x20                 hostfwd=[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT...\n\
          \x20 --mtu N         forward frames of up to N + 14 bytes (N from 1500 to 65535,\n\
          \x20                 default 1500) between ports that take them: bess, tunnel and\n\
          \x20                 raw ports (guests with mtu=N); daemon and mcast ports keep\n\
@@ -219,6 +231,7 @@ pub fn parse(prog: &str, args: &[OsString]) -> Parsed {
         pcap: None,
         pcap_limit: None,
         vxlan: Vec::new(),
+        nat: Vec::new(),
         help: false,
     };
     let mut it = args.iter();
@@ -272,6 +285,7 @@ pub fn parse(prog: &str, args: &[OsString]) -> Parsed {
             ("--help", None) => o.help = true,
             // The value is optional, so only `--mcast=VALUE` gives one.
             ("--mcast", _) => o.mcast.push(inline.unwrap_or_default().to_string()),
+            ("--nat", _) => o.nat.push(inline.unwrap_or_default().to_string()),
             (
                 "--bess" | "--raw" | "--mtu" | "--l2tpv3" | "--gre" | "--mgmt" | "--mgmt-mode"
                 | "--pcap" | "--pcap-limit" | "--vxlan",

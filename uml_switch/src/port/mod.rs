@@ -15,7 +15,10 @@
 //! * [`raw`]: an `AF_PACKET` socket on a host interface (one port), for
 //!   guests on `transport=raw` behind a veth pair or `transport=tap`;
 //! * [`mcast`]: a member of the legacy `ethN=mcast` transport's multicast
-//!   group (one port for the whole group).
+//!   group (one port for the whole group);
+//! * [`nat`]: the segment's gateway (DHCP, DNS, outbound TCP/UDP, host
+//!   port forwards), libslirp in the helper process `uml_switch_nat` on
+//!   a socket pair (one port).
 //!
 //! An endpoint owns its descriptors and carries one port or many. The
 //! event loop (`server.rs`) hands it readiness events for the descriptors
@@ -39,6 +42,7 @@ pub mod daemon;
 pub mod gre;
 pub mod l2tpv3;
 pub mod mcast;
+pub mod nat;
 pub mod offload;
 pub mod raw;
 pub mod tap;
@@ -133,6 +137,13 @@ pub enum PortSpec {
     Mcast(mcast::McastConfig),
     /// A VXLAN trunk (checked options).
     Vxlan(vxlan::VxlanConfig),
+    /// The NAT port: its options as given and as checked.
+    Nat {
+        /// The `--nat` value (passed to the helper).
+        text: String,
+        /// The checked options.
+        config: uml_common::nat::NatConfig,
+    },
 }
 
 /// Opens the endpoint `spec` describes (binding its sockets). `Ok(None)`:
@@ -168,6 +179,7 @@ pub fn open_passed(
         PortSpec::Raw { ifname } => Ok(Some(Box::new(raw::Raw::open(prog, ifname)?))),
         PortSpec::Mcast(config) => Ok(Some(Box::new(mcast::Mcast::open(prog, config)?))),
         PortSpec::Vxlan(config) => Ok(Some(Box::new(vxlan::Vxlan::open(prog, config)?))),
+        PortSpec::Nat { text, config } => Ok(Some(Box::new(nat::Nat::open(prog, text, config)?))),
     }
 }
 

@@ -1,0 +1,255 @@
+//! `uml_switch --nat` without a kernel (`docs/nat.md`): options that are
+//! refused at start-up with a clear message and status 1 (malformed,
+//! overlapping the host's networks, privileged forwards without the
+//! privilege, a forward whose host port is taken, a missing helper),
+//! nothing left behind; and the helper ending with the switch.
+
+// Test code: a failed setup step should abort the test with its message.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::ffi::OsString;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use uml_integration_tests::process::{run_with_timeout, RunOutput};
+use uml_integration_tests::segment::switch_is_ours;
+use uml_integration_tests::switch_client::{new_temp_dir, NsSwitch, SwitchBinary};
+use uml_integration_tests::{require, NetNs, Requirement};
+
+const NOT_IN_C: &str = "--nat is not an option of the C switch";
+const BOUND: Duration = Duration::from_secs(30);
+
+/// Runs the switch with `-unix DIR/ctl` and `args` (stdin /dev/null, so
+/// that it would run until killed if it started).
+fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> RunOutput {
+    let sw = SwitchBinary::under_test();
+    let mut all: Vec<OsString> = vec!["-unix".into(), dir.join("ctl").into()];
+    all.extend(args.iter().map(OsString::from));
+    let mut cmd = sw.command(all);
+    cmd.current_dir(dir);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    run_with_timeout(&mut cmd, BOUND)
+}
+
+/// Asserts a refusal: status 1, `needle` on stderr, the control socket
+/// gone, nothing on stdout's `attached` line.
+fn refused(out: &RunOutput, dir: &Path, needle: &str) {
+    assert_eq!(out.code, Some(1), "{out}");
+    let err = out.stderr_str();
+    assert!(err.contains(needle), "{needle:?} not in:\n{out}");
+    assert!(!out.stdout_str().contains("attached"), "{out}");
+    assert!(!dir.join("ctl").exists(), "the control socket was left");
+}
+
+#[test]
+fn malformed_options_are_refused_before_anything_is_opened() {
+    if !switch_is_ours(NOT_IN_C) {
+        return;
+    }
+    let dir = new_temp_dir();
+    for (value, needle) in [
+        (
+            "--nat=net=10.0.2.1/24",
+            "--nat 'net=10.0.2.1/24': net: '10.0.2.1/24' is not a network",
+        ),
+        ("--nat=net=127.0.0.0/8", "reserved network"),
+        (
+            "--nat=dns=10.0.2.300",
+            "dns: '10.0.2.300' is not an IPv4 address",
+        ),
+        (
+            "--nat=host=10.0.3.2",
+            "host: 10.0.3.2 is not a host address of the virtual network 10.0.2.0/24",
+        ),
+        (
+            "--nat=hostfwd=tcp::8080",
+            "hostfwd: 'tcp::8080' is not [tcp|udp]:",
+        ),
+        (
+            "--nat=hostfwd=tcp::8080-10.9.9.9:80",
+            "hostfwd: 10.9.9.9 is not a host address",
+        ),
+        ("--nat=bogus=1", "unknown option 'bogus=1'"),
+        ("--nat=host=10.0.2.20", "host 10.0.2.20 is in the DHCP pool"),
+    ] {
+        let out = run(dir.path(), &[value], &[]);
+        refused(&out, dir.path(), needle);
+    }
+    let out = run(dir.path(), &["--nat", "--nat=net=10.9.0.0/16"], &[]);
+    refused(&out, dir.path(), "--nat given twice");
+}
+
+#[test]
+fn a_missing_helper_is_refused() {
+    if !switch_is_ours(NOT_IN_C) {
+        return;
+    }
+    let dir = new_temp_dir();
+    let out = run(
+        dir.path(),
+        &["--nat"],
+        &[("UML_SWITCH_NAT", "/nonexistent/uml_switch_nat")],
+    );
+    refused(
+        &out,
+        dir.path(),
+        "--nat: the NAT helper '/nonexistent/uml_switch_nat' cannot be run: No such file or directory",
+    );
+}
+
+/// In a namespace of its own, so that the host's interfaces and ports
+/// are the test's.
+#[test]
+fn host_conflicts_are_refused() {
+    require!(Requirement::Root, Requirement::NetNs);
+    require!(Requirement::Program("setpriv", "util-linux"));
+    if !switch_is_ours(NOT_IN_C) {
+        return;
+    }
+    let ns = NetNs::new("natref");
+    for args in [
+        &[
+            "link", "add", "natr0", "type", "veth", "peer", "name", "natr1",
+        ][..],
+        &["addr", "add", "10.0.2.100/24", "dev", "natr0"],
+        &["addr", "add", "10.88.0.1/24", "dev", "natr1"],
+        &["link", "set", "natr0", "up"],
+        &["link", "set", "natr1", "up"],
+    ] {
+        let out = ns.ip(args);
+        assert!(out.success(), "ip {args:?}: {out}");
+    }
+    let dir = new_temp_dir();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let sw = SwitchBinary::under_test();
+    let in_ns = |unprivileged: bool, nat: &str| {
+        let mut cmd: Command = ns.exec("timeout");
+        cmd.args(["-k", "5", "30"]);
+        if unprivileged {
+            cmd.args([
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--",
+            ]);
+        }
+        cmd.arg(&sw.path)
+            .arg("-unix")
+            .arg(dir.path().join("ctl"))
+            .arg(nat)
+            .current_dir(dir.path());
+        run_with_timeout(&mut cmd, BOUND)
+    };
+    // The default network is the host's 10.0.2.100/24's.
+    let out = in_ns(false, "--nat");
+    refused(
+        &out,
+        dir.path(),
+        "the virtual network 10.0.2.0/24 overlaps 10.0.2.100/24 of the host's interface natr0",
+    );
+    let out = in_ns(false, "--nat=net=10.88.0.0/16");
+    refused(
+        &out,
+        dir.path(),
+        "overlaps 10.88.0.1/24 of the host's interface natr1",
+    );
+    // Port 80 needs CAP_NET_BIND_SERVICE, which uid 65534 lacks.
+    let out = in_ns(true, "--nat=net=10.5.0.0/24,hostfwd=tcp::80-:80");
+    refused(
+        &out,
+        dir.path(),
+        "hostfwd=tcp:0.0.0.0:80-10.5.0.15:80: host ports below 1024 \
+         (net.ipv4.ip_unprivileged_port_start) need CAP_NET_BIND_SERVICE",
+    );
+    // A host port that is taken: the helper says so, the switch stops.
+    let taken = ns.run_in(|| std::net::TcpListener::bind("127.0.0.1:0").unwrap());
+    let port = taken.local_addr().unwrap().port();
+    let out = in_ns(
+        true,
+        &format!("--nat=net=10.5.0.0/24,hostfwd=tcp:127.0.0.1:{port}-:80"),
+    );
+    refused(&out, dir.path(), "--nat: the NAT helper");
+    let err = out.stderr_str();
+    assert!(
+        err.contains(&format!(
+            "uml_switch_nat: hostfwd=tcp:127.0.0.1:{port}-10.5.0.15:80: cannot listen on the host"
+        )),
+        "{out}"
+    );
+    drop(taken);
+}
+
+/// The helper runs as long as the switch, as the switch's user, and ends
+/// with it.
+#[test]
+fn the_helper_ends_with_the_switch() {
+    require!(Requirement::Root, Requirement::NetNs);
+    require!(Requirement::Program("setpriv", "util-linux"));
+    if !switch_is_ours(NOT_IN_C) {
+        return;
+    }
+    let ns = NetNs::new("natend");
+    let dir = new_temp_dir();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let wrapper = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--",
+    ];
+    let args: Vec<OsString> = vec![
+        "-unix".into(),
+        dir.path().join("ctl").into(),
+        "--nat".into(),
+    ];
+    let mut sw = NsSwitch::start_wrapped(&ns, dir.path(), &wrapper, &args, BOUND)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let helper_pids = || -> Vec<u32> {
+        ns.pids()
+            .into_iter()
+            .filter(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/comm"))
+                    .is_ok_and(|c| c.trim_end() == "uml_switch_nat")
+            })
+            .collect()
+    };
+    let pids = helper_pids();
+    assert_eq!(pids.len(), 1, "{pids:?}\n{}", sw.report());
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pids[0])).unwrap();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert!(
+        uid_line.split_whitespace().skip(1).all(|u| u == "65534"),
+        "{uid_line}"
+    );
+    let pid = pids[0];
+    // SIGTERM to the switch alone (its process group holds the helper
+    // too, which dropping `sw` would kill).
+    let switch_pid = ns
+        .pids()
+        .into_iter()
+        .find(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm"))
+                .is_ok_and(|c| c.trim_end() == "uml_switch")
+        })
+        .expect("the switch's pid");
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(switch_pid as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let gone = uml_integration_tests::process::wait_until(Duration::from_secs(10), || {
+        !uml_integration_tests::process::pid_alive(pid)
+    });
+    assert!(gone, "the helper outlived the switch:\n{}", sw.report());
+    drop(sw);
+}

@@ -1,0 +1,127 @@
+//! `uml_switch_nat`: the NAT port of `uml_switch` (`docs/nat.md`).
+//!
+//! `uml_switch --nat[=OPTIONS]` starts this program with one end of a
+//! `SOCK_SEQPACKET` socket pair as its standard input and the options as
+//! its only argument. It runs one libslirp instance — the user-mode
+//! TCP/IP stack of QEMU's `-netdev user`, slirp4netns and podman — that is
+//! the gateway, DHCP server and DNS forwarder of the virtual network
+//! (10.0.2.0/24 by default) and makes the guests' TCP and UDP connections
+//! with ordinary sockets of the host, so that no root and no `CAP_NET_*`
+//! is needed. One Ethernet frame per message, both ways, as on a bess
+//! port; the first message it sends is [`uml_common::nat::READY`], once
+//! every host forward listens. It exits at the socket's end of file (the
+//! switch ended).
+//!
+//! Why a program of its own: libslirp is C, has no static archive and
+//! needs glib, while the switch is a static-pie program; and a process of
+//! its own keeps libslirp's C code (parsing every guest's packets) out of
+//! the switch's address space. The `unsafe` code is in `sys.rs` alone.
+#![deny(unsafe_code)]
+
+mod error;
+#[allow(unsafe_code)]
+mod sys;
+
+use std::ffi::OsString;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::sys::signal::{SigSet, SigmaskHow};
+use nix::sys::socket::{getsockopt, recv, send, sockopt, MsgFlags, SockType};
+use uml_common::nat::{self, NatConfig};
+
+pub use error::Error;
+
+/// The largest frame taken from the switch (its largest `--mtu` plus the
+/// Ethernet header, and then some).
+const MAX_FRAME: usize = 65_536 + 64;
+/// Frames handed to the stack per wake-up before it polls its sockets
+/// again.
+const BURST: usize = 256;
+/// The longest sleep without looking at the clock.
+const MAX_WAIT: Duration = Duration::from_secs(1);
+
+/// Runs the helper; the exit status.
+pub fn uumain(args: impl IntoIterator<Item = OsString>) -> i32 {
+    match run(args) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("uml_switch_nat: {e}");
+            1
+        }
+    }
+}
+
+fn run(args: impl IntoIterator<Item = OsString>) -> Result<(), Error> {
+    let args: Vec<OsString> = args.into_iter().skip(1).collect();
+    let text = match args.as_slice() {
+        [] => String::new(),
+        [one] => one.to_str().ok_or(Error::Usage)?.to_string(),
+        _ => return Err(Error::Usage),
+    };
+    let config = nat::parse(&text)?;
+    // The switch blocks the signals it handles; its child must not keep
+    // them blocked (a SIGTERM for the helper would wait for ever).
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    let _ = uml_common::sys::process::close_fds_from(3, &[]);
+    let stdin = io::stdin();
+    let sock = stdin.as_fd();
+    match getsockopt(&sock, sockopt::SockType) {
+        Ok(SockType::SeqPacket) => {}
+        _ => return Err(Error::NotASocket),
+    }
+    serve(&config, sock)
+}
+
+/// Starts the stack on `sock`, says so, and relays frames until the end
+/// of file.
+fn serve(config: &NatConfig, sock: BorrowedFd<'_>) -> Result<(), Error> {
+    let mut stack = sys::Stack::new(config, sock).map_err(Error::Stack)?;
+    for fwd in &config.hostfwd {
+        stack
+            .add_hostfwd(fwd)
+            .map_err(|source| Error::HostFwd { fwd: *fwd, source })?;
+    }
+    send(sock.as_fd().as_raw(), nat::READY, MsgFlags::empty())
+        .map_err(|e| Error::Socket(e.into()))?;
+    let mut buf = vec![0u8; MAX_FRAME];
+    loop {
+        let readable = stack.poll(sock, MAX_WAIT).map_err(Error::Socket)?;
+        if let (_, Some(e)) = stack.take_send_trouble() {
+            if matches!(e.raw_os_error(), Some(libc::EPIPE | libc::ECONNRESET)) {
+                return Ok(());
+            }
+            eprintln!(
+                "uml_switch_nat: sending to the switch: {}",
+                uml_common::cli::strerror(&e)
+            );
+        }
+        if !readable {
+            continue;
+        }
+        for _ in 0..BURST {
+            match recv(sock.as_fd().as_raw(), &mut buf, MsgFlags::MSG_DONTWAIT) {
+                // The switch never sends an empty frame (runts are
+                // dropped): this is its end of file.
+                Ok(0) => return Ok(()),
+                Ok(n) => stack.input(&buf[..n]),
+                Err(Errno::EAGAIN | Errno::EINTR) => break,
+                Err(Errno::ECONNRESET) => return Ok(()),
+                Err(e) => return Err(Error::Socket(e.into())),
+            }
+        }
+    }
+}
+
+/// `as_raw_fd` for nix's raw-descriptor socket calls.
+trait AsRaw {
+    fn as_raw(&self) -> std::os::fd::RawFd;
+}
+
+impl AsRaw for BorrowedFd<'_> {
+    fn as_raw(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(self)
+    }
+}
