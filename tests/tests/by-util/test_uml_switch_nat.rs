@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use uml_integration_tests::process::{run_with_timeout, RunOutput};
+use uml_integration_tests::{pid_alive, run_with_timeout, wait_until, RunOutput};
 use uml_integration_tests::segment::switch_is_ours;
 use uml_integration_tests::switch_client::{new_temp_dir, NsSwitch, SwitchBinary};
 use uml_integration_tests::{require, NetNs, Requirement};
@@ -247,8 +247,8 @@ fn the_helper_ends_with_the_switch() {
         nix::unistd::Pid::from_raw(switch_pid as i32),
         nix::sys::signal::Signal::SIGTERM,
     );
-    let gone = uml_integration_tests::process::wait_until(Duration::from_secs(10), || {
-        !uml_integration_tests::process::pid_alive(pid)
+    let gone = wait_until(Duration::from_secs(10), || {
+        !pid_alive(pid)
     });
     assert!(gone, "the helper outlived the switch:\n{}", sw.report());
     drop(sw);
