@@ -163,14 +163,15 @@ pub fn help(prog: &str) -> String {
          \x20                 devices: local=IP,remote=IP[,remote=IP...][,vni=N][,port=N]\n\
          \x20                 (vni 1 and port 4789 by default); frames go to every remote.\n\
          \x20                 May be given more than once.\n\
-         \x20 --nat[=OPTIONS] a NAT port: the gateway of every guest on the switch (DHCP, DNS\n\
-         \x20                 forwarding, outbound TCP and UDP, host port forwards) with no\n\
-         \x20                 root and no CAP_NET_*, by libslirp in the helper\n\
+         \x20 --nat[=OPTIONS] a NAT port, the gateway of every guest on the switch (DHCP,\n\
+         \x20                 DNS forwarding, outbound TCP and UDP, host port forwards),\n\
+         \x20                 with no root and no CAP_NET_*: libslirp in the helper\n\
          \x20                 uml_switch_nat. OPTIONS, comma-separated, as QEMU's -netdev\n\
          \x20                 user: net=10.0.2.0/24, host=10.0.2.2, dns=10.0.2.3,\n\
          \x20                 dhcpstart=10.0.2.15 (the defaults), dns=off, restrict=on,\n\
          \x20                 host-loopback=off (guests cannot reach the host's 127.0.0.1),\n\
-         \x20                 hostfwd=[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT...\n\
+         \x20                 hostfwd=[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT;\n\
+         \x20                 may be given more than once.\n\
          \x20 --mtu N         forward frames of up to N + 14 bytes (N from 1500 to 65535,\n\
          \x20                 default 1500) between ports that take them: bess, tunnel and\n\
          \x20                 raw ports (guests with mtu=N); daemon and mcast ports keep\n\
@@ -473,6 +474,23 @@ mod tests {
             assert!(h.contains(o), "{o}\n{h}");
         }
         assert!(h.lines().all(|l| l.len() <= 80), "{h}");
+    }
+
+    #[test]
+    fn nat_takes_a_value_after_equals_only() {
+        let o = p(&["--nat"]).options.unwrap();
+        assert_eq!(o.nat, [""]);
+        let o = p(&["--nat=net=10.9.0.0/16,hostfwd=tcp::8080-:80"])
+            .options
+            .unwrap();
+        assert_eq!(o.nat, ["net=10.9.0.0/16,hostfwd=tcp::8080-:80"]);
+        // Collected as given; more than one is refused at start-up.
+        assert_eq!(p(&["--nat", "--nat=x"]).options.unwrap().nat, ["", "x"]);
+        for bad in [&["--nat="][..], &["--nat", "net=10.9.0.0/16"], &["-nat"]] {
+            assert_eq!(p(bad).options, None, "{bad:?}");
+        }
+        assert!(p(&[]).options.unwrap().nat.is_empty());
+        assert!(help("sw").contains("--nat[=OPTIONS]"));
     }
 
     #[test]

@@ -12,9 +12,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use uml_integration_tests::{pid_alive, run_with_timeout, wait_until, RunOutput};
 use uml_integration_tests::segment::switch_is_ours;
 use uml_integration_tests::switch_client::{new_temp_dir, NsSwitch, SwitchBinary};
+use uml_integration_tests::{pid_alive, run_with_timeout, wait_until, RunOutput};
 use uml_integration_tests::{require, NetNs, Requirement};
 
 const NOT_IN_C: &str = "--nat is not an option of the C switch";
@@ -247,9 +247,7 @@ fn the_helper_ends_with_the_switch() {
         nix::unistd::Pid::from_raw(switch_pid as i32),
         nix::sys::signal::Signal::SIGTERM,
     );
-    let gone = wait_until(Duration::from_secs(10), || {
-        !pid_alive(pid)
-    });
+    let gone = wait_until(Duration::from_secs(10), || !pid_alive(pid));
     assert!(gone, "the helper outlived the switch:\n{}", sw.report());
     drop(sw);
 }

@@ -305,14 +305,15 @@ pub fn command() -> Command {
                 .num_args(0..=1)
                 .require_equals(true)
                 .action(ArgAction::Append)
-                .help("a NAT port: the gateway of every guest on the switch (DHCP, DNS\n\
-                     forwarding, outbound TCP and UDP, host port forwards) with no\n\
-                     root and no CAP_NET_*, by libslirp in the helper\n\
+                .help("a NAT port, the gateway of every guest on the switch (DHCP,\n\
+                     DNS forwarding, outbound TCP and UDP, host port forwards),\n\
+                     with no root and no CAP_NET_*: libslirp in the helper\n\
                      uml_switch_nat. OPTIONS, comma-separated, as QEMU's -netdev\n\
                      user: net=10.0.2.0/24, host=10.0.2.2, dns=10.0.2.3,\n\
                      dhcpstart=10.0.2.15 (the defaults), dns=off, restrict=on,\n\
                      host-loopback=off (guests cannot reach the host's 127.0.0.1),\n\
-                     hostfwd=[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT...")
+                     hostfwd=[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT;\n\
+                     may be given more than once.")
                 .long_help(
                     "A NAT port (docs/nat.md): libslirp, the user-mode TCP/IP stack of QEMU's \
                      -netdev user and slirp4netns, run by the helper uml_switch_nat \
