@@ -226,31 +226,7 @@ pub fn parse(text: &str) -> Result<NatConfig, NatOptionError> {
             )));
         }
     }
-    let mut hostfwd: Vec<HostFwd> = Vec::new();
-    for t in fwd_text {
-        let f = parse_hostfwd(t, dhcp_start)?;
-        if !is_host_of(f.guest_addr, net, prefix) {
-            return Err(NatOptionError::Outside {
-                what: "hostfwd",
-                addr: f.guest_addr,
-                net: shown,
-            });
-        }
-        if hostfwd.iter().any(|g| {
-            g.proto == f.proto
-                && g.host_port == f.host_port
-                && (g.host_addr == f.host_addr
-                    || g.host_addr.is_unspecified()
-                    || f.host_addr.is_unspecified())
-        }) {
-            return Err(NatOptionError::HostFwdTwice(format!(
-                "{}/{}",
-                f.proto, f.host_port
-            )));
-        }
-        hostfwd.push(f);
-    }
-    Ok(NatConfig {
+    let mut config = NatConfig {
         net,
         prefix,
         host,
@@ -259,8 +235,14 @@ pub fn parse(text: &str) -> Result<NatConfig, NatOptionError> {
         dns_forwarding: dns_forwarding.unwrap_or(true),
         host_loopback: host_loopback.unwrap_or(true),
         restricted: restricted.unwrap_or(false),
-        hostfwd,
-    })
+        hostfwd: Vec::new(),
+    };
+    for t in fwd_text {
+        let f = parse_hostfwd(t, dhcp_start)?;
+        config.check_forward(&f)?;
+        config.hostfwd.push(f);
+    }
+    Ok(config)
 }
 
 impl NatConfig {
@@ -347,6 +329,41 @@ fn parse_net(value: &str) -> Result<(Ipv4Addr, u8), NatOptionError> {
         return Err(NatOptionError::Reserved(value.to_string()));
     }
     Ok((a, p))
+}
+
+/// `[tcp|udp]:[HOSTADDR]:HOSTPORT` (the host side of a forward, which
+/// names it for removal).
+pub fn parse_host_side(value: &str) -> Result<(Proto, Ipv4Addr, u16), NatOptionError> {
+    let f = parse_hostfwd(&format!("{value}-:1"), Ipv4Addr::UNSPECIFIED)
+        .map_err(|_| NatOptionError::HostFwd(value.to_string()))?;
+    Ok((f.proto, f.host_addr, f.host_port))
+}
+
+impl NatConfig {
+    /// Checks a forward to add against the network and the forwards
+    /// there are, as [`parse`] does.
+    pub fn check_forward(&self, f: &HostFwd) -> Result<(), NatOptionError> {
+        if !is_host_of(f.guest_addr, self.net, self.prefix) {
+            return Err(NatOptionError::Outside {
+                what: "hostfwd",
+                addr: f.guest_addr,
+                net: format!("{}/{}", self.net, self.prefix),
+            });
+        }
+        if self.hostfwd.iter().any(|g| {
+            g.proto == f.proto
+                && g.host_port == f.host_port
+                && (g.host_addr == f.host_addr
+                    || g.host_addr.is_unspecified()
+                    || f.host_addr.is_unspecified())
+        }) {
+            return Err(NatOptionError::HostFwdTwice(format!(
+                "{}/{}",
+                f.proto, f.host_port
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// `[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT`, as QEMU's
@@ -510,6 +527,27 @@ mod tests {
         assert!(e.contains("10.0.2.1/24"), "{e}");
         let e = parse("hostfwd=tcp::x-:80").unwrap_err().to_string();
         assert!(e.contains("tcp::x-:80"), "{e}");
+    }
+
+    #[test]
+    fn forwards_added_later_are_checked_and_host_sides_parsed() {
+        let c = parse("hostfwd=tcp::8080-:80").unwrap();
+        let f = |t: &str| parse_hostfwd(t, c.dhcp_start).unwrap();
+        assert!(c.check_forward(&f("tcp::8081-:80")).is_ok());
+        assert!(c.check_forward(&f("udp::8080-:80")).is_ok());
+        assert!(c.check_forward(&f("tcp:127.0.0.1:8080-:80")).is_err());
+        assert!(c.check_forward(&f("tcp::8082-10.0.3.1:80")).is_err());
+        assert_eq!(
+            parse_host_side("udp:127.0.0.1:53").unwrap(),
+            (Proto::Udp, ip("127.0.0.1"), 53)
+        );
+        assert_eq!(
+            parse_host_side("::8080").unwrap(),
+            (Proto::Tcp, Ipv4Addr::UNSPECIFIED, 8080)
+        );
+        for bad in ["tcp::0", "tcp::8080-:80", "8080", "tcp:x:1"] {
+            assert!(parse_host_side(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

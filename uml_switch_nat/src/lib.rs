@@ -1,8 +1,10 @@
 //! `uml_switch_nat`: the NAT port of `uml_switch` (`docs/nat.md`).
 //!
 //! `uml_switch --nat[=OPTIONS]` starts this program with one end of a
-//! `SOCK_SEQPACKET` socket pair as its standard input and the options as
-//! its only argument. It runs one libslirp instance — the user-mode
+//! `SOCK_SEQPACKET` socket pair as its standard input, a second pair as
+//! its standard output (the control channel: `add RULE` / `remove HOST`
+//! requests for host forwards, answered `ok` or `error: MESSAGE`) and the
+//! options as its only argument. It runs one libslirp instance — the user-mode
 //! TCP/IP stack of QEMU's `-netdev user`, slirp4netns and podman — that is
 //! the gateway, DHCP server and DNS forwarder of the virtual network
 //! (10.0.2.0/24 by default) and makes the guests' TCP and UDP connections
@@ -72,13 +74,21 @@ fn run(args: impl IntoIterator<Item = OsString>) -> Result<(), Error> {
         Ok(SockType::SeqPacket) => {}
         _ => return Err(Error::NotASocket),
     }
-    serve(&config, sock)
+    // The control channel, when the switch gave one (run by hand: none).
+    let stdout = io::stdout();
+    let control = Some(stdout.as_fd())
+        .filter(|c| matches!(getsockopt(c, sockopt::SockType), Ok(SockType::SeqPacket)));
+    serve(config, sock, control)
 }
 
 /// Starts the stack on `sock`, says so, and relays frames until the end
 /// of file.
-fn serve(config: &NatConfig, sock: BorrowedFd<'_>) -> Result<(), Error> {
-    let mut stack = sys::Stack::new(config, sock).map_err(Error::Stack)?;
+fn serve(
+    mut config: NatConfig,
+    sock: BorrowedFd<'_>,
+    control: Option<BorrowedFd<'_>>,
+) -> Result<(), Error> {
+    let mut stack = sys::Stack::new(&config, sock).map_err(Error::Stack)?;
     for fwd in &config.hostfwd {
         stack
             .add_hostfwd(fwd)
@@ -88,7 +98,18 @@ fn serve(config: &NatConfig, sock: BorrowedFd<'_>) -> Result<(), Error> {
         .map_err(|e| Error::Socket(e.into()))?;
     let mut buf = vec![0u8; MAX_FRAME];
     loop {
-        let readable = stack.poll(sock, MAX_WAIT).map_err(Error::Socket)?;
+        let mut fds = vec![sock];
+        fds.extend(control);
+        let ready = stack.poll(&fds, MAX_WAIT).map_err(Error::Socket)?;
+        if ready & 2 != 0 {
+            if let Some(c) = control {
+                if !answer_control(&mut stack, &mut config, c) {
+                    // The switch closed it: it is ending.
+                    return Ok(());
+                }
+            }
+        }
+        let readable = ready & 1 != 0;
         if let (_, Some(e)) = stack.take_send_trouble() {
             if matches!(e.raw_os_error(), Some(libc::EPIPE | libc::ECONNRESET)) {
                 return Ok(());
@@ -112,6 +133,59 @@ fn serve(config: &NatConfig, sock: BorrowedFd<'_>) -> Result<(), Error> {
                 Err(e) => return Err(Error::Socket(e.into())),
             }
         }
+    }
+}
+
+/// Answers one control request (`add RULE`, `remove HOST`); false at the
+/// channel's end of file.
+fn answer_control(stack: &mut sys::Stack, config: &mut NatConfig, c: BorrowedFd<'_>) -> bool {
+    let mut buf = [0u8; 1024];
+    let n = match recv(c.as_raw(), &mut buf, MsgFlags::MSG_DONTWAIT) {
+        Ok(0) => return false,
+        Ok(n) => n,
+        Err(Errno::EAGAIN | Errno::EINTR) => return true,
+        Err(_) => return false,
+    };
+    let request = String::from_utf8_lossy(&buf[..n]).into_owned();
+    let reply = match control(stack, config, &request) {
+        Ok(()) => "ok".to_string(),
+        Err(e) => format!("error: {e}"),
+    };
+    let _ = send(c.as_raw(), reply.as_bytes(), MsgFlags::MSG_DONTWAIT);
+    true
+}
+
+/// Carries out a control request.
+fn control(stack: &mut sys::Stack, config: &mut NatConfig, request: &str) -> Result<(), String> {
+    match request.split_once(' ') {
+        Some(("add", rule)) => {
+            let f = nat::parse_hostfwd(rule, config.dhcp_start).map_err(|e| e.to_string())?;
+            config.check_forward(&f).map_err(|e| e.to_string())?;
+            stack.add_hostfwd(&f).map_err(|e| {
+                format!(
+                    "hostfwd={f}: cannot listen on the host: {}",
+                    uml_common::cli::strerror(&e)
+                )
+            })?;
+            config.hostfwd.push(f);
+            Ok(())
+        }
+        Some(("remove", host)) => {
+            let (proto, addr, port) = nat::parse_host_side(host).map_err(|e| e.to_string())?;
+            let i = config
+                .hostfwd
+                .iter()
+                .position(|f| f.proto == proto && f.host_addr == addr && f.host_port == port)
+                .ok_or_else(|| format!("no forward of host {proto} {addr}:{port}"))?;
+            if !stack.remove_hostfwd(proto, addr, port) {
+                return Err(format!(
+                    "libslirp has no forward of host {proto} {addr}:{port}"
+                ));
+            }
+            config.hostfwd.remove(i);
+            Ok(())
+        }
+        _ => Err(format!("unknown request '{request}'")),
     }
 }
 

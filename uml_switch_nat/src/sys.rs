@@ -469,6 +469,20 @@ impl Stack {
         })
     }
 
+    /// Removes a host port forward; false if there was none.
+    pub fn remove_hostfwd(&mut self, proto: Proto, host_addr: Ipv4Addr, host_port: u16) -> bool {
+        // SAFETY: self.slirp is a live instance; plain values.
+        let rc = unsafe {
+            ffi::slirp_remove_hostfwd(
+                self.slirp,
+                c_int::from(proto == Proto::Udp),
+                in_addr(host_addr),
+                c_int::from(host_port),
+            )
+        };
+        rc == 0
+    }
+
     /// Hands the stack one frame a guest sent.
     pub fn input(&mut self, frame: &[u8]) {
         let Ok(len) = c_int::try_from(frame.len()) else {
@@ -481,21 +495,24 @@ impl Stack {
     }
 
     /// Waits up to `max_wait` for the stack's sockets, its next timer or
-    /// `extra` to be readable, then lets the stack handle its sockets and
-    /// fires the timers that are due. Returns whether `extra` is readable
-    /// (or hung up).
-    pub fn poll(&mut self, extra: BorrowedFd<'_>, max_wait: Duration) -> io::Result<bool> {
+    /// one of `extra` (at most 32) to be readable, then lets the stack
+    /// handle its sockets and fires the timers that are due. Returns which
+    /// of `extra` are readable (or hung up): bit i for `extra[i]`.
+    pub fn poll(&mut self, extra: &[BorrowedFd<'_>], max_wait: Duration) -> io::Result<u32> {
         let state = self.state;
+        let extras = extra.len().min(32);
         {
             // SAFETY: state is live and no other reference exists now (no
             // libslirp call is running).
             let s = unsafe { &mut *state };
             s.pollfds.clear();
-            s.pollfds.push(libc::pollfd {
-                fd: extra.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            });
+            for fd in &extra[..extras] {
+                s.pollfds.push(libc::pollfd {
+                    fd: fd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                });
+            }
         }
         let mut timeout: u32 = u32::MAX;
         // SAFETY: live instance; cb_add_poll gets state, which it may
@@ -545,11 +562,15 @@ impl Stack {
         self.fire_timers();
         // SAFETY: as above.
         let s = unsafe { &*state };
-        let extra_ready = rc > 0
-            && s.pollfds
-                .first()
-                .is_some_and(|p| p.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0);
-        Ok(extra_ready)
+        let mut ready = 0;
+        if rc > 0 {
+            for (i, p) in s.pollfds.iter().take(extras).enumerate() {
+                if p.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
+                    ready |= 1 << i;
+                }
+            }
+        }
+        Ok(ready)
     }
 
     /// Fires every timer that is due (each once; a timer re-armed by its
@@ -747,14 +768,23 @@ int main(void) {
         // A forward of a free port is added and removed again.
         let f = uml_common::nat::parse_hostfwd("tcp:127.0.0.1:0-:80", config.dhcp_start);
         assert!(f.is_err(), "port 0 is refused by the parser");
+        // A port that was free a moment ago.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
         let fwd = HostFwd {
             proto: Proto::Tcp,
             host_addr: Ipv4Addr::LOCALHOST,
-            host_port: 0,
+            host_port: port,
             guest_addr: config.dhcp_start,
             guest_port: 80,
         };
         stack.add_hostfwd(&fwd).unwrap();
-        let _ = stack.poll(theirs.as_fd(), Duration::ZERO).unwrap();
+        assert_eq!(stack.poll(&[theirs.as_fd()], Duration::ZERO).unwrap(), 0);
+        // Listening now; removed once.
+        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+        assert!(stack.remove_hostfwd(Proto::Tcp, Ipv4Addr::LOCALHOST, port));
+        assert!(!stack.remove_hostfwd(Proto::Tcp, Ipv4Addr::LOCALHOST, port));
     }
 }

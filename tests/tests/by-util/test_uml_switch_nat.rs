@@ -251,3 +251,108 @@ fn the_helper_ends_with_the_switch() {
     assert!(gone, "the helper outlived the switch:\n{}", sw.report());
     drop(sw);
 }
+
+/// `hostfwd add`, `hostfwd` and `hostfwd remove` on the management
+/// socket: a forward added at run time listens (libslirp accepts on the
+/// host side before it reaches the guest), is listed, and stops listening
+/// when removed; a taken port and a switch without `--nat` are refused.
+#[test]
+fn forwards_are_added_and_removed_through_the_management_socket() {
+    require!(Requirement::Root, Requirement::NetNs);
+    require!(Requirement::Program("setpriv", "util-linux"));
+    if !switch_is_ours(NOT_IN_C) {
+        return;
+    }
+    let ns = NetNs::new("natmgmt");
+    let dir = new_temp_dir();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let mgmt = dir.path().join("mgmt");
+    let wrapper = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--",
+    ];
+    let args: Vec<OsString> = vec![
+        "-unix".into(),
+        dir.path().join("ctl").into(),
+        "--mgmt".into(),
+        mgmt.clone().into(),
+        "--nat=net=10.6.0.0/24".into(),
+    ];
+    let mut sw = NsSwitch::start_wrapped(&ns, dir.path(), &wrapper, &args, BOUND)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ask = |words: &[&str]| {
+        let mut all: Vec<OsString> = vec!["--mgmt".into(), mgmt.clone().into()];
+        all.extend(words.iter().map(OsString::from));
+        run_with_timeout(&mut SwitchBinary::under_test().command(all), BOUND)
+    };
+    let listening =
+        |port: u16| ns.run_in(|| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    let port = ns.run_in(|| {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port()
+    });
+    assert!(!listening(port));
+    let rule = format!("tcp:127.0.0.1:{port}-:8080");
+    let out = ask(&["hostfwd", "add", &rule]);
+    assert!(out.success(), "{out}\n{}", sw.report());
+    assert!(
+        out.stdout_str().contains(&format!(
+            "host tcp 127.0.0.1:{port} is forwarded to 10.6.0.15:8080"
+        )),
+        "{out}"
+    );
+    assert!(listening(port), "the added forward does not listen");
+    let out = ask(&["hostfwd"]);
+    assert!(out.success(), "{out}");
+    assert_eq!(
+        out.stdout_str(),
+        format!("tcp:127.0.0.1:{port}-10.6.0.15:8080\n")
+    );
+    // The same again: refused by the switch; a port taken on the host:
+    // refused by the helper.
+    let out = ask(&["hostfwd", "add", &rule]);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr_str().contains("forwarded twice"), "{out}");
+    let taken = ns.run_in(|| std::net::TcpListener::bind("127.0.0.1:0").unwrap());
+    let taken_port = taken.local_addr().unwrap().port();
+    let out = ask(&["hostfwd", "add", &format!("tcp:127.0.0.1:{taken_port}-:22")]);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr_str().contains("cannot listen on the host"),
+        "{out}"
+    );
+    let out = ask(&["hostfwd", "remove", &format!("tcp:127.0.0.1:{port}")]);
+    assert!(out.success(), "{out}");
+    assert!(!listening(port), "the removed forward still listens");
+    let out = ask(&["hostfwd"]);
+    assert_eq!(out.stdout_str(), "", "{out}");
+    let out = ask(&["hostfwd", "remove", &format!("tcp:127.0.0.1:{port}")]);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(sw.running(), "{}", sw.report());
+    drop(taken);
+    drop(sw);
+
+    // A switch without --nat.
+    let mgmt2 = dir.path().join("mgmt2");
+    let args: Vec<OsString> = vec![
+        "-unix".into(),
+        dir.path().join("ctl2").into(),
+        "--mgmt".into(),
+        mgmt2.clone().into(),
+    ];
+    let _sw = NsSwitch::start(&ns, dir.path(), &args, BOUND).unwrap_or_else(|e| panic!("{e}"));
+    let mut all: Vec<OsString> = vec!["--mgmt".into(), mgmt2.into(), "hostfwd".into()];
+    all.push("add".into());
+    all.push("tcp::8080-:80".into());
+    let out = run_with_timeout(&mut SwitchBinary::under_test().command(all), BOUND);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr_str().contains("no NAT port"), "{out}");
+}

@@ -183,6 +183,17 @@ pub fn open_passed(
     }
 }
 
+/// A management request for the NAT port's host forwards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostFwdRequest {
+    /// List them.
+    List,
+    /// Add `[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT`.
+    Add(String),
+    /// Remove `[tcp|udp]:[HOSTADDR]:HOSTPORT`.
+    Remove(String),
+}
+
 /// Whether an endpoint wants to be called again for the same event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ready {
@@ -261,6 +272,12 @@ pub trait Endpoint {
     /// no (a guest's port ends with its connection).
     fn removable(&self) -> bool {
         false
+    }
+
+    /// The NAT port's host forwards (`hostfwd` on the management
+    /// socket): the answer's text or why not. `None`: not a NAT port.
+    fn hostfwd(&mut self, _request: &HostFwdRequest) -> Option<Result<String, String>> {
+        None
     }
 
     /// The longest frame this endpoint's ports take (and are sent), given

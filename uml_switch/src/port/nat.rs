@@ -24,15 +24,17 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::epoll::{Epoll, EpollFlags};
 use nix::sys::socket::{recv, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
 use uml_common::cli::strerror;
-use uml_common::nat::{NatConfig, READY};
+use uml_common::nat::{self, NatConfig, READY};
 use uml_common::switch::MAX_FRAME_LEN;
 use uml_common::sys::fd::move_high;
 use uml_common::sys::mmsg::SendBatch;
 
 use super::backlog::{watch_writable, Backlogs};
-use super::{Ctx, Endpoint, EndpointId, Inbox, Ready, Received, Stats, HIGH_FD, SEND_BATCH};
+use super::{
+    Ctx, Endpoint, EndpointId, HostFwdRequest, Inbox, Ready, Received, Stats, HIGH_FD, SEND_BATCH,
+};
 use crate::core::PortId;
-use crate::output::err;
+use crate::output::{err, out};
 use crate::Error;
 
 /// Where packaging installs the helper.
@@ -71,6 +73,8 @@ pub fn helper_path() -> PathBuf {
 /// The NAT port: the socket to the helper and the helper.
 pub struct Nat {
     sock: OwnedFd,
+    /// The control channel (`add`/`remove` of host forwards).
+    control: OwnedFd,
     label: i32,
     child: Option<Child>,
     helper: PathBuf,
@@ -100,16 +104,23 @@ impl Nat {
         };
         // Close-on-exec on both ends; std clears it on the helper's end
         // when it becomes the helper's standard input.
-        let (ours, theirs) = socketpair(
-            AddressFamily::Unix,
-            SockType::SeqPacket,
-            None,
-            SockFlag::SOCK_CLOEXEC,
-        )
-        .map_err(|e| fail(format!("socketpair: {}", strerror(&e.into()))))?;
+        let pair = || {
+            socketpair(
+                AddressFamily::Unix,
+                SockType::SeqPacket,
+                None,
+                SockFlag::SOCK_CLOEXEC,
+            )
+            .map_err(|e| fail(format!("socketpair: {}", strerror(&e.into()))))
+        };
+        let (ours, theirs) = pair()?;
+        // The control channel (host forwards at run time): the helper's
+        // standard output; it writes its messages on standard error.
+        let (control, their_control) = pair()?;
         let mut child = Command::new(&helper)
             .arg(text)
             .stdin(Stdio::from(theirs))
+            .stdout(Stdio::from(their_control))
             .spawn()
             .map_err(|e| fail(format!("cannot be run: {}", strerror(&e))))?;
         let nat_err = |why: String, child: &mut Child| {
@@ -118,6 +129,10 @@ impl Nat {
             fail(why)
         };
         let sock = match move_high(ours, HIGH_FD) {
+            Ok(s) => s,
+            Err(e) => return Err(nat_err(format!("descriptor: {}", strerror(&e)), &mut child)),
+        };
+        let control = match move_high(control, HIGH_FD) {
             Ok(s) => s,
             Err(e) => return Err(nat_err(format!("descriptor: {}", strerror(&e)), &mut child)),
         };
@@ -135,6 +150,7 @@ impl Nat {
         Ok(Nat {
             label: sock.as_raw_fd(),
             sock,
+            control,
             child: Some(child),
             helper,
             config: config.clone(),
@@ -191,6 +207,43 @@ impl Nat {
                 let _ = child.wait();
             }
         }
+    }
+}
+
+/// How long a control request may take (the helper answers at once).
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl Nat {
+    /// Sends `request` on the control channel and waits for the answer.
+    fn ask(&self, request: &str) -> Result<(), String> {
+        let fd = self.control.as_raw_fd();
+        // An answer left over from a request that timed out.
+        let mut buf = [0u8; 1024];
+        while recv(fd, &mut buf, MsgFlags::MSG_DONTWAIT).is_ok_and(|n| n > 0) {}
+        nix::sys::socket::send(fd, request.as_bytes(), MsgFlags::MSG_DONTWAIT)
+            .map_err(|e| format!("the NAT helper: {}", strerror(&e.into())))?;
+        let mut fds = [PollFd::new(self.control.as_fd(), PollFlags::POLLIN)];
+        let ms = u16::try_from(CONTROL_TIMEOUT.as_millis()).unwrap_or(u16::MAX);
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(1) => {}
+            _ => return Err("the NAT helper did not answer".to_string()),
+        }
+        let n = recv(fd, &mut buf, MsgFlags::MSG_DONTWAIT)
+            .map_err(|e| format!("the NAT helper: {}", strerror(&e.into())))?;
+        let answer = String::from_utf8_lossy(&buf[..n]);
+        match answer.strip_prefix("error: ") {
+            _ if answer == "ok" => Ok(()),
+            Some(e) => Err(e.to_string()),
+            None if n == 0 => Err("the NAT helper has ended".to_string()),
+            None => Err(format!("the NAT helper answered '{answer}'")),
+        }
+    }
+
+    fn forward_line(&self, f: &uml_common::nat::HostFwd) -> String {
+        format!(
+            "NAT port {}: host {} {}:{} is forwarded to {}:{}",
+            self.label, f.proto, f.host_addr, f.host_port, f.guest_addr, f.guest_port
+        )
     }
 }
 
@@ -351,10 +404,8 @@ impl Endpoint for Nat {
             if c.restricted { ", restricted" } else { "" },
         );
         for f in &c.hostfwd {
-            text.push_str(&format!(
-                "NAT port {}: host {} {}:{} is forwarded to {}:{}\n",
-                self.label, f.proto, f.host_addr, f.host_port, f.guest_addr, f.guest_port
-            ));
+            text.push_str(&self.forward_line(f));
+            text.push('\n');
         }
         Some(text)
     }
@@ -374,6 +425,40 @@ impl Endpoint for Nat {
 
     fn frame_limit(&self, _max_frame: usize) -> usize {
         NAT_FRAME
+    }
+
+    fn hostfwd(&mut self, request: &HostFwdRequest) -> Option<Result<String, String>> {
+        Some(match request {
+            HostFwdRequest::List => Ok(self
+                .config
+                .hostfwd
+                .iter()
+                .map(|f| format!("{f}\n"))
+                .collect()),
+            HostFwdRequest::Add(rule) => (|| {
+                let f =
+                    nat::parse_hostfwd(rule, self.config.dhcp_start).map_err(|e| e.to_string())?;
+                self.config.check_forward(&f).map_err(|e| e.to_string())?;
+                self.ask(&format!("add {f}"))?;
+                self.config.hostfwd.push(f);
+                let line = self.forward_line(&f);
+                out(&format!("{line}\n"));
+                Ok(line)
+            })(),
+            HostFwdRequest::Remove(host) => (|| {
+                let (proto, addr, port) = nat::parse_host_side(host).map_err(|e| e.to_string())?;
+                self.ask(&format!("remove {proto}:{addr}:{port}"))?;
+                self.config
+                    .hostfwd
+                    .retain(|f| !(f.proto == proto && f.host_addr == addr && f.host_port == port));
+                let line = format!(
+                    "NAT port {}: host {proto} {addr}:{port} is no longer forwarded",
+                    self.label
+                );
+                out(&format!("{line}\n"));
+                Ok(line)
+            })(),
+        })
     }
 
     fn cleanup(&mut self) {
