@@ -82,19 +82,20 @@ impl Suite {
     /// The cached root's name; change it when the recipe below changes.
     fn base_name(self) -> &'static str {
         match self {
-            Suite::Bookworm => "bookworm-minbase-v1",
-            Suite::Unstable => "unstable-minbase-v1",
+            Suite::Bookworm => "bookworm-minbase-v2",
+            Suite::Unstable => "unstable-minbase-v2",
         }
     }
 
-    /// Packages added to minbase: adduser (our Depends), iproute2 (the
+    /// Packages added to minbase: adduser and libslirp0 (our Depends; the
+    /// NAT port's helper links libslirp), iproute2 (the
     /// if-up hook), and the dependencies of Debian's uml-utilities, whose
     /// .deb is downloaded into the root for the replacement test
     /// (unstable's are the 64-bit-time_t libraries).
     fn include(self) -> &'static str {
         match self {
-            Suite::Bookworm => "adduser,iproute2,libfuse2,libreadline8,lsb-base",
-            Suite::Unstable => "adduser,iproute2,libfuse2t64,libreadline8t64,lsb-base",
+            Suite::Bookworm => "adduser,iproute2,libfuse2,libreadline8,lsb-base,libslirp0",
+            Suite::Unstable => "adduser,iproute2,libfuse2t64,libreadline8t64,lsb-base,libslirp0",
         }
     }
 
@@ -236,6 +237,8 @@ fn deb_contents_and_metadata() {
     }
     assert_eq!(mode_of("/usr/sbin/jail_uml"), exe);
     assert_eq!(mode_of("/usr/lib/uml/port-helper"), exe);
+    // The NAT port's helper (uml_switch --nat), next to it.
+    assert_eq!(mode_of("/usr/lib/uml/uml_switch_nat"), exe);
     // 64-bit kernels from 6.16 on look in /usr/lib64/uml/: a relative
     // link to the program.
     let listing = dpkg_deb(&["-c"], &deb).stdout_str();
@@ -322,6 +325,11 @@ fn deb_contents_and_metadata() {
     );
     assert!(
         !depends.iter().any(|d| d.starts_with("net-tools")),
+        "Depends: {depends:?}"
+    );
+    // uml_switch_nat links libslirp.
+    assert!(
+        depends.iter().any(|d| d.starts_with("libslirp0")),
         "Depends: {depends:?}"
     );
     // tunctl, jail_uml and uml_net are linked against the shared glibc
