@@ -67,6 +67,15 @@ fn run(args: impl IntoIterator<Item = OsString>) -> Result<(), Error> {
     // The switch blocks the signals it handles; its child must not keep
     // them blocked (a SIGTERM for the helper would wait for ever).
     let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    // A terminal's ^C or hang-up is for the switch, which then closes
+    // the socket: the helper ends at that end of file, after the switch
+    // has cleaned up (SIGTERM still ends it at once).
+    for sig in [libc::SIGINT, libc::SIGHUP] {
+        let _ = uml_common::sys::process::set_disposition(
+            sig,
+            uml_common::sys::process::Disposition::Ignore,
+        );
+    }
     let _ = uml_common::sys::process::close_fds_from(3, &[]);
     let stdin = io::stdin();
     let sock = stdin.as_fd();
