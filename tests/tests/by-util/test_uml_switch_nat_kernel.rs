@@ -181,10 +181,31 @@ fn outside_world(ns: &NetNs, dir: &Path) -> (Servers, NsEtc) {
         .spawn()
         .unwrap();
     servers.0.push(http);
+    // The same page on the namespace's loopback (reached through the
+    // gateway unless host-loopback=off).
+    let lo = ns
+        .exec("python3")
+        .args([
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            "8001",
+            "--directory",
+        ])
+        .arg(&www)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    servers.0.push(lo);
     let up = wait_for(Duration::from_secs(20), || {
-        ns.run_in(|| TcpStream::connect((OUTSIDE, 8000)).is_ok())
+        ns.run_in(|| {
+            TcpStream::connect((OUTSIDE, 8000)).is_ok()
+                && TcpStream::connect(("127.0.0.1", 8001)).is_ok()
+        })
     });
-    assert!(up, "the namespace's HTTP server did not start");
+    assert!(up, "the namespace's HTTP servers did not start");
     (servers, etc)
 }
 
@@ -202,8 +223,8 @@ fn wait_for(bound: Duration, mut cond: impl FnMut() -> bool) -> bool {
 }
 
 /// Starts the switch as uid/gid 65534 in `ns`, with its sockets in `dir`
-/// and the NAT port forwarding host port [`FWD_PORT`] to 10.0.2.15:8080.
-fn start_switch(ns: &NetNs, dir: &Path) -> NsSwitch {
+/// and `--nat=NAT`.
+fn start_switch(ns: &NetNs, dir: &Path, nat: &str) -> NsSwitch {
     use std::os::unix::fs::PermissionsExt;
     // The unprivileged switch makes its sockets here.
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
@@ -212,7 +233,7 @@ fn start_switch(ns: &NetNs, dir: &Path) -> NsSwitch {
         dir.join("sw.ctl").into(),
         "--bess".into(),
         dir.join("sw.bess").into(),
-        format!("--nat=hostfwd=tcp::{FWD_PORT}-10.0.2.15:8080").into(),
+        format!("--nat={nat}").into(),
     ];
     let wrapper = [
         "setpriv",
@@ -224,7 +245,7 @@ fn start_switch(ns: &NetNs, dir: &Path) -> NsSwitch {
     let mut sw = NsSwitch::start_wrapped(ns, dir, &wrapper, &args, SWITCH_LIFETIME)
         .unwrap_or_else(|e| panic!("{e}"));
     let announced = sw.wait_output(Duration::from_secs(10), |o| {
-        o.contains("network 10.0.2.0/24, gateway 10.0.2.2, DNS 10.0.2.3, DHCP from 10.0.2.15")
+        o.contains("network 10.0.2.0/24, gateway 10.0.2.2, DNS 10.0.2.3, DHCP from 10.0.2.15: ")
     });
     assert!(announced, "{}", sw.report());
     sw
@@ -261,6 +282,16 @@ fn guest_one_server() -> String {
     format!(
         "mkdir -p /tmp/www && echo {GUEST_PAGE_TEXT} >/tmp/www/index.html\n\
          busybox httpd -p 8080 -h /tmp/www; echo \"TEST: httpd rc=$?\""
+    )
+}
+
+/// The namespace's loopback page fetched through the gateway 10.0.2.2
+/// (`TEST: loopback rc=`).
+fn loopback_fetch() -> String {
+    format!(
+        "bash -c 'exec 3<>/dev/tcp/10.0.2.2/8001 && \
+         printf \"GET /{PAGE} HTTP/1.0\\r\\n\\r\\n\" >&3 && cat <&3' >/tmp/lo 2>&1\n\
+         grep -q {PAGE_TEXT} /tmp/lo; echo \"TEST: loopback rc=$?\""
     )
 }
 
@@ -325,12 +356,14 @@ fn two_guests_reach_the_outside_through_the_nat_port() {
     let dir = new_temp_dir();
     let ns = NetNs::new("nat");
     let (_servers, _etc) = outside_world(&ns, dir.path());
-    let mut sw = start_switch(&ns, dir.path());
+    let nat = format!("hostfwd=tcp::{FWD_PORT}-10.0.2.15:8080");
+    let mut sw = start_switch(&ns, dir.path(), &nat);
 
     let ctl = dir.path().join("sw.ctl");
     let net = format!("eth0=daemon,{},unix,{}", mac(1), ctl.display());
-    let mut a = boot(&ns, 1, Kernel::Linux61, net, "eth0", &guest_one_server());
-    for step in ["dhcp", "dns", "fetch", "httpd"] {
+    let extra = format!("{}\n{}", loopback_fetch(), guest_one_server());
+    let mut a = boot(&ns, 1, Kernel::Linux61, net, "eth0", &extra);
+    for step in ["dhcp", "dns", "fetch", "loopback", "httpd"] {
         expect_step_ok(&mut a, step, GUEST_STEP, &mut sw, &[]);
     }
     assert_eq!(lease(&a), "10.0.2.15 10.0.2.2 10.0.2.3", "{}", a.console());
@@ -352,4 +385,47 @@ fn two_guests_reach_the_outside_through_the_nat_port() {
     halt(&mut a, UML_EXIT);
     assert!(sw.running(), "switch ended:\n{}", sw.report());
     eprintln!("--- switch output ---\n{}", sw.output());
+}
+
+/// `host-loopback=off`: a 7.2 guest still reaches the outside, but no
+/// longer the namespace's loopback through the gateway.
+#[test]
+fn host_loopback_off_keeps_guests_off_the_hosts_loopback() {
+    require!(
+        Requirement::Root,
+        Requirement::LinuxUml7,
+        Requirement::NetNs,
+        Requirement::Program("python3", "python3"),
+        Requirement::Program("busybox", "busybox"),
+        Requirement::Program("setpriv", "util-linux"),
+        Requirement::Program("bash", "bash")
+    );
+    if !segment::switch_is_ours("--nat is not an option of the C switch") {
+        return;
+    }
+    let _one = segment::one_at_a_time();
+    let dir = new_temp_dir();
+    let ns = NetNs::new("natlo");
+    let (_servers, _etc) = outside_world(&ns, dir.path());
+    let mut sw = start_switch(&ns, dir.path(), "host-loopback=off");
+    let bess = dir.path().join("sw.bess");
+    let net = format!("vec0:transport=bess,dst={},mac={}", bess.display(), mac(3));
+    let mut c = boot(&ns, 3, Kernel::Linux7, net, "vec0", &loopback_fetch());
+    for step in ["dhcp", "dns", "fetch"] {
+        expect_step_ok(&mut c, step, GUEST_STEP, &mut sw, &[]);
+    }
+    assert!(
+        c.wait_console("TEST: loopback rc=", GUEST_STEP),
+        "{}",
+        c.console()
+    );
+    let console = c.console();
+    assert!(
+        console.lines().any(|l| {
+            let l = l.trim_end();
+            l.starts_with("TEST: loopback rc=") && !l.ends_with("rc=0")
+        }),
+        "the guest reached the host's loopback through the gateway:\n{console}"
+    );
+    halt(&mut c, UML_EXIT);
 }
