@@ -6,7 +6,7 @@
 //! ```text
 //! net=10.0.2.0/24,host=10.0.2.2,dns=10.0.2.3,dhcpstart=10.0.2.15,
 //! hostfwd=tcp::8080-:80,hostfwd=udp:127.0.0.1:5353-10.0.2.16:53,
-//! restrict=on,dns=off,host-loopback=off
+//! restrict=on,dns=off,host-loopback=off,ipv6=on
 //! ```
 
 use std::fmt;
@@ -88,13 +88,23 @@ pub struct NatConfig {
     pub restricted: bool,
     /// Host port forwards, in order.
     pub hostfwd: Vec<HostFwd>,
+    /// `ipv6=on`: IPv6 too, with QEMU's addresses ([`IPV6_PREFIX`]/64,
+    /// gateway `::2`, DNS `::3`, router advertisements for SLAAC).
+    pub ipv6: bool,
 }
+
+/// The IPv6 prefix of `ipv6=on` (QEMU's), a /64.
+pub const IPV6_PREFIX: std::net::Ipv6Addr = std::net::Ipv6Addr::new(0xfec0, 0, 0, 0, 0, 0, 0, 0);
+/// The gateway's IPv6 address.
+pub const IPV6_HOST: std::net::Ipv6Addr = std::net::Ipv6Addr::new(0xfec0, 0, 0, 0, 0, 0, 0, 2);
+/// The DNS forwarder's IPv6 address.
+pub const IPV6_DNS: std::net::Ipv6Addr = std::net::Ipv6Addr::new(0xfec0, 0, 0, 0, 0, 0, 0, 3);
 
 /// Why options are refused (the message names the offending word).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NatOptionError {
     /// An option that does not exist.
-    #[error("unknown option '{0}' (known: net=, host=, dns=, dhcpstart=, hostfwd=, restrict=, host-loopback=)")]
+    #[error("unknown option '{0}' (known: net=, host=, dns=, dhcpstart=, hostfwd=, restrict=, host-loopback=, ipv6=)")]
     Unknown(String),
     /// An option given twice that can be given once.
     #[error("'{0}=' given twice")]
@@ -162,6 +172,7 @@ pub fn parse(text: &str) -> Result<NatConfig, NatOptionError> {
     let mut dhcp_start = None;
     let mut host_loopback = None;
     let mut restricted = None;
+    let mut ipv6 = None;
     let mut fwd_text = Vec::new();
     for word in text.split(',').filter(|w| !w.is_empty()) {
         let (key, value) = word
@@ -186,6 +197,7 @@ pub fn parse(text: &str) -> Result<NatConfig, NatOptionError> {
                 "host-loopback",
                 on_off("host-loopback", value)?,
             )?,
+            "ipv6" => set_once(&mut ipv6, "ipv6", on_off("ipv6", value)?)?,
             "hostfwd" => fwd_text.push(value),
             _ => return Err(NatOptionError::Unknown(word.to_string())),
         }
@@ -236,6 +248,7 @@ pub fn parse(text: &str) -> Result<NatConfig, NatOptionError> {
         host_loopback: host_loopback.unwrap_or(true),
         restricted: restricted.unwrap_or(false),
         hostfwd: Vec::new(),
+        ipv6: ipv6.unwrap_or(false),
     };
     for t in fwd_text {
         let f = parse_hostfwd(t, dhcp_start)?;
@@ -425,7 +438,7 @@ mod tests {
         assert_eq!(c.dns, ip("10.0.2.3"));
         assert_eq!(c.dhcp_start, ip("10.0.2.15"));
         assert_eq!(c.mask(), ip("255.255.255.0"));
-        assert!(c.dns_forwarding && c.host_loopback && !c.restricted);
+        assert!(c.dns_forwarding && c.host_loopback && !c.restricted && !c.ipv6);
         assert!(c.hostfwd.is_empty());
     }
 
@@ -434,9 +447,11 @@ mod tests {
         let c = parse(
             "net=192.168.76.0/22,host=192.168.77.1,dns=192.168.77.2,dhcpstart=192.168.78.0,\
              hostfwd=tcp::8080-:80,hostfwd=udp:127.0.0.1:5353-192.168.76.9:53,\
-             hostfwd=:10.1.1.1:2222-192.168.79.254:22,restrict=on,host-loopback=off,dns=off",
+             hostfwd=:10.1.1.1:2222-192.168.79.254:22,restrict=on,host-loopback=off,dns=off,\
+             ipv6=on",
         )
         .unwrap();
+        assert!(c.ipv6);
         assert_eq!((c.net, c.prefix), (ip("192.168.76.0"), 22));
         assert_eq!(c.mask(), ip("255.255.252.0"));
         assert_eq!(c.host, ip("192.168.77.1"));
@@ -507,6 +522,8 @@ mod tests {
             "dhcpstart=10.0.2.1",
             "host=10.0.2.20",
             "restrict=perhaps",
+            "ipv6=maybe",
+            "ipv6=on,ipv6=off",
             "host-loopback=",
             "hostfwd=tcp::8080",
             "hostfwd=tcp::8080-:0",

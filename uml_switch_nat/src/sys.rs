@@ -24,7 +24,7 @@ use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::time::{Duration, Instant};
 
-use uml_common::nat::{HostFwd, NatConfig, Proto};
+use uml_common::nat::{self, HostFwd, NatConfig, Proto};
 
 /// The `SlirpConfig` version used (libslirp ≥ 4.7).
 const CONFIG_VERSION: u32 = 4;
@@ -372,6 +372,12 @@ fn in_addr(a: Ipv4Addr) -> ffi::in_addr {
     }
 }
 
+fn in6_addr(a: std::net::Ipv6Addr) -> ffi::in6_addr {
+    ffi::in6_addr {
+        s6_addr: a.octets(),
+    }
+}
+
 /// libslirp's version, e.g. `4.7.0`.
 pub fn version() -> String {
     // SAFETY: returns a pointer to a static NUL-terminated string.
@@ -395,7 +401,6 @@ impl Stack {
             dropped: 0,
             send_error: None,
         }));
-        let zero6 = ffi::in6_addr { s6_addr: [0; 16] };
         let cfg = ffi::SlirpConfig {
             version: CONFIG_VERSION,
             restricted: c_int::from(config.restricted),
@@ -403,17 +408,17 @@ impl Stack {
             vnetwork: in_addr(config.net),
             vnetmask: in_addr(config.mask()),
             vhost: in_addr(config.host),
-            in6_enabled: false,
-            vprefix_addr6: zero6,
-            vprefix_len: 0,
-            vhost6: zero6,
+            in6_enabled: config.ipv6,
+            vprefix_addr6: in6_addr(nat::IPV6_PREFIX),
+            vprefix_len: 64,
+            vhost6: in6_addr(nat::IPV6_HOST),
             vhostname: std::ptr::null(),
             tftp_server_name: std::ptr::null(),
             tftp_path: std::ptr::null(),
             bootfile: std::ptr::null(),
             vdhcp_start: in_addr(config.dhcp_start),
             vnameserver: in_addr(config.dns),
-            vnameserver6: zero6,
+            vnameserver6: in6_addr(nat::IPV6_DNS),
             vdnssearch: std::ptr::null_mut(),
             vdomainname: std::ptr::null(),
             if_mtu: 0,

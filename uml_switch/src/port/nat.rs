@@ -403,6 +403,16 @@ impl Endpoint for Nat {
             c.dhcp_start,
             if c.restricted { ", restricted" } else { "" },
         );
+        if c.ipv6 {
+            text.push_str(&format!(
+                "NAT port {}: IPv6 {}/64, gateway {}, DNS {}: guests configure themselves \
+                 (router advertisements)\n",
+                self.label,
+                nat::IPV6_PREFIX,
+                nat::IPV6_HOST,
+                nat::IPV6_DNS
+            ));
+        }
         for f in &c.hostfwd {
             text.push_str(&self.forward_line(f));
             text.push('\n');
