@@ -78,7 +78,7 @@ while True:
 const UDHCPC_SCRIPT: &str = r#"#!/bin/sh
 case "$1" in
 bound|renew)
-    ip addr flush dev "$interface"
+    ip -4 addr flush dev "$interface"
     ip addr add "$ip/$mask" dev "$interface"
     ip route replace default via "$router" dev "$interface"
     echo "$ip $router $dns" >/tmp/lease
@@ -428,4 +428,74 @@ fn host_loopback_off_keeps_guests_off_the_hosts_loopback() {
         "the guest reached the host's loopback through the gateway:\n{console}"
     );
     halt(&mut c, UML_EXIT);
+}
+
+/// `ipv6=on`: a 7.2 guest configures an address of fec0::/64 from the
+/// gateway's router advertisements, pings the gateway fec0::2 and fetches
+/// a page from a server on an IPv6 veth address of the namespace.
+#[test]
+fn ipv6_guest_reaches_the_outside() {
+    require!(
+        Requirement::Root,
+        Requirement::LinuxUml7,
+        Requirement::NetNs,
+        Requirement::Program("python3", "python3"),
+        Requirement::Program("busybox", "busybox"),
+        Requirement::Program("setpriv", "util-linux"),
+        Requirement::Program("bash", "bash"),
+        Requirement::Program("ping", "iputils-ping")
+    );
+    if !segment::switch_is_ours("--nat is not an option of the C switch") {
+        return;
+    }
+    let _one = segment::one_at_a_time();
+    let dir = new_temp_dir();
+    let ns = NetNs::new("nat6");
+    let (mut servers, _etc) = outside_world(&ns, dir.path());
+    let out = ns.ip(&["addr", "add", "fd00:77::1/64", "dev", "natv0", "nodad"]);
+    assert!(out.success(), "{out}");
+    let http6 = ns
+        .exec("python3")
+        .args([
+            "-m",
+            "http.server",
+            "--bind",
+            "fd00:77::1",
+            "8002",
+            "--directory",
+        ])
+        .arg(dir.path().join("www"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    servers.0.push(http6);
+    let up = wait_for(Duration::from_secs(20), || {
+        ns.run_in(|| TcpStream::connect(("fd00:77::1", 8002)).is_ok())
+    });
+    assert!(up, "the namespace's IPv6 HTTP server did not start");
+    let mut sw = start_switch(&ns, dir.path(), "ipv6=on");
+    assert!(
+        sw.output()
+            .contains("IPv6 fec0::/64, gateway fec0::2, DNS fec0::3"),
+        "{}",
+        sw.report()
+    );
+    let extra = format!(
+        "i=0; while [ $i -lt 100 ] && ! ip -6 addr show dev vec0 | grep -q 'inet6 fec0:'; \
+         do sleep 0.2; i=$((i+1)); done\n\
+         ip -6 addr show dev vec0; ip -6 route\n\
+         ip -6 addr show dev vec0 | grep -q 'inet6 fec0:'; echo \"TEST: slaac rc=$?\"\n\
+         ping -6 -c 1 -W 5 fec0::2; echo \"TEST: ping6 rc=$?\"\n\
+         bash -c 'exec 3<>/dev/tcp/fd00:77::1/8002 && \
+         printf \"GET /{PAGE} HTTP/1.0\\r\\n\\r\\n\" >&3 && cat <&3' >/tmp/p6 2>&1\n\
+         cat /tmp/p6; grep -q {PAGE_TEXT} /tmp/p6; echo \"TEST: fetch6 rc=$?\""
+    );
+    let bess = dir.path().join("sw.bess");
+    let net = format!("vec0:transport=bess,dst={},mac={}", bess.display(), mac(4));
+    let mut g = boot(&ns, 4, Kernel::Linux7, net, "vec0", &extra);
+    for step in ["dhcp", "fetch", "slaac", "ping6", "fetch6"] {
+        expect_step_ok(&mut g, step, GUEST_STEP, &mut sw, &[]);
+    }
+    halt(&mut g, UML_EXIT);
 }
