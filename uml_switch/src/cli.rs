@@ -171,7 +171,7 @@ pub fn help(prog: &str) -> String {
          \x20                 dhcpstart=10.0.2.15 (the defaults), dns=off, restrict=on,\n\
          \x20                 host-loopback=off (guests cannot reach the host's 127.0.0.1),\n\
          \x20                 hostfwd=[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT;\n\
-         \x20                 may be given more than once.\n\
+         \x20                 may be given more than once; ipv6=on adds QEMU's fec0::/64.\n\
          \x20 --mtu N         forward frames of up to N + 14 bytes (N from 1500 to 65535,\n\
          \x20                 default 1500) between ports that take them: bess, tunnel and\n\
          \x20                 raw ports (guests with mtu=N); daemon and mcast ports keep\n\

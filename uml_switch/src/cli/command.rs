@@ -313,7 +313,7 @@ pub fn command() -> Command {
                      dhcpstart=10.0.2.15 (the defaults), dns=off, restrict=on,\n\
                      host-loopback=off (guests cannot reach the host's 127.0.0.1),\n\
                      hostfwd=[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT;\n\
-                     may be given more than once.")
+                     may be given more than once; ipv6=on adds QEMU's fec0::/64.")
                 .long_help(
                     "A NAT port (docs/nat.md): libslirp, the user-mode TCP/IP stack of QEMU's \
                      -netdev user and slirp4netns, run by the helper uml_switch_nat \
@@ -325,7 +325,8 @@ pub fn command() -> Command {
                      net=ADDRESS/PREFIX (default 10.0.2.0/24), host= (the gateway, .2), dns= \
                      (.3; dns=off: no forwarder), dhcpstart= (.15; 16 leases), restrict=on \
                      (nothing outside the virtual network), host-loopback=off (the gateway \
-                     does not lead to the host's 127.0.0.1) and \
+                     does not lead to the host's 127.0.0.1), ipv6=on (IPv6 too, QEMU's \
+                     fec0::/64 with gateway fec0::2 and DNS fec0::3; off by default) and \
                      hostfwd=[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT, which may \
                      repeat (the guest address defaults to dhcpstart). A network that \
                      overlaps one of the host's, a forward of a privileged port without \
