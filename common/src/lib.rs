@@ -12,6 +12,7 @@ pub mod inuse;
 pub mod mconsole;
 pub mod mgmt;
 pub mod nat;
+pub mod qemu_stream;
 pub mod switch;
 #[allow(unsafe_code)]
 pub mod sys;

@@ -37,6 +37,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
     (
         "port",
         "port add raw IFNAME | port add tap NAME | port add l2tpv3|gre|vxlan OPTIONS | \
+         port add bess-connect|qemu-connect PATH | \
          port remove PORT: add a port at run time (answer: how the guest joins) or remove one \
          added so (or given on the command line)",
     ),
@@ -296,19 +297,22 @@ fn parse_port<'a>(mut words: impl Iterator<Item = &'a str>) -> Result<Command, R
     let usage = || {
         RequestError::BadArgument(
             "usage: port add raw IFNAME | port add tap NAME | port add l2tpv3|gre|vxlan OPTIONS | \
-             port remove PORT"
+             port add bess-connect|qemu-connect PATH | port remove PORT"
                 .to_string(),
         )
     };
     match (words.next(), words.next(), words.next()) {
-        (Some("add"), Some(kind @ ("raw" | "tap" | "l2tpv3" | "gre" | "vxlan")), Some(spec))
-            if words.next().is_none() =>
-        {
-            Ok(Command::PortAdd {
-                kind: kind.to_string(),
-                spec: spec.to_string(),
-            })
-        }
+        (
+            Some("add"),
+            Some(
+                kind @ ("raw" | "tap" | "l2tpv3" | "gre" | "vxlan" | "bess-connect"
+                | "qemu-connect"),
+            ),
+            Some(spec),
+        ) if words.next().is_none() => Ok(Command::PortAdd {
+            kind: kind.to_string(),
+            spec: spec.to_string(),
+        }),
         (Some("remove"), Some(label), None) => Ok(Command::PortRemove {
             label: label.parse().map_err(|_| usage())?,
         }),
@@ -665,6 +669,15 @@ mod tests {
                 spec: "src=127.0.0.1,dst=127.0.0.2".into()
             }
         );
+        for kind in ["bess-connect", "qemu-connect"] {
+            assert_eq!(
+                ok(&format!("port add {kind} /run/stack.sock")).command,
+                Command::PortAdd {
+                    kind: kind.into(),
+                    spec: "/run/stack.sock".into()
+                }
+            );
+        }
         assert_eq!(
             ok("port remove 1003").command,
             Command::PortRemove { label: 1003 }
@@ -676,6 +689,8 @@ mod tests {
             "port",
             "port add",
             "port add bess /x",
+            "port add qemu-connect",
+            "port add bess-connect /a /b",
             "port add raw",
             "port add raw a b",
             "port remove x",

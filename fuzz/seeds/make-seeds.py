@@ -197,3 +197,10 @@ for i, line in enumerate([b"config ubd2=disk1.img", b"config  ubd1=/tmp/x/cow,..
 put("switch_settings", "activation", b"42\x002\0ctl:bess\0@notify")
 put("switch_settings", "vlans", b"42\x001\0\x0010,20-29,4094")
 put("switch_settings", "path", b"1\0x\0\0/run/systemd/notify")
+# QEMU stream framing (vector.md §12): limit byte, read size, stream
+arp = frame("ffffffffffff", "020000000001", bytes(28))
+stream = struct.pack(">I", len(arp)) + arp
+put("qemu_stream", "one", bytes([200, 255]) + stream)
+put("qemu_stream", "split", bytes([200, 3]) + stream * 3)
+put("qemu_stream", "oversized", bytes([4, 7]) + stream + struct.pack(">I", 2) + b"ab")
+put("qemu_stream", "badlen", bytes([200, 5]) + b"\x7f\xff\xff\xff" + stream)

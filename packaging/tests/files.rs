@@ -85,13 +85,50 @@ fn unit_runs_the_packaged_wrapper() {
     for action in ["condition", "start", "post-start"] {
         assert!(unit.contains(&format!("={wrapper} {action}\n")), "{action}");
     }
-    assert!(unit.contains("RuntimeDirectory=uml-utilities\n"));
+    // uml_switch notifies readiness; systemd would remove the socket
+    // unit's directory with a RuntimeDirectory=.
+    assert!(unit.contains("\nType=notify\n"), "{unit}");
+    assert!(!unit.contains("\nRuntimeDirectory="), "{unit}");
     assert!(unit.contains("WantedBy=multi-user.target"));
+    assert!(unit.contains("\nAlso=uml-utilities.socket\n"), "{unit}");
     let service = read("service/uml-switch-service");
     assert!(service.contains("UML_DIR=/run/uml-utilities\n"));
     assert!(service.contains("UML_SWITCH_USER=\"uml-net\"\n"));
-    assert!(service.contains("-unix \"$UML_SWITCH_CTL\""));
+    assert!(service.contains("set -- -unix \"$UML_SWITCH_CTL\""));
     assert!(service.contains("chmod 777 \"$UML_SWITCH_CTL\""));
+    // The wrapper execs the switch: it is the process systemd started.
+    assert!(service.contains("exec setpriv "));
+}
+
+/// The value of `key=` in a unit (the last one).
+fn unit_value<'a>(unit: &'a str, key: &str) -> Option<&'a str> {
+    unit.lines()
+        .rev()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+}
+
+#[test]
+fn socket_unit_passes_the_default_control_socket() {
+    let socket = read("systemd/uml-utilities.socket");
+    let wrapper = read("service/uml-switch-service");
+    // The wrapper's default UML_SWITCH_CTL, which /etc/default names too.
+    let ctl = "/run/uml-utilities/uml_switch.ctl";
+    assert!(wrapper.contains("UML_SWITCH_CTL=\"$UML_DIR/uml_switch.ctl\"\n"));
+    assert!(read("default/uml-utilities").contains(&format!("#UML_SWITCH_CTL=\"{ctl}\"\n")));
+    assert_eq!(unit_value(&socket, "ListenStream"), Some(ctl));
+    assert_eq!(unit_value(&socket, "FileDescriptorName"), Some("ctl"));
+    // Every local user may connect, as with Debian's init script.
+    assert_eq!(unit_value(&socket, "SocketMode"), Some("0666"));
+    assert_eq!(
+        unit_value(&socket, "Service"),
+        Some("uml-utilities.service")
+    );
+    assert_eq!(unit_value(&socket, "WantedBy"), Some("sockets.target"));
+    let init = read("init.d/uml-utilities");
+    for script in [&wrapper, &init] {
+        assert!(script.contains("--mgmt-mode 0660"));
+        assert!(script.contains("--mgmt-group"));
+    }
 }
 
 #[test]

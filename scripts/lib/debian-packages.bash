@@ -23,7 +23,7 @@
 # network namespaces; iputils-ping, the guests run the host's ping through
 # hostfs; busybox and e2fsprogs, guest init scripts and images; procps,
 # pgrep and kill; kmod; net-tools, the C uml_net runs ifconfig, route and
-# arp; util-linux, setpriv, nsenter, unshare, findmnt; inetutils-telnetd,
+# arp; util-linux, setpriv, runuser, prlimit, nsenter, unshare, findmnt; inetutils-telnetd,
 # telnetd for the port-helper tests (con1=port:); lintian, debootstrap and
 # dpkg-dev, the package tests (build, lint, install in fresh chroots);
 # patchelf, scripts/fetch-kernel7 points unstable's 7.x linux.uml at
@@ -38,12 +38,19 @@ DEMO_PACKAGES="$BUILD_PACKAGES user-mode-linux iproute2 iputils-ping"
 TEST_PACKAGES="$BUILD_PACKAGES user-mode-linux uml-utilities iproute2 iputils-ping busybox \
 e2fsprogs procps kmod net-tools util-linux inetutils-telnetd lintian debootstrap dpkg-dev \
 patchelf vdeplug libnss-extrausers xfsprogs btrfs-progs"
-# python3: the NAT port's kernel test runs a resolver and an HTTP server
-# in its namespace (tests/tests/by-util/test_uml_switch_nat_kernel.rs);
 # vde2: vde_switch and dpipe, the far end of the switch-to-vde_switch
 # interop test (tests/tests/by-util/test_uml_switch_trunk_kernel.rs);
-# systemd: systemd-socket-activate drives the socket-activation test.
-TEST_PACKAGES="$TEST_PACKAGES vde2 systemd python3"
+# systemd: systemd-socket-activate drives the socket-activation tests (switch, package).
+TEST_PACKAGES="$TEST_PACKAGES vde2 systemd"
+# strace: the uml_moo tests inject system-call failures into the real
+# binary (`strace -e inject=`), e.g. a hole punch failing part-way.
+TEST_PACKAGES="$TEST_PACKAGES strace"
+# passt and slirp4netns: the user-mode network stacks the switch connects
+# out to (tests/tests/by-util/test_uml_switch_connect_kernel.rs).
+TEST_PACKAGES="$TEST_PACKAGES passt slirp4netns"
+# python3: the NAT port's kernel test runs a resolver and HTTP servers in
+# its namespace (tests/tests/by-util/test_uml_switch_nat_kernel.rs).
+TEST_PACKAGES="$TEST_PACKAGES python3"
 
 missing_packages() {
     local pkg status missing=()

@@ -9,9 +9,12 @@
 //!   administrator's statoverride — each in a Debian 12 (`bookworm`) and
 //!   in a Debian unstable userland (what Debian 13 and later come from:
 //!   newer glibc, dpkg, adduser, init-system-helpers);
-//! * the service: the installed unit's wrapper and the init script start
-//!   the installed `uml_switch` as `uml-net` on
-//!   `/run/uml-utilities/uml_switch.ctl`, and two UMLs booted with a plain
+//! * the service: the installed units, driven as systemd would (the
+//!   socket unit's socket bound and passed by `systemd-socket-activate`,
+//!   ExecCondition, ExecStart with `NOTIFY_SOCKET` until `READY=1`,
+//!   ExecStartPost), and the init script start the installed `uml_switch`
+//!   as `uml-net` on `/run/uml-utilities/uml_switch.ctl` (with a
+//!   management socket for a group), and two UMLs booted with a plain
 //!   `eth0=daemon` (the kernel's built-in socket) ping each other through
 //!   it; and the ifupdown hooks. All of it in a private network namespace
 //!   and a private mount namespace whose `/run` is the chroot's tmpfs, so
@@ -271,6 +274,10 @@ fn deb_contents_and_metadata() {
         mode_of("/usr/lib/systemd/system/uml-utilities.service"),
         "-rw-r--r--"
     );
+    assert_eq!(
+        mode_of("/usr/lib/systemd/system/uml-utilities.socket"),
+        "-rw-r--r--"
+    );
     assert_eq!(mode_of("/etc/init.d/uml-utilities"), exe);
     assert_eq!(mode_of("/etc/default/uml-utilities"), "-rw-r--r--");
     assert_eq!(mode_of("/etc/network/if-pre-up.d/uml-utilities"), exe);
@@ -383,6 +390,7 @@ fn deb_contents_and_metadata() {
         "--home /nonexistent uml-net",
         "dpkg-statoverride --update --add root uml-net 4754 /usr/bin/uml_net",
         "deb-systemd-helper enable uml-utilities.service",
+        "deb-systemd-helper enable uml-utilities.socket",
         "update-rc.d uml-utilities defaults",
     ] {
         assert!(postinst.contains(needle), "postinst lacks {needle:?}");
@@ -401,7 +409,13 @@ fn deb_contents_and_metadata() {
         unit.contains(&format!("ExecStart={WRAPPER} start\n")),
         "{unit}"
     );
-    assert!(unit.contains("RuntimeDirectory=uml-utilities\n"), "{unit}");
+    assert!(unit.contains("\nType=notify\n"), "{unit}");
+    let socket =
+        fs::read_to_string(data.join("usr/lib/systemd/system/uml-utilities.socket")).unwrap();
+    assert!(
+        socket.contains(&format!("\nListenStream={CTL}\n")),
+        "{socket}"
+    );
 }
 
 #[test]
@@ -980,6 +994,7 @@ fn install_remove_purge(suite: Suite) {
     assert_eq!(c.ok("dpkg --verify uml-utilities-rs"), "");
     check_programs(&c);
     assert!(c.exists("/etc/systemd/system/multi-user.target.wants/uml-utilities.service"));
+    assert!(c.exists("/etc/systemd/system/sockets.target.wants/uml-utilities.socket"));
     assert!(c.exists("/etc/rc2.d/S01uml-utilities"));
 
     // Remove: the statoverride goes, the account and the conffiles stay.
@@ -1326,6 +1341,7 @@ fn service_serves_umls(suite: Suite) {
     require!(Requirement::Root, Requirement::LinuxUml, Requirement::NetNs);
     need!(program("ping", "iputils-ping"));
     need!(program("nsenter", "util-linux"));
+    need!(program("systemd-socket-activate", "systemd"));
     let (c, _) = need!(chroot_with_package(suite));
     c.ok("dpkg -i /tmp/pkg.deb");
     let uid: u32 = c.ok("id -u uml-net").trim().parse().unwrap();
@@ -1333,12 +1349,66 @@ fn service_serves_umls(suite: Suite) {
     let ns = NetNs::new("pkgsvc");
     let holder = Holder::start(&ns, &c.root, work.path());
 
-    // systemd's steps: ExecCondition, ExecStart (running), ExecStartPost.
+    // A management socket for the group adm, of which uml-net is made a
+    // member (UML_SWITCH_MGMT, UML_SWITCH_MGMT_GROUP).
+    holder.ok("adduser --quiet uml-net adm && \
+         printf 'UML_SWITCH_MGMT=\"%s\"\\nUML_SWITCH_MGMT_GROUP=\"adm\"\\n' \
+         /run/uml-utilities/uml_switch.mgmt >> /etc/default/uml-utilities");
+
+    // systemd's steps, with the installed units' settings: the socket
+    // unit's directory and socket (systemd-socket-activate binds it and
+    // passes it with its name, as LISTEN_FDS/LISTEN_FDNAMES), ExecCondition,
+    // ExecStart (Type=notify: systemd waits for READY=1 on NOTIFY_SOCKET),
+    // ExecStartPost.
+    let socket_unit = fs::read_to_string(c.path("/usr/lib/systemd/system/uml-utilities.socket"))
+        .expect("the socket unit is installed");
+    let service_unit =
+        fs::read_to_string(c.path("/usr/lib/systemd/system/uml-utilities.service")).unwrap();
+    let setting = |unit: &str, key: &str| -> String {
+        unit.lines()
+            .rev()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+            .unwrap_or_else(|| panic!("no {key}= in {unit}"))
+            .to_string()
+    };
+    assert_eq!(setting(&service_unit, "Type"), "notify");
+    let listen = setting(&socket_unit, "ListenStream");
+    assert_eq!(listen, CTL);
+    let exec_start = setting(&service_unit, "ExecStart");
+    holder.ok(&format!(
+        "mkdir -p -m {} /run/uml-utilities",
+        setting(&socket_unit, "DirectoryMode")
+    ));
     holder.ok(&format!("{WRAPPER} condition"));
+    // The notification socket, where the chroot's processes find it.
+    let notify = std::os::unix::net::UnixDatagram::bind(c.path("/tmp/notify.sock")).unwrap();
+    fs::set_permissions(
+        c.path("/tmp/notify.sock"),
+        fs::Permissions::from_mode(0o777),
+    )
+    .unwrap();
+    notify.set_read_timeout(Some(GUEST_STEP)).unwrap();
     let out_path = work.path().join("switch.out");
     let out = fs::File::create(&out_path).unwrap();
+    let root = c.root.to_string_lossy().into_owned();
+    let mut args = vec![
+        "env".to_string(),
+        "-i".into(),
+        "PATH=/usr/sbin:/usr/bin:/sbin:/bin".into(),
+        "LC_ALL=C".into(),
+        "systemd-socket-activate".into(),
+        "-l".into(),
+        listen.clone(),
+        format!("--fdname={}", setting(&socket_unit, "FileDescriptorName")),
+        "-E".into(),
+        "NOTIFY_SOCKET=/tmp/notify.sock".into(),
+        "chroot".into(),
+        root,
+    ];
+    args.extend(exec_start.split_whitespace().map(str::to_string));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let child = holder
-        .chroot(&format!("exec {WRAPPER} start"))
+        .cmd(&args)
         .stdin(Stdio::null())
         .stdout(out.try_clone().unwrap())
         .stderr(out)
@@ -1349,27 +1419,50 @@ fn service_serves_umls(suite: Suite) {
         pid: child.id(),
         child: Some(child),
     };
-    holder.ok(&format!("{WRAPPER} post-start"));
-    assert_eq!(
-        holder
-            .ok(&format!("stat -c '%a %U %F' {CTL} /run/uml-utilities"))
-            .lines()
-            .collect::<Vec<_>>(),
-        ["777 uml-net socket", "755 uml-net directory"]
-    );
-    assert_eq!(uids(switch.pid), [uid; 4], "uml_switch runs as uml-net");
-    let exe = fs::read_link(format!("/proc/{}/exe", switch.pid)).unwrap();
-    assert!(exe.ends_with("usr/bin/uml_switch"), "{}", exe.display());
-    wait_for("the switch's start-up line", SHORT, || {
-        fs::read_to_string(&out_path)
-            .unwrap_or_default()
-            .contains(&format!("attached to unix socket '{CTL}'"))
+    wait_for("the socket unit's socket", SHORT, || {
+        holder.in_chroot(&format!("test -S {CTL}")).success()
     });
+    holder.ok(&format!(
+        "chmod {} {CTL}",
+        setting(&socket_unit, "SocketMode")
+    ));
+    let mode = setting(&socket_unit, "SocketMode");
+    let mode = mode.trim_start_matches('0');
 
     // Two UMLs with eth0=daemon, the kernel's default socket
-    // /var/run/uml-utilities/uml_switch.ctl.
+    // /var/run/uml-utilities/uml_switch.ctl; the first connection starts
+    // the switch.
     {
         let mut a = boot_on_default_socket(&ns, &holder, 1, "while :; do sleep 3600; done");
+        let mut buf = [0u8; 256];
+        let n = notify
+            .recv(&mut buf)
+            .unwrap_or_else(|e| panic!("no READY=1 from the service: {e}"));
+        assert_eq!(
+            String::from_utf8_lossy(&buf[..n]),
+            format!(
+                "READY=1\nSTATUS=0 ports, switching\nMAINPID={}\n",
+                switch.pid
+            )
+        );
+        holder.ok(&format!("{WRAPPER} post-start"));
+        assert_eq!(
+            holder
+                .ok(&format!(
+                    "stat -c '%a %U %G %F' {CTL} /run/uml-utilities \
+                     /run/uml-utilities/uml_switch.mgmt"
+                ))
+                .lines()
+                .collect::<Vec<_>>(),
+            [
+                format!("{mode} root root socket"),
+                "755 uml-net uml-net directory".to_string(),
+                "660 uml-net adm socket".to_string(),
+            ]
+        );
+        assert_eq!(uids(switch.pid), [uid; 4], "uml_switch runs as uml-net");
+        let exe = fs::read_link(format!("/proc/{}/exe", switch.pid)).unwrap();
+        assert!(exe.ends_with("usr/bin/uml_switch"), "{}", exe.display());
         expect_step_ok(&mut a, "eth0 up", &out_path);
         let mut b = boot_on_default_socket(
             &ns,
@@ -1379,13 +1472,64 @@ fn service_serves_umls(suite: Suite) {
         );
         expect_step_ok(&mut b, "eth0 up", &out_path);
         expect_step_ok(&mut b, "ping", &out_path);
+        // The management socket lists guest 1's port with the replies it
+        // sent (guest 2's too while it is still shutting down).
+        let ports = holder.ok("uml_switch --mgmt /run/uml-utilities/uml_switch.mgmt ports");
+        let rows: Vec<Vec<&str>> = ports
+            .lines()
+            .filter(|l| l.contains(" daemon "))
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert!((1..=2).contains(&rows.len()), "{ports}");
+        assert!(
+            rows.iter()
+                .any(|r| r[5].parse::<u64>().is_ok_and(|n| n >= 3)),
+            "{ports}"
+        );
     }
     let log = fs::read_to_string(&out_path).unwrap();
+    assert!(
+        log.contains(&format!("attached to unix socket '{CTL}'")),
+        "{log}"
+    );
+    // The passed socket was used: nothing bound there, nothing closed.
+    assert!(
+        !log.contains("bind") && !log.contains("matches no option"),
+        "{log}"
+    );
     assert_eq!(log.matches("New connection").count(), 2, "{log}");
     eprintln!("--- uml_switch of the service ---\n{log}");
 
-    // systemctl stop: SIGTERM; the switch removes its socket.
+    // systemctl stop: SIGTERM; the switch removes the management socket
+    // it made and leaves the socket unit's (RemoveOnStop= is systemd's).
     assert!(switch.stop(), "uml_switch did not end on SIGTERM");
+    assert!(holder
+        .in_chroot("test ! -e /run/uml-utilities/uml_switch.mgmt")
+        .success());
+    assert!(holder.in_chroot(&format!("test -S {CTL}")).success());
+    holder.ok(&format!("rm {CTL}"));
+
+    // Without the socket unit (disabled; or UML_SWITCH_CTL elsewhere): the
+    // switch binds the socket itself and post-start opens it to every
+    // local user, as Debian's script.
+    let child = holder
+        .chroot(&format!("exec {WRAPPER} start"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .expect("start the service");
+    let mut unsocketed = Daemon {
+        pid: child.id(),
+        child: Some(child),
+    };
+    holder.ok(&format!("{WRAPPER} post-start"));
+    assert_eq!(
+        holder.ok(&format!("stat -c '%a %U %F' {CTL}")).trim(),
+        "777 uml-net socket"
+    );
+    assert!(unsocketed.stop(), "uml_switch did not end on SIGTERM");
     assert!(holder.in_chroot(&format!("test ! -e {CTL}")).success());
 
     // The init script, as on a system without systemd.
@@ -1393,6 +1537,17 @@ fn service_serves_umls(suite: Suite) {
     assert_eq!(
         holder.ok(&format!("stat -c '%a %U %F' {CTL}")).trim(),
         "777 uml-net socket"
+    );
+    wait_for("the init script's management socket", SHORT, || {
+        holder
+            .in_chroot("test -S /run/uml-utilities/uml_switch.mgmt")
+            .success()
+    });
+    assert_eq!(
+        holder
+            .ok("stat -c '%a %U %G' /run/uml-utilities/uml_switch.mgmt")
+            .trim(),
+        "660 uml-net adm"
     );
     let pid: u32 = holder
         .ok("cat /run/uml-utilities/uml_switch.pid")

@@ -11,7 +11,7 @@ use std::path::Path;
 use uml_common::umlnet::{IfName, Request, Transport};
 
 use crate::nl::{Link, Netlink};
-use crate::policy::{self, POLICY_PATH};
+use crate::policy;
 use crate::privs::real_uid;
 use crate::reply::{self, delivered, Output};
 use crate::Error;
@@ -20,11 +20,17 @@ use crate::Error;
 /// line, if any); returns the exit status: 0 on success, the error's
 /// status on failure — except that a `tuntap up` request answers its
 /// failures in the reply datagram and exits 0 (1 when the reply cannot be
-/// sent).
-pub fn perform(_transport: Transport, request: Request, clone: Option<io::Result<File>>) -> i32 {
+/// sent). `policy` is the policy file's text, read while the helper was
+/// still root ([`policy::read`]).
+pub fn perform(
+    _transport: Transport,
+    request: Request,
+    clone: Option<io::Result<File>>,
+    policy: PolicyText,
+) -> i32 {
     let mut out = Output::default();
     match request {
-        Request::TuntapUp { gate, reply_fd } => match tuntap_up(&mut out, gate, clone) {
+        Request::TuntapUp { gate, reply_fd } => match tuntap_up(&mut out, gate, clone, policy) {
             Ok((tap, name)) => {
                 let sent = reply::send_tuntap(reply_fd, Some((&name, &tap)), out.text());
                 if delivered(sent) {
@@ -45,7 +51,7 @@ pub fn perform(_transport: Transport, request: Request, clone: Option<io::Result
             addr,
             mask,
         } => {
-            let result = change_address(&mut out, add, &dev, addr, mask.0);
+            let result = change_address(&mut out, add, &dev, addr, mask.0, policy);
             if let Err(e) = &result {
                 out.error(e);
             }
@@ -55,7 +61,7 @@ pub fn perform(_transport: Transport, request: Request, clone: Option<io::Result
             status(&result)
         }
         Request::Ethertap { dev, gate, .. } => {
-            let e = match gate.map(check_policy) {
+            let e = match gate.map(|g| check_policy(policy, g)) {
                 Some(Err(e)) => e,
                 _ => Error::EthertapUnavailable(dev),
             };
@@ -64,7 +70,7 @@ pub fn perform(_transport: Transport, request: Request, clone: Option<io::Result
             e.exit_code()
         }
         Request::SlipUp { gate } => {
-            let result = check_policy(gate).and_then(|()| slip_up(&mut out, gate));
+            let result = check_policy(policy, gate).and_then(|()| slip_up(&mut out, gate));
             if let Err(e) = &result {
                 out.error(e);
             }
@@ -87,10 +93,15 @@ fn status(result: &Result<(), Error>) -> i32 {
     result.as_ref().map_or_else(Error::exit_code, |()| 0)
 }
 
-fn check_policy(addr: Ipv4Addr) -> Result<(), Error> {
-    match policy::load(Path::new(POLICY_PATH))? {
+/// The policy file's text (`None`: no policy file), or why it could not
+/// be read.
+pub type PolicyText = Result<Option<String>, Error>;
+
+fn check_policy(policy: PolicyText, addr: Ipv4Addr) -> Result<(), Error> {
+    match policy? {
         None => Ok(()),
-        Some(rules) => {
+        Some(text) => {
+            let rules = policy::rules(&text)?;
             let caller = policy::caller();
             if policy::allows(&rules, &caller, addr) {
                 Ok(())
@@ -136,9 +147,10 @@ fn tuntap_up(
     out: &mut Output,
     gate: Option<Ipv4Addr>,
     clone: Option<io::Result<File>>,
+    policy: PolicyText,
 ) -> Result<(File, IfName), Error> {
     if let Some(g) = gate {
-        check_policy(g)?;
+        check_policy(policy, g)?;
     }
     let owner = real_uid();
     let (tap, name) = create_tap(out, owner, clone)?;
@@ -239,9 +251,10 @@ fn change_address(
     dev: &IfName,
     addr: Ipv4Addr,
     mask: Ipv4Addr,
+    policy: PolicyText,
 ) -> Result<(), Error> {
     // Every check before the first change.
-    check_policy(addr)?;
+    check_policy(policy, addr)?;
     let (mut nl, link) = open_link(dev.as_str())?;
     owned_by_caller(dev, &link, real_uid())?;
     let routes = std::fs::read_to_string("/proc/net/route").unwrap_or_default();

@@ -30,6 +30,14 @@ pub enum Error {
     /// Changing the capability sets failed at `step`.
     #[error("uml_net : {0} failed : {1}")]
     Capabilities(&'static str, caps::errors::CapsError),
+    /// A capability could not be dropped from the bounding set.
+    #[error("uml_net : {0}")]
+    Bounding(uml_common::sys::caps::BoundingError),
+    /// A privilege step reported success but the kernel's account of the
+    /// process (ids, capability sets, NoNewPrivs, dumpable, core limit)
+    /// is not what it should be.
+    #[error("uml_net : privileges not dropped as required: {0}")]
+    Unconfined(String),
     /// The ids after `setresuid` are not the caller's.
     #[error("uml_net : could not give up root")]
     StillRoot,
@@ -54,6 +62,13 @@ pub enum Error {
         .0.display()
     )]
     PolicyInsecure(PathBuf),
+    /// A directory on the way to the policy file is not a directory owned
+    /// by root and closed to others' writes (or root's and sticky).
+    #[error(
+        "uml_net : refusing {POLICY_PATH}: {} must be a directory owned by root and not writable by others",
+        .0.display()
+    )]
+    PolicyDirInsecure(PathBuf),
     /// A line of the policy file is not a rule.
     #[error("{POLICY_PATH}:{line}: {why}")]
     PolicySyntax {

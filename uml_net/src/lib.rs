@@ -31,9 +31,13 @@ use crate::reply::delivered;
 /// them, or into the reply in the transport's framing; everything after
 /// validation is answered in the reply ([`actions::perform`]).
 pub fn uumain(args: impl IntoIterator<Item = OsString>) -> i32 {
-    // 1. Process hygiene before anything else.
+    // 1. Process hygiene before anything else; a step that fails stops
+    // the helper here.
     privs::clear_environment();
-    privs::harden_process();
+    if let Err(e) = privs::harden_process() {
+        let _ = writeln!(io::stderr(), "{e}");
+        return e.exit_code();
+    }
     // Arguments that are not UTF-8 cannot be valid; they are replaced and
     // then refused by the validation.
     let argv: Vec<String> = args
@@ -93,9 +97,15 @@ pub fn uumain(args: impl IntoIterator<Item = OsString>) -> i32 {
     // above). A static build would use /etc files only, since a static
     // binary cannot load other NSS modules safely.
     let _ = uml_common::sys::nss::prepare();
+    // The policy file may be root's alone (mode 0600): read it while still
+    // root, through root-owned directories only (policy::read); it is
+    // parsed, and its names looked up, after the drop.
+    let policy = policy::read(std::path::Path::new(policy::POLICY_PATH));
 
-    // 3. Only CAP_NET_ADMIN from here on.
+    // 3. Only CAP_NET_ADMIN from here on. A failed step stops the helper
+    // before any change: on stderr, and in the reply for the kernel.
     if let Err(error) = privs::drop_to_net_admin() {
+        let _ = writeln!(io::stderr(), "{error}");
         let reply_fd = match request {
             Request::TuntapUp { reply_fd, .. } => reply_fd,
             _ => 1,
@@ -105,5 +115,5 @@ pub fn uumain(args: impl IntoIterator<Item = OsString>) -> i32 {
     }
 
     // 4. Policy, ownership, then the changes; 5. the reply.
-    actions::perform(transport, request, clone)
+    actions::perform(transport, request, clone, policy)
 }

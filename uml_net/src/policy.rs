@@ -138,26 +138,78 @@ pub fn allows(rules: &[Rule], caller: &Caller, addr: Ipv4Addr) -> bool {
     false
 }
 
-/// The policy in force: `None` when there is no policy file.
-pub fn load(path: &Path) -> Result<Option<Vec<Rule>>, Error> {
+/// The largest policy file read.
+const MAX_POLICY: u64 = 1 << 20;
+
+/// Reads the policy file's text: `None` when there is no policy file.
+///
+/// Called while the helper is still root (the file may be root's and
+/// mode 0600), so nothing on the way may be chosen by another user: every
+/// directory from `/` down is checked with `lstat` (a directory, not a
+/// link, owned by root, not writable by group or others — or root's and
+/// sticky, like `/tmp`, where nobody else can replace root's entries),
+/// the file is opened with `O_NOFOLLOW` (and `O_NONBLOCK`, so a FIFO
+/// cannot stall the helper) and checked on the open descriptor: a
+/// regular file owned by root, not writable by group or others.
+pub fn read(path: &Path) -> Result<Option<String>, Error> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
     let unreadable = |source| Error::PolicyRead {
         path: path.to_path_buf(),
         source,
     };
-    let meta = match std::fs::symlink_metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+    let not_found = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
+    if let Some(dir) = path.parent() {
+        let mut at = std::path::PathBuf::new();
+        for part in dir.components() {
+            at.push(part);
+            let meta = match std::fs::symlink_metadata(&at) {
+                Ok(m) => m,
+                Err(e) if not_found(&e) => return Ok(None),
+                Err(e) => return Err(unreadable(e)),
+            };
+            let sticky = meta.mode() & 0o1000 != 0;
+            if !meta.is_dir() || meta.uid() != 0 || (meta.mode() & 0o022 != 0 && !sticky) {
+                return Err(Error::PolicyDirInsecure(at));
+            }
+        }
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path);
+    let file = match file {
+        Ok(f) => f,
+        Err(e) if not_found(&e) => return Ok(None),
+        // O_NOFOLLOW on a symbolic link.
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(Error::PolicyInsecure(path.to_path_buf()))
+        }
         Err(e) => return Err(unreadable(e)),
     };
+    let meta = file.metadata().map_err(unreadable)?;
     if !meta.is_file() || meta.uid() != 0 || meta.mode() & 0o022 != 0 {
         return Err(Error::PolicyInsecure(path.to_path_buf()));
     }
-    let text = std::fs::read_to_string(path).map_err(unreadable)?;
-    // Through every NSS service of /etc/nsswitch.conf (uml_net is linked
-    // dynamically for this; see uml_common::sys::nss).
+    let mut text = String::new();
+    file.take(MAX_POLICY)
+        .read_to_string(&mut text)
+        .map_err(unreadable)?;
+    Ok(Some(text))
+}
+
+/// Parses the text [`read`] returned, names through every NSS service of
+/// `/etc/nsswitch.conf` (uml_net is linked dynamically for this; see
+/// uml_common::sys::nss).
+pub fn rules(text: &str) -> Result<Vec<Rule>, Error> {
     let user = |n: &str| uml_common::sys::nss::user_by_name(n.as_bytes()).map(|u| u.uid);
     let group = |n: &str| uml_common::sys::nss::group_by_name(n.as_bytes());
-    parse(&text, user, group).map(Some)
+    parse(text, user, group)
+}
+
+/// The policy in force: `None` when there is no policy file.
+pub fn load(path: &Path) -> Result<Option<Vec<Rule>>, Error> {
+    read(path)?.map(|t| rules(&t)).transpose()
 }
 
 /// The caller's identity.
@@ -268,16 +320,31 @@ mod tests {
         std::fs::write(&f, "allow all 0.0.0.0/0\n").unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o666)).unwrap();
-        assert_eq!(
-            load(&f).unwrap_err().to_string(),
-            format!(
-                "uml_net : refusing: {} must be a regular file owned by root and not writable by others",
-                f.display()
-            )
-        );
-        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
         let owned_by_root = std::fs::metadata(&f).unwrap().uid() == 0;
-        assert_eq!(load(&f).is_ok(), owned_by_root);
+        let text = load(&f).unwrap_err().to_string();
+        if owned_by_root {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+            assert_eq!(
+                load(&f).unwrap_err().to_string(),
+                format!(
+                    "uml_net : refusing: {} must be a regular file owned by root and not writable by others",
+                    f.display()
+                )
+            );
+            // Root's, mode 0600: readable (the helper reads it as root).
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+            assert_eq!(load(&f).unwrap().unwrap().len(), 1);
+            // A symbolic link is not followed, even to a good file.
+            let link = dir.join("link.conf");
+            std::os::unix::fs::symlink(&f, &link).unwrap();
+            assert!(matches!(load(&link), Err(Error::PolicyInsecure(_))));
+            // A directory others may write to is refused.
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+            assert!(matches!(load(&f), Err(Error::PolicyDirInsecure(d)) if d == dir));
+        } else {
+            // The user's own temporary directory is refused first.
+            assert!(text.contains("must be a directory owned by root"), "{text}");
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -32,9 +32,13 @@ pub const OPTIONS: &[&str] = &[
     "--mtu",
     "--mgmt",
     "--mgmt-mode",
+    "--mgmt-group",
     "--pcap",
     "--pcap-limit",
     "--vxlan",
+    "--user",
+    "--bess-connect",
+    "--qemu-connect",
     "--nat",
     "--help",
 ];
@@ -77,12 +81,21 @@ pub struct Options {
     pub mgmt: Option<PathBuf>,
     /// `--mgmt-mode MODE`: its permissions, octal (unchecked).
     pub mgmt_mode: Option<String>,
+    /// `--mgmt-group GROUP`: its group, a name or a number (unchecked).
+    pub mgmt_group: Option<String>,
     /// VXLAN trunks (`--vxlan OPTIONS`), in order, unchecked.
     pub vxlan: Vec<String>,
     /// `--pcap FILE`: capture every frame to FILE.
     pub pcap: Option<PathBuf>,
     /// `--pcap-limit SIZE`: its rotation size (unchecked).
     pub pcap_limit: Option<String>,
+    /// `--user USER[:GROUP]`: run as this user after set-up (unchecked).
+    pub user: Option<String>,
+    /// Peers listening in bess mode to connect to (`--bess-connect`), in
+    /// order.
+    pub bess_connect: Vec<PathBuf>,
+    /// QEMU-stream peers to connect to (`--qemu-connect`), in order.
+    pub qemu_connect: Vec<PathBuf>,
     /// `--nat[=OPTIONS]`: the NAT port's options, each as given (empty:
     /// the defaults), unchecked; more than one is refused at start-up.
     pub nat: Vec<String>,
@@ -105,8 +118,10 @@ pub fn help(prog: &str) -> String {
         "Usage: {prog} [-unix control-socket] [-hub] [-tap tap-device]\n\
          \x20        [-daemon] [--bess PATH]... [--l2tpv3 OPTIONS]... [--gre OPTIONS]...\n\
          \x20        [--raw IFNAME]... [--mcast[=GROUP[,PORT[,TTL]]]]... [--mtu N]\n\
-         \x20        [--mgmt PATH [--mgmt-mode MODE]] [--pcap FILE [--pcap-limit SIZE]]\n\
-         \x20        [--vxlan OPTIONS]... [--nat[=OPTIONS]]\n\
+         \x20        [--mgmt PATH [--mgmt-mode MODE] [--mgmt-group GROUP]]\n\
+         \x20        [--pcap FILE [--pcap-limit SIZE]] [--vxlan OPTIONS]...\n\
+         \x20        [--user USER[:GROUP]] [--bess-connect PATH]...\n\
+         \x20        [--qemu-connect PATH]... [--nat[=OPTIONS]]\n\
          \x20  or: {prog} -compat-v0 [-unix control-socket data-socket] [-hub]\n\
          \x20        [-tap tap-device] [-daemon] [--bess PATH]... [--l2tpv3 OPTIONS]...\n\
          \x20        [--gre OPTIONS]... [--raw IFNAME]... [--mcast[=...]]... [--mtu N]\n\
@@ -161,8 +176,19 @@ pub fn help(prog: &str) -> String {
          \x20                 Needs a route to the group (ip route add 224.0.0.0/4 dev IF).\n\
          \x20 --vxlan OPTIONS a VXLAN trunk (RFC 7348, UDP) to other switches or Linux vxlan\n\
          \x20                 devices: local=IP,remote=IP[,remote=IP...][,vni=N][,port=N]\n\
-         \x20                 (vni 1 and port 4789 by default); frames go to every remote.\n\
+         \x20                 (vni 1 and port 4789 by default). A frame for a MAC learned\n\
+         \x20                 behind a remote goes to it only, others to every remote.\n\
          \x20                 May be given more than once.\n\
+         \x20 --bess-connect PATH\n\
+         \x20                 connect to PATH, where a user-mode network stack listens in\n\
+         \x20                 bess mode (slirp4netns --target-type=bess, gvproxy\n\
+         \x20                 -listen-bess): one port, one frame per message. The peer\n\
+         \x20                 must listen at start-up; when it goes the port is removed.\n\
+         \x20 --qemu-connect PATH\n\
+         \x20                 connect to the stream socket PATH of a peer that speaks\n\
+         \x20                 QEMU's 4-byte length framing (passt -s PATH, gvproxy\n\
+         \x20                 -listen-qemu, QEMU -netdev stream,server=on): one port.\n\
+         \x20                 Both may be given more than once.\n\
          \x20 --nat[=OPTIONS] a NAT port, the gateway of every guest on the switch (DHCP,\n\
          \x20                 DNS forwarding, outbound TCP and UDP, host port forwards),\n\
          \x20                 with no root and no CAP_NET_*: libslirp in the helper\n\
@@ -183,11 +209,22 @@ pub fn help(prog: &str) -> String {
          \x20 --mgmt-mode MODE\n\
          \x20                 permissions of the management socket, in octal (default 0600:\n\
          \x20                 only the switch's user may use it)\n\
+         \x20 --mgmt-group GROUP\n\
+         \x20                 give the management socket to GROUP (a name in /etc/group or a\n\
+         \x20                 number), so that with --mgmt-mode 0660 its members may use it\n\
          \x20 --pcap FILE     capture every frame the switch receives to the new pcap file\n\
          \x20                 FILE (Wireshark, tcpdump), rotated to FILE.1 at the limit\n\
          \x20 --pcap-limit SIZE\n\
          \x20                 the capture file's size limit (bytes, or with K, M, G;\n\
          \x20                 default 64M; at least 64K)\n\
+         \x20 --user USER[:GROUP]\n\
+         \x20                 after opening every socket and port, run as USER (a name\n\
+         \x20                 from /etc/passwd or a uid) and GROUP (default: the user's\n\
+         \x20                 group; for a uid, the same number), without supplementary\n\
+         \x20                 groups, keeping only CAP_NET_RAW and only when a --raw,\n\
+         \x20                 --gre or IP --l2tpv3 port needs it. The directories of the\n\
+         \x20                 socket files must be writable by USER (they are removed at\n\
+         \x20                 exit). Needs root.\n\
          \x20 --help          print this help and exit\n\
          \x20 --launch BESS-PATH [--fd N] [--] PROGRAM [ARG]...\n\
          \x20                 instead of running a switch: connect to the --bess socket\n\
@@ -229,9 +266,13 @@ pub fn parse(prog: &str, args: &[OsString]) -> Parsed {
         mtu: None,
         mgmt: None,
         mgmt_mode: None,
+        mgmt_group: None,
         pcap: None,
         pcap_limit: None,
         vxlan: Vec::new(),
+        user: None,
+        bess_connect: Vec::new(),
+        qemu_connect: Vec::new(),
         nat: Vec::new(),
         help: false,
     };
@@ -289,7 +330,8 @@ pub fn parse(prog: &str, args: &[OsString]) -> Parsed {
             ("--nat", _) => o.nat.push(inline.unwrap_or_default().to_string()),
             (
                 "--bess" | "--raw" | "--mtu" | "--l2tpv3" | "--gre" | "--mgmt" | "--mgmt-mode"
-                | "--pcap" | "--pcap-limit" | "--vxlan",
+                | "--mgmt-group" | "--pcap" | "--pcap-limit" | "--vxlan" | "--user"
+                | "--bess-connect" | "--qemu-connect",
                 _,
             ) => {
                 // The value: after `=`, else the next argument.
@@ -306,9 +348,13 @@ pub fn parse(prog: &str, args: &[OsString]) -> Parsed {
                     "--mtu" => o.mtu = Some(text),
                     "--mgmt" => o.mgmt = Some(PathBuf::from(v)),
                     "--mgmt-mode" => o.mgmt_mode = Some(text),
+                    "--mgmt-group" => o.mgmt_group = Some(text),
                     "--pcap" => o.pcap = Some(PathBuf::from(v)),
                     "--pcap-limit" => o.pcap_limit = Some(text),
                     "--vxlan" => o.vxlan.push(text),
+                    "--user" => o.user = Some(text),
+                    "--bess-connect" => o.bess_connect.push(PathBuf::from(v)),
+                    "--qemu-connect" => o.qemu_connect.push(PathBuf::from(v)),
                     "--l2tpv3" => o.tunnels.push((TunnelKind::L2tpv3, text)),
                     _ => o.tunnels.push((TunnelKind::Gre, text)),
                 }
@@ -473,6 +519,37 @@ mod tests {
         for o in ["--raw IFNAME", "--mcast[=GROUP[,PORT[,TTL]]]", "--mtu N"] {
             assert!(h.contains(o), "{o}\n{h}");
         }
+        assert!(h.lines().all(|l| l.len() <= 80), "{h}");
+    }
+
+    #[test]
+    fn connections_out_are_collected_in_order() {
+        let o = p(&[
+            "--qemu-connect",
+            "/run/passt.socket",
+            "--bess-connect=/run/slirp.bess",
+            "--qemu-connect=q2",
+        ])
+        .options
+        .unwrap();
+        assert_eq!(o.bess_connect, [PathBuf::from("/run/slirp.bess")]);
+        assert_eq!(
+            o.qemu_connect,
+            [PathBuf::from("/run/passt.socket"), PathBuf::from("q2")]
+        );
+        for bad in [
+            &["--qemu-connect"][..],
+            &["--bess-connect="],
+            &["-qemu-connect", "x"],
+            &["--bess-connectx", "x"],
+        ] {
+            assert_eq!(p(bad).options, None, "{bad:?}");
+        }
+        let h = help("sw");
+        assert!(
+            h.contains("--bess-connect PATH") && h.contains("--qemu-connect PATH"),
+            "{h}"
+        );
         assert!(h.lines().all(|l| l.len() <= 80), "{h}");
     }
 

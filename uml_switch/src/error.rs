@@ -46,6 +46,18 @@ pub enum Error {
         /// The value given.
         value: String,
     },
+    /// `--user`: the user cannot be looked up or become (each step of
+    /// giving up root is checked), or the socket files could not be
+    /// removed by that user at exit.
+    #[error("{prog}: --user '{spec}': {why}")]
+    User {
+        /// argv\[0\].
+        prog: String,
+        /// The value given.
+        spec: String,
+        /// What is wrong.
+        why: String,
+    },
     /// A `--l2tpv3`/`--gre` value a guest would refuse, panic on or
     /// misread.
     #[error("{prog}: {} '{value}': {reason}", option_name(*.kind))]
@@ -267,6 +279,29 @@ pub enum Error {
     MgmtModeAlone {
         /// argv\[0\].
         prog: String,
+    },
+    /// `--mgmt-group` is not a known group, or without `--mgmt`.
+    #[error("{prog}: --mgmt-group '{value}': {why}")]
+    MgmtGroup {
+        /// argv\[0\].
+        prog: String,
+        /// The value given.
+        value: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// A port that connects out (`--bess-connect`, `--qemu-connect`)
+    /// cannot reach its peer.
+    #[error("{prog}: {option} '{}': cannot connect: {} (is the peer listening there?)", .path.display(), strerror(.source))]
+    Connect {
+        /// argv\[0\].
+        prog: String,
+        /// The option.
+        option: &'static str,
+        /// The peer's socket.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
     },
     /// The management socket cannot be opened.
     #[error("{prog}: --mgmt '{}': {source}", .path.display())]

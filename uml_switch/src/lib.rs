@@ -3,6 +3,7 @@
 //!
 //! * `cli`: the legacy command line;
 //! * `setup`: start-up in the C switch's order; `signals`: the signalfd;
+//!   `user`: `--user`, giving up root after set-up;
 //! * `server`: the epoll event loop, which hands readiness to the port
 //!   kinds and their frames to the forwarding core;
 //! * `core`: MAC learning and the per-frame decision (knows ports only as
@@ -32,6 +33,7 @@ pub mod port;
 pub mod server;
 pub mod setup;
 pub mod signals;
+pub mod user;
 
 use std::ffi::OsString;
 

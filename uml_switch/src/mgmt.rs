@@ -43,6 +43,9 @@ pub enum MgmtError {
     /// Another switch answers there.
     #[error("another program is listening on it")]
     InUse,
+    /// The socket cannot be given to the group (`--mgmt-group`).
+    #[error("cannot give it to group {0}: {}", uml_common::cli::strerror(.1))]
+    Group(u32, io::Error),
     /// Binding, listening or setting the mode failed.
     #[error("{0}")]
     Io(#[from] io::Error),
@@ -120,6 +123,18 @@ impl Mgmt {
             conns: HashMap::new(),
             activated: false,
         })
+    }
+
+    /// Gives the socket file to group `gid` (`--mgmt-group`), keeping its
+    /// owner; a socket passed by a service manager is left as the manager
+    /// made it. On failure the caller removes the socket ([`Mgmt::cleanup`]).
+    pub fn set_group(&mut self, gid: u32) -> Result<(), MgmtError> {
+        if self.activated {
+            return Ok(());
+        }
+        // lchown: the file is the socket just bound, never a symlink's
+        // target.
+        std::os::unix::fs::lchown(&self.path, None, Some(gid)).map_err(|e| MgmtError::Group(gid, e))
     }
 
     /// Its path.

@@ -665,6 +665,8 @@ impl Switch {
                 name: spec.to_string(),
             },
             "vxlan" => PortSpec::Vxlan(crate::port::vxlan::parse_options(spec)?),
+            "bess-connect" => PortSpec::BessConnect { path: spec.into() },
+            "qemu-connect" => PortSpec::QemuConnect { path: spec.into() },
             _ => {
                 let tunnel_kind = if kind == "gre" {
                     TunnelKind::Gre
@@ -677,6 +679,9 @@ impl Switch {
                 PortSpec::Tunnel(configs.pop().ok_or("no tunnel options")?)
             }
         };
+        if let Some(why) = crate::user::missing_for(&port_spec) {
+            return Err(why);
+        }
         let mut endpoint = match port::open(&self.prog, &port_spec) {
             Ok(Some(e)) => e,
             Ok(None) => return Err(format!("cannot open tap '{spec}'")),

@@ -18,6 +18,7 @@ use crate::output::out;
 use crate::port::{self, bess, mcast, tunnel, Endpoint, PortSpec, HIGH_FD};
 use crate::server::{Forwarding, Switch};
 use crate::signals;
+use crate::user;
 use crate::Error;
 
 /// The largest `--mtu`: a frame of 65535 + 14 bytes still fits a bess
@@ -57,6 +58,42 @@ fn check_mgmt_mode(prog: &str, opts: &Options) -> Result<u32, Error> {
             value: v.to_string(),
         }),
     }
+}
+
+/// Checks `--mgmt-group` (a group name in `/etc/group` or a numeric gid)
+/// and resolves it. A static program cannot load the NSS modules other
+/// than `files` (`uml_common::sys::nss`), so a name is looked up there
+/// only; a number is taken as it is.
+fn check_mgmt_group(prog: &str, opts: &Options) -> Result<Option<u32>, Error> {
+    let Some(v) = opts.mgmt_group.as_deref() else {
+        return Ok(None);
+    };
+    let refuse = |why: &str| Error::MgmtGroup {
+        prog: prog.to_string(),
+        value: v.to_string(),
+        why: why.to_string(),
+    };
+    if opts.mgmt.is_none() {
+        return Err(refuse("needs --mgmt PATH"));
+    }
+    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+        return match v.parse::<u32>() {
+            // (gid_t)-1 means "unchanged" to chown.
+            Ok(gid) if gid != u32::MAX => Ok(Some(gid)),
+            _ => Err(refuse("not a group id")),
+        };
+    }
+    if v.is_empty() {
+        return Err(refuse("no such group"));
+    }
+    uml_common::sys::nss::prepare().map_err(|e| refuse(&format!("cannot look groups up: {e}")))?;
+    uml_common::sys::nss::group_by_name(v.as_bytes())
+        .map(Some)
+        .ok_or_else(|| {
+            refuse(
+                "no such group in /etc/group (give a group of another name service by its number)",
+            )
+        })
 }
 
 /// Checks `--nat` (at most one; options parsed and checked against the
@@ -99,6 +136,7 @@ pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, Error> {
     let tunnels = tunnel::check_options(prog, &opts.tunnels, mtu)?;
     let groups = mcast::check_options(prog, &opts.mcast)?;
     let mgmt_mode = check_mgmt_mode(prog, &opts)?;
+    let mgmt_group = check_mgmt_group(prog, &opts)?;
     let nat = check_nat(prog, &opts.nat)?;
     let mut vxlans = Vec::new();
     for value in &opts.vxlan {
@@ -118,6 +156,12 @@ pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, Error> {
                 value: v.to_string(),
             })?,
     };
+    // `--user`: the user is looked up before anything is opened.
+    let target = opts
+        .user
+        .as_deref()
+        .map(|spec| user::Target::resolve(prog, spec))
+        .transpose()?;
     // Checked first: a terminal hung up right after start-up still counts
     // as one (the C switch checks after its first message).
     let stdin_is_tty = io::stdin().is_terminal();
@@ -134,6 +178,8 @@ pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, Error> {
             opts.bess = opts.bess.iter().map(|b| cwd.join(b)).collect();
             opts.mgmt = opts.mgmt.map(|m| cwd.join(m));
             opts.pcap = opts.pcap.map(|p| cwd.join(p));
+            opts.bess_connect = opts.bess_connect.iter().map(|b| cwd.join(b)).collect();
+            opts.qemu_connect = opts.qemu_connect.iter().map(|b| cwd.join(b)).collect();
         }
     }
     // Allow as many ports as the hard limit permits.
@@ -160,9 +206,46 @@ pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, Error> {
     } else {
         None
     };
+    let bess_passed: Vec<_> = opts
+        .bess
+        .iter()
+        .map(|path| passed.take(libc::SOCK_SEQPACKET, path))
+        .collect();
+    let mgmt_passed = opts
+        .mgmt
+        .as_ref()
+        .and_then(|path| passed.take(libc::SOCK_STREAM, path));
+    // The files the switch makes (and removes at exit, or rotates): with
+    // --user, given to the user at the drop, their directories checked now.
+    let mut files = Vec::new();
+    if ctl_passed.is_none() {
+        files.push(opts.ctl.clone());
+    }
+    files.extend(opts.data.clone());
+    for (path, fd) in opts.bess.iter().zip(&bess_passed) {
+        if fd.is_none() {
+            files.push(path.clone());
+        }
+    }
+    if let (Some(path), None) = (&opts.mgmt, &mgmt_passed) {
+        files.push(path.clone());
+    }
+    files.extend(opts.pcap.clone());
+    let keep = user::needed(
+        &opts
+            .raw
+            .iter()
+            .map(|ifname| PortSpec::Raw {
+                ifname: ifname.clone(),
+            })
+            .chain(tunnels.iter().cloned().map(PortSpec::Tunnel))
+            .collect::<Vec<_>>(),
+    );
+    if let Some(t) = &target {
+        user::check_dirs(prog, t, &files)?;
+    }
     endpoints.extend(port::open_passed(prog, &daemon_spec, ctl_passed)?);
-    for path in &opts.bess {
-        let fd = passed.take(libc::SOCK_SEQPACKET, path);
+    for (path, fd) in opts.bess.iter().zip(bess_passed) {
         match port::open_passed(prog, &PortSpec::Bess { path: path.clone() }, fd) {
             Ok(e) => endpoints.extend(e),
             Err(e) => return Err(abandon(&mut endpoints, e)),
@@ -187,7 +270,21 @@ pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, Error> {
         })
         .chain(groups.into_iter().map(PortSpec::Mcast))
         .chain(vxlans.into_iter().map(PortSpec::Vxlan))
-        .chain(nat.map(|(text, config)| PortSpec::Nat { text, config }));
+        .chain(
+            opts.bess_connect
+                .iter()
+                .map(|path| PortSpec::BessConnect { path: path.clone() }),
+        )
+        .chain(
+            opts.qemu_connect
+                .iter()
+                .map(|path| PortSpec::QemuConnect { path: path.clone() }),
+        )
+        .chain(nat.map(|(text, config)| PortSpec::Nat {
+            text,
+            config,
+            run_as: target.as_ref().map(|t| (t.uid, t.gid)),
+        }));
     for spec in others {
         match port::open(prog, &spec) {
             Ok(Some(e)) => {
@@ -201,7 +298,15 @@ pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, Error> {
 
     let mut mgmt = match &opts.mgmt {
         None => None,
-        Some(path) => match Mgmt::open(path, mgmt_mode, passed.take(libc::SOCK_STREAM, path)) {
+        Some(path) => match Mgmt::open(path, mgmt_mode, mgmt_passed).and_then(|mut m| {
+            match mgmt_group.map(|gid| m.set_group(gid)) {
+                Some(Err(e)) => {
+                    m.cleanup();
+                    Err(e)
+                }
+                _ => Ok(m),
+            }
+        }) {
             Ok(m) => Some(m),
             Err(source) => {
                 let e = Error::Mgmt {
@@ -271,14 +376,29 @@ pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, Error> {
             m.path().display()
         ));
     }
-    out(&line);
-
-    if let Some(name) = &opts.tap {
-        // A tap that cannot be opened is reported (a warning, printed by
-        // Tap::open); the switch runs without.
-        if let Ok(Some(e)) = port::open(prog, &PortSpec::Tap { name: name.clone() }) {
-            endpoints.push(e);
+    // A tap that cannot be opened is reported (a warning, printed by
+    // Tap::open); the switch runs without. After the `attached` line, as
+    // in C; with --user before it, so that the line is printed by a switch
+    // that has given up root.
+    let open_tap = |endpoints: &mut Vec<Box<dyn Endpoint>>| {
+        if let Some(name) = &opts.tap {
+            if let Ok(Some(e)) = port::open(prog, &PortSpec::Tap { name: name.clone() }) {
+                endpoints.push(e);
+            }
         }
+    };
+    if let Some(t) = &target {
+        open_tap(&mut endpoints);
+        if let Err(e) = user::drop_to(prog, t, keep, &files) {
+            if let Some(m) = &mut mgmt {
+                m.cleanup();
+            }
+            return Err(abandon(&mut endpoints, e));
+        }
+    }
+    out(&line);
+    if target.is_none() {
+        open_tap(&mut endpoints);
     }
 
     let mut abandon = |endpoints: &mut Vec<Box<dyn Endpoint>>, e: Error| {

@@ -3,6 +3,7 @@
 //! Each wrapper is small, documents its invariants with `// SAFETY:`
 //! comments and has a unit test.
 
+pub mod caps;
 pub mod extents;
 pub mod fd;
 pub mod ipsock;

@@ -6,7 +6,9 @@
 //! (`.cargo/link-cc`, marked by their `build.rs`), so these lookups go
 //! through every service `/etc/nsswitch.conf` names: `files`, but also
 //! `systemd`, `sss`, `ldap`, `extrausers`, ... Every other program is a
-//! static-pie executable for start-up speed and looks no names up.
+//! static-pie executable for start-up speed and looks no names up, but
+//! for `uml_switch --mgmt-group NAME`, which [`prepare`]s and so reads
+//! `/etc/group` only.
 //!
 //! A static glibc has the `files` service built in but loads every other
 //! one with `dlopen`, which brings a second, shared libc into the process;

@@ -378,3 +378,157 @@ fn kernel_cow_files_merge_like_debian_on_xfs_and_btrfs() {
         assert!(used.ours * 4 < used.c, "{what}: {used:?}");
     }
 }
+
+// ---------------------------------------------------------------------
+// Failures part-way through a sharing merge, injected into the real
+// binary by strace (`-e inject=`): no build of ours carries a test hook.
+
+/// An XFS with a backing file and a COW file whose dirty blocks include
+/// some that merge to zeros (so that the sharing merge punches holes at
+/// several places, one `fallocate` each). Returns the file system, the
+/// COW file and Debian's merge of it.
+fn punching_case(seed: u64) -> (LoopFs, PathBuf, PathBuf) {
+    let fs = LoopFs::new(FsKind::Xfs, FS_MIB);
+    let d = fs.path().to_path_buf();
+    let mut rng = Rng::new(seed);
+    let back = d.join("back.img");
+    make_backing(&back, &mut rng);
+    let cow = d.join("punch.cow");
+    let geo = make_cow(&cow, &back, (Version::V3, 512, 4096), &mut rng, |i| {
+        (i / 8) % 10 == 3
+    });
+    // Every fourth dirty 4 KiB block gets zeros in the COW file: on the
+    // clone, whose block held the backing file's data, it becomes a hole.
+    let f = File::options().write(true).open(&cow).unwrap();
+    let zeros = [0u8; 4096];
+    for block in (0..geo.sectors / 8).filter(|b| b % 40 == 3) {
+        f.write_all_at(&zeros, geo.data_offset + block * 4096)
+            .unwrap();
+    }
+    f.sync_all().unwrap();
+    drop(f);
+    let c_img = d.join("c.img");
+    moo(true, &[&cow, &c_img]);
+    (fs, cow, c_img)
+}
+
+/// Runs our `uml_moo` under strace with `inject` (an `-e inject=` rule),
+/// tracing `trace`; returns the run and the trace.
+fn moo_injected(trace: &str, inject: &str, args: &[&Path], log: &Path) -> (RunOutput, String) {
+    let mut cmd = Command::new("strace");
+    cmd.arg("-f")
+        .arg("-o")
+        .arg(log)
+        .arg("-e")
+        .arg(format!("trace={trace}"))
+        .arg("-e")
+        .arg(format!("inject={inject}"))
+        .arg(workspace_bin("uml_moo"))
+        .args(args);
+    let out = run_with_timeout(&mut cmd, LIMIT);
+    let trace = fs::read_to_string(log).unwrap_or_default();
+    (out, trace)
+}
+
+/// The clone succeeded and the first holes were punched, then punching
+/// fails (the third `fallocate` gets `EIO`): ours abandons the shared
+/// image, empties it and takes the copying path. The image is still
+/// Debian's byte for byte, never less sparse, never more new space.
+#[test]
+fn a_sharing_merge_that_fails_part_way_falls_back_to_copying() {
+    if !requirements(&[FsKind::Xfs])
+        || !uml_integration_tests::require(Requirement::Program("strace", "strace"))
+    {
+        return;
+    }
+    let (fs, cow, c_img) = punching_case(19);
+    let d = fs.path();
+    let o_img = d.join("o.img");
+    // The trace goes elsewhere: it must not count as new space.
+    let log = std::env::temp_dir().join(format!("moo-strace-{}.log", std::process::id()));
+    let f0 = fs.settled_free_bytes();
+    let (out, trace) = moo_injected(
+        "ioctl,fallocate,ftruncate",
+        "fallocate:error=EIO:when=3",
+        &[&cow, &o_img],
+        &log,
+    );
+    let f1 = fs.free_bytes();
+    let _ = fs::remove_file(&log);
+    assert!(out.success() && out.stderr.is_empty(), "{out}\n{trace}");
+    // It went as planned: a clone, two punches, the injected failure,
+    // then the emptied file.
+    let lines: Vec<&str> = trace.lines().collect();
+    let clone = lines
+        .iter()
+        .position(|l| l.contains("FICLONERANGE") && l.ends_with("= 0"));
+    let failed = lines
+        .iter()
+        .position(|l| l.contains("fallocate(") && l.contains("(INJECTED)"));
+    let (Some(clone), Some(failed)) = (clone, failed) else {
+        panic!("no clone or no injected punch failure:\n{trace}");
+    };
+    let punched = lines[clone..failed]
+        .iter()
+        .filter(|l| l.contains("fallocate(") && l.ends_with("= 0"))
+        .count();
+    assert_eq!(punched, 2, "{trace}");
+    assert!(
+        lines[failed..]
+            .iter()
+            .any(|l| l.contains("ftruncate(") && l.contains(", 0)")),
+        "the shared image was not emptied:\n{trace}"
+    );
+    same_bytes(&o_img, &c_img);
+    assert_never_less_sparse(&o_img, &c_img, "fallback after a failed punch");
+    let c_len = File::open(&c_img).unwrap().metadata().unwrap().len();
+    let used = f0.saturating_sub(f1);
+    assert!(
+        used <= c_len + (1 << 20),
+        "the fallback took {used} bytes of new space for a {c_len}-byte image"
+    );
+}
+
+/// A write failing part-way through a sharing merge (`ENOSPC` on the
+/// third `pwrite64`): a clear error, exit status 1, and no image left
+/// behind — neither the target nor a temporary file.
+#[test]
+fn a_write_failing_part_way_leaves_no_image() {
+    if !requirements(&[FsKind::Xfs])
+        || !uml_integration_tests::require(Requirement::Program("strace", "strace"))
+    {
+        return;
+    }
+    let (fs, cow, c_img) = punching_case(20);
+    let d = fs.path();
+    let o_img = d.join("o.img");
+    let before: Vec<_> = fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    let log = std::env::temp_dir().join(format!("moo-strace-w-{}.log", std::process::id()));
+    let (out, trace) = moo_injected(
+        "ioctl,pwrite64",
+        "pwrite64:error=ENOSPC:when=3",
+        &[&cow, &o_img],
+        &log,
+    );
+    let _ = fs::remove_file(&log);
+    assert!(
+        trace.contains("FICLONERANGE"),
+        "not the sharing path:\n{trace}"
+    );
+    assert!(trace.contains("(INJECTED)"), "nothing injected:\n{trace}");
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr_str().contains("No space left on device"),
+        "unclear error: {out}"
+    );
+    let after: Vec<_> = fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(before, after, "files left behind");
+    assert!(!o_img.exists());
+    assert!(c_img.exists());
+}

@@ -588,7 +588,7 @@ fn bad_management_options_are_refused_before_anything_starts() {
     let ctl = dir.path().join("ctl");
     let file = dir.path().join("plain");
     std::fs::write(&file, b"not a socket").unwrap();
-    let cases: [(Vec<OsString>, String); 3] = [
+    let cases: [(Vec<OsString>, String); 6] = [
         (
             vec![
                 "--mgmt".into(),
@@ -604,6 +604,35 @@ fn bad_management_options_are_refused_before_anything_starts() {
         (
             vec!["--mgmt-mode".into(), "0600".into()],
             format!("{}: --mgmt-mode needs --mgmt PATH\n", prog.display()),
+        ),
+        (
+            vec![
+                "--mgmt".into(),
+                dir.path().join("m").into(),
+                "--mgmt-group".into(),
+                "uml-no-such-group".into(),
+            ],
+            format!(
+                "{}: --mgmt-group 'uml-no-such-group': no such group in /etc/group (give a \
+                 group of another name service by its number)\n",
+                prog.display()
+            ),
+        ),
+        (
+            vec![
+                "--mgmt".into(),
+                dir.path().join("m").into(),
+                "--mgmt-group".into(),
+                "4294967295".into(),
+            ],
+            format!(
+                "{}: --mgmt-group '4294967295': not a group id\n",
+                prog.display()
+            ),
+        ),
+        (
+            vec!["--mgmt-group".into(), "0".into()],
+            format!("{}: --mgmt-group '0': needs --mgmt PATH\n", prog.display()),
         ),
         (
             vec!["--mgmt".into(), file.clone().into()],
@@ -631,6 +660,80 @@ fn bad_management_options_are_refused_before_anything_starts() {
         err.contains("management socket") && err.contains("No such file"),
         "{err}"
     );
+}
+
+/// `--mgmt-group`: the socket file belongs to the group given by number or
+/// by its name in /etc/group, with the mode given, and the switch serves
+/// it; the control socket keeps its own group. A switch not allowed to
+/// give it to the group does not start.
+#[test]
+fn the_management_socket_gets_the_group_and_mode_asked_for() {
+    require_ours!();
+    use std::os::unix::fs::MetadataExt;
+    if !nix::unistd::geteuid().is_root() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIP: only root may give a socket to any group"
+        );
+        return;
+    }
+    // A group that /etc/group names and that is not root's.
+    let group = std::fs::read_to_string("/etc/group")
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split(':');
+            let name = f.next()?.to_string();
+            let gid: u32 = f.nth(1)?.parse().ok()?;
+            (gid != 0).then_some((name, gid))
+        })
+        .next()
+        .expect("a group other than root in /etc/group");
+    for (value, gid) in [("43117".to_string(), 43117), (group.0.clone(), group.1)] {
+        let (sw, _bess, mgmt) = start(&["--mgmt-mode", "0660", "--mgmt-group", &value]);
+        let meta = std::fs::metadata(&mgmt).unwrap();
+        assert_eq!(meta.gid(), gid, "--mgmt-group {value}");
+        assert_eq!(meta.uid(), nix::unistd::geteuid().as_raw());
+        assert_eq!(
+            meta.permissions().mode() & 0o7777,
+            0o660,
+            "--mgmt-group {value}"
+        );
+        assert_ne!(std::fs::metadata(sw.ctl()).unwrap().gid(), gid);
+        let (status, out, err) = client(&mgmt, &["ports"]);
+        assert_eq!(status, 0, "{err}");
+        assert!(out.starts_with("port kind"), "{out}");
+    }
+
+    // A switch that may not give its socket to the group (nobody, not a
+    // member of group 0) does not start and leaves no socket.
+    let dir = new_temp_dir();
+    let open = dir.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    for (d, mode) in [(dir.path(), 0o755), (open.as_path(), 0o777)] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let (ctl, sock) = (open.join("ctl"), open.join("mgmt"));
+    let prog = SwitchBinary::under_test().path;
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&prog)
+        .arg("-unix")
+        .arg(&ctl)
+        .arg("--mgmt")
+        .arg(&sock)
+        .args(["--mgmt-group", "0"]);
+    let out = run_with_timeout(&mut cmd, WAIT);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "{}: --mgmt '{}': cannot give it to group 0: Operation not permitted\n",
+            prog.display(),
+            sock.display()
+        )
+    );
+    assert!(!ctl.exists() && !sock.exists(), "sockets left behind");
 }
 
 /// Under a service manager: once every socket listens the switch sends

@@ -356,3 +356,43 @@ fn forwards_are_added_and_removed_through_the_management_socket() {
     assert_eq!(out.code, Some(1), "{out}");
     assert!(out.stderr_str().contains("no NAT port"), "{out}");
 }
+
+/// A root switch with `--user`: the helper runs as that user from its
+/// start (libslirp never runs as root).
+#[test]
+fn with_user_the_helper_never_runs_as_root() {
+    require!(Requirement::Root, Requirement::NetNs);
+    if !switch_is_ours(NOT_IN_C) {
+        return;
+    }
+    let ns = NetNs::new("natuser");
+    let dir = new_temp_dir();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let args: Vec<OsString> = vec![
+        "-unix".into(),
+        dir.path().join("ctl").into(),
+        "--user".into(),
+        "65534:65534".into(),
+        "--nat".into(),
+    ];
+    let mut sw = NsSwitch::start(&ns, dir.path(), &args, BOUND).unwrap_or_else(|e| panic!("{e}"));
+    let helper = ns.pids().into_iter().find(|p| {
+        std::fs::read_to_string(format!("/proc/{p}/comm"))
+            .is_ok_and(|c| c.trim_end() == "uml_switch_nat")
+    });
+    let pid = helper.unwrap_or_else(|| panic!("no helper\n{}", sw.report()));
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    for key in ["Uid:", "Gid:"] {
+        let line = status.lines().find(|l| l.starts_with(key)).unwrap();
+        assert!(
+            line.split_whitespace().skip(1).all(|u| u == "65534"),
+            "{line}"
+        );
+    }
+    let groups = status.lines().find(|l| l.starts_with("Groups:")).unwrap();
+    assert_eq!(groups.trim_end(), "Groups:", "{groups}");
+    assert!(sw.running(), "{}", sw.report());
+}

@@ -1,12 +1,13 @@
 //! Two switches on two "hosts" (network namespaces joined by a veth pair)
-//! share one segment over an L2TPv3-over-UDP trunk: each switch's
-//! `--l2tpv3` port is configured with the options the other switch's port
-//! mirrors (src/dst, ports and sessions swapped), so each switch is the
-//! other's "guest". A 6.1 guest behind one switch and a 7.x guest behind
-//! the other ping each other; then both guests' ports are put in VLAN 10
-//! through the management sockets, the trunk ports carry VLAN 10 tagged,
-//! the pings go on, and a capture of one trunk port shows the guests'
-//! ICMP frames tagged with VLAN 10.
+//! share one segment over an L2TPv3-over-UDP trunk, and over a GRE trunk:
+//! each switch's `--l2tpv3` (`--gre`) port is configured with the options
+//! the other switch's port mirrors (src/dst, ports and sessions or keys
+//! swapped), so each switch is the other's "guest". A 6.1 guest behind
+//! one switch (bess for L2TPv3, daemon for GRE) and a 7.x bess guest
+//! behind the other ping each other; then both guests' ports are put in
+//! VLAN 10 through the management sockets, the trunk ports carry VLAN 10
+//! tagged, the pings go on, and a capture of one trunk port shows the
+//! guests' ICMP frames tagged with VLAN 10.
 //!
 //! Everything runs in network namespaces the test creates and removes;
 //! processes are ended by pid; every wait is bounded.
@@ -80,7 +81,7 @@ fn tagged_icmp(path: &Path, vid: u16) -> usize {
     n
 }
 
-fn switch_args(dir: &Path, tag: &str, tunnel: String) -> Vec<OsString> {
+fn switch_args(dir: &Path, tag: &str, option: &str, tunnel: &str) -> Vec<OsString> {
     vec![
         "-unix".into(),
         dir.join(format!("{tag}.ctl")).into(),
@@ -88,63 +89,94 @@ fn switch_args(dir: &Path, tag: &str, tunnel: String) -> Vec<OsString> {
         dir.join(format!("{tag}.bess")).into(),
         "--mgmt".into(),
         dir.join(format!("{tag}.mgmt")).into(),
-        "--l2tpv3".into(),
+        option.into(),
         tunnel.into(),
     ]
 }
 
-fn guest(n: u8, kernel: Kernel, bess: &Path, ns: &NetNs, script: &str) -> Uml {
-    let g = Guest::new(
-        n,
-        kernel,
-        format!("vec0:transport=bess,dst={},mac={}", bess.display(), mac(n)),
-        "vec0",
-    );
+/// Guest `n` (10.0.0.N) on `transport`: `"bess"` (socket `DIR/TAG.bess`)
+/// or `"daemon"` (control socket `DIR/TAG.ctl`).
+fn guest(
+    n: u8,
+    kernel: Kernel,
+    transport: &str,
+    dir: &Path,
+    tag: &str,
+    ns: &NetNs,
+    script: &str,
+) -> Uml {
+    let g = match transport {
+        "daemon" => Guest::new(
+            n,
+            kernel,
+            format!(
+                "eth0=daemon,{},unix,{}",
+                mac(n),
+                dir.join(format!("{tag}.ctl")).display()
+            ),
+            "eth0",
+        ),
+        _ => Guest::new(
+            n,
+            kernel,
+            format!(
+                "vec0:transport=bess,dst={},mac={}",
+                dir.join(format!("{tag}.bess")).display(),
+                mac(n)
+            ),
+            "vec0",
+        ),
+    };
     let mut cfg = g.then(script).config(ns, "tk");
     cfg.lifetime = UML_LIFETIME;
     segment::boot(cfg)
 }
 
-#[test]
-fn two_switches_on_two_hosts_share_a_segment_over_an_l2tpv3_trunk_with_vlans() {
-    require!(
-        Requirement::Root,
-        Requirement::LinuxUml,
-        Requirement::LinuxUml7,
-        Requirement::NetNs
-    );
-    require!(Requirement::Program("ping", "iputils-ping"));
-    if !switch_is_ours("the C switch has no tunnel ports") {
-        return;
-    }
-    let dir = new_temp_dir();
-    let host_a = NetNs::new("trka");
-    let host_b = NetNs::new("trkb");
+/// Two "hosts": namespaces `a` and `b` joined by a veth pair `{a}0`/`{b}0`
+/// with 10.1.0.1 and 10.1.0.2.
+fn joined_hosts(a: &str, b: &str) -> (NetNs, NetNs) {
+    let host_a = NetNs::new(a);
+    let host_b = NetNs::new(b);
+    let (dev_a, dev_b) = (format!("{a}0"), format!("{b}0"));
     let out = host_a.ip(&[
         "link",
         "add",
-        "ta",
+        &dev_a,
         "type",
         "veth",
         "peer",
         "name",
-        "tb",
+        &dev_b,
         "netns",
         host_b.name(),
     ]);
     assert!(out.success(), "{out}");
     for (ns, dev, addr) in [
-        (&host_a, "ta", "10.1.0.1/24"),
-        (&host_b, "tb", "10.1.0.2/24"),
+        (&host_a, &dev_a, "10.1.0.1/24"),
+        (&host_b, &dev_b, "10.1.0.2/24"),
     ] {
         assert!(ns.ip(&["addr", "add", addr, "dev", dev]).success());
         assert!(ns.ip(&["link", "set", dev, "up"]).success());
     }
-    // Each switch's port: the other switch is its "guest".
-    let a_port = "udp=1,src=10.1.0.2,srcport=5002,dst=10.1.0.1,dstport=5001,\
-                  rx_session=0x11,tx_session=0x22";
-    let b_port = "udp=1,src=10.1.0.1,srcport=5001,dst=10.1.0.2,dstport=5002,\
-                  rx_session=0x22,tx_session=0x11";
+    (host_a, host_b)
+}
+
+/// A trunk between two switches in two namespaces: switch A's port is
+/// `option a_port`, B's `option b_port` (the mirrored options), of kind
+/// `kind` in `ports`. A 6.1 guest on A (on `a_transport`) and a 7.x bess
+/// guest on B ping each other; then both are put in VLAN 10, the trunk
+/// carries it tagged (a capture of A's trunk port shows the ICMP frames
+/// tagged 10) and the pings go on.
+fn trunk_between_two_switches(
+    hosts: (&str, &str),
+    option: &str,
+    kind: &str,
+    a_port: &str,
+    b_port: &str,
+    a_transport: &str,
+) {
+    let dir = new_temp_dir();
+    let (host_a, host_b) = joined_hosts(hosts.0, hosts.1);
     let d = dir.path();
     // Each switch writes its output in a directory of its own.
     let (out_a, out_b) = (d.join("a"), d.join("b"));
@@ -153,31 +185,39 @@ fn two_switches_on_two_hosts_share_a_segment_over_an_l2tpv3_trunk_with_vlans() {
     let mut sw_a = NsSwitch::start(
         &host_a,
         &out_a,
-        &switch_args(d, "a", a_port.into()),
+        &switch_args(d, "a", option, a_port),
         SWITCH_LIFETIME,
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let mut sw_b = NsSwitch::start(
         &host_b,
         &out_b,
-        &switch_args(d, "b", b_port.into()),
+        &switch_args(d, "b", option, b_port),
         SWITCH_LIFETIME,
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let (mgmt_a, mgmt_b) = (d.join("a.mgmt"), d.join("b.mgmt"));
-    let trunk_a = port_of_kind(&mgmt_a, "l2tpv3");
-    let trunk_b = port_of_kind(&mgmt_b, "l2tpv3");
+    let trunk_a = port_of_kind(&mgmt_a, kind);
+    let trunk_b = port_of_kind(&mgmt_b, kind);
     for (sock, port) in [(&mgmt_a, &trunk_a), (&mgmt_b, &trunk_b)] {
         mgmt(sock, &["vlan", port, "trunk=10"]);
     }
 
-    let mut a = guest(1, Kernel::Linux61, &d.join("a.bess"), &host_a, IDLE_SCRIPT);
+    let mut a = guest(
+        1,
+        Kernel::Linux61,
+        a_transport,
+        d,
+        "a",
+        &host_a,
+        IDLE_SCRIPT,
+    );
     segment::expect_step_ok(&mut a, LINK_UP, GUEST_STEP, &mut sw_a, &[]);
     // Guest 2 pings three times, then keeps pinging (one reply is enough)
     // while the test moves both guests into VLAN 10.
     let script = "ping -c 3 -i 0.3 -w 30 10.0.0.1\necho \"TEST: ping rc=$?\"\n\
                   ping -c 150 -i 0.2 -w 60 10.0.0.1 >/dev/null\necho \"TEST: vlan rc=$?\"";
-    let mut b = guest(2, Kernel::Linux7, &d.join("b.bess"), &host_b, script);
+    let mut b = guest(2, Kernel::Linux7, "bess", d, "b", &host_b, script);
     segment::expect_step_ok(&mut b, LINK_UP, GUEST_STEP, &mut sw_b, &[&a]);
     segment::expect_step_ok(&mut b, "ping", GUEST_STEP, &mut sw_b, &[&a]);
     // Each switch learned the far guest on its trunk port.
@@ -197,8 +237,8 @@ fn two_switches_on_two_hosts_share_a_segment_over_an_l2tpv3_trunk_with_vlans() {
             &format!("port={trunk_a}"),
         ],
     );
-    for (sock, kind_bess) in [(&mgmt_a, "bess"), (&mgmt_b, "bess")] {
-        let port = port_of_kind(sock, kind_bess);
+    for (sock, guest_kind) in [(&mgmt_a, a_transport), (&mgmt_b, "bess")] {
+        let port = port_of_kind(sock, guest_kind);
         mgmt(sock, &["vlan", &port, "access=10"]);
     }
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -220,6 +260,55 @@ fn two_switches_on_two_hosts_share_a_segment_over_an_l2tpv3_trunk_with_vlans() {
     halt(&mut a, UML_EXIT);
 }
 
+#[test]
+fn two_switches_on_two_hosts_share_a_segment_over_an_l2tpv3_trunk_with_vlans() {
+    require!(
+        Requirement::Root,
+        Requirement::LinuxUml,
+        Requirement::LinuxUml7,
+        Requirement::NetNs
+    );
+    require!(Requirement::Program("ping", "iputils-ping"));
+    if !switch_is_ours("the C switch has no tunnel ports") {
+        return;
+    }
+    // Each switch's port: the other switch is its "guest".
+    let a_port = "udp=1,src=10.1.0.2,srcport=5002,dst=10.1.0.1,dstport=5001,\
+                  rx_session=0x11,tx_session=0x22";
+    let b_port = "udp=1,src=10.1.0.1,srcport=5001,dst=10.1.0.2,dstport=5002,\
+                  rx_session=0x22,tx_session=0x11";
+    trunk_between_two_switches(
+        ("trka", "trkb"),
+        "--l2tpv3",
+        "l2tpv3",
+        a_port,
+        b_port,
+        "bess",
+    );
+}
+
+/// The same over GRE (raw IP protocol 47, `CAP_NET_RAW`): keys and
+/// sequence numbers mirrored, a 6.1 daemon guest on one switch, a 7.x
+/// bess guest on the other, then VLAN 10 carried tagged.
+#[test]
+fn two_switches_on_two_hosts_share_a_segment_over_a_gre_trunk_with_vlans() {
+    require!(
+        Requirement::Root,
+        Requirement::LinuxUml,
+        Requirement::LinuxUml7,
+        Requirement::NetNs
+    );
+    require!(Requirement::Program("ping", "iputils-ping"));
+    if !switch_is_ours("the C switch has no tunnel ports") {
+        return;
+    }
+    // A sends its guest's rx_key (17), which B expects as its guest's
+    // tx_key; and the other way round.
+    let a_port = "src=10.1.0.2,dst=10.1.0.1,rx_key=17,tx_key=34,sequence=1";
+    let b_port = "src=10.1.0.1,dst=10.1.0.2,rx_key=34,tx_key=17,sequence=1";
+    trunk_between_two_switches(("grea", "greb"), "--gre", "gre", a_port, b_port, "daemon");
+}
+
 /// A VXLAN trunk to an implementation we did not write: a Linux `vxlan`
 /// device on the other "host" (namespace), with an address on it; a 6.1
 /// guest behind our switch pings that address across the trunk.
@@ -231,32 +320,11 @@ fn a_vxlan_trunk_to_a_linux_vxlan_device() {
         return;
     }
     let dir = new_temp_dir();
-    let host_a = NetNs::new("vxa");
-    let host_b = NetNs::new("vxb");
-    let out = host_a.ip(&[
-        "link",
-        "add",
-        "va",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "vb",
-        "netns",
-        host_b.name(),
-    ]);
-    assert!(out.success(), "{out}");
-    for (ns, dev, addr) in [
-        (&host_a, "va", "10.1.0.1/24"),
-        (&host_b, "vb", "10.1.0.2/24"),
-    ] {
-        assert!(ns.ip(&["addr", "add", addr, "dev", dev]).success());
-        assert!(ns.ip(&["link", "set", dev, "up"]).success());
-    }
+    let (host_a, host_b) = joined_hosts("vxa", "vxb");
     for args in [
         &[
             "link", "add", "vx0", "type", "vxlan", "id", "42", "local", "10.1.0.2", "remote",
-            "10.1.0.1", "dstport", "4789", "dev", "vb",
+            "10.1.0.1", "dstport", "4789", "dev", "vxb0",
         ][..],
         &["addr", "add", "10.0.0.2/24", "dev", "vx0"],
         &["link", "set", "vx0", "address", &mac(2)],
@@ -285,7 +353,7 @@ fn a_vxlan_trunk_to_a_linux_vxlan_device() {
         sw.output()
     );
     let script = "ping -c 3 -i 0.3 -w 30 10.0.0.2\necho \"TEST: ping rc=$?\"";
-    let mut g = guest(1, Kernel::Linux61, &d.join("a.bess"), &host_a, script);
+    let mut g = guest(1, Kernel::Linux61, "bess", d, "a", &host_a, script);
     segment::expect_step_ok(&mut g, LINK_UP, GUEST_STEP, &mut sw, &[]);
     segment::expect_step_ok(&mut g, "ping", GUEST_STEP, &mut sw, &[]);
     expect_power_off(&mut g, UML_EXIT);

@@ -5,7 +5,8 @@
 //! daemon-protocol port or a bess connection and back. Mismatching
 //! sessions, cookies, keys and GRE flags are dropped, reported once and
 //! counted; bad option combinations are refused before anything is
-//! opened.
+//! opened. Also a `--vxlan` trunk with two fake remote VTEPs: the switch
+//! learns which remote each MAC is behind.
 //!
 //! UDP tests run unprivileged on 127.0.0.1 and ::1 with ports bound as
 //! port 0 (the switch's own port too: `dstport=0`, read back from its
@@ -692,4 +693,102 @@ fn two_udp_tunnels_switch_between_each_other() {
     );
     // Unicast to A only: the daemon port saw nothing more.
     assert_eq!(daemon.recv(QUIET), None);
+}
+
+/// A VXLAN datagram of network `vni` carrying `frame`.
+fn vxlan_datagram(vni: u32, frame: &[u8]) -> Vec<u8> {
+    cat(
+        &uml_integration_tests::uml_common::vxlan::header(vni),
+        frame,
+    )
+}
+
+/// The next datagram on `sock` within `timeout`.
+fn next_datagram(sock: &UdpSocket, timeout: Duration) -> Option<Vec<u8>> {
+    sock.set_read_timeout(Some(timeout)).unwrap();
+    let mut buf = vec![0u8; 65_536];
+    let n = sock.recv(&mut buf).ok()?;
+    buf.truncate(n);
+    Some(buf)
+}
+
+/// A VXLAN trunk with two remote VTEPs (UDP sockets on 127.0.0.2 and
+/// 127.0.0.3, the switch on 127.0.0.1, one port number for all): the
+/// switch learns which remote a source MAC came from and sends unicast
+/// frames for it to that remote only (the other gets the next broadcast
+/// first); unknown unicast and broadcast go to both; a MAC that shows up
+/// behind the other remote moves there (RFC 7348 §4, as a Linux vxlan
+/// device does).
+#[test]
+fn vxlan_learns_which_remote_a_mac_is_behind() {
+    require_ours!();
+    // A port free on every address: the one the first remote got.
+    let r1 = UdpSocket::bind("127.0.0.2:0").unwrap();
+    let port = r1.local_addr().unwrap().port();
+    let r2 = UdpSocket::bind(("127.0.0.3", port)).unwrap();
+    let vni = 77;
+    let mut sw = RunningSwitch::start_with_args(
+        SwitchMode::default(),
+        &[
+            "--vxlan".into(),
+            format!("local=127.0.0.1,remote=127.0.0.2,remote=127.0.0.3,vni={vni},port={port}")
+                .into(),
+        ],
+    );
+    sw.wait_line_starting(Stream::Stdout, "vxlan port ", WAIT)
+        .unwrap();
+    let switch = SocketAddr::from(([127, 0, 0, 1], port));
+    let daemon = sw.port();
+    let local = mac(5);
+
+    // Guest 1 behind remote 1 says hello: the daemon port gets it.
+    let hello = frame(BROADCAST, mac(1), b"hello from behind r1");
+    r1.send_to(&vxlan_datagram(vni, &hello), switch).unwrap();
+    assert_eq!(daemon.recv(WAIT), Some(hello));
+    // Guest 2 behind remote 2 too.
+    let hello2 = frame(BROADCAST, mac(2), b"hello from behind r2");
+    r2.send_to(&vxlan_datagram(vni, &hello2), switch).unwrap();
+    assert_eq!(daemon.recv(WAIT), Some(hello2));
+
+    // Unicast to guest 1: remote 1 only. Remote 2's next datagram is the
+    // broadcast sent after it.
+    let to1 = frame(mac(1), local, b"for guest 1 only");
+    daemon.send(&to1);
+    assert_eq!(next_datagram(&r1, WAIT), Some(vxlan_datagram(vni, &to1)));
+    let id = new_marker_id();
+    let marker = marker_frame(id);
+    daemon.send(&marker);
+    assert_eq!(
+        next_datagram(&r2, WAIT),
+        Some(vxlan_datagram(vni, &marker)),
+        "remote 2 got the unicast for remote 1's guest"
+    );
+    assert_eq!(next_datagram(&r1, WAIT), Some(vxlan_datagram(vni, &marker)));
+    // And to guest 2: remote 2 only.
+    let to2 = frame(mac(2), local, b"for guest 2 only");
+    daemon.send(&to2);
+    assert_eq!(next_datagram(&r2, WAIT), Some(vxlan_datagram(vni, &to2)));
+    // Unknown unicast floods to both (remote 1's next datagram: not the
+    // one for guest 2).
+    let unknown = frame(mac(9), local, b"for nobody known");
+    daemon.send(&unknown);
+    for r in [&r1, &r2] {
+        assert_eq!(next_datagram(r, WAIT), Some(vxlan_datagram(vni, &unknown)));
+    }
+
+    // Guest 1 moves behind remote 2.
+    let moved = frame(local, mac(1), b"guest 1, now behind r2");
+    r2.send_to(&vxlan_datagram(vni, &moved), switch).unwrap();
+    assert_eq!(daemon.recv(WAIT), Some(moved));
+    daemon.send(&to1);
+    assert_eq!(next_datagram(&r2, WAIT), Some(vxlan_datagram(vni, &to1)));
+    let id = new_marker_id();
+    let marker = marker_frame(id);
+    daemon.send(&marker);
+    assert_eq!(
+        next_datagram(&r1, WAIT),
+        Some(vxlan_datagram(vni, &marker)),
+        "remote 1 still got guest 1's unicast after it moved"
+    );
+    assert!(sw.is_running());
 }

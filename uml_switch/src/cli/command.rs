@@ -79,8 +79,10 @@ pub fn command() -> Command {
             "Usage: uml_switch [-unix control-socket] [-hub] [-tap tap-device]\n\
              \x20        [-daemon] [--bess PATH]... [--l2tpv3 OPTIONS]... [--gre OPTIONS]...\n\
              \x20        [--raw IFNAME]... [--mcast[=GROUP[,PORT[,TTL]]]]... [--mtu N]\n\
-             \x20        [--mgmt PATH [--mgmt-mode MODE]] [--pcap FILE [--pcap-limit SIZE]]\n\
-             \x20        [--vxlan OPTIONS]... [--nat[=OPTIONS]]\n\
+             \x20        [--mgmt PATH [--mgmt-mode MODE] [--mgmt-group GROUP]]\n\
+             \x20        [--pcap FILE [--pcap-limit SIZE]] [--vxlan OPTIONS]...\n\
+             \x20        [--user USER[:GROUP]] [--bess-connect PATH]...\n\
+             \x20        [--qemu-connect PATH]... [--nat[=OPTIONS]]\n\
              \x20  or: uml_switch -compat-v0 [-unix control-socket data-socket] [-hub]\n\
              \x20        [-tap tap-device] [-daemon] [--bess PATH]... [--l2tpv3 OPTIONS]...\n\
              \x20        [--gre OPTIONS]... [--raw IFNAME]... [--mcast[=...]]... [--mtu N]\n\
@@ -286,16 +288,67 @@ pub fn command() -> Command {
                 .action(ArgAction::Append)
                 .help("a VXLAN trunk (RFC 7348, UDP) to other switches or Linux vxlan\n\
                      devices: local=IP,remote=IP[,remote=IP...][,vni=N][,port=N]\n\
-                     (vni 1 and port 4789 by default); frames go to every remote.\n\
+                     (vni 1 and port 4789 by default). A frame for a MAC learned\n\
+                     behind a remote goes to it only, others to every remote.\n\
                      May be given more than once.")
                 .long_help(
                     "A VXLAN trunk port (RFC 7348): the switch binds local=IP (UDP port 4789, \
-                     or port=N), sends every frame it forwards to the port to each remote=IP \
-                     (several may be given) with network identifier vni=N (default 1), and \
-                     takes datagrams from those remotes' addresses (any source port) with \
-                     that VNI. The far end may be another uml_switch, a Linux vxlan device \
+                     or port=N), sends the frames it forwards to the port to the remote=IP \
+                     addresses (several may be given) with network identifier vni=N \
+                     (default 1), and takes datagrams from those remotes' addresses (any \
+                     source port) with that VNI. As a Linux vxlan device, it learns which \
+                     remote each source MAC came from: a unicast frame for a MAC learned \
+                     there (in the last 100 s) goes to that remote only; unknown, broadcast \
+                     and multicast destinations go to every remote. The far end may be another uml_switch, a Linux vxlan device \
                      (ip link add NAME type vxlan id N local IP remote IP dstport 4789) or \
                      Open vSwitch. No privilege is needed for ports above 1023.",
+                ),
+        )
+        .arg(
+            Arg::new("bess-connect")
+                .long("bess-connect")
+                .value_name("PATH")
+                .action(ArgAction::Append)
+                .value_hint(ValueHint::FilePath)
+                .help("connect to PATH, where a user-mode network stack listens in\n\
+                     bess mode (slirp4netns --target-type=bess, gvproxy\n\
+                     -listen-bess): one port, one frame per message. The peer\n\
+                     must listen at start-up; when it goes the port is removed.")
+                .long_help(
+                    "Connect to the Unix SOCK_SEQPACKET socket PATH, where a user-mode network \
+                     stack listens in bess mode (slirp4netns --target-type=bess PATH, gvproxy \
+                     -listen-bess unixpacket://PATH), and make the connection a port: one \
+                     Ethernet frame per message, as on --bess sockets, so every guest on the \
+                     segment reaches the stack (slirp4netns gives addresses by DHCP from \
+                     10.0.2.15). Nothing listening at PATH at start-up is an error (status 1). \
+                     When the peer closes the connection the port is removed and that is \
+                     logged; the switch does not reconnect (port add bess-connect PATH on \
+                     the management socket connects again). May be given more than once.",
+                ),
+        )
+        .arg(
+            Arg::new("qemu-connect")
+                .long("qemu-connect")
+                .value_name("PATH")
+                .action(ArgAction::Append)
+                .value_hint(ValueHint::FilePath)
+                .help("connect to the stream socket PATH of a peer that speaks\n\
+                     QEMU's 4-byte length framing (passt -s PATH, gvproxy\n\
+                     -listen-qemu, QEMU -netdev stream,server=on): one port.\n\
+                     Both may be given more than once.")
+                .long_help(
+                    "Connect to the Unix SOCK_STREAM socket PATH of a peer that frames each \
+                     Ethernet frame with its length as 4 big-endian bytes: passt (-s PATH, or \
+                     the /tmp/passt_N.socket it prints), gvproxy -listen-qemu unix://PATH, \
+                     QEMU -netdev stream,server=on,addr.type=unix,addr.path=PATH. The \
+                     connection is one port. Frames longer than the switch's largest (see \
+                     --mtu) are dropped and counted; a length longer than any Ethernet frame \
+                     closes the port (counted as a protocol error on SIGUSR1). Sending never \
+                     blocks: what the peer does not take at once waits, up to 512 KiB. \
+                     passt serves one guest per instance (the last MAC address it saw). \
+                     Nothing listening at PATH at start-up is an error (status 1); when the \
+                     peer closes the connection the port is removed and that is logged, \
+                     without reconnecting. May be given more than once.",
                 ),
         )
         .arg(
@@ -383,6 +436,24 @@ pub fn command() -> Command {
                 ),
         )
         .arg(
+            Arg::new("mgmt-group")
+                .long("mgmt-group")
+                .value_name("GROUP")
+                .help("give the management socket to GROUP (a name in /etc/group or a\n\
+                     number), so that with --mgmt-mode 0660 its members may use it")
+                .long_help(
+                    "Give the management socket to GROUP, a group name or a numeric gid, so \
+                     that with --mgmt-mode 0660 the group's members may use it and nobody \
+                     else. A name is looked up in /etc/group only (uml_switch is a static \
+                     program, which cannot load the other name services of \
+                     /etc/nsswitch.conf); give a group that only LDAP, SSSD or the like knows \
+                     by its number. The switch must be allowed to give its socket to the \
+                     group (root, or a member of it); if it is not, or the group is unknown, \
+                     it does not start (status 1). A socket passed by a service manager \
+                     keeps the group the manager gave it (SocketGroup=).",
+                ),
+        )
+        .arg(
             Arg::new("pcap")
                 .long("pcap")
                 .value_name("FILE")
@@ -406,6 +477,36 @@ pub fn command() -> Command {
                 .long_help(
                     "The capture file's size limit: bytes, or a number with K, M or G \
                      (powers of 1024); default 64M, at least 64K.",
+                ),
+        )
+        .arg(
+            Arg::new("user")
+                .long("user")
+                .value_name("USER[:GROUP]")
+                .value_hint(ValueHint::Username)
+                .help("after opening every socket and port, run as USER (a name\n\
+                     from /etc/passwd or a uid) and GROUP (default: the user's\n\
+                     group; for a uid, the same number), without supplementary\n\
+                     groups, keeping only CAP_NET_RAW and only when a --raw,\n\
+                     --gre or IP --l2tpv3 port needs it. The directories of the\n\
+                     socket files must be writable by USER (they are removed at\n\
+                     exit). Needs root.")
+                .long_help(
+                    "After binding every socket and opening every port (and the tap), give \
+                     up root: become USER (a name from /etc/passwd, or a number) and GROUP (a \
+                     name from /etc/group or a number; default the user's primary group, or \
+                     for a numeric uid the same number), with no supplementary groups, \
+                     no_new_privs set, and no capability at all unless a --raw, --gre or IP \
+                     (not udp=1) --l2tpv3 port is configured: then CAP_NET_RAW alone is kept \
+                     (permitted, effective and bounding sets). Names are looked up in \
+                     /etc/passwd and /etc/group only (the switch is a static program). Every \
+                     step is checked; a failure ends the switch at start-up with status 1 and \
+                     its sockets removed. The socket files are given to USER (their group and \
+                     permissions stay), so their directories must be writable by USER; this \
+                     is checked before anything is bound. Ports added at run time through the \
+                     management socket run with what was kept: port add raw, gre or l2tpv3 \
+                     over IP answer an error without CAP_NET_RAW, port add tap works for a \
+                     tap that USER owns.",
                 ),
         )
         .arg(

@@ -16,6 +16,14 @@
 //! counted. End of file, a reset or `EPOLLRDHUP` ends the port
 //! and removes its MAC addresses. The peer's pid and uid (`SO_PEERCRED`)
 //! are kept for the log lines.
+//!
+//! The same endpoint also *connects out* (`--bess-connect PATH`): to a
+//! user-mode network stack listening in bess mode (slirp4netns
+//! `--target-type=bess`, gvproxy `-listen-bess`). That connection is one
+//! port with the same data path, backlog and counters; it has no listener
+//! and no socket file of its own, and when the peer closes it the port is
+//! removed and the endpoint stays empty (no reconnection: the stack's
+//! listener takes one connection only, see `docs/vector.md` §12).
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -72,7 +80,10 @@ impl Conn {
 /// A bess listener and its connections.
 pub struct Bess {
     path: PathBuf,
-    listener: OwnedFd,
+    /// `None` for a connection out (`--bess-connect`).
+    listener: Option<OwnedFd>,
+    /// The connection out, until `register` makes it a port.
+    outgoing: Option<OwnedFd>,
     listener_paused: bool,
     retry_accept: Instant,
     /// Indexed by port id.
@@ -123,7 +134,7 @@ impl Bess {
             let listener =
                 move_high(listener, HIGH_FD).map_err(|e| refuse(BessRefusal::MoveHigh(e)))?;
             let _ = super::set_nonblocking(&listener);
-            return Ok(Bess::with_listener(path, listener, true));
+            return Ok(Bess::with_listener(path, Some(listener), true));
         }
         if path.to_string_lossy().contains(UNNAMEABLE) {
             return Err(refuse(BessRefusal::Unnameable));
@@ -145,13 +156,35 @@ impl Bess {
             let _ = std::fs::remove_file(path);
             refuse(BessRefusal::MoveHigh(e))
         })?;
-        Ok(Bess::with_listener(path, listener, false))
+        Ok(Bess::with_listener(path, Some(listener), false))
     }
 
-    fn with_listener(path: &Path, listener: OwnedFd, activated: bool) -> Bess {
+    /// Connects to a peer listening in bess mode at `path`
+    /// (`--bess-connect`): one port, added when registered.
+    pub fn connect(prog: &str, path: &Path) -> Result<Bess, Error> {
+        let refuse = |source: io::Error| Error::Connect {
+            prog: prog.to_string(),
+            option: "--bess-connect",
+            path: path.to_path_buf(),
+            source,
+        };
+        let fd = seqpacket::connect(path).map_err(refuse)?;
+        super::set_nonblocking(&fd).map_err(refuse)?;
+        let mut bess = Bess::with_listener(path, None, false);
+        bess.outgoing = Some(fd);
+        Ok(bess)
+    }
+
+    /// Whether this is a connection out (`--bess-connect`).
+    fn connects_out(&self) -> bool {
+        self.listener.is_none()
+    }
+
+    fn with_listener(path: &Path, listener: Option<OwnedFd>, activated: bool) -> Bess {
         Bess {
             path: path.to_path_buf(),
             listener,
+            outgoing: None,
             listener_paused: false,
             retry_accept: Instant::now(),
             conns: Vec::new(),
@@ -164,7 +197,10 @@ impl Bess {
 
     fn accept(&mut self, ctx: &mut Ctx<'_>) {
         loop {
-            let fd = match seqpacket::accept(self.listener.as_fd()) {
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            let fd = match seqpacket::accept(listener.as_fd()) {
                 Ok(fd) => fd,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::ECONNABORTED)) => {
@@ -179,32 +215,58 @@ impl Bess {
                     ));
                     // Out of descriptors: stop accepting for a moment
                     // instead of spinning on a level-triggered listener.
-                    if ctx.epoll.delete(&self.listener).is_ok() {
+                    if ctx.epoll.delete(listener).is_ok() {
                         self.listener_paused = true;
                         self.retry_accept = Instant::now() + ACCEPT_RETRY;
                     }
                     return;
                 }
             };
-            let label = fd.as_raw_fd();
-            let cred = seqpacket::peer_cred(fd.as_fd()).ok();
-            let port = ctx.add_port(label);
-            if ctx.watch_with(&fd, port + 1, CONN_EVENTS).is_err() {
-                ctx.remove_port(port);
-                continue;
+            if let Some(conn) = self.add_conn(fd, ctx) {
+                out(&format!("New bess connection: {}\n", conn.describe()));
             }
-            let conn = Conn {
-                fd,
-                label,
-                cred,
-                send_error_reported: false,
-            };
-            out(&format!("New bess connection: {}\n", conn.describe()));
-            let i = port as usize;
-            if self.conns.len() <= i {
-                self.conns.resize_with(i + 1, || None);
+        }
+    }
+
+    /// Makes the connection `fd` a port.
+    fn add_conn(&mut self, fd: OwnedFd, ctx: &mut Ctx<'_>) -> Option<&Conn> {
+        let label = fd.as_raw_fd();
+        let cred = seqpacket::peer_cred(fd.as_fd()).ok();
+        let port = ctx.add_port(label);
+        if ctx.watch_with(&fd, port + 1, CONN_EVENTS).is_err() {
+            ctx.remove_port(port);
+            return None;
+        }
+        let conn = Conn {
+            fd,
+            label,
+            cred,
+            send_error_reported: false,
+        };
+        let i = port as usize;
+        if self.conns.len() <= i {
+            self.conns.resize_with(i + 1, || None);
+        }
+        self.conns[i] = Some(conn);
+        self.conns[i].as_ref()
+    }
+
+    /// `Bess port N (pid P, uid U)`, or for a connection out the peer's
+    /// socket as well.
+    fn describe(&self, conn: &Conn) -> String {
+        if self.connects_out() {
+            match conn.cred {
+                Some(c) => format!(
+                    "peer '{}' (port {}, pid {}, uid {})",
+                    self.path.display(),
+                    conn.label,
+                    c.pid,
+                    c.uid
+                ),
+                None => format!("peer '{}' (port {})", self.path.display(), conn.label),
             }
-            self.conns[i] = Some(conn);
+        } else {
+            conn.describe()
         }
     }
 
@@ -224,7 +286,7 @@ impl Bess {
             Err(e) => {
                 out(&format!(
                     "Bess {} disconnected: {}\n",
-                    conn.describe(),
+                    self.describe(conn),
                     strerror(&e)
                 ));
                 self.close(port, ctx);
@@ -254,7 +316,7 @@ impl Bess {
         // of file are returned first, and the next call, which finds
         // nothing but the end, closes it.
         if eof_from == Some(0) || (n == 0 && hangup) {
-            out(&format!("Bess {} disconnected\n", conn.describe()));
+            out(&format!("Bess {} disconnected\n", self.describe(conn)));
             self.close(port, ctx);
             return Ready::Done;
         }
@@ -288,11 +350,15 @@ impl Bess {
 
     /// Sends the batch; frames for a full connection go to its backlog.
     fn send_batch(&mut self, stats: &mut Stats) {
-        // Every message is for a connection: the listener is never used to
-        // send.
-        let failed = self
-            .backlogs
-            .send_batch(&mut self.tx, self.listener.as_fd(), stats);
+        // Every message is for a connection: the listener (or the first
+        // connection) is never used to send.
+        let fd = match (&self.listener, self.conns.iter().flatten().next()) {
+            (Some(l), _) => l.as_fd(),
+            (None, Some(c)) => c.fd.as_fd(),
+            // No connection: nothing can have been queued.
+            (None, None) => return,
+        };
+        let failed = self.backlogs.send_batch(&mut self.tx, fd, stats);
         for (tag, e) in failed {
             if let Some(Some(conn)) = self.conns.get_mut(tag as usize) {
                 report_send_error(conn, &e);
@@ -354,7 +420,7 @@ fn report_send_error(conn: &mut Conn, e: &io::Error) {
 
 impl Endpoint for Bess {
     fn listen_path(&self) -> Option<&Path> {
-        Some(&self.path)
+        (!self.connects_out()).then_some(self.path.as_path())
     }
 
     fn port_info(&self, port: PortId) -> (&'static str, Option<String>) {
@@ -362,7 +428,32 @@ impl Endpoint for Bess {
             Some(Some(Conn { cred: Some(c), .. })) => Some(format!("pid {}, uid {}", c.pid, c.uid)),
             _ => None,
         };
+        if self.connects_out() {
+            let peer = match peer {
+                Some(p) => format!("{}, {p}", self.path.display()),
+                None => self.path.display().to_string(),
+            };
+            return ("bess-connect", Some(peer));
+        }
         ("bess", peer)
+    }
+
+    fn removable(&self) -> bool {
+        self.connects_out()
+    }
+
+    fn announce(&self) -> Option<String> {
+        let label = match (&self.outgoing, self.conns.iter().flatten().next()) {
+            (Some(fd), _) => fd.as_raw_fd(),
+            (None, Some(conn)) => conn.label,
+            (None, None) => return None,
+        };
+        self.connects_out().then(|| {
+            format!(
+                "connected to bess peer '{}': port {label}\n",
+                self.path.display()
+            )
+        })
     }
 
     fn register(&mut self, ctx: &mut Ctx<'_>) -> io::Result<()> {
@@ -370,7 +461,16 @@ impl Endpoint for Bess {
             self.tx = SendBatch::new(SEND_BATCH, ctx.max_frame);
         }
         self.me = ctx.endpoint;
-        ctx.watch(&self.listener, SUB_LISTENER)
+        if let Some(fd) = self.outgoing.take() {
+            return match self.add_conn(fd, ctx) {
+                Some(_) => Ok(()),
+                None => Err(io::Error::other("cannot watch the connection")),
+            };
+        }
+        match &self.listener {
+            Some(l) => ctx.watch(l, SUB_LISTENER),
+            None => Ok(()),
+        }
     }
 
     fn ready(
@@ -436,7 +536,10 @@ impl Endpoint for Bess {
         if !self.listener_paused || now < self.retry_accept {
             return;
         }
-        if ctx.watch(&self.listener, SUB_LISTENER).is_ok() {
+        let Some(listener) = &self.listener else {
+            return;
+        };
+        if ctx.watch(listener, SUB_LISTENER).is_ok() {
             self.listener_paused = false;
         } else {
             self.retry_accept = now + ACCEPT_RETRY;
@@ -444,7 +547,7 @@ impl Endpoint for Bess {
     }
 
     fn cleanup(&mut self) {
-        if self.activated {
+        if self.activated || self.connects_out() {
             return;
         }
         if let Err(e) = std::fs::remove_file(&self.path) {
@@ -457,7 +560,7 @@ impl Endpoint for Bess {
     }
 
     fn discard(&mut self) {
-        if !self.activated {
+        if !self.activated && !self.connects_out() {
             let _ = std::fs::remove_file(&self.path);
         }
     }

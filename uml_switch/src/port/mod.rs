@@ -16,6 +16,9 @@
 //!   guests on `transport=raw` behind a veth pair or `transport=tap`;
 //! * [`mcast`]: a member of the legacy `ethN=mcast` transport's multicast
 //!   group (one port for the whole group);
+//! * [`qemu`]: a connection out to a QEMU-stream peer (passt, gvproxy
+//!   `-listen-qemu`, QEMU `-netdev stream,server=on`; one port). The bess
+//!   connection out (`--bess-connect`) is [`bess`]'s;
 //! * [`nat`]: the segment's gateway (DHCP, DNS, outbound TCP/UDP, host
 //!   port forwards), libslirp in the helper process `uml_switch_nat` on
 //!   a socket pair (one port).
@@ -44,6 +47,7 @@ pub mod l2tpv3;
 pub mod mcast;
 pub mod nat;
 pub mod offload;
+pub mod qemu;
 pub mod raw;
 pub mod tap;
 pub mod tunnel;
@@ -137,12 +141,24 @@ pub enum PortSpec {
     Mcast(mcast::McastConfig),
     /// A VXLAN trunk (checked options).
     Vxlan(vxlan::VxlanConfig),
+    /// A connection out to a peer listening in bess mode.
+    BessConnect {
+        /// Its socket.
+        path: PathBuf,
+    },
+    /// A connection out to a QEMU-stream (4-byte length) peer.
+    QemuConnect {
+        /// Its socket.
+        path: PathBuf,
+    },
     /// The NAT port: its options as given and as checked.
     Nat {
         /// The `--nat` value (passed to the helper).
         text: String,
         /// The checked options.
         config: uml_common::nat::NatConfig,
+        /// `--user`: the uid and gid the helper runs as from the start.
+        run_as: Option<(u32, u32)>,
     },
 }
 
@@ -179,7 +195,15 @@ pub fn open_passed(
         PortSpec::Raw { ifname } => Ok(Some(Box::new(raw::Raw::open(prog, ifname)?))),
         PortSpec::Mcast(config) => Ok(Some(Box::new(mcast::Mcast::open(prog, config)?))),
         PortSpec::Vxlan(config) => Ok(Some(Box::new(vxlan::Vxlan::open(prog, config)?))),
-        PortSpec::Nat { text, config } => Ok(Some(Box::new(nat::Nat::open(prog, text, config)?))),
+        PortSpec::BessConnect { path } => Ok(Some(Box::new(bess::Bess::connect(prog, path)?))),
+        PortSpec::QemuConnect { path } => {
+            Ok(Some(Box::new(qemu::QemuClient::connect(prog, path)?)))
+        }
+        PortSpec::Nat {
+            text,
+            config,
+            run_as,
+        } => Ok(Some(Box::new(nat::Nat::open(prog, text, config, *run_as)?))),
     }
 }
 

@@ -94,8 +94,15 @@ impl std::fmt::Debug for Nat {
 
 impl Nat {
     /// Starts the helper with `text` (the checked options, `config`) and
-    /// waits until it is ready.
-    pub fn open(prog: &str, text: &str, config: &NatConfig) -> Result<Nat, Error> {
+    /// waits until it is ready. `run_as` (`--user`): the uid and gid it
+    /// runs as from its start (std drops root's supplementary groups), so
+    /// that libslirp never runs as root when the switch gives root up.
+    pub fn open(
+        prog: &str,
+        text: &str,
+        config: &NatConfig,
+        run_as: Option<(u32, u32)>,
+    ) -> Result<Nat, Error> {
         let helper = helper_path();
         let fail = |why: String| Error::NatStart {
             prog: prog.to_string(),
@@ -117,12 +124,20 @@ impl Nat {
         // The control channel (host forwards at run time): the helper's
         // standard output; it writes its messages on standard error.
         let (control, their_control) = pair()?;
-        let mut child = Command::new(&helper)
+        let mut command = Command::new(&helper);
+        command
             .arg(text)
             .stdin(Stdio::from(theirs))
-            .stdout(Stdio::from(their_control))
-            .spawn()
-            .map_err(|e| fail(format!("cannot be run: {}", strerror(&e))))?;
+            .stdout(Stdio::from(their_control));
+        if let Some((uid, gid)) = run_as {
+            use std::os::unix::process::CommandExt;
+            command.uid(uid).gid(gid);
+        }
+        let spawned = command.spawn();
+        // The Command holds the helper's ends of both pairs: closed now,
+        // or the helper's exit would never be an end of file here.
+        drop(command);
+        let mut child = spawned.map_err(|e| fail(format!("cannot be run: {}", strerror(&e))))?;
         let nat_err = |why: String, child: &mut Child| {
             let _ = child.kill();
             let _ = child.wait();

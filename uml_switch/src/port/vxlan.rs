@@ -3,24 +3,29 @@
 //! tunnel endpoints — another switch of ours, a Linux `vxlan` device, Open
 //! vSwitch — over UDP. OPTIONS: `local=IP` (the address to bind; port
 //! [`vxlan::PORT`] unless `port=`), `remote=IP` (one or more, each a
-//! peer; frames are sent to all of them, as a Linux vxlan device floods
-//! to its static remotes), `vni=N` (default 1), `port=N`.
+//! peer), `vni=N` (default 1), `port=N`.
 //!
 //! Received datagrams count only from a listed remote's address (any
 //! source port: Linux picks one per flow) and with our VNI; the others
-//! are dropped and counted. Frames are received and sent one datagram
-//! each, without blocking; a peer that cannot take a frame loses it.
+//! are dropped and counted. As a Linux vxlan device does (RFC 7348 §4),
+//! the port learns which remote each source MAC came from
+//! ([`vxlan::RemoteTable`], aged as the switch's MAC table): a unicast
+//! frame to a known MAC goes to that remote only; unknown, broadcast and
+//! multicast destinations are flooded to every remote. Frames are
+//! received and sent one datagram each, without blocking; a peer that
+//! cannot take a frame loses it.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::time::Instant;
 
 use nix::sys::epoll::{Epoll, EpollFlags};
 use uml_common::sys::fd::move_high;
 use uml_common::vxlan;
 
 use super::{Ctx, Endpoint, Inbox, Ready, Received, Stats, HIGH_FD};
-use crate::core::PortId;
+use crate::core::{PortId, DEFAULT_TABLE_CAP, MAX_AGE_SECS};
 use crate::error::Error;
 use crate::output::err;
 
@@ -101,6 +106,12 @@ pub struct Vxlan {
     /// Dropped: not from a remote, not our VNI, not VXLAN.
     rejected: u64,
     reported: bool,
+    /// Which remote (index into `config.remotes`) each MAC is behind.
+    learned: vxlan::RemoteTable,
+    /// The clock of `learned` (seconds since the port opened).
+    start: Instant,
+    /// When `learned` was last swept.
+    swept: u32,
 }
 
 impl Vxlan {
@@ -126,7 +137,15 @@ impl Vxlan {
             buf: vec![0u8; 65_536],
             rejected: 0,
             reported: false,
+            learned: vxlan::RemoteTable::new(MAX_AGE_SECS, DEFAULT_TABLE_CAP),
+            start: Instant::now(),
+            swept: 0,
         })
+    }
+
+    /// Seconds since the port opened (the clock of `learned`).
+    fn now(&self) -> u32 {
+        u32::try_from(self.start.elapsed().as_secs()).unwrap_or(u32::MAX)
     }
 
     fn describe(&self) -> String {
@@ -161,6 +180,11 @@ impl Endpoint for Vxlan {
             return Ready::Done;
         };
         let mut slot = 0;
+        let now = self.now();
+        if now.saturating_sub(self.swept) > MAX_AGE_SECS {
+            self.swept = now;
+            self.learned.expire(now);
+        }
         while slot < inbox.rx.capacity() {
             let (n, from) = match self.sock.recv_from(&mut self.buf) {
                 Ok(r) => r,
@@ -168,14 +192,15 @@ impl Endpoint for Vxlan {
                 Err(_) => return Ready::Done,
             };
             ctx.stats.frames_in += 1;
-            let known = self.config.remotes.iter().any(|r| r.ip() == from.ip());
-            let frame = match vxlan::decode(&self.buf[..n], self.config.vni) {
-                Ok(f) if known => f,
+            let remote = self.config.remotes.iter().position(|r| r.ip() == from.ip());
+            let (frame, remote) = match (vxlan::decode(&self.buf[..n], self.config.vni), remote) {
+                (Ok(f), Some(r)) => (f, r),
                 _ => {
                     self.rejected += 1;
                     continue;
                 }
             };
+            self.learned.learn(frame, remote, now);
             let room = inbox.rx.buffer_mut(slot);
             if frame.len() > room.len() {
                 ctx.drop_oversized(port);
@@ -201,7 +226,21 @@ impl Endpoint for Vxlan {
         }
         self.buf[..vxlan::HEADER_LEN].copy_from_slice(&header);
         self.buf[vxlan::HEADER_LEN..n].copy_from_slice(frame);
-        for remote in &self.config.remotes {
+        // A known unicast destination: its remote only; else all.
+        let one = if self.learned.is_empty() {
+            None
+        } else {
+            self.learned.remote_for(frame, self.now())
+        };
+        let remotes = match one {
+            Some(i) => self
+                .config
+                .remotes
+                .get(i..=i)
+                .unwrap_or(&self.config.remotes),
+            None => &self.config.remotes[..],
+        };
+        for remote in remotes {
             match self.sock.send_to(&self.buf[..n], remote) {
                 Ok(_) => stats.frames_out += 1,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => stats.queue_full += 1,
