@@ -171,11 +171,19 @@ fn host_conflicts_are_refused() {
     // A host port that is taken: the helper says so, the switch stops.
     let taken = ns.run_in(|| std::net::TcpListener::bind("127.0.0.1:0").unwrap());
     let port = taken.local_addr().unwrap().port();
+    let started = std::time::Instant::now();
     let out = in_ns(
         true,
         &format!("--nat=net=10.5.0.0/24,hostfwd=tcp:127.0.0.1:{port}-:80"),
     );
     refused(&out, dir.path(), "--nat: the NAT helper");
+    // Seen at the helper's exit (its end of file), not at the 20 s limit
+    // for its start.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the helper's failure was seen after {:?}",
+        started.elapsed()
+    );
     let err = out.stderr_str();
     assert!(
         err.contains(&format!(
