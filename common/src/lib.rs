@@ -11,6 +11,7 @@ pub mod cow;
 pub mod inuse;
 pub mod mconsole;
 pub mod mgmt;
+pub mod nat;
 pub mod pcap_port;
 pub mod qemu_stream;
 pub mod switch;

@@ -48,6 +48,12 @@ pub const COMMANDS: &[(&str, &str)] = &[
          limit), stop, or show the capture",
     ),
     (
+        "hostfwd",
+        "hostfwd | hostfwd add [tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT | \
+         hostfwd remove [tcp|udp]:[HOSTADDR]:HOSTPORT: list, add or remove the NAT port's host \
+         port forwards (--nat)",
+    ),
+    (
         "vlan",
         "vlan PORT [access=VLAN|access=0] [trunk=LIST|trunk=-]: set a port's VLANs \
          (access: its untagged frames; trunk: the VLANs it carries tagged, e.g. 10,20-29); \
@@ -106,6 +112,18 @@ pub enum Command {
         access: Option<Option<Vid>>,
         /// The new trunk VLANs (boxed: a set is 512 bytes).
         trunk: Option<Box<VidSet>>,
+    },
+    /// `hostfwd`: list the NAT port's forwards.
+    HostFwdList,
+    /// `hostfwd add RULE`.
+    HostFwdAdd {
+        /// `[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT`.
+        rule: String,
+    },
+    /// `hostfwd remove HOST`.
+    HostFwdRemove {
+        /// `[tcp|udp]:[HOSTADDR]:HOSTPORT`.
+        host: String,
     },
     /// `help`.
     Help,
@@ -201,6 +219,25 @@ pub fn parse(line: &[u8]) -> Result<Request, (RequestError, bool)> {
             return parse_capture(words)
                 .map(|command| Request { command, json })
                 .map_err(|e| (e, json))
+        }
+        "hostfwd" => {
+            let usage = || {
+                RequestError::BadArgument(
+                    "usage: hostfwd | hostfwd add RULE | hostfwd remove [tcp|udp]:[HOSTADDR]:HOSTPORT"
+                        .to_string(),
+                )
+            };
+            let command = match (words.next(), words.next(), words.next()) {
+                (None, _, _) => Command::HostFwdList,
+                (Some("add"), Some(rule), None) => Command::HostFwdAdd {
+                    rule: rule.to_string(),
+                },
+                (Some("remove"), Some(host), None) => Command::HostFwdRemove {
+                    host: host.to_string(),
+                },
+                _ => return Err((usage(), json)),
+            };
+            return Ok(Request { command, json });
         }
         "vlan" => {
             return parse_vlan(words)
@@ -576,6 +613,36 @@ mod tests {
 
     fn refused(line: &[u8]) -> (RequestError, bool) {
         parse(line).unwrap_err()
+    }
+
+    #[test]
+    fn hostfwd_requests() {
+        assert_eq!(ok("hostfwd").command, Command::HostFwdList);
+        assert_eq!(
+            ok("json hostfwd add tcp::8080-:80"),
+            Request {
+                command: Command::HostFwdAdd {
+                    rule: "tcp::8080-:80".to_string()
+                },
+                json: true
+            }
+        );
+        assert_eq!(
+            ok("hostfwd remove udp:127.0.0.1:53").command,
+            Command::HostFwdRemove {
+                host: "udp:127.0.0.1:53".to_string()
+            }
+        );
+        for bad in [
+            &b"hostfwd add"[..],
+            b"hostfwd add a b",
+            b"hostfwd remove",
+            b"hostfwd list",
+        ] {
+            let (e, _) = refused(bad);
+            assert!(e.to_string().starts_with("usage: hostfwd"), "{e}");
+        }
+        assert!(help(false).contains("hostfwd  "));
     }
 
     #[test]

@@ -17,6 +17,7 @@ fuzz_target!(|data: &[u8]| {
                     mgmt::capture_status(Some(path), req.json)
                 }
                 Command::PortAdd { spec, .. } => mgmt::lines(spec, req.json),
+                Command::HostFwdAdd { rule } => mgmt::lines(rule, req.json),
                 _ => mgmt::done(req.json),
             };
             check(&text, req.json);

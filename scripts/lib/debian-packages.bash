@@ -4,7 +4,10 @@
 #   BUILD_PACKAGES  building the workspace: a C linker and glibc's static
 #                   libraries (the programs are static-pie), and libpcap-dev
 #                   for uml_switch_pcap (linked dynamically: libpcap has no
-#                   usable static archive)
+#                   usable static archive);
+#                   libslirp-dev (its header and libslirp.so) for
+#                   uml_switch_nat, the NAT port's helper, the one program
+#                   linked against libslirp
 #   DEMO_PACKAGES   scripts/demo
 #   TEST_PACKAGES   scripts/test: every prerequisite of every test, so that
 #                   none skips
@@ -33,7 +36,7 @@
 # xfsprogs and btrfs-progs, the uml_moo tests make loop-mounted XFS
 # (reflink) and btrfs file systems.
 
-BUILD_PACKAGES="gcc libc6-dev libpcap-dev"
+BUILD_PACKAGES="gcc libc6-dev libpcap-dev libslirp-dev"
 DEMO_PACKAGES="$BUILD_PACKAGES user-mode-linux iproute2 iputils-ping"
 TEST_PACKAGES="$BUILD_PACKAGES user-mode-linux uml-utilities iproute2 iputils-ping busybox \
 e2fsprogs procps kmod net-tools util-linux inetutils-telnetd lintian debootstrap dpkg-dev \
@@ -50,6 +53,9 @@ TEST_PACKAGES="$TEST_PACKAGES strace"
 TEST_PACKAGES="$TEST_PACKAGES passt slirp4netns"
 # tcpdump: reads the switch's pcapng captures back (test_uml_switch_capture).
 TEST_PACKAGES="$TEST_PACKAGES tcpdump"
+# python3: the NAT port's kernel test runs a resolver and HTTP servers in
+# its namespace (tests/tests/by-util/test_uml_switch_nat_kernel.rs).
+TEST_PACKAGES="$TEST_PACKAGES python3"
 
 missing_packages() {
     local pkg status missing=()

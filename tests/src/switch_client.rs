@@ -594,7 +594,7 @@ impl NsSwitch {
         args: &[OsString],
         lifetime: Duration,
     ) -> Result<NsSwitch, String> {
-        NsSwitch::start_with_env(ns, dir, args, lifetime, &[])
+        NsSwitch::start_full(ns, dir, &[], args, lifetime, &[])
     }
 
     /// [`NsSwitch::start`] with `env` added to the switch's environment
@@ -606,6 +606,39 @@ impl NsSwitch {
     pub fn start_with_env(
         ns: &crate::NetNs,
         dir: &Path,
+        args: &[OsString],
+        lifetime: Duration,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Result<NsSwitch, String> {
+        NsSwitch::start_full(ns, dir, &[], args, lifetime, env)
+    }
+
+    /// Like [`NsSwitch::start`], with `wrapper` (a command that ends by
+    /// exec'ing its arguments, e.g. `setpriv --reuid=65534 ...` to run the
+    /// switch as another user) between `timeout` and the switch.
+    ///
+    /// # Errors
+    ///
+    /// As [`NsSwitch::start`].
+    pub fn start_wrapped(
+        ns: &crate::NetNs,
+        dir: &Path,
+        wrapper: &[&str],
+        args: &[OsString],
+        lifetime: Duration,
+    ) -> Result<NsSwitch, String> {
+        NsSwitch::start_full(ns, dir, wrapper, args, lifetime, &[])
+    }
+
+    /// [`NsSwitch::start_wrapped`] with `env` added to the environment.
+    ///
+    /// # Errors
+    ///
+    /// As [`NsSwitch::start`].
+    pub fn start_full(
+        ns: &crate::NetNs,
+        dir: &Path,
+        wrapper: &[&str],
         args: &[OsString],
         lifetime: Duration,
         env: &[(&str, &std::ffi::OsStr)],
@@ -623,6 +656,7 @@ impl NsSwitch {
             cmd.args(["stdbuf", "-oL", "-eL"]);
         }
         cmd.envs(env.iter().copied())
+            .args(wrapper)
             .arg(&binary.path)
             .args(args)
             .current_dir(dir)

@@ -85,21 +85,23 @@ impl Suite {
     /// The cached root's name; change it when the recipe below changes.
     fn base_name(self) -> &'static str {
         match self {
-            Suite::Bookworm => "bookworm-minbase-v3",
-            Suite::Unstable => "unstable-minbase-v3",
+            Suite::Bookworm => "bookworm-minbase-v4",
+            Suite::Unstable => "unstable-minbase-v4",
         }
     }
 
-    /// Packages added to minbase: adduser and libpcap0.8 (our Depends;
-    /// uml_switch_pcap), iproute2 (the if-up hook), and the dependencies
+    /// Packages added to minbase: adduser, libpcap0.8 and libslirp0 (our
+    /// Depends; uml_switch_pcap and uml_switch_nat), iproute2 (the if-up hook), and the dependencies
     /// of Debian's uml-utilities, whose .deb is downloaded into the root
     /// for the replacement test (unstable's are the 64-bit-time_t
     /// libraries).
     fn include(self) -> &'static str {
         match self {
-            Suite::Bookworm => "adduser,iproute2,libfuse2,libreadline8,lsb-base,libpcap0.8",
+            Suite::Bookworm => {
+                "adduser,iproute2,libfuse2,libreadline8,lsb-base,libpcap0.8,libslirp0"
+            }
             Suite::Unstable => {
-                "adduser,iproute2,libfuse2t64,libreadline8t64,lsb-base,libpcap0.8t64"
+                "adduser,iproute2,libfuse2t64,libreadline8t64,lsb-base,libpcap0.8t64,libslirp0"
             }
         }
     }
@@ -243,6 +245,8 @@ fn deb_contents_and_metadata() {
     assert_eq!(mode_of("/usr/sbin/jail_uml"), exe);
     assert_eq!(mode_of("/usr/lib/uml/port-helper"), exe);
     assert_eq!(mode_of("/usr/lib/uml/uml_switch_pcap"), exe);
+    // The NAT port's helper (uml_switch --nat), next to it.
+    assert_eq!(mode_of("/usr/lib/uml/uml_switch_nat"), exe);
     // 64-bit kernels from 6.16 on look in /usr/lib64/uml/: a relative
     // link to the program.
     let listing = dpkg_deb(&["-c"], &deb).stdout_str();
@@ -338,6 +342,11 @@ fn deb_contents_and_metadata() {
     // uml_switch_pcap, the capture helper, links libpcap.
     assert!(
         depends.iter().any(|d| d.starts_with("libpcap0.8")),
+        "Depends: {depends:?}"
+    );
+    // uml_switch_nat links libslirp.
+    assert!(
+        depends.iter().any(|d| d.starts_with("libslirp0")),
         "Depends: {depends:?}"
     );
     // tunctl, jail_uml and uml_net are linked against the shared glibc

@@ -41,6 +41,7 @@ pub const OPTIONS: &[&str] = &[
     "--user",
     "--bess-connect",
     "--qemu-connect",
+    "--nat",
     "--help",
 ];
 
@@ -103,6 +104,9 @@ pub struct Options {
     pub bess_connect: Vec<PathBuf>,
     /// QEMU-stream peers to connect to (`--qemu-connect`), in order.
     pub qemu_connect: Vec<PathBuf>,
+    /// `--nat[=OPTIONS]`: the NAT port's options, each as given (empty:
+    /// the defaults), unchecked; more than one is refused at start-up.
+    pub nat: Vec<String>,
     /// `--help`: print the help text and exit 0.
     pub help: bool,
 }
@@ -126,6 +130,7 @@ pub fn help(prog: &str) -> String {
          \x20        [--pcap FILE [--pcap-limit SIZE] [--pcap-format pcap|pcapng]]\n\
          \x20        [--vxlan OPTIONS]... [--user USER[:GROUP]] [--bess-connect PATH]...\n\
          \x20        [--qemu-connect PATH]... [--pcap-port IFNAME[,filter=EXPR]]...\n\
+         \x20        [--nat[=OPTIONS]]\n\
          \x20  or: {prog} -compat-v0 [-unix control-socket data-socket] [-hub]\n\
          \x20        [-tap tap-device] [-daemon] [--bess PATH]... [--l2tpv3 OPTIONS]...\n\
          \x20        [--gre OPTIONS]... [--raw IFNAME]... [--mcast[=...]]... [--mtu N]\n\
@@ -193,6 +198,15 @@ pub fn help(prog: &str) -> String {
          \x20                 QEMU's 4-byte length framing (passt -s PATH, gvproxy\n\
          \x20                 -listen-qemu, QEMU -netdev stream,server=on): one port.\n\
          \x20                 Both may be given more than once.\n\
+         \x20 --nat[=OPTIONS] a NAT port, the gateway of every guest on the switch (DHCP,\n\
+         \x20                 DNS forwarding, outbound TCP and UDP, host port forwards),\n\
+         \x20                 with no root and no CAP_NET_*: libslirp in the helper\n\
+         \x20                 uml_switch_nat. OPTIONS, comma-separated, as QEMU's -netdev\n\
+         \x20                 user: net=10.0.2.0/24, host=10.0.2.2, dns=10.0.2.3,\n\
+         \x20                 dhcpstart=10.0.2.15 (the defaults), dns=off, restrict=on,\n\
+         \x20                 host-loopback=off (guests cannot reach the host's 127.0.0.1),\n\
+         \x20                 hostfwd=[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT;\n\
+         \x20                 may be given more than once; ipv6=on adds QEMU's fec0::/64.\n\
          \x20 --mtu N         forward frames of up to N + 14 bytes (N from 1500 to 65535,\n\
          \x20                 default 1500) between ports that take them: bess, tunnel and\n\
          \x20                 raw ports (guests with mtu=N); daemon and mcast ports keep\n\
@@ -279,6 +293,7 @@ pub fn parse(prog: &str, args: &[OsString]) -> Parsed {
         user: None,
         bess_connect: Vec::new(),
         qemu_connect: Vec::new(),
+        nat: Vec::new(),
         help: false,
     };
     let mut it = args.iter();
@@ -332,6 +347,7 @@ pub fn parse(prog: &str, args: &[OsString]) -> Parsed {
             ("--help", None) => o.help = true,
             // The value is optional, so only `--mcast=VALUE` gives one.
             ("--mcast", _) => o.mcast.push(inline.unwrap_or_default().to_string()),
+            ("--nat", _) => o.nat.push(inline.unwrap_or_default().to_string()),
             (
                 "--bess" | "--raw" | "--mtu" | "--l2tpv3" | "--gre" | "--mgmt" | "--mgmt-mode"
                 | "--mgmt-group" | "--pcap" | "--pcap-limit" | "--vxlan" | "--user"
@@ -557,6 +573,23 @@ mod tests {
             "{h}"
         );
         assert!(h.lines().all(|l| l.len() <= 80), "{h}");
+    }
+
+    #[test]
+    fn nat_takes_a_value_after_equals_only() {
+        let o = p(&["--nat"]).options.unwrap();
+        assert_eq!(o.nat, [""]);
+        let o = p(&["--nat=net=10.9.0.0/16,hostfwd=tcp::8080-:80"])
+            .options
+            .unwrap();
+        assert_eq!(o.nat, ["net=10.9.0.0/16,hostfwd=tcp::8080-:80"]);
+        // Collected as given; more than one is refused at start-up.
+        assert_eq!(p(&["--nat", "--nat=x"]).options.unwrap().nat, ["", "x"]);
+        for bad in [&["--nat="][..], &["--nat", "net=10.9.0.0/16"], &["-nat"]] {
+            assert_eq!(p(bad).options, None, "{bad:?}");
+        }
+        assert!(p(&[]).options.unwrap().nat.is_empty());
+        assert!(help("sw").contains("--nat[=OPTIONS]"));
     }
 
     #[test]

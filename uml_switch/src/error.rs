@@ -158,6 +158,66 @@ pub enum Error {
         /// Why.
         source: io::Error,
     },
+    /// `--nat` options that are malformed or inconsistent.
+    #[error("{prog}: --nat '{value}': {why}")]
+    NatOption {
+        /// argv\[0\].
+        prog: String,
+        /// The value given.
+        value: String,
+        /// What is wrong.
+        why: uml_common::nat::NatOptionError,
+    },
+    /// `--nat` given more than once.
+    #[error(
+        "{prog}: --nat given twice (one NAT port per switch: its DHCP server serves every guest \
+         of the segment)"
+    )]
+    NatTwice {
+        /// argv\[0\].
+        prog: String,
+    },
+    /// The NAT port's virtual network overlaps a network of the host.
+    #[error(
+        "{prog}: --nat '{value}': the virtual network {net} overlaps {host} of the host's \
+         interface {ifname} (guests could not reach it); choose another with net="
+    )]
+    NatOverlap {
+        /// argv\[0\].
+        prog: String,
+        /// The value given.
+        value: String,
+        /// The virtual network.
+        net: String,
+        /// The host's address and prefix.
+        host: String,
+        /// Its interface.
+        ifname: String,
+    },
+    /// A forward of a privileged host port without the privilege.
+    #[error(
+        "{prog}: --nat: hostfwd={fwd}: host ports below {start} \
+         (net.ipv4.ip_unprivileged_port_start) need CAP_NET_BIND_SERVICE, which the switch \
+         lacks; forward a port from {start} on"
+    )]
+    NatPrivileged {
+        /// argv\[0\].
+        prog: String,
+        /// The forward.
+        fwd: String,
+        /// The first unprivileged port.
+        start: u16,
+    },
+    /// The NAT helper could not be started or did not start.
+    #[error("{prog}: --nat: the NAT helper '{}' {why}", .helper.display())]
+    NatStart {
+        /// argv\[0\].
+        prog: String,
+        /// The helper's path.
+        helper: PathBuf,
+        /// What happened.
+        why: String,
+    },
     /// A `--bess` socket is refused or cannot be listened on.
     #[error("{}{prog}: --bess '{}': {why}", why.bind_lines(), .path.display())]
     Bess {

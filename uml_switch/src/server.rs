@@ -21,7 +21,7 @@ use crate::cli::Options;
 use crate::core::{Event, Forwarder, PortId, Verdict, DEFAULT_TABLE_CAP};
 use crate::mgmt::Mgmt;
 use crate::output::{err, out};
-use crate::port::{self, tunnel, PortSpec};
+use crate::port::{self, tunnel, HostFwdRequest, PortSpec};
 use crate::port::{split_token, Ctx, Endpoint, EndpointId, Inbox, PortTable, Ready, Stats, BATCH};
 use crate::setup::setup;
 use crate::signals;
@@ -631,6 +631,15 @@ impl Switch {
             Command::PortRemove { label } => {
                 self.remove_port(label).map(|()| mgmt_proto::done(json))
             }
+            Command::HostFwdList => self
+                .hostfwd(&HostFwdRequest::List)
+                .map(|t| mgmt_proto::lines(&t, json)),
+            Command::HostFwdAdd { rule } => self
+                .hostfwd(&HostFwdRequest::Add(rule))
+                .map(|t| mgmt_proto::lines(&t, json)),
+            Command::HostFwdRemove { host } => self
+                .hostfwd(&HostFwdRequest::Remove(host))
+                .map(|t| mgmt_proto::lines(&t, json)),
             other => {
                 return self.report(mgmt_proto::Request {
                     command: other,
@@ -639,6 +648,16 @@ impl Switch {
             }
         };
         result.unwrap_or_else(|e| mgmt_proto::error(&e, json))
+    }
+
+    /// `hostfwd ...`: asks the NAT port.
+    fn hostfwd(&mut self, request: &HostFwdRequest) -> Result<String, String> {
+        for e in &mut self.endpoints {
+            if let Some(answer) = e.hostfwd(request) {
+                return answer;
+            }
+        }
+        Err("no NAT port (start the switch with --nat)".to_string())
     }
 
     /// `port add KIND SPEC`: opens the port as the command line would and
@@ -837,7 +856,10 @@ impl Switch {
             | Command::CaptureStop
             | Command::Mode { .. }
             | Command::PortAdd { .. }
-            | Command::PortRemove { .. } => mgmt_proto::error("internal: handled apart", json),
+            | Command::PortRemove { .. }
+            | Command::HostFwdList
+            | Command::HostFwdAdd { .. }
+            | Command::HostFwdRemove { .. } => mgmt_proto::error("internal: handled apart", json),
             Command::CaptureStatus => mgmt_proto::capture_status(
                 self.capture.as_ref().map(Capture::status).as_deref(),
                 json,

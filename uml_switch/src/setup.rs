@@ -96,6 +96,30 @@ fn check_mgmt_group(prog: &str, opts: &Options) -> Result<Option<u32>, Error> {
         })
 }
 
+/// Checks `--nat` (at most one; options parsed and checked against the
+/// host, `port/nat.rs`).
+fn check_nat(
+    prog: &str,
+    values: &[String],
+) -> Result<Option<(String, uml_common::nat::NatConfig)>, Error> {
+    let text = match values {
+        [] => return Ok(None),
+        [one] => one,
+        _ => {
+            return Err(Error::NatTwice {
+                prog: prog.to_string(),
+            })
+        }
+    };
+    let config = uml_common::nat::parse(text).map_err(|why| Error::NatOption {
+        prog: prog.to_string(),
+        value: text.clone(),
+        why,
+    })?;
+    port::nat::check_host(prog, text, &config)?;
+    Ok(Some((text.clone(), config)))
+}
+
 /// Removes the socket files of what was opened so far and passes `e` on.
 fn abandon(endpoints: &mut [Box<dyn Endpoint>], e: Error) -> Error {
     for endpoint in endpoints {
@@ -113,6 +137,7 @@ pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, Error> {
     let groups = mcast::check_options(prog, &opts.mcast)?;
     let mgmt_mode = check_mgmt_mode(prog, &opts)?;
     let mgmt_group = check_mgmt_group(prog, &opts)?;
+    let nat = check_nat(prog, &opts.nat)?;
     let mut vxlans = Vec::new();
     for value in &opts.vxlan {
         let config = port::vxlan::parse_options(value).map_err(|why| Error::VxlanOptions {
@@ -274,7 +299,12 @@ pub fn setup(prog: &str, mut opts: Options) -> Result<Switch, Error> {
             opts.qemu_connect
                 .iter()
                 .map(|path| PortSpec::QemuConnect { path: path.clone() }),
-        );
+        )
+        .chain(nat.map(|(text, config)| PortSpec::Nat {
+            text,
+            config,
+            run_as: target.as_ref().map(|t| (t.uid, t.gid)),
+        }));
     for spec in others {
         match port::open(prog, &spec) {
             Ok(Some(e)) => {

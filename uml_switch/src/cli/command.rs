@@ -83,6 +83,7 @@ pub fn command() -> Command {
              \x20        [--pcap FILE [--pcap-limit SIZE] [--pcap-format pcap|pcapng]]\n\
              \x20        [--vxlan OPTIONS]... [--user USER[:GROUP]] [--bess-connect PATH]...\n\
              \x20        [--qemu-connect PATH]... [--pcap-port IFNAME[,filter=EXPR]]...\n\
+             \x20        [--nat[=OPTIONS]]\n\
              \x20  or: uml_switch -compat-v0 [-unix control-socket data-socket] [-hub]\n\
              \x20        [-tap tap-device] [-daemon] [--bess PATH]... [--l2tpv3 OPTIONS]...\n\
              \x20        [--gre OPTIONS]... [--raw IFNAME]... [--mcast[=...]]... [--mtu N]\n\
@@ -349,6 +350,42 @@ pub fn command() -> Command {
                      Nothing listening at PATH at start-up is an error (status 1); when the \
                      peer closes the connection the port is removed and that is logged, \
                      without reconnecting. May be given more than once.",
+                ),
+        )
+        .arg(
+            Arg::new("nat")
+                .long("nat")
+                .value_name("OPTIONS")
+                .num_args(0..=1)
+                .require_equals(true)
+                .action(ArgAction::Append)
+                .help("a NAT port, the gateway of every guest on the switch (DHCP,\n\
+                     DNS forwarding, outbound TCP and UDP, host port forwards),\n\
+                     with no root and no CAP_NET_*: libslirp in the helper\n\
+                     uml_switch_nat. OPTIONS, comma-separated, as QEMU's -netdev\n\
+                     user: net=10.0.2.0/24, host=10.0.2.2, dns=10.0.2.3,\n\
+                     dhcpstart=10.0.2.15 (the defaults), dns=off, restrict=on,\n\
+                     host-loopback=off (guests cannot reach the host's 127.0.0.1),\n\
+                     hostfwd=[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT;\n\
+                     may be given more than once; ipv6=on adds QEMU's fec0::/64.")
+                .long_help(
+                    "A NAT port (docs/nat.md): libslirp, the user-mode TCP/IP stack of QEMU's \
+                     -netdev user and slirp4netns, run by the helper uml_switch_nat \
+                     (/usr/lib/uml/uml_switch_nat, or $UML_SWITCH_NAT) on one port of the \
+                     switch. Every guest of the segment, of any kernel and transport, gets an \
+                     address by DHCP (one lease per MAC address), a DNS forwarder to the \
+                     host's resolvers and outbound TCP and UDP through ordinary sockets of the \
+                     switch's user: no root, no CAP_NET_*, no tap. OPTIONS are QEMU's: \
+                     net=ADDRESS/PREFIX (default 10.0.2.0/24), host= (the gateway, .2), dns= \
+                     (.3; dns=off: no forwarder), dhcpstart= (.15; 16 leases), restrict=on \
+                     (nothing outside the virtual network), host-loopback=off (the gateway \
+                     does not lead to the host's 127.0.0.1), ipv6=on (IPv6 too, QEMU's \
+                     fec0::/64 with gateway fec0::2 and DNS fec0::3; off by default) and \
+                     hostfwd=[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT, which may \
+                     repeat (the guest address defaults to dhcpstart). A network that \
+                     overlaps one of the host's, a forward of a privileged port without \
+                     CAP_NET_BIND_SERVICE, or a host port that is taken stops the start. \
+                     Given once.",
                 ),
         )
         .arg(

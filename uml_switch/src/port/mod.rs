@@ -21,7 +21,10 @@
 //!   program);
 //! * [`qemu`]: a connection out to a QEMU-stream peer (passt, gvproxy
 //!   `-listen-qemu`, QEMU `-netdev stream,server=on`; one port). The bess
-//!   connection out (`--bess-connect`) is [`bess`]'s.
+//!   connection out (`--bess-connect`) is [`bess`]'s;
+//! * [`nat`]: the segment's gateway (DHCP, DNS, outbound TCP/UDP, host
+//!   port forwards), libslirp in the helper process `uml_switch_nat` on
+//!   a socket pair (one port).
 //!
 //! An endpoint owns its descriptors and carries one port or many. The
 //! event loop (`server.rs`) hands it readiness events for the descriptors
@@ -45,6 +48,7 @@ pub mod daemon;
 pub mod gre;
 pub mod l2tpv3;
 pub mod mcast;
+pub mod nat;
 pub mod offload;
 pub mod pcap;
 pub mod qemu;
@@ -154,6 +158,15 @@ pub enum PortSpec {
         /// Its socket.
         path: PathBuf,
     },
+    /// The NAT port: its options as given and as checked.
+    Nat {
+        /// The `--nat` value (passed to the helper).
+        text: String,
+        /// The checked options.
+        config: uml_common::nat::NatConfig,
+        /// `--user`: the uid and gid the helper runs as from the start.
+        run_as: Option<(u32, u32)>,
+    },
 }
 
 /// Opens the endpoint `spec` describes (binding its sockets). `Ok(None)`:
@@ -194,7 +207,23 @@ pub fn open_passed(
         PortSpec::QemuConnect { path } => {
             Ok(Some(Box::new(qemu::QemuClient::connect(prog, path)?)))
         }
+        PortSpec::Nat {
+            text,
+            config,
+            run_as,
+        } => Ok(Some(Box::new(nat::Nat::open(prog, text, config, *run_as)?))),
     }
+}
+
+/// A management request for the NAT port's host forwards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostFwdRequest {
+    /// List them.
+    List,
+    /// Add `[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT`.
+    Add(String),
+    /// Remove `[tcp|udp]:[HOSTADDR]:HOSTPORT`.
+    Remove(String),
 }
 
 /// Whether an endpoint wants to be called again for the same event.
@@ -275,6 +304,12 @@ pub trait Endpoint {
     /// no (a guest's port ends with its connection).
     fn removable(&self) -> bool {
         false
+    }
+
+    /// The NAT port's host forwards (`hostfwd` on the management
+    /// socket): the answer's text or why not. `None`: not a NAT port.
+    fn hostfwd(&mut self, _request: &HostFwdRequest) -> Option<Result<String, String>> {
+        None
     }
 
     /// The longest frame this endpoint's ports take (and are sent), given
