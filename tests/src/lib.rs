@@ -32,6 +32,7 @@
 
 pub mod cowfile;
 pub mod diff;
+pub mod guestnet;
 pub mod loopfs;
 mod mconsole;
 mod netns;

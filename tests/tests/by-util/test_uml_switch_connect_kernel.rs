@@ -28,6 +28,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use uml_integration_tests::guestnet;
 use uml_integration_tests::segment::{self, consoles, guest_mac, learned, one_at_a_time};
 use uml_integration_tests::switch_client::{new_temp_dir, NsSwitch};
 use uml_integration_tests::{
@@ -146,24 +147,9 @@ fn start_stack(ns: &NetNs, program: &str, args: &[String], out: &Path) -> Proces
 /// `TEST: <step> rc=N`.
 fn guest_script(dev: &str) -> String {
     format!(
-        "cat > /tmp/dhcp.sh <<'EOF'\n\
-         #!/bin/sh\n\
-         case \"$1\" in\n\
-         bound|renew)\n\
-         \x20 ip addr add \"$ip/$subnet\" dev \"$interface\" || exit 1\n\
-         \x20 for r in $router; do ip route add default via \"$r\" dev \"$interface\"; break; done\n\
-         \x20 echo \"TEST: lease $ip router $router\" ;;\n\
-         esac\n\
-         exit 0\n\
-         EOF\n\
-         chmod +x /tmp/dhcp.sh\n\
-         ip link set {dev} up\n\
-         busybox udhcpc -i {dev} -s /tmp/dhcp.sh -n -q -t 10 -T 2 -A 1\n\
-         echo \"TEST: dhcp rc=$?\"\n\
-         bash -c 'exec 3<>/dev/tcp/{SERVER}/{HTTP_PORT} && printf \"GET /page HTTP/1.0\\r\\n\\r\\n\" >&3 && cat <&3' > /tmp/page\n\
-         echo \"TEST: fetch rc=$?\"\n\
-         cat /tmp/page\n\
-         echo\n"
+        "{}{}echo \"TEST: fetch rc=$?\"\ncat /tmp/page\necho\n",
+        guestnet::dhcp(dev),
+        guestnet::http_get(SERVER, HTTP_PORT, "page", "/tmp/page")
     )
 }
 

@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use uml_integration_tests::guestnet;
 use uml_integration_tests::segment::{self, expect_step_ok, guest_mac as mac, halt};
 use uml_integration_tests::switch_client::{new_temp_dir, NsSwitch};
 use uml_integration_tests::{require, Kernel, NetNs, Requirement, Uml, UmlConfig};
@@ -71,20 +72,6 @@ while True:
     if hit:
         r += b'\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04' + addr
     s.sendto(r, peer)
-"#;
-
-/// The guest's udhcpc script: sets the lease and the default route, and
-/// keeps `ip router dns` in /tmp/lease.
-const UDHCPC_SCRIPT: &str = r#"#!/bin/sh
-case "$1" in
-bound|renew)
-    ip -4 addr flush dev "$interface"
-    ip addr add "$ip/$mask" dev "$interface"
-    ip route replace default via "$router" dev "$interface"
-    echo "$ip $router $dns" >/tmp/lease
-    ;;
-esac
-exit 0
 "#;
 
 /// Processes the test runs in its namespace, killed when dropped.
@@ -256,23 +243,18 @@ fn start_switch(ns: &NetNs, dir: &Path, nat: &str) -> NsSwitch {
 /// from the address found; then `extra`, then idle.
 fn guest_script(dev: &str, extra: &str) -> String {
     format!(
-        "cat >/tmp/udhcpc.sh <<'EOF'\n{UDHCPC_SCRIPT}EOF\n\
-         chmod +x /tmp/udhcpc.sh\n\
-         ip link set {dev} up\n\
-         busybox udhcpc -i {dev} -s /tmp/udhcpc.sh -n -q -t 10 -T 2 >/tmp/udhcpc.log 2>&1\n\
-         rc=$?; cat /tmp/udhcpc.log; echo \"TEST: lease $(cat /tmp/lease 2>/dev/null)\"\n\
-         echo \"TEST: dhcp rc=$rc\"\n\
-         set -- $(cat /tmp/lease)\n\
+        "{}set -- $(cat /tmp/lease)\n\
          busybox nslookup {NAME} \"$3\" >/tmp/ns.log 2>&1; cat /tmp/ns.log\n\
          addr=$(awk '/^Address/ {{a=$NF}} END {{print a}}' /tmp/ns.log)\n\
          echo \"TEST: resolved $addr\"\n\
          test \"$addr\" = {OUTSIDE}; echo \"TEST: dns rc=$?\"\n\
-         bash -c 'exec 3<>/dev/tcp/'\"$addr\"'/8000 && \
-         printf \"GET /{PAGE} HTTP/1.0\\r\\n\\r\\n\" >&3 && cat <&3' >/tmp/page 2>&1\n\
+         {}\
          cat /tmp/page\n\
          grep -q {PAGE_TEXT} /tmp/page; echo \"TEST: fetch rc=$?\"\n\
          {extra}\n\
-         while :; do sleep 3600; done"
+         while :; do sleep 3600; done",
+        guestnet::dhcp(dev),
+        guestnet::http_get("$addr", 8000, PAGE, "/tmp/page"),
     )
 }
 
@@ -289,9 +271,8 @@ fn guest_one_server() -> String {
 /// (`TEST: loopback rc=`).
 fn loopback_fetch() -> String {
     format!(
-        "bash -c 'exec 3<>/dev/tcp/10.0.2.2/8001 && \
-         printf \"GET /{PAGE} HTTP/1.0\\r\\n\\r\\n\" >&3 && cat <&3' >/tmp/lo 2>&1\n\
-         grep -q {PAGE_TEXT} /tmp/lo; echo \"TEST: loopback rc=$?\""
+        "{}grep -q {PAGE_TEXT} /tmp/lo; echo \"TEST: loopback rc=$?\"",
+        guestnet::http_get("10.0.2.2", 8001, PAGE, "/tmp/lo")
     )
 }
 
@@ -487,9 +468,9 @@ fn ipv6_guest_reaches_the_outside() {
          ip -6 addr show dev vec0; ip -6 route\n\
          ip -6 addr show dev vec0 | grep -q 'inet6 fec0:'; echo \"TEST: slaac rc=$?\"\n\
          ping -6 -c 1 -W 5 fec0::2; echo \"TEST: ping6 rc=$?\"\n\
-         bash -c 'exec 3<>/dev/tcp/fd00:77::1/8002 && \
-         printf \"GET /{PAGE} HTTP/1.0\\r\\n\\r\\n\" >&3 && cat <&3' >/tmp/p6 2>&1\n\
-         cat /tmp/p6; grep -q {PAGE_TEXT} /tmp/p6; echo \"TEST: fetch6 rc=$?\""
+         {}\
+         cat /tmp/p6; grep -q {PAGE_TEXT} /tmp/p6; echo \"TEST: fetch6 rc=$?\"",
+        guestnet::http_get("fd00:77::1", 8002, PAGE, "/tmp/p6")
     );
     let bess = dir.path().join("sw.bess");
     let net = format!("vec0:transport=bess,dst={},mac={}", bess.display(), mac(4));
