@@ -24,7 +24,7 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -203,6 +203,33 @@ fn guest_fetches(ns: &NetNs, join: Join<'_>, sw: &mut NsSwitch, body: &str, leas
     uml
 }
 
+/// Starts passt in `ns` on a stream socket under `dir` (`-f`: in the
+/// foreground, `-e`: log to stderr, MTU 1500) and waits until it
+/// listens; returns it and its socket.
+fn start_passt(ns: &NetNs, dir: &Path) -> (ProcessGroup, PathBuf) {
+    let sock = socket_dir(dir).join("passt.socket");
+    let passt = start_stack(
+        ns,
+        "passt",
+        &[
+            "-f".into(),
+            "-e".into(),
+            "-s".into(),
+            sock.display().to_string(),
+            "-m".into(),
+            "1500".into(),
+        ],
+        &dir.join("passt.out"),
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || listening(ns, &sock)),
+        "passt does not listen on {}:\n{}",
+        sock.display(),
+        std::fs::read_to_string(dir.join("passt.out")).unwrap_or_default()
+    );
+    (passt, sock)
+}
+
 /// passt on a stream socket, attached with `--qemu-connect`: the guest
 /// gets passt's lease (the uplink's address) and fetches the page.
 #[test]
@@ -221,29 +248,9 @@ fn passt_through_qemu_connect_gives_a_guest_dhcp_and_tcp() {
     let _serial = one_at_a_time();
     let ns = namespace();
     let dir = new_temp_dir();
-    let sockets = socket_dir(dir.path());
-    let sock = sockets.join("passt.socket");
     let body = format!("PASST-PAGE-{}", std::process::id());
     http_server(&ns, body.clone());
-    let _passt = start_stack(
-        &ns,
-        "passt",
-        &[
-            "-f".into(),
-            "-e".into(),
-            "-s".into(),
-            sock.display().to_string(),
-            "-m".into(),
-            "1500".into(),
-        ],
-        &dir.path().join("passt.out"),
-    );
-    assert!(
-        wait_until(Duration::from_secs(10), || listening(&ns, &sock)),
-        "passt does not listen on {}:\n{}",
-        sock.display(),
-        std::fs::read_to_string(dir.path().join("passt.out")).unwrap_or_default()
-    );
+    let (_passt, sock) = start_passt(&ns, dir.path());
     let ctl = dir.path().join("ctl");
     let args: Vec<OsString> = vec![
         "-unix".into(),
@@ -349,29 +356,9 @@ fn passt_gives_a_72_bess_guest_dhcp_and_tcp() {
     let _serial = one_at_a_time();
     let ns = namespace();
     let dir = new_temp_dir();
-    let sockets = socket_dir(dir.path());
-    let sock = sockets.join("passt.socket");
     let body = format!("PASST7-PAGE-{}", std::process::id());
     http_server(&ns, body.clone());
-    let _passt = start_stack(
-        &ns,
-        "passt",
-        &[
-            "-f".into(),
-            "-e".into(),
-            "-s".into(),
-            sock.display().to_string(),
-            "-m".into(),
-            "1500".into(),
-        ],
-        &dir.path().join("passt.out"),
-    );
-    assert!(
-        wait_until(Duration::from_secs(10), || listening(&ns, &sock)),
-        "passt does not listen on {}:\n{}",
-        sock.display(),
-        std::fs::read_to_string(dir.path().join("passt.out")).unwrap_or_default()
-    );
+    let (_passt, sock) = start_passt(&ns, dir.path());
     let ctl = dir.path().join("ctl");
     let guests = dir.path().join("guests");
     let args: Vec<OsString> = vec![
