@@ -28,7 +28,7 @@ use std::os::unix::net::UnixDatagram;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use uml_integration_tests::switch_client::{RunningSwitch, SwitchBinary, SwitchMode};
+use uml_integration_tests::switch_client::{RunningSwitch, SwitchMode};
 use uml_integration_tests::{
     require, run_with_timeout, wait_until, workspace_bin, NetNs, Requirement, RunOutput,
 };
@@ -103,11 +103,7 @@ fn finish(mut child: Child) {
 /// The switch of this workspace (the tests may point at Debian's C switch
 /// with UML_SWITCH_UNDER_TEST, which has no filter).
 fn ours() -> bool {
-    let ours = SwitchBinary::under_test().argv0() == workspace_bin("uml_switch").to_string_lossy();
-    if !ours {
-        eprintln!("SKIP: UML_SWITCH_UNDER_TEST is not this workspace's uml_switch");
-    }
-    ours
+    uml_integration_tests::segment::switch_is_ours("the C switch installs no seccomp filter")
 }
 
 #[test]

@@ -31,11 +31,9 @@ use uml_integration_tests::{run_with_timeout, wait_idle, wait_until};
 /// Returns from the test when the switch under test is the C reference.
 macro_rules! require_ours {
     () => {
-        if SwitchBinary::under_test().is_c_reference {
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIP: --bess-connect/--qemu-connect are not options of the C switch"
-            );
+        if !uml_integration_tests::segment::switch_is_ours(
+            "--bess-connect/--qemu-connect are not options of the C switch",
+        ) {
             return;
         }
     };

@@ -318,7 +318,6 @@ fn pcap_port_added_at_run_time_drops_privileges_and_ends_with_its_port() {
     assert!(sw.running(), "{}", sw.report());
 }
 
-/// Refusals at start-up: exit status 1 and one message; no socket left.
 /// A switch confined by seccomp (the default) cannot start a helper
 /// program: `port add pcap` gets an `error:` answer that says what to do,
 /// no helper runs, and the switch goes on.
@@ -349,6 +348,7 @@ fn a_confined_switch_refuses_pcap_ports_at_run_time() {
     assert!(sw.running(), "{}", sw.report());
 }
 
+/// Refusals at start-up: exit status 1 and one message; no socket left.
 #[test]
 fn bad_pcap_ports_are_refused_at_start() {
     require!(Requirement::Root, Requirement::NetNs);
