@@ -1861,6 +1861,29 @@ pub fn counter(c: &[(String, u64)], name: &str) -> u64 {
         .unwrap_or_else(|| panic!("no counter {name:?} in {c:?}"))
 }
 
+/// A wrapper for [`NsSwitch::start_wrapped`] (or any command line) that
+/// runs the program as `nobody` (uid and gid 65534, no supplementary
+/// groups): util-linux `setpriv`.
+pub const AS_NOBODY: [&str; 5] = [
+    "setpriv",
+    "--reuid=65534",
+    "--regid=65534",
+    "--clear-groups",
+    "--",
+];
+
+/// Makes `dir` writable by everyone (mode 0777), so that a switch run
+/// as another user ([`AS_NOBODY`], `--user`) can make its sockets there.
+///
+/// # Panics
+///
+/// When the mode cannot be set (test set-up).
+pub fn open_to_all(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777))
+        .unwrap_or_else(|e| panic!("chmod 0777 {}: {e}", dir.display()));
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {

@@ -13,7 +13,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use uml_integration_tests::segment::switch_is_ours;
-use uml_integration_tests::switch_client::{new_temp_dir, NsSwitch, SwitchBinary};
+use uml_integration_tests::switch_client::{
+    new_temp_dir, open_to_all, NsSwitch, SwitchBinary, AS_NOBODY,
+};
 use uml_integration_tests::{pid_alive, run_with_timeout, wait_until, RunOutput};
 use uml_integration_tests::{require, NetNs, Requirement};
 
@@ -123,22 +125,13 @@ fn host_conflicts_are_refused() {
         assert!(out.success(), "ip {args:?}: {out}");
     }
     let dir = new_temp_dir();
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-    }
+    open_to_all(dir.path());
     let sw = SwitchBinary::under_test();
     let in_ns = |unprivileged: bool, nat: &str| {
         let mut cmd: Command = ns.exec("timeout");
         cmd.args(["-k", "5", "30"]);
         if unprivileged {
-            cmd.args([
-                "setpriv",
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                "--",
-            ]);
+            cmd.args(AS_NOBODY);
         }
         cmd.arg(&sw.path)
             .arg("-unix")
@@ -205,17 +198,8 @@ fn the_helper_ends_with_the_switch() {
     }
     let ns = NetNs::new("natend");
     let dir = new_temp_dir();
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-    }
-    let wrapper = [
-        "setpriv",
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        "--",
-    ];
+    open_to_all(dir.path());
+    let wrapper = AS_NOBODY;
     let args: Vec<OsString> = vec![
         "-unix".into(),
         dir.path().join("ctl").into(),
@@ -273,18 +257,9 @@ fn forwards_are_added_and_removed_through_the_management_socket() {
     }
     let ns = NetNs::new("natmgmt");
     let dir = new_temp_dir();
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-    }
+    open_to_all(dir.path());
     let mgmt = dir.path().join("mgmt");
-    let wrapper = [
-        "setpriv",
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        "--",
-    ];
+    let wrapper = AS_NOBODY;
     let args: Vec<OsString> = vec![
         "-unix".into(),
         dir.path().join("ctl").into(),
@@ -375,10 +350,7 @@ fn with_user_the_helper_never_runs_as_root() {
     }
     let ns = NetNs::new("natuser");
     let dir = new_temp_dir();
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-    }
+    open_to_all(dir.path());
     let args: Vec<OsString> = vec![
         "-unix".into(),
         dir.path().join("ctl").into(),

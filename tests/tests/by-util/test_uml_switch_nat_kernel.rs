@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use uml_integration_tests::guestnet;
 use uml_integration_tests::segment::{self, expect_step_ok, guest_mac as mac, halt};
-use uml_integration_tests::switch_client::{new_temp_dir, NsSwitch};
+use uml_integration_tests::switch_client::{new_temp_dir, open_to_all, NsSwitch, AS_NOBODY};
 use uml_integration_tests::{require, Kernel, NetNs, Requirement, Uml, UmlConfig};
 
 /// Hard lifetime of the switch process.
@@ -212,9 +212,8 @@ fn wait_for(bound: Duration, mut cond: impl FnMut() -> bool) -> bool {
 /// Starts the switch as uid/gid 65534 in `ns`, with its sockets in `dir`
 /// and `--nat=NAT`.
 fn start_switch(ns: &NetNs, dir: &Path, nat: &str) -> NsSwitch {
-    use std::os::unix::fs::PermissionsExt;
     // The unprivileged switch makes its sockets here.
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    open_to_all(dir);
     let args: Vec<OsString> = vec![
         "-unix".into(),
         dir.join("sw.ctl").into(),
@@ -222,13 +221,7 @@ fn start_switch(ns: &NetNs, dir: &Path, nat: &str) -> NsSwitch {
         dir.join("sw.bess").into(),
         format!("--nat={nat}").into(),
     ];
-    let wrapper = [
-        "setpriv",
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        "--",
-    ];
+    let wrapper = AS_NOBODY;
     let mut sw = NsSwitch::start_wrapped(ns, dir, &wrapper, &args, SWITCH_LIFETIME)
         .unwrap_or_else(|e| panic!("{e}"));
     let announced = sw.wait_output(Duration::from_secs(10), |o| {
