@@ -21,8 +21,10 @@
 //!   file, their dirty bytes from the COW file) and written, or punched
 //!   out when they merge to zeros (where C leaves a hole), and the
 //!   partial block at the end is written. Clean blocks cost no I/O and no
-//!   new space. Where cloning is impossible, or a hole cannot be punched,
-//!   the output is emptied and the copying merge runs.
+//!   new space. On btrfs the write-back of what was written is started
+//!   every [`WRITE_BEHIND`] bytes of image (see there). Where cloning is
+//!   impossible, or a hole cannot be punched, the output is emptied and
+//!   the copying merge runs.
 //! * **in place** (`-d`): only dirty runs are read and written. A run of
 //!   zero units is written only where the backing file is not already zero
 //!   there (C's "Checking backing file for zeros"), so holes of the backing
@@ -51,6 +53,16 @@ pub const WINDOW: usize = 1 << 20;
 /// Granularity of hole detection in the output: one sector of the
 /// smallest size, aligned in the file.
 pub const UNIT: usize = 512;
+/// Sharing merge on btrfs: write-back of the rebuilt blocks is started
+/// after every this many bytes of image. Scattered dirty blocks are as
+/// many separate delayed extents, each holding a metadata reservation; on
+/// a file system with little free space for them, the writer otherwise
+/// stalls in reservation flushes, thousands of times per GiB. Measured on
+/// a 4.5 GiB btrfs, 1 GiB image, 10 % of 4 KiB blocks dirty: 0.78 s
+/// without, 0.40 s with 2-4 MiB, 0.45 s with 8 MiB; on a 32 GiB btrfs
+/// 0.46 s either way. On XFS (no such reservations) it made the same merge
+/// 2.5x slower, so it is btrfs's only.
+const WRITE_BEHIND: u64 = 4 << 20;
 /// Bitmap bytes held at a time (covers 256 MiB of 512-byte sectors).
 pub const BITMAP_WINDOW: usize = 64 << 10;
 /// What a system call costs, in bytes copied: reading the gaps between
@@ -560,12 +572,19 @@ impl<'a> Merger<'a> {
         let r = Reflink { block, shared };
         let mut pos = 0u64;
         let mut done = true;
+        let write_behind = is_btrfs(out);
+        let mut started = 0u64;
         while pos < total {
             if !self.reflink_window(pos, out, r)? {
                 done = false;
                 break;
             }
             pos += self.window as u64;
+            if write_behind && pos - started >= WRITE_BEHIND {
+                // A hint: failure changes nothing.
+                let _ = start_writeback(out, started, pos - started);
+                started = pos;
+            }
         }
         if let (true, Some(h)) = (narrowed, hint) {
             let _ = set_cow_extent_size(out, h);
@@ -789,6 +808,14 @@ impl<'a> Merger<'a> {
 struct Reflink {
     block: u64,
     shared: u64,
+}
+
+/// Whether `f` lies on btrfs, where every separate range of a file
+/// written and not yet on disk holds a metadata reservation (some 256 KiB
+/// with 16 KiB nodes) until it is written back.
+fn is_btrfs(f: &File) -> bool {
+    use nix::sys::statfs::{fstatfs, BTRFS_SUPER_MAGIC};
+    fstatfs(f).is_ok_and(|s| s.filesystem_type() == BTRFS_SUPER_MAGIC)
 }
 
 /// The block size to clone and punch in on `out`'s file system
