@@ -326,6 +326,14 @@ pub struct Stats {
     pub cloned: u64,
 }
 
+impl Stats {
+    /// Adds what `other` wrote.
+    fn add_written(&mut self, other: &Stats) {
+        self.writes += other.writes;
+        self.written += other.written;
+    }
+}
+
 /// Merges a COW file with its backing file.
 #[derive(Debug)]
 pub struct Merger<'a> {
@@ -572,18 +580,27 @@ impl<'a> Merger<'a> {
         let r = Reflink { block, shared };
         let mut pos = 0u64;
         let mut done = true;
-        let write_behind = is_btrfs(out);
-        let mut started = 0u64;
-        while pos < total {
-            if !self.reflink_window(pos, out, r)? {
-                done = false;
-                break;
-            }
-            pos += self.window as u64;
-            if write_behind && pos - started >= WRITE_BEHIND {
-                // A hint: failure changes nothing.
-                let _ = start_writeback(out, started, pos - started);
-                started = pos;
+        let mut writer = Writer {
+            out,
+            write_behind: is_btrfs(out),
+            started: 0,
+            stats: Stats::default(),
+        };
+        let piped = std::thread::scope(|scope| self.reflink_piped(scope, out, r));
+        match piped {
+            Some(result) => done = result?,
+            None => {
+                // No second thread: each window prepared, then applied.
+                let mut ops = Vec::new();
+                while pos < total {
+                    self.reflink_prepare(pos, r, &mut ops)?;
+                    if !writer.apply(pos, &self.buf, &ops)? {
+                        done = false;
+                        break;
+                    }
+                    pos += self.window as u64;
+                }
+                self.stats.add_written(&writer.stats);
             }
         }
         if let (true, Some(h)) = (narrowed, hint) {
@@ -601,11 +618,18 @@ impl<'a> Merger<'a> {
         Ok(Some(self.stats))
     }
 
-    /// Overwrites, in a clone of the backing file, the blocks of window
-    /// `[pos, …)` that hold dirty sectors (and the uncloned tail) with
-    /// their merged content; blocks that merge to zeros are punched out.
-    /// `false` when a hole cannot be punched.
-    fn reflink_window(&mut self, pos: u64, out: &File, r: Reflink) -> Result<bool, MergeError> {
+    /// Prepares window `[pos, …)` of a sharing merge: the merged content
+    /// of the blocks that hold dirty sectors (and of the uncloned tail)
+    /// into `self.buf` (at window offsets), and into `ops` what
+    /// [`apply_window`] must do with it — runs of non-zero blocks to
+    /// write, runs of zero blocks to punch out of the clone.
+    fn reflink_prepare(
+        &mut self,
+        pos: u64,
+        r: Reflink,
+        ops: &mut Vec<Op>,
+    ) -> Result<(), MergeError> {
+        ops.clear();
         let total = self.geo.image_len();
         let wend = (pos + self.window as u64).min(total);
         self.segments(pos, wend)?;
@@ -625,7 +649,7 @@ impl<'a> Merger<'a> {
             add(r.shared.max(pos), wend);
         }
         if self.clean.is_empty() {
-            return Ok(true);
+            return Ok(());
         }
         // Their clean bytes from the backing file (holes read as zeros).
         let mut k = 0;
@@ -649,12 +673,9 @@ impl<'a> Merger<'a> {
             }
         }
         self.read_dirty(pos, true)?;
-        // Runs of non-zero blocks written, runs of zero blocks punched
+        // Runs of non-zero blocks to write, runs of zero blocks to punch
         // (past the clone there is nothing to punch).
-        for i in 0..self.clean.len() {
-            let Some(&(a, b)) = self.clean.get(i) else {
-                break;
-            };
+        for &(a, b) in &self.clean {
             let mut run: Option<(u64, bool)> = None;
             let mut p = a;
             while p <= b {
@@ -671,17 +692,11 @@ impl<'a> Merger<'a> {
                         if let Some((s, zero)) = run.take() {
                             if zero {
                                 let e = p.min(r.shared);
-                                if s < e && punch_hole(out, s, e - s).is_err() {
-                                    return Ok(false);
+                                if s < e {
+                                    ops.push(Op::Punch(s, e));
                                 }
                             } else {
-                                let src = self
-                                    .buf
-                                    .get((s - pos) as usize..(p - pos) as usize)
-                                    .unwrap_or_default();
-                                out.write_all_at(src, s).map_err(at(Stage::WriteData))?;
-                                self.stats.writes += 1;
-                                self.stats.written += p - s;
+                                ops.push(Op::Write(s, p));
                             }
                         }
                         match block {
@@ -695,7 +710,92 @@ impl<'a> Merger<'a> {
                 }
             }
         }
-        Ok(true)
+        Ok(())
+    }
+
+    /// The windows of a sharing merge on two threads: this one prepares
+    /// them (reads, zero checks: [`Merger::reflink_prepare`]) while a
+    /// writer thread applies the ones before ([`Writer::apply`]), with
+    /// [`PIPE_BUFFERS`] window buffers going round. `None` when no thread
+    /// can be made (nothing done yet); else whether every window was
+    /// applied (`false`: a hole could not be punched, the caller gives up
+    /// sharing).
+    fn reflink_piped<'s>(
+        &mut self,
+        scope: &'s std::thread::Scope<'s, '_>,
+        out: &'s File,
+        r: Reflink,
+    ) -> Option<Result<bool, MergeError>> {
+        use std::sync::mpsc;
+        let total = self.geo.image_len();
+        let (full_tx, full_rx) = mpsc::sync_channel::<Window>(PIPE_BUFFERS);
+        let (free_tx, free_rx) = mpsc::channel::<Window>();
+        let write_behind = is_btrfs(out);
+        let writer = std::thread::Builder::new()
+            .name("uml_moo writer".into())
+            .spawn_scoped(scope, move || {
+                let mut w = Writer {
+                    out,
+                    write_behind,
+                    started: 0,
+                    stats: Stats::default(),
+                };
+                for win in full_rx {
+                    match w.apply(win.pos, &win.buf, &win.ops) {
+                        Ok(true) => {}
+                        other => return (other.map(|_| false), w.stats),
+                    }
+                    // The preparing side gone: it stopped on an error.
+                    if free_tx.send(win).is_err() {
+                        break;
+                    }
+                }
+                (Ok(true), w.stats)
+            })
+            .ok()?;
+        let len = self.buf.len();
+        let mut spare: Vec<Window> = (0..PIPE_BUFFERS)
+            .map(|_| Window {
+                pos: 0,
+                buf: vec![0; len],
+                ops: Vec::new(),
+            })
+            .collect();
+        let mut failed = None;
+        let mut pos = 0u64;
+        while pos < total {
+            let Some(mut win) = spare.pop().or_else(|| free_rx.recv().ok()) else {
+                break; // the writer stopped (its result says why)
+            };
+            std::mem::swap(&mut self.buf, &mut win.buf);
+            let prepared = self.reflink_prepare(pos, r, &mut win.ops);
+            std::mem::swap(&mut self.buf, &mut win.buf);
+            if let Err(e) = prepared {
+                failed = Some(e);
+                break;
+            }
+            win.pos = pos;
+            if full_tx.send(win).is_err() {
+                break;
+            }
+            pos += self.window as u64;
+        }
+        drop(full_tx);
+        let (applied, stats) = match writer.join() {
+            Ok(r) => r,
+            Err(_) => (
+                Err(MergeError {
+                    stage: Stage::WriteData,
+                    error: io::Error::other("the writer thread failed"),
+                }),
+                Stats::default(),
+            ),
+        };
+        self.stats.add_written(&stats);
+        Some(match (failed, applied) {
+            (Some(e), _) => Err(e),
+            (None, applied) => applied,
+        })
     }
 
     /// Merges the dirty sectors into the backing file itself (opened
@@ -808,6 +908,81 @@ impl<'a> Merger<'a> {
 struct Reflink {
     block: u64,
     shared: u64,
+}
+
+/// Window buffers of a sharing merge on two threads: one being
+/// prepared, one queued, one being written.
+const PIPE_BUFFERS: usize = 3;
+
+/// What a sharing merge does in the clone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    /// Write the merged bytes of image range `[start, end)`.
+    Write(u64, u64),
+    /// Punch image range `[start, end)` out of the clone (it merges to
+    /// zeros).
+    Punch(u64, u64),
+}
+
+/// A prepared window of a sharing merge: its merged bytes (at window
+/// offsets from `pos`) and what to do with them.
+#[derive(Debug)]
+struct Window {
+    pos: u64,
+    buf: Vec<u8>,
+    ops: Vec<Op>,
+}
+
+/// The writing side of a sharing merge.
+struct Writer<'f> {
+    out: &'f File,
+    /// Start write-back every [`WRITE_BEHIND`] bytes (btrfs).
+    write_behind: bool,
+    /// Where the next write-back starts.
+    started: u64,
+    stats: Stats,
+}
+
+impl Writer<'_> {
+    /// Carries out `ops` of the window at `pos` (bytes in `buf`). `false`
+    /// when a hole cannot be punched.
+    fn apply(&mut self, pos: u64, buf: &[u8], ops: &[Op]) -> Result<bool, MergeError> {
+        for &op in ops {
+            match op {
+                Op::Punch(s, e) => {
+                    if punch_hole(self.out, s, e - s).is_err() {
+                        return Ok(false);
+                    }
+                }
+                Op::Write(s, e) => {
+                    let src = buf
+                        .get((s - pos) as usize..(e - pos) as usize)
+                        .unwrap_or_default();
+                    self.out
+                        .write_all_at(src, s)
+                        .map_err(at(Stage::WriteData))?;
+                    self.stats.writes += 1;
+                    self.stats.written += e - s;
+                }
+            }
+        }
+        if self.write_behind {
+            if let Some(end) = ops
+                .iter()
+                .map(|op| match *op {
+                    Op::Write(_, e) | Op::Punch(_, e) => e,
+                })
+                .max()
+            {
+                if end - self.started >= WRITE_BEHIND {
+                    // A hint: failure changes nothing.
+                    let _ = start_writeback(self.out, self.started, end - self.started);
+                    self.started = end;
+                }
+            }
+        }
+        Ok(true)
+    }
 }
 
 /// Whether `f` lies on btrfs, where every separate range of a file

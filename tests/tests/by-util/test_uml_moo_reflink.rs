@@ -577,7 +577,10 @@ fn sharing_merges_start_write_back_as_they_go_on_btrfs_only() {
         let (out, trace) = moo_traced("ioctl,sync_file_range", None, &[&cow, &o_img], &log);
         let _ = fs::remove_file(&log);
         assert!(out.success() && out.stderr.is_empty(), "{out}\n{trace}");
-        assert!(trace.contains("FICLONERANGE"), "not the sharing path:\n{trace}");
+        assert!(
+            trace.contains("FICLONERANGE"),
+            "not the sharing path:\n{trace}"
+        );
         same_bytes(&o_img, &c_img);
         // sync_file_range(3, OFFSET, NBYTES, SYNC_FILE_RANGE_WRITE) = 0
         let calls: Vec<(u64, u64)> = trace
@@ -603,4 +606,79 @@ fn sharing_merges_start_write_back_as_they_go_on_btrfs_only() {
             assert!(calls.is_empty(), "write-back started on XFS: {calls:?}");
         }
     }
+}
+
+/// A sharing merge normally reads on one thread and writes on another;
+/// when no thread can be made (here: run as nobody with a process limit
+/// of 1, so `clone3` fails with `EAGAIN`), it does both on one, with the
+/// same result: Debian's bytes, the clone shared.
+#[test]
+fn without_a_second_thread_the_sharing_merge_is_the_same() {
+    if !requirements(&[FsKind::Xfs])
+        || !uml_integration_tests::require(Requirement::Program("strace", "strace"))
+        || !uml_integration_tests::require(Requirement::Program("setpriv", "util-linux"))
+        || !uml_integration_tests::require(Requirement::Program("prlimit", "util-linux"))
+    {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let fs = LoopFs::new(FsKind::Xfs, FS_MIB);
+    let d = fs.path().join("nobody");
+    fs::create_dir(&d).unwrap();
+    fs::set_permissions(&d, fs::Permissions::from_mode(0o777)).unwrap();
+    let mut rng = Rng::new(29);
+    let back = d.join("back.img");
+    make_backing(&back, &mut rng);
+    let cow = d.join("t.cow");
+    make_cow(&cow, &back, (Version::V3, 512, 4096), &mut rng, |i| {
+        (i / 8) % 7 == 2
+    });
+    let c_img = d.join("c.img");
+    moo(true, &[&cow, &c_img]);
+    for f in [&cow, &back] {
+        fs::set_permissions(f, fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let o_img = d.join("o.img");
+    let log = std::env::temp_dir().join(format!("moo-strace-nt-{}.log", std::process::id()));
+    let f0 = fs.settled_free_bytes();
+    let out = run_with_timeout(
+        Command::new("strace")
+            .arg("-f")
+            .arg("-o")
+            .arg(&log)
+            .args(["-e", "trace=clone,clone3,ioctl"])
+            .args([
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "prlimit",
+                "--nproc=1",
+            ])
+            .arg(workspace_bin("uml_moo"))
+            .arg(&cow)
+            .arg(&o_img),
+        LIMIT,
+    );
+    let f1 = fs.free_bytes();
+    let trace = fs::read_to_string(&log).unwrap_or_default();
+    let _ = fs::remove_file(&log);
+    assert!(out.success() && out.stderr.is_empty(), "{out}\n{trace}");
+    assert!(
+        trace.contains("FICLONERANGE"),
+        "not the sharing path:\n{trace}"
+    );
+    assert!(
+        trace
+            .lines()
+            .any(|l| l.contains("clone3(") && l.contains("EAGAIN")),
+        "a thread was made after all:\n{trace}"
+    );
+    same_bytes(&o_img, &c_img);
+    let c_len = File::open(&c_img).unwrap().metadata().unwrap().len();
+    let used = f0.saturating_sub(f1);
+    assert!(
+        used < c_len / 2,
+        "took {used} bytes of new space for a {c_len}-byte image: not shared"
+    );
 }
