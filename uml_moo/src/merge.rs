@@ -753,11 +753,16 @@ impl<'a> Merger<'a> {
                 (Ok(true), w.stats)
             })
             .ok()?;
+        // Our own window buffer is one of them (given back at the end).
         let len = self.buf.len();
         let mut spare: Vec<Window> = (0..PIPE_BUFFERS)
-            .map(|_| Window {
+            .map(|i| Window {
                 pos: 0,
-                buf: vec![0; len],
+                buf: if i == 0 {
+                    std::mem::take(&mut self.buf)
+                } else {
+                    vec![0; len]
+                },
                 ops: Vec::new(),
             })
             .collect();
@@ -767,9 +772,9 @@ impl<'a> Merger<'a> {
             let Some(mut win) = spare.pop().or_else(|| free_rx.recv().ok()) else {
                 break; // the writer stopped (its result says why)
             };
-            std::mem::swap(&mut self.buf, &mut win.buf);
+            self.buf = std::mem::take(&mut win.buf);
             let prepared = self.reflink_prepare(pos, r, &mut win.ops);
-            std::mem::swap(&mut self.buf, &mut win.buf);
+            win.buf = std::mem::take(&mut self.buf);
             if let Err(e) = prepared {
                 failed = Some(e);
                 break;
@@ -781,7 +786,13 @@ impl<'a> Merger<'a> {
             pos += self.window as u64;
         }
         drop(full_tx);
-        let (applied, stats) = match writer.join() {
+        let joined = writer.join();
+        // A window buffer back for the merger (the others are dropped).
+        self.buf = spare
+            .pop()
+            .or_else(|| free_rx.try_recv().ok())
+            .map_or_else(|| vec![0; len], |w| w.buf);
+        let (applied, stats) = match joined {
             Ok(r) => r,
             Err(_) => (
                 Err(MergeError {
@@ -911,8 +922,9 @@ struct Reflink {
 }
 
 /// Window buffers of a sharing merge on two threads: one being
-/// prepared, one queued, one being written.
-const PIPE_BUFFERS: usize = 3;
+/// prepared while the other is written (a third measured no faster, and
+/// 0.9 MiB more peak RSS).
+const PIPE_BUFFERS: usize = 2;
 
 /// What a sharing merge does in the clone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
