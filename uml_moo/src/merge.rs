@@ -21,8 +21,11 @@
 //!   file, their dirty bytes from the COW file) and written, or punched
 //!   out when they merge to zeros (where C leaves a hole), and the
 //!   partial block at the end is written. Clean blocks cost no I/O and no
-//!   new space. On btrfs the write-back of what was written is started
-//!   every [`WRITE_BEHIND`] bytes of image (see there). Where cloning is
+//!   new space. Windows are prepared (read, checked for zeros) on the
+//!   calling thread while a writer thread writes and punches the one
+//!   before (`Merger::reflink_piped`; both on one thread when no thread
+//!   can be made). On btrfs the write-back of what was written is started
+//!   every `WRITE_BEHIND` bytes of image (see there). Where cloning is
 //!   impossible, or a hole cannot be punched, the output is emptied and
 //!   the copying merge runs.
 //! * **in place** (`-d`): only dirty runs are read and written. A run of
