@@ -1071,8 +1071,10 @@ fn clone_write(
         return Ok(None);
     }
     if let Some(bytes) = cow_hint {
-        uml_common::sys::reflink::set_cow_extent_size(&f, bytes)
-            .map_err(io_ctx(format!("setting the cowextsize of {}", path.display())))?;
+        uml_common::sys::reflink::set_cow_extent_size(&f, bytes).map_err(io_ctx(format!(
+            "setting the cowextsize of {}",
+            path.display()
+        )))?;
     }
     let mut started = 0u64;
     for (off, data) in runs {
