@@ -412,6 +412,25 @@ fn punching_case(seed: u64) -> (LoopFs, PathBuf, PathBuf) {
     (fs, cow, c_img)
 }
 
+/// In `dir`: a backing file, a version-3 COW file as the kernel makes
+/// them (sectors of 512 bytes, alignment 4096) whose sector `i` is dirty
+/// when `dirty(i)`, and Debian's merge of it. Returns the backing file,
+/// the COW file and Debian's image.
+fn kernel_like_case(
+    dir: &Path,
+    seed: u64,
+    dirty: impl Fn(u64) -> bool,
+) -> (PathBuf, PathBuf, PathBuf) {
+    let mut rng = Rng::new(seed);
+    let back = dir.join("back.img");
+    make_backing(&back, &mut rng);
+    let cow = dir.join("case.cow");
+    make_cow(&cow, &back, (Version::V3, 512, 4096), &mut rng, dirty);
+    let c_img = dir.join("c.img");
+    moo(true, &[&cow, &c_img]);
+    (back, cow, c_img)
+}
+
 /// Runs our `uml_moo` under strace with `inject` (an `-e inject=` rule),
 /// tracing `trace`; returns the run and the trace.
 fn moo_injected(trace: &str, inject: &str, args: &[&Path], log: &Path) -> (RunOutput, String) {
@@ -559,15 +578,7 @@ fn sharing_merges_start_write_back_as_they_go_on_btrfs_only() {
     for kind in [FsKind::Btrfs, FsKind::Xfs] {
         let fs = LoopFs::new(kind, FS_MIB);
         let d = fs.path();
-        let mut rng = Rng::new(23);
-        let back = d.join("back.img");
-        make_backing(&back, &mut rng);
-        let cow = d.join("wb.cow");
-        make_cow(&cow, &back, (Version::V3, 512, 4096), &mut rng, |i| {
-            (i / 8) % 10 == 7
-        });
-        let c_img = d.join("c.img");
-        moo(true, &[&cow, &c_img]);
+        let (_, cow, c_img) = kernel_like_case(d, 23, |i| (i / 8) % 10 == 7);
         let o_img = d.join("o.img");
         let log = std::env::temp_dir().join(format!(
             "moo-strace-wb-{}-{}.log",
@@ -626,15 +637,7 @@ fn without_a_second_thread_the_sharing_merge_is_the_same() {
     let d = fs.path().join("nobody");
     fs::create_dir(&d).unwrap();
     fs::set_permissions(&d, fs::Permissions::from_mode(0o777)).unwrap();
-    let mut rng = Rng::new(29);
-    let back = d.join("back.img");
-    make_backing(&back, &mut rng);
-    let cow = d.join("t.cow");
-    make_cow(&cow, &back, (Version::V3, 512, 4096), &mut rng, |i| {
-        (i / 8) % 7 == 2
-    });
-    let c_img = d.join("c.img");
-    moo(true, &[&cow, &c_img]);
+    let (back, cow, c_img) = kernel_like_case(&d, 29, |i| (i / 8) % 7 == 2);
     for f in [&cow, &back] {
         fs::set_permissions(f, fs::Permissions::from_mode(0o644)).unwrap();
     }
