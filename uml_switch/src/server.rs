@@ -663,6 +663,17 @@ impl Switch {
     /// `port add KIND SPEC`: opens the port as the command line would and
     /// adds it to the loop. Returns the line that says how a guest joins.
     fn add_port(&mut self, kind: &str, spec: &str) -> Result<String, String> {
+        // The command line's errors start with the program's name; the
+        // management client puts it in front of an answer already.
+        let prefix = format!("{}: ", self.prog);
+        self.add_port_inner(kind, spec)
+            .map_err(|e| match e.strip_prefix(&prefix) {
+                Some(rest) => rest.to_string(),
+                None => e,
+            })
+    }
+
+    fn add_port_inner(&mut self, kind: &str, spec: &str) -> Result<String, String> {
         let max_mtu = (self.max_frame - ETH_HEADER_LEN) as u32;
         let port_spec = match kind {
             "raw" => PortSpec::Raw {

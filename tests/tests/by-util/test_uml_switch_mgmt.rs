@@ -413,6 +413,37 @@ fn vlans_set_through_the_management_socket_keep_segments_apart() {
     assert_eq!(row(&port_rows(&mgmt), la)[VLAN], "10");
 }
 
+/// A refused `port add` says why once, after the program's name once
+/// (the switch's command-line messages start with it; the client adds
+/// it): `uml_switch: …`, never `uml_switch: uml_switch: …` (here the
+/// name is the path the tests run it by).
+#[test]
+fn refused_port_adds_name_the_program_once() {
+    require_ours!();
+    let (_sw, _bess, mgmt) = start(&[]);
+    for bad in [
+        &[
+            "port",
+            "add",
+            "l2tpv3",
+            "udp=1,src=127.0.0.1,dst=nowhere.invalid",
+        ][..],
+        &["port", "add", "gre", "src=127.0.0.1"][..],
+        &["port", "add", "raw", "no-such-interface-0"][..],
+        &["port", "add", "pcap", "no-such-interface-0,filter=("][..],
+    ] {
+        let (status, _, err) = client(&mgmt, bad);
+        assert_eq!(status, 1, "{bad:?}: {err}");
+        assert!(
+            err.split(": ")
+                .next()
+                .is_some_and(|p| p.ends_with("uml_switch"))
+                && err.matches("uml_switch:").count() == 1,
+            "{bad:?}: {err}"
+        );
+    }
+}
+
 /// `port add l2tpv3 …` opens a tunnel port at run time (the answer says
 /// how the guest joins), frames cross it, `port remove` ends it (its
 /// socket closes); a guest's port cannot be removed; `mode hub` and
