@@ -773,19 +773,28 @@ int main(void) {
         // A forward of a free port is added and removed again.
         let f = uml_common::nat::parse_hostfwd("tcp:127.0.0.1:0-:80", config.dhcp_start);
         assert!(f.is_err(), "port 0 is refused by the parser");
-        // A port that was free a moment ago.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .unwrap()
-            .port();
-        let fwd = HostFwd {
-            proto: Proto::Tcp,
-            host_addr: Ipv4Addr::LOCALHOST,
-            host_port: port,
-            guest_addr: config.dhcp_start,
-            guest_port: 80,
-        };
-        stack.add_hostfwd(&fwd).unwrap();
+        // A port that was free a moment ago (other tests running beside
+        // this one may take it meanwhile: then another, a bounded number
+        // of times).
+        let mut port = 0;
+        for attempt in 1.. {
+            port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .unwrap()
+                .port();
+            let fwd = HostFwd {
+                proto: Proto::Tcp,
+                host_addr: Ipv4Addr::LOCALHOST,
+                host_port: port,
+                guest_addr: config.dhcp_start,
+                guest_port: 80,
+            };
+            match stack.add_hostfwd(&fwd) {
+                Ok(()) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && attempt < 20 => {}
+                Err(e) => panic!("hostfwd on port {port}, attempt {attempt}: {e}"),
+            }
+        }
         assert_eq!(stack.poll(&[theirs.as_fd()], Duration::ZERO).unwrap(), 0);
         // Listening now; removed once.
         assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
