@@ -327,6 +327,9 @@ pub struct Stats {
     /// Bytes of the image shared with the backing file (cloned, not
     /// written).
     pub cloned: u64,
+    /// Bytes of the image shared with the COW file (its dirty blocks
+    /// cloned, not written; btrfs).
+    pub cloned_cow: u64,
 }
 
 impl Stats {
@@ -334,6 +337,7 @@ impl Stats {
     fn add_written(&mut self, other: &Stats) {
         self.writes += other.writes;
         self.written += other.written;
+        self.cloned_cow += other.cloned_cow;
     }
 }
 
@@ -353,6 +357,9 @@ pub struct Merger<'a> {
     /// Backing-file data ranges of the window's clean runs.
     clean: Vec<(u64, u64)>,
     marks: Marks,
+    /// Sharing merge: whole dirty blocks are cloned from the COW file
+    /// (see [`Merger::new_image_reflink`]).
+    clone_cow: bool,
     stats: Stats,
 }
 
@@ -379,6 +386,7 @@ impl<'a> Merger<'a> {
             segs: Vec::new(),
             clean: Vec::new(),
             marks: Marks([0; UNITS / 64]),
+            clone_cow: false,
             stats: Stats::default(),
         }
     }
@@ -581,19 +589,21 @@ impl<'a> Merger<'a> {
         let hint = cow_extent_size(out).ok();
         let narrowed = hint.is_some() && set_cow_extent_size(out, block as u32).is_ok();
         let r = Reflink { block, shared };
+        // On btrfs, whole dirty blocks are cloned from the COW file too
+        // when its data area is block-aligned there and on this file
+        // system: no reading, no writing, no new data space. (XFS clones
+        // them too slowly: 1.5 s for 26,214 blocks against 0.18 s to
+        // write them.)
+        self.clone_cow =
+            is_btrfs(out) && self.geo.data_offset % block == 0 && same_file_system(self.cow, out);
         let mut pos = 0u64;
         let mut done = true;
-        let mut writer = Writer {
-            out,
-            write_behind: is_btrfs(out),
-            started: 0,
-            stats: Stats::default(),
-        };
         let piped = std::thread::scope(|scope| self.reflink_piped(scope, out, r));
         match piped {
             Some(result) => done = result?,
             None => {
                 // No second thread: each window prepared, then applied.
+                let mut writer = Writer::new(out, self.cow_source(), r, self.buf.len());
                 let mut ops = Vec::new();
                 while pos < total {
                     self.reflink_prepare(pos, r, &mut ops)?;
@@ -619,6 +629,12 @@ impl<'a> Merger<'a> {
             out.set_len(total).map_err(at(Stage::Truncate))?;
         }
         Ok(Some(self.stats))
+    }
+
+    /// The COW file and its data offset, for a writer that clones from
+    /// it (when [`Merger::clone_cow`] is on).
+    fn cow_source(&self) -> Option<(&'a File, u64)> {
+        self.clone_cow.then_some((self.cow, self.geo.data_offset))
     }
 
     /// Prepares window `[pos, …)` of a sharing merge: the merged content
@@ -654,6 +670,21 @@ impl<'a> Merger<'a> {
         if self.clean.is_empty() {
             return Ok(());
         }
+        // Every touched block wholly dirty (the kernel writes whole
+        // pages), below the clone's end: cloned from the COW file.
+        if self.clone_cow
+            && wend <= r.shared
+            && self
+                .segs
+                .iter()
+                .all(|s| !s.dirty || (s.start % r.block == 0 && s.end % r.block == 0))
+        {
+            for &(a, b) in &self.clean {
+                self.stats.from_cow += b - a;
+                ops.push(Op::CloneCow(a, b));
+            }
+            return Ok(());
+        }
         // Their clean bytes from the backing file (holes read as zeros).
         let mut k = 0;
         for &(a, b) in &self.clean {
@@ -676,42 +707,8 @@ impl<'a> Merger<'a> {
             }
         }
         self.read_dirty(pos, true)?;
-        // Runs of non-zero blocks to write, runs of zero blocks to punch
-        // (past the clone there is nothing to punch).
-        for &(a, b) in &self.clean {
-            let mut run: Option<(u64, bool)> = None;
-            let mut p = a;
-            while p <= b {
-                let block = if p < b {
-                    let q = ((p / r.block + 1) * r.block).min(b);
-                    let src = self.buf.get((p - pos) as usize..(q - pos) as usize);
-                    Some((q, src.is_some_and(is_zero)))
-                } else {
-                    None
-                };
-                match (run, block) {
-                    (Some((_, z)), Some((q, zero))) if z == zero => p = q,
-                    _ => {
-                        if let Some((s, zero)) = run.take() {
-                            if zero {
-                                let e = p.min(r.shared);
-                                if s < e {
-                                    ops.push(Op::Punch(s, e));
-                                }
-                            } else {
-                                ops.push(Op::Write(s, p));
-                            }
-                        }
-                        match block {
-                            Some((q, zero)) => {
-                                run = Some((p, zero));
-                                p = q;
-                            }
-                            None => break,
-                        }
-                    }
-                }
-            }
+        for &range in &self.clean {
+            block_ops(&self.buf, pos, range, r, ops);
         }
         Ok(())
     }
@@ -728,21 +725,20 @@ impl<'a> Merger<'a> {
         scope: &'s std::thread::Scope<'s, '_>,
         out: &'s File,
         r: Reflink,
-    ) -> Option<Result<bool, MergeError>> {
+    ) -> Option<Result<bool, MergeError>>
+    where
+        'a: 's,
+    {
         use std::sync::mpsc;
         let total = self.geo.image_len();
         let (full_tx, full_rx) = mpsc::sync_channel::<Window>(PIPE_BUFFERS);
         let (free_tx, free_rx) = mpsc::channel::<Window>();
-        let write_behind = is_btrfs(out);
+        let cow = self.cow_source();
+        let len = self.buf.len();
         let writer = std::thread::Builder::new()
             .name("uml_moo writer".into())
             .spawn_scoped(scope, move || {
-                let mut w = Writer {
-                    out,
-                    write_behind,
-                    started: 0,
-                    stats: Stats::default(),
-                };
+                let mut w = Writer::new(out, cow, r, len);
                 for win in full_rx {
                     match w.apply(win.pos, &win.buf, &win.ops) {
                         Ok(true) => {}
@@ -757,7 +753,6 @@ impl<'a> Merger<'a> {
             })
             .ok()?;
         // Our own window buffer is one of them (given back at the end).
-        let len = self.buf.len();
         let mut spare: Vec<Window> = (0..PIPE_BUFFERS)
             .map(|i| Window {
                 pos: 0,
@@ -937,6 +932,55 @@ enum Op {
     /// Punch image range `[start, end)` out of the clone (it merges to
     /// zeros).
     Punch(u64, u64),
+    /// Clone image range `[start, end)` (whole blocks, all dirty) from
+    /// the COW file.
+    CloneCow(u64, u64),
+}
+
+/// Adds to `ops` what range `[a, b)` of the image (whole blocks, the last
+/// one possibly cut at the image's end), whose merged bytes are in `buf`
+/// at offsets from `pos`, needs: runs of non-zero blocks written, runs of
+/// zero blocks punched (past the clone there is nothing to punch).
+fn block_ops(buf: &[u8], pos: u64, (a, b): (u64, u64), r: Reflink, ops: &mut Vec<Op>) {
+    let mut run: Option<(u64, bool)> = None;
+    let mut p = a;
+    while p <= b {
+        let block = if p < b {
+            let q = ((p / r.block + 1) * r.block).min(b);
+            let src = buf.get((p - pos) as usize..(q - pos) as usize);
+            Some((q, src.is_some_and(is_zero)))
+        } else {
+            None
+        };
+        match (run, block) {
+            (Some((_, z)), Some((q, zero))) if z == zero => p = q,
+            _ => {
+                if let Some((s, zero)) = run.take() {
+                    if zero {
+                        let e = p.min(r.shared);
+                        if s < e {
+                            ops.push(Op::Punch(s, e));
+                        }
+                    } else {
+                        ops.push(Op::Write(s, p));
+                    }
+                }
+                match block {
+                    Some((q, zero)) => {
+                        run = Some((p, zero));
+                        p = q;
+                    }
+                    None => break,
+                }
+            }
+        }
+    }
+}
+
+/// Whether `a` and `b` lie on the same file system (device).
+fn same_file_system(a: &File, b: &File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    matches!((a.metadata(), b.metadata()), (Ok(x), Ok(y)) if x.dev() == y.dev())
 }
 
 /// A prepared window of a sharing merge: its merged bytes (at window
@@ -951,6 +995,15 @@ struct Window {
 /// The writing side of a sharing merge.
 struct Writer<'f> {
     out: &'f File,
+    /// The COW file and its data offset, when blocks are cloned from it.
+    cow: Option<(&'f File, u64)>,
+    /// A clone from the COW file failed: its blocks are read and written
+    /// from then on.
+    clone_failed: bool,
+    /// For those: a window's worth of buffer, and their ops.
+    scratch: Vec<u8>,
+    scratch_ops: Vec<Op>,
+    r: Reflink,
     /// Start write-back every [`WRITE_BEHIND`] bytes (btrfs).
     write_behind: bool,
     /// Where the next write-back starts.
@@ -958,34 +1011,45 @@ struct Writer<'f> {
     stats: Stats,
 }
 
-impl Writer<'_> {
+impl<'f> Writer<'f> {
+    fn new(out: &'f File, cow: Option<(&'f File, u64)>, r: Reflink, window: usize) -> Self {
+        Writer {
+            out,
+            cow,
+            clone_failed: false,
+            scratch: if cow.is_some() {
+                vec![0; window]
+            } else {
+                Vec::new()
+            },
+            scratch_ops: Vec::new(),
+            r,
+            write_behind: is_btrfs(out),
+            started: 0,
+            stats: Stats::default(),
+        }
+    }
+
     /// Carries out `ops` of the window at `pos` (bytes in `buf`). `false`
     /// when a hole cannot be punched.
     fn apply(&mut self, pos: u64, buf: &[u8], ops: &[Op]) -> Result<bool, MergeError> {
         for &op in ops {
-            match op {
-                Op::Punch(s, e) => {
-                    if punch_hole(self.out, s, e - s).is_err() {
-                        return Ok(false);
-                    }
-                }
-                Op::Write(s, e) => {
-                    let src = buf
-                        .get((s - pos) as usize..(e - pos) as usize)
-                        .unwrap_or_default();
-                    self.out
-                        .write_all_at(src, s)
-                        .map_err(at(Stage::WriteData))?;
-                    self.stats.writes += 1;
-                    self.stats.written += e - s;
-                }
+            let done = match op {
+                Op::CloneCow(s, e) => self.clone_cow(s, e)?,
+                other => self.apply_op(pos, buf, other)?,
+            };
+            if !done {
+                return Ok(false);
             }
         }
         if self.write_behind {
+            // Only writes leave pages to write back (clones and punches
+            // do not).
             if let Some(end) = ops
                 .iter()
-                .map(|op| match *op {
-                    Op::Write(_, e) | Op::Punch(_, e) => e,
+                .filter_map(|op| match *op {
+                    Op::Write(_, e) => Some(e),
+                    Op::Punch(..) | Op::CloneCow(..) => None,
                 })
                 .max()
             {
@@ -997,6 +1061,62 @@ impl Writer<'_> {
             }
         }
         Ok(true)
+    }
+
+    /// A write or a punch. `false` when a hole cannot be punched.
+    fn apply_op(&mut self, pos: u64, buf: &[u8], op: Op) -> Result<bool, MergeError> {
+        match op {
+            Op::Punch(s, e) => {
+                if punch_hole(self.out, s, e - s).is_err() {
+                    return Ok(false);
+                }
+            }
+            Op::Write(s, e) => {
+                let src = buf
+                    .get((s - pos) as usize..(e - pos) as usize)
+                    .unwrap_or_default();
+                self.out
+                    .write_all_at(src, s)
+                    .map_err(at(Stage::WriteData))?;
+                self.stats.writes += 1;
+                self.stats.written += e - s;
+            }
+            Op::CloneCow(..) => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Image range `[s, e)` from the COW file: cloned, or — once a clone
+    /// has failed (e.g. a COW file marked No_COW, which btrfs will not
+    /// share with a file that is not) — read, and written or punched.
+    fn clone_cow(&mut self, s: u64, e: u64) -> Result<bool, MergeError> {
+        let Some((cow, data_offset)) = self.cow else {
+            return Ok(false);
+        };
+        if !self.clone_failed {
+            if clone_range(cow, data_offset + s, e - s, self.out, s).is_ok() {
+                self.stats.cloned_cow += e - s;
+                return Ok(true);
+            }
+            self.clone_failed = true;
+        }
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let mut ops = std::mem::take(&mut self.scratch_ops);
+        let result = (|| {
+            let dst = scratch.get_mut(..(e - s) as usize).unwrap_or_default();
+            read_full(cow, dst, data_offset + s).map_err(at(Stage::ReadData))?;
+            ops.clear();
+            block_ops(&scratch, s, (s, e), self.r, &mut ops);
+            for &op in &ops {
+                if !self.apply_op(s, &scratch, op)? {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        })();
+        self.scratch = scratch;
+        self.scratch_ops = ops;
+        result
     }
 }
 

@@ -565,9 +565,10 @@ fn a_write_failing_part_way_leaves_no_image() {
 
 /// On btrfs a sharing merge starts the write-back of what it wrote every
 /// 4 MiB of image (so that thousands of scattered dirty blocks do not
-/// stall it in metadata reservations), from the start of the image on, in
-/// order and without gaps; on XFS it never does (there it would only slow
-/// the merge). Either way the image is Debian's.
+/// stall it in metadata reservations), in order and without gaps; on XFS
+/// it never does (there it would only slow the merge). Either way the
+/// image is Debian's. (Dirty single sectors: blocks that are only partly
+/// dirty are merged and written, never cloned from the COW file.)
 #[test]
 fn sharing_merges_start_write_back_as_they_go_on_btrfs_only() {
     if !requirements(&[FsKind::Xfs, FsKind::Btrfs])
@@ -578,7 +579,7 @@ fn sharing_merges_start_write_back_as_they_go_on_btrfs_only() {
     for kind in [FsKind::Btrfs, FsKind::Xfs] {
         let fs = LoopFs::new(kind, FS_MIB);
         let d = fs.path();
-        let (_, cow, c_img) = kernel_like_case(d, 23, |i| (i / 8) % 10 == 7);
+        let (_, cow, c_img) = kernel_like_case(d, 23, |i| i % 80 == 5);
         let o_img = d.join("o.img");
         let log = std::env::temp_dir().join(format!(
             "moo-strace-wb-{}-{}.log",
@@ -607,7 +608,7 @@ fn sharing_merges_start_write_back_as_they_go_on_btrfs_only() {
             // 16 MiB of image: write-back started after 4, 8 and 12 MiB
             // (and after 16 when the 1 MiB windows reach it exactly).
             assert!(calls.len() >= 3, "{calls:?}\n{trace}");
-            let mut next = 0;
+            let mut next = calls[0].0;
             for &(off, len) in &calls {
                 assert_eq!(off, next, "gap or overlap: {calls:?}");
                 assert!(len >= 4 << 20, "{calls:?}");
@@ -684,4 +685,108 @@ fn without_a_second_thread_the_sharing_merge_is_the_same() {
         used < c_len / 2,
         "took {used} bytes of new space for a {c_len}-byte image: not shared"
     );
+}
+
+/// The `FICLONERANGE` calls of a trace: (source descriptor, source
+/// offset, length, destination offset, succeeded).
+fn clones_in(trace: &str) -> Vec<(u64, u64, u64, u64, bool)> {
+    trace
+        .lines()
+        .filter(|l| l.contains("FICLONERANGE, {"))
+        .map(|l| {
+            let field = |name: &str| -> u64 {
+                l.split(&format!("{name}="))
+                    .nth(1)
+                    .and_then(|r| r.split([',', '}']).next())
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| panic!("no {name} in {l}"))
+            };
+            (
+                field("src_fd"),
+                field("src_offset"),
+                field("src_length"),
+                field("dest_offset"),
+                l.ends_with("= 0"),
+            )
+        })
+        .collect()
+}
+
+/// On btrfs, a COW file as the kernel writes them (whole dirty pages, data
+/// area aligned): after the backing file, the dirty blocks are cloned
+/// from the COW file too — nothing is written, the image is Debian's and
+/// takes less new space than its dirty data. A COW file marked No_COW
+/// (`chattr +C`), which btrfs will not share with a file that is not: one
+/// clone fails, then its blocks are read and written — still Debian's.
+#[test]
+fn on_btrfs_dirty_blocks_are_cloned_from_the_cow_file() {
+    if !requirements(&[FsKind::Btrfs])
+        || !uml_integration_tests::require(Requirement::Program("strace", "strace"))
+        || !uml_integration_tests::require(Requirement::Program("chattr", "e2fsprogs"))
+    {
+        return;
+    }
+    let fs = LoopFs::new(FsKind::Btrfs, FS_MIB);
+    for no_cow in [false, true] {
+        let d = fs.path().join(if no_cow { "nocow" } else { "cow" });
+        fs::create_dir(&d).unwrap();
+        if no_cow {
+            // New files in the directory inherit No_COW: the COW file.
+            let out = run_with_timeout(Command::new("chattr").arg("+C").arg(&d), LIMIT);
+            assert!(out.success(), "{out}");
+        }
+        let (back, cow, c_img) = kernel_like_case(&d, 31, |i| (i / 8) % 10 == 4);
+        if no_cow {
+            // The backing file shared with the image: not No_COW.
+            let plain = fs.path().join("back-plain.img");
+            fs::copy(&back, &plain).unwrap();
+            fs::remove_file(&back).unwrap();
+            fs::rename(&plain, &back).unwrap();
+            set_mtime(&back, MTIME);
+        }
+        let dirty = (File::open(&back).unwrap().metadata().unwrap().len() / 4096 / 10) * 4096;
+        let o_img = fs.path().join(if no_cow { "o-nocow.img" } else { "o.img" });
+        let log = std::env::temp_dir().join(format!("moo-strace-cc-{}.log", std::process::id()));
+        let f0 = fs.settled_free_bytes();
+        let (out, trace) = moo_traced("ioctl,pwrite64", None, &[&cow, &o_img], &log);
+        let f1 = fs.settled_free_bytes();
+        let _ = fs::remove_file(&log);
+        assert!(out.success() && out.stderr.is_empty(), "{out}\n{trace}");
+        same_bytes(&o_img, &c_img);
+        let clones = clones_in(&trace);
+        let Some(&(back_fd, 0, _, 0, true)) = clones.first() else {
+            panic!("the backing file was not cloned first:\n{trace}");
+        };
+        let from_cow: Vec<_> = clones.iter().filter(|c| c.0 != back_fd).collect();
+        let writes = trace.lines().filter(|l| l.contains("pwrite64(")).count();
+        if no_cow {
+            assert!(
+                from_cow.len() == 1 && !from_cow[0].4,
+                "one failed clone from the No_COW file expected: {from_cow:?}"
+            );
+            assert!(
+                writes > 100,
+                "its blocks were not written ({writes} writes)"
+            );
+        } else {
+            assert!(
+                from_cow.len() > 100 && from_cow.iter().all(|c| c.4),
+                "{from_cow:?}"
+            );
+            assert!(
+                from_cow
+                    .iter()
+                    .all(|c| c.1 % 4096 == 0 && c.2 % 4096 == 0 && c.3 % 4096 == 0),
+                "{from_cow:?}"
+            );
+            // Only the partial block at the image's end is written.
+            assert!(writes <= 1, "{writes} writes:\n{trace}");
+            let used = f0.saturating_sub(f1);
+            assert!(
+                used < dirty,
+                "{used} bytes of new space for {dirty} bytes of dirty blocks"
+            );
+        }
+        fs::remove_file(&o_img).unwrap();
+    }
 }
