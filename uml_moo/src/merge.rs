@@ -21,7 +21,10 @@
 //!   file, their dirty bytes from the COW file) and written, or punched
 //!   out when they merge to zeros (where C leaves a hole), and the
 //!   partial block at the end is written. Clean blocks cost no I/O and no
-//!   new space. Windows are prepared (read, checked for zeros) on the
+//!   new space. On btrfs, blocks that are wholly dirty are cloned from
+//!   the COW file as well (its data area block-aligned, as the kernel
+//!   makes it): neither read nor written. Windows are prepared (read,
+//!   checked for zeros) on the
 //!   calling thread while a writer thread writes and punches the one
 //!   before (`Merger::reflink_piped`; both on one thread when no thread
 //!   can be made). On btrfs the write-back of what was written is started
