@@ -24,13 +24,12 @@
 //!   new space. On btrfs, blocks that are wholly dirty are cloned from
 //!   the COW file as well (its data area block-aligned, as the kernel
 //!   makes it): neither read nor written. Windows are prepared (read,
-//!   checked for zeros) on the
-//!   calling thread while a writer thread writes and punches the one
-//!   before (`Merger::reflink_piped`; both on one thread when no thread
-//!   can be made). On btrfs the write-back of what was written is started
-//!   every `WRITE_BEHIND` bytes of image (see there). Where cloning is
-//!   impossible, or a hole cannot be punched, the output is emptied and
-//!   the copying merge runs.
+//!   checked for zeros) on the calling thread while a writer thread
+//!   writes, punches and clones the one before (`Merger::reflink_piped`;
+//!   both on one thread when no thread can be made). On btrfs the
+//!   write-back of what was written is started every `WRITE_BEHIND` bytes
+//!   of image (see there). Where cloning is impossible, or a hole cannot
+//!   be punched, the output is emptied and the copying merge runs.
 //! * **in place** (`-d`): only dirty runs are read and written. A run of
 //!   zero units is written only where the backing file is not already zero
 //!   there (C's "Checking backing file for zeros"), so holes of the backing
@@ -643,8 +642,10 @@ impl<'a> Merger<'a> {
     /// Prepares window `[pos, …)` of a sharing merge: the merged content
     /// of the blocks that hold dirty sectors (and of the uncloned tail)
     /// into `self.buf` (at window offsets), and into `ops` what
-    /// [`apply_window`] must do with it — runs of non-zero blocks to
-    /// write, runs of zero blocks to punch out of the clone.
+    /// [`Writer::apply`] must do with it — runs of non-zero blocks to
+    /// write, runs of zero blocks to punch out of the clone; or, when
+    /// every such block is wholly dirty and `clone_cow` is on, only the
+    /// runs to clone from the COW file (nothing read).
     fn reflink_prepare(
         &mut self,
         pos: u64,
