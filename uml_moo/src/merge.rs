@@ -1106,8 +1106,12 @@ impl<'f> Writer<'f> {
         }
         let mut scratch = std::mem::take(&mut self.scratch);
         let mut ops = std::mem::take(&mut self.scratch_ops);
+        let len = (e - s) as usize;
+        if scratch.len() < len {
+            scratch.resize(len, 0);
+        }
         let result = (|| {
-            let dst = scratch.get_mut(..(e - s) as usize).unwrap_or_default();
+            let dst = scratch.get_mut(..len).unwrap_or_default();
             read_full(cow, dst, data_offset + s).map_err(at(Stage::ReadData))?;
             ops.clear();
             block_ops(&scratch, s, (s, e), self.r, &mut ops);
