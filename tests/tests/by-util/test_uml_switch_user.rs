@@ -83,14 +83,9 @@ fn os(args: &[&str]) -> Vec<OsString> {
 
 /// `uml_switch --mgmt PATH WORDS...` (the client).
 fn mgmt(path: &Path, words: &[&str]) -> (Option<i32>, String) {
-    let bin = SwitchBinary::under_test();
-    let mut cmd = Command::new(&bin.path);
-    cmd.arg("--mgmt").arg(path).args(words);
-    let out = run_with_timeout(&mut cmd, WAIT);
-    (
-        out.code,
-        format!("{}{}", out.stdout_str(), out.stderr_str()),
-    )
+    let mut args = vec![OsString::from("--mgmt"), path.into()];
+    args.extend(words.iter().map(OsString::from));
+    run_switch(&[], &args)
 }
 
 #[test]
