@@ -87,13 +87,25 @@ fn http_server(ns: &NetNs, body: String) {
                 Ok((mut s, _)) => {
                     s.set_nonblocking(false).unwrap();
                     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-                    let mut req = [0u8; 1024];
-                    let _ = s.read(&mut req);
+                    // The whole request (it may come in pieces): closing
+                    // with unread bytes would reset the connection, and
+                    // the guest's `cat` would fail after the page.
+                    let mut req = Vec::new();
+                    let mut piece = [0u8; 1024];
+                    while !req.windows(4).any(|w| w == b"\r\n\r\n") && req.len() < 65536 {
+                        match s.read(&mut piece) {
+                            Ok(n) if n > 0 => req.extend_from_slice(&piece[..n]),
+                            _ => break,
+                        }
+                    }
                     let _ = write!(
                         s,
                         "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
                         body.len()
                     );
+                    // End our side, then let the client close first.
+                    let _ = s.shutdown(std::net::Shutdown::Write);
+                    let _ = s.read(&mut piece);
                 }
                 Err(_) => std::thread::sleep(Duration::from_millis(50)),
             }
